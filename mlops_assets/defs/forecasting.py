@@ -1,0 +1,238 @@
+"""Many-model forecasting: backtest a zoo on every series, score it, choose each series' champion."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pandas as pd
+
+from mlops_assets import schemas
+from mlops_assets.backtest import run_backtest
+from mlops_assets.defs.automation import downstream_condition, expensive_condition
+from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
+from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
+from mlops_assets.metrics import evaluate
+from mlops_assets.plots import plot_smape_distribution, plot_win_share, png_markdown
+from mlops_assets.selection import select_champions, selection_summary
+from mlops_assets.settings import Settings
+from mlops_assets.zoo import default_models
+
+BACKTEST = "forecasting.backtest_forecasts"
+EVALUATION = "forecasting.series_evaluation"
+CHAMPIONS = "forecasting.series_champions"
+CONTRACT_CHECK = "matches_contract"
+EVALUATION_KEY = dg.AssetKey(["forecasting", "series_evaluation"])
+
+
+def eligible_history(warehouse: Warehouse) -> pd.DataFrame:
+    """The gold series that can be forecast: gold minus gold.series_excluded."""
+    gold = warehouse.read("gold.sales_data_for_forecast")
+    excluded = warehouse.read("gold.series_excluded")
+    keep = ~gold["unique_id"].isin(excluded["unique_id"])
+    return gold.loc[keep, ["unique_id", "ds", "y"]].sort_values(["unique_id", "ds"]).reset_index(drop=True)
+
+
+def data_fingerprint(history: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(history[["unique_id", "ds", "y"]], index=False)
+    return hashlib.sha256(hashed.values.tobytes()).hexdigest()[:16]
+
+
+def backtest_fingerprint(history: pd.DataFrame, settings: Settings, models: list[str]) -> str:
+    spec = f"{data_fingerprint(history)}|{settings.frequency}|{settings.horizon}|{settings.step}|" \
+           f"{settings.backtest.windows}|{settings.season}|{','.join(models)}"
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def _latest_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+@dg.asset(
+    key=["forecasting", "backtest_forecasts"],
+    group_name="forecasting",
+    deps=[["gold", "sales_data_for_forecast"], ["gold", "series_excluded"]],
+    kinds={"statsforecast", "duckdb"},
+    owners=OWNERS,
+    automation_condition=expensive_condition(),
+    description="Rolling-origin cross-validation of the model zoo on every eligible series: what each model "
+    "would have forecast at each cutoff, next to what happened. Skipped when its input is unchanged.",
+)
+def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
+    settings = project.settings
+    models = settings.models or default_models(settings)
+    history = eligible_history(warehouse)
+    if history.empty:
+        raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")
+    fingerprint = backtest_fingerprint(history, settings, models)
+    previous = _latest_metadata(context, context.asset_key)
+    if previous.get("input_fingerprint") == fingerprint and warehouse.read(BACKTEST, missing_ok=True).size:
+        context.log.info(f"input unchanged (fingerprint {fingerprint}): kept the existing backtest")
+        backtest = warehouse.read(BACKTEST)
+    else:
+        context.log.info(f"backtesting {len(models)} models on {history['unique_id'].nunique()} series")
+        backtest = run_backtest(history, settings, models)
+        warehouse.replace(BACKTEST, backtest)
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            backtest,
+            BACKTEST,
+            input_fingerprint=fingerprint,
+            models=dg.MetadataValue.json(models),
+            series=int(history["unique_id"].nunique()),
+            cutoffs=dg.MetadataValue.json(sorted(str(c.date()) for c in backtest["cutoff"].unique())),
+        )
+    )
+
+
+@dg.asset(
+    key=["forecasting", "series_evaluation"],
+    group_name="forecasting",
+    deps=[["forecasting", "backtest_forecasts"]],
+    kinds={"mlflow", "duckdb"},
+    owners=OWNERS,
+    automation_condition=downstream_condition(),
+    description="Accuracy of every model on every series over all backtest windows: SMAPE (0-200, M4), MAE, "
+    "RMSE, MASE, bias. Each materialization is one MLflow run in the experiment sales_forecast.",
+)
+def series_evaluation(
+    context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse, mlflow_tracking: MlflowTracking
+):
+    settings = project.settings
+    backtest = warehouse.read(BACKTEST)
+    history = eligible_history(warehouse)
+    evaluation = evaluate(backtest, history, settings.season)
+    champions = select_champions(evaluation)
+    summary = selection_summary(evaluation, champions)
+    warehouse.replace(EVALUATION, evaluation)
+    run_id, url = _log_evaluation_run(context, mlflow_tracking, settings, history, evaluation, summary)
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            evaluation,
+            EVALUATION,
+            {"smape": schemas.SMAPE_DESCRIPTION},
+            mlflow_run_id=run_id,
+            mlflow_run=dg.MetadataValue.url(url),
+            data_fingerprint=data_fingerprint(history),
+            smape_by_model=dg.MetadataValue.md(_per_model(evaluation).to_markdown()),
+            smape_plot=dg.MetadataValue.md(png_markdown(plot_smape_distribution(evaluation), "SMAPE by model")),
+        )
+    )
+
+
+def _per_model(evaluation: pd.DataFrame) -> pd.DataFrame:
+    return evaluation.groupby("model")["smape"].agg(["mean", "median"]).round(3).sort_values("mean")
+
+
+def _code_version() -> str:
+    from importlib.metadata import version
+
+    return version("mlops_assets")
+
+
+def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, evaluation, summary):
+    experiment_id = tracking.activate()
+    with mlflow.start_run(run_name=f"evaluation-{context.run_id[:8]}") as run:
+        mlflow.set_tags({"dagster_run_id": context.run_id, "dagster_asset": context.asset_key.to_user_string()})
+        mlflow.log_params(
+            {
+                "frequency": settings.frequency,
+                "horizon": settings.horizon,
+                "windows": settings.backtest.windows,
+                "step": settings.step,
+                "season_length": settings.season,
+                "models": ",".join(sorted(evaluation["model"].unique())),
+                "series": int(evaluation["unique_id"].nunique()),
+                "data_fingerprint": data_fingerprint(history),
+                "settings_fingerprint": settings.fingerprint(),
+                "code_version": _code_version(),
+            }
+        )
+        per_model = _per_model(evaluation)
+        for model, row in per_model.iterrows():
+            mlflow.log_metrics({f"smape_mean_{model}": row["mean"], f"smape_median_{model}": row["median"]})
+        mlflow.log_metrics(
+            {
+                "smape_champion_selection": summary["champion_smape"],
+                "smape_seasonal_naive": summary["seasonal_naive_smape"],
+                "smape_best_single_model": summary["best_single_smape"],
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            evaluation.to_parquet(folder / "series_evaluation.parquet", index=False)
+            (folder / "smape_distribution.png").write_bytes(plot_smape_distribution(evaluation))
+            (folder / "win_share.png").write_bytes(plot_win_share(summary["win_share"]))
+            mlflow.log_artifacts(str(folder))
+        context.log.info(f"MLflow run {run.info.run_id} in experiment {settings.experiment_name}")
+        return run.info.run_id, tracking.run_url(experiment_id, run.info.run_id)
+
+
+@dg.asset(
+    key=["forecasting", "series_champions"],
+    group_name="forecasting",
+    deps=[["forecasting", "series_evaluation"]],
+    kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    automation_condition=expensive_condition(),
+    description="The per-series models: for each series, the model with the lowest mean backtest SMAPE (ties "
+    "to the simpler model), with the runner-up and the seasonal-naive SMAPE beside it.",
+)
+def series_champions(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    evaluation = warehouse.read(EVALUATION)
+    champions = select_champions(evaluation)
+    summary = selection_summary(evaluation, champions)
+    warehouse.replace(CHAMPIONS, champions)
+    context.log.info(
+        f"champion selection SMAPE {summary['champion_smape']:.2f} vs best single model "
+        f"{summary['best_single_model']} {summary['best_single_smape']:.2f} vs seasonal naive "
+        f"{summary['seasonal_naive_smape']:.2f}"
+    )
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            champions,
+            CHAMPIONS,
+            {"smape": schemas.SMAPE_DESCRIPTION},
+            win_share=dg.MetadataValue.json({k: round(v, 4) for k, v in summary["win_share"].items()}),
+            smape_champion_selection=float(summary["champion_smape"]),
+            best_single_model=summary["best_single_model"],
+            smape_best_single_model=float(summary["best_single_smape"]),
+            smape_seasonal_naive=float(summary["seasonal_naive_smape"]),
+            win_share_plot=dg.MetadataValue.md(png_markdown(plot_win_share(summary["win_share"]), "wins")),
+        )
+    )
+
+
+forecasting_assets = [backtest_forecasts, series_evaluation, series_champions]
+forecasting_checks = [
+    pandera_check(
+        asset=["forecasting", "backtest_forecasts"],
+        name=CONTRACT_CHECK,
+        table=BACKTEST,
+        schema=lambda _wh, _p: schemas.BACKTEST_FORECASTS,
+        blocking=True,
+        description="Backtest rows are unique and every forecast date is after its cutoff (no leakage).",
+    ),
+    pandera_check(
+        asset=["forecasting", "series_evaluation"],
+        name=CONTRACT_CHECK,
+        table=EVALUATION,
+        schema=lambda _wh, _p: schemas.SERIES_EVALUATION,
+        blocking=True,
+        description="One row per series and model with metrics in range (SMAPE 0-200).",
+    ),
+    pandera_check(
+        asset=["forecasting", "series_champions"],
+        name=CONTRACT_CHECK,
+        table=CHAMPIONS,
+        schema=lambda _wh, _p: schemas.SERIES_CHAMPIONS,
+        blocking=True,
+        description="Exactly one champion per series.",
+    ),
+]

@@ -1,0 +1,77 @@
+"""Metadata every table materialization carries: row count, column schema, a preview."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dagster as dg
+import pandas as pd
+import pandera.pandas as pa
+
+from mlops_assets.defs.resources import ProjectResource, Warehouse
+from mlops_assets.schemas import failure_summary
+
+OWNERS = ["team:forecasting"]
+
+
+def column_schema(df: pd.DataFrame, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+    descriptions = descriptions or {}
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=str(name), type=str(dtype), description=descriptions.get(str(name)))
+            for name, dtype in df.dtypes.items()
+        ]
+    )
+
+
+def preview(df: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadataValue:
+    return dg.MetadataValue.md(df.head(rows).to_markdown(index=False) if not df.empty else "_empty table_")
+
+
+def table_metadata(
+    df: pd.DataFrame, table: str, descriptions: dict[str, str] | None = None, **extra: object
+) -> dict[str, object]:
+    return {
+        "dagster/row_count": len(df),
+        "dagster/column_schema": column_schema(df, descriptions),
+        "dagster/table_name": table,
+        "preview": preview(df),
+        **extra,
+    }
+
+
+def pandera_check(
+    *,
+    asset: dg.AssetKey | str | list[str],
+    name: str,
+    table: str,
+    schema: Callable[..., pa.DataFrameSchema],
+    blocking: bool,
+    description: str,
+) -> dg.AssetChecksDefinition:
+    """An asset check that validates the stored table lazily and lists every failure in its metadata.
+
+    ``schema(warehouse, project)`` builds the schema at check time, so that it can depend on the settings
+    (grain, frequency) and on other tables (ids that must exist).
+    """
+
+    @dg.asset_check(asset=asset, name=name, blocking=blocking, description=description)
+    def _check(warehouse: Warehouse, project: ProjectResource) -> dg.AssetCheckResult:
+        df = warehouse.read(table)
+        try:
+            schema(warehouse, project).validate(df, lazy=True)
+        except pa.errors.SchemaErrors as err:
+            count, examples = failure_summary(err)
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{count} failure(s) of the {table} contract",
+                metadata={
+                    "failures": count,
+                    "rows_checked": len(df),
+                    "examples": dg.MetadataValue.md(examples.to_markdown(index=False)),
+                },
+            )
+        return dg.AssetCheckResult(passed=True, metadata={"failures": 0, "rows_checked": len(df)})
+
+    return _check

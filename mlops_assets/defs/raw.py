@@ -1,0 +1,124 @@
+"""Raw layer: every landing file ingested into DuckDB, bad rows quarantined in raw.rejected_rows."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from mlops_assets import schemas
+from mlops_assets.defs.meta import OWNERS, pandera_check, preview, table_metadata
+from mlops_assets.defs.resources import ProjectResource, Warehouse
+from mlops_assets.ingestion import REJECTED_COLUMNS, TABLES
+from mlops_assets.raw_layer import INGESTED_FILES_COLUMNS, ingest_folder
+
+REJECTED_ROWS = "raw.rejected_rows"
+INGESTED_FILES = "raw.ingested_files"
+CONTRACT_CHECK = "matches_contract"
+
+DESCRIPTIONS = {
+    "sales_orders": "Every sales order line ever received: one row per order and product; negative quantities"
+    " are returns. Corrected lines replace the earlier version of the same order line.",
+    "products": "The product master: name, brand, category, launch and discontinuation dates.",
+    "customers": "The customer master: name, sales channel and region.",
+    "promotions": "Promotions by product (and customer, empty = all customers) with their discount.",
+    "series": "Pre-aggregated sales series (series id, period, value) for users who already have weekly or"
+    " monthly sales; a missing value means 'not reported' and is kept as such.",
+}
+# Reference tables whose ids a table's rows must use, and the raw assets they come from.
+REFERENCES = {
+    "sales_orders": {"product_id": "products", "customer_id": "customers"},
+    "promotions": {"product_id": "products"},
+}
+
+
+def _known_ids(table: str, warehouse: Warehouse) -> dict[str, set[str]] | None:
+    refs = REFERENCES.get(table)
+    if not refs:
+        return None
+    known = {}
+    for column, ref in refs.items():
+        frame = warehouse.read(f"raw.{ref}", missing_ok=True)
+        known[column] = set(frame[column]) if column in frame else set()
+    return known
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+
+
+def build_raw_asset(table: str) -> dg.AssetsDefinition:
+    deps = [dg.AssetKey(["raw", ref]) for ref in sorted(set(REFERENCES.get(table, {}).values()))]
+
+    @dg.asset(
+        key=["raw", table],
+        group_name="raw",
+        deps=deps,
+        kinds={"duckdb", "csv", "parquet"},
+        owners=OWNERS,
+        description=DESCRIPTIONS[table],
+        tags={"layer": "raw"},
+    )
+    def _raw(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
+        paths, settings = project.paths, project.settings
+        name = f"raw.{table}"
+        existing = warehouse.read(name, missing_ok=True)
+        result = ingest_folder(
+            table,
+            landing_root=paths.landing,
+            existing=existing,
+            ingested_files=warehouse.read(INGESTED_FILES, missing_ok=True),
+            column_mapping=settings.column_mapping.get(table),
+            known_ids=_known_ids(table, warehouse),
+        )
+        rows = result.table if not result.table.empty else TABLES[table].empty_frame()
+        if result.changed or existing.empty:
+            append = {INGESTED_FILES: result.files}
+            if not result.rejected.empty:
+                append[REJECTED_ROWS] = result.rejected[REJECTED_COLUMNS]
+            warehouse.write(replace={name: rows}, append=append)
+        for _, file in result.files.iterrows():
+            context.log.info(
+                f"{file.source_file}: {file.n_rows} rows kept, {file.n_rejected} rejected to {REJECTED_ROWS}"
+            )
+        if result.skipped:
+            context.log.info(f"{len(result.skipped)} file(s) already ingested with the same content: skipped")
+        return dg.MaterializeResult(
+            metadata=table_metadata(
+                rows,
+                name,
+                new_files=dg.MetadataValue.json(result.files["source_file"].tolist()),
+                unchanged_files=len(result.skipped),
+                rejected_rows=len(result.rejected),
+                rejected_examples=preview(result.rejected.drop(columns=["raw_record"], errors="ignore")),
+            )
+        )
+
+    return _raw
+
+
+def _contract(table: str):
+    if table == "sales_orders":
+        return lambda wh, _project: schemas.sales_orders_schema(
+            wh.read("raw.products")["product_id"], wh.read("raw.customers")["customer_id"]
+        )
+    if table == "promotions":
+        return lambda wh, _project: schemas.promotions_schema(wh.read("raw.products")["product_id"])
+    fixed = {"products": schemas.PRODUCTS, "customers": schemas.CUSTOMERS, "series": schemas.SERIES}[table]
+    return lambda _wh, _project: fixed
+
+
+RAW_TABLES = ("products", "customers", "promotions", "sales_orders", "series")
+raw_assets = [build_raw_asset(table) for table in RAW_TABLES]
+raw_checks = [
+    pandera_check(
+        asset=["raw", table],
+        name=CONTRACT_CHECK,
+        table=f"raw.{table}",
+        schema=_contract(table),
+        blocking=True,
+        description=f"raw.{table} matches its Pandera contract (types, nulls, ranges, unique keys, known ids).",
+    )
+    for table in RAW_TABLES
+]
+
+__all__ = ["raw_assets", "raw_checks", "INGESTED_FILES_COLUMNS"]

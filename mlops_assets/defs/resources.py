@@ -1,0 +1,122 @@
+"""Resources: where the data lives, the settings, the DuckDB warehouse and MLflow."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import mlflow
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from mlops_assets import warehouse
+from mlops_assets.settings import DATA_DIR_ENV, SETTINGS_ENV, DataPaths, Settings, load_settings
+
+
+class ProjectResource(dg.ConfigurableResource):
+    """The data directory and the settings file: everything a run needs to know about where and how."""
+
+    data_dir: str = Field(description=f"Data directory (landing, warehouse, MLflow, reports); ${DATA_DIR_ENV}.")
+    settings_file: str = Field("", description=f"YAML settings file; ${SETTINGS_ENV}; empty = built-in defaults.")
+
+    @property
+    def paths(self) -> DataPaths:
+        return DataPaths(Path(self.data_dir).resolve())
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.settings_file or None)
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The DuckDB warehouse, with every write mirrored as an atomically replaced Parquet snapshot.
+
+    Wraps dagster-duckdb's resource (which retries while another process holds the file lock) so that
+    each asset opens the file only for the moment it reads or writes.
+    """
+
+    duckdb: DuckDBResource
+    exports_dir: str = Field(description="Folder of the Parquet snapshots that other processes read.")
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.duckdb.database).parent.mkdir(parents=True, exist_ok=True)
+        with self.duckdb.get_connection() as con:
+            yield con
+
+    def read(self, table: str, *, missing_ok: bool = False) -> pd.DataFrame:
+        with self.connection() as con:
+            return warehouse.read_table(con, table, missing_ok=missing_ok)
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self.connection() as con:
+            return con.execute(sql, params or []).df()
+
+    def write(
+        self, *, replace: dict[str, pd.DataFrame] | None = None, append: dict[str, pd.DataFrame] | None = None
+    ) -> None:
+        """Write in one transaction, then republish the snapshot of every table touched."""
+        with self.connection() as con:
+            warehouse.write_tables(con, replace=replace, append=append)
+            touched = {**(replace or {}), **{t: warehouse.read_table(con, t) for t in (append or {})}}
+        for table, df in touched.items():
+            warehouse.publish_snapshot(Path(self.exports_dir), table, df)
+
+    def replace(self, table: str, df: pd.DataFrame) -> None:
+        self.write(replace={table: df})
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """MLflow tracking and registry on one URI (SQLite in the data directory by default).
+
+    dagster-mlflow's ``mlflow_tracking`` is a legacy function resource that opens one MLflow run per Dagster
+    run and must be closed by a hook that ``dg.materialize`` cannot attach; this product wants one MLflow run
+    per evaluation materialization and registry calls outside any run, so it wraps MLflow directly.
+    """
+
+    tracking_uri: str = Field(description="MLflow tracking and registry URI.")
+    artifact_root: str = Field("", description="Artifact folder for a new experiment; empty = MLflow default.")
+    experiment_name: str = Field("sales_forecast", description="Experiment of the evaluation runs.")
+
+    def activate(self) -> str:
+        """Point this process at the store and make sure the experiment exists; returns its id."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        found = mlflow.get_experiment_by_name(self.experiment_name)
+        if found is not None:
+            experiment_id = found.experiment_id
+        else:
+            location = Path(self.artifact_root).resolve().as_uri() if self.artifact_root else None
+            experiment_id = mlflow.create_experiment(self.experiment_name, artifact_location=location)
+        mlflow.set_experiment(experiment_id=experiment_id)
+        return experiment_id
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """Where `mlflow ui --backend-store-uri <uri>` (default port 5000) shows the run."""
+        return f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def build_resources(data_dir: str | None = None, settings_file: str | None = None) -> dict[str, object]:
+    """All resources for one data directory; ``definitions.py`` and the tests build them the same way."""
+    paths = DataPaths.from_env(data_dir)
+    settings_file = settings_file if settings_file is not None else os.environ.get(SETTINGS_ENV, "")
+    settings = load_settings(settings_file or None)
+    return {
+        "project": ProjectResource(data_dir=str(paths.root), settings_file=settings_file),
+        "warehouse": Warehouse(
+            duckdb=DuckDBResource(database=str(paths.warehouse)), exports_dir=str(paths.exports)
+        ),
+        "mlflow_tracking": MlflowTracking(
+            tracking_uri=settings.mlflow_tracking_uri or paths.mlflow_tracking_uri,
+            artifact_root=str(paths.mlflow_artifacts),
+            experiment_name=settings.experiment_name,
+        ),
+    }

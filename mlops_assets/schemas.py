@@ -1,0 +1,288 @@
+"""Pandera contracts of every table, one function or constant per table, named after it.
+
+Asset checks validate lazily (all failures at once) with these; the checks on raw and gold are blocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.pandas import Check, Column, DataFrameSchema
+
+SMAPE_DESCRIPTION = "SMAPE on the M4 scale: 0 to 200, 200*|y-y_hat|/(|y|+|y_hat|) averaged, 0/0 counted as 0"
+
+_STR = Column(str, nullable=False)
+_OPT_STR = Column(str, nullable=True, required=False)
+_DATE = Column("datetime64[ns]", nullable=False)
+_OPT_DATE = Column("datetime64[ns]", nullable=True)
+_SOURCE = {
+    "source_file": Column(str, nullable=False),
+    "source_row": Column(int, Check.ge(1), nullable=False),
+    "ingested_at": Column("datetime64[ns]", nullable=False),
+}
+
+
+def _known(column: str, ids: Iterable[str] | None) -> list[Check]:
+    if ids is None:
+        return []
+    allowed = sorted(set(ids))
+    return [Check.isin(allowed, error=f"{column} must exist in its reference table")]
+
+
+def sales_orders_schema(product_ids: Iterable[str] | None = None, customer_ids: Iterable[str] | None = None):
+    return DataFrameSchema(
+        {
+            "order_id": _STR,
+            "order_date": _DATE,
+            "customer_id": Column(str, _known("customer_id", customer_ids), nullable=False),
+            "product_id": Column(str, _known("product_id", product_ids), nullable=False),
+            "quantity": Column(float, Check(lambda s: s.abs() < float("inf"), error="finite"), nullable=False),
+            "unit_price": Column(float, Check.ge(0), nullable=False),
+            **_SOURCE,
+        },
+        unique=["order_id", "product_id"],
+        strict=True,
+        name="raw.sales_orders",
+    )
+
+
+PRODUCTS = DataFrameSchema(
+    {
+        "product_id": Column(str, unique=True, nullable=False),
+        "product_name": _STR,
+        "brand": _STR,
+        "category": _STR,
+        "launch_date": _OPT_DATE,
+        "discontinued_date": _OPT_DATE,
+        **_SOURCE,
+    },
+    strict=True,
+    name="raw.products",
+)
+
+CUSTOMERS = DataFrameSchema(
+    {
+        "customer_id": Column(str, unique=True, nullable=False),
+        "customer_name": _STR,
+        "channel": _STR,
+        "region": _STR,
+        **_SOURCE,
+    },
+    strict=True,
+    name="raw.customers",
+)
+
+
+def promotions_schema(product_ids: Iterable[str] | None = None) -> DataFrameSchema:
+    return DataFrameSchema(
+        {
+            "promotion_id": Column(str, unique=True, nullable=False),
+            "product_id": Column(str, _known("product_id", product_ids), nullable=False),
+            "customer_id": Column(str, nullable=True),
+            "start_date": _DATE,
+            "end_date": _DATE,
+            "discount_pct": Column(float, Check.in_range(0, 100), nullable=False),
+            **_SOURCE,
+        },
+        checks=[Check(lambda df: df["end_date"] >= df["start_date"], error="end_date >= start_date")],
+        strict=True,
+        name="raw.promotions",
+    )
+
+
+SERIES = DataFrameSchema(
+    {
+        "unique_id": _STR,
+        "ds": _DATE,
+        # A missing value is kept as "not reported"; the gold layer decides what it means.
+        "y": Column(float, Check(lambda s: s.abs() < float("inf"), error="finite"), nullable=True),
+        "product_name": _OPT_STR,
+        "brand": _OPT_STR,
+        "category": _OPT_STR,
+        **_SOURCE,
+    },
+    unique=["unique_id", "ds"],
+    strict=True,
+    name="raw.series",
+)
+
+REJECTED_ROWS = DataFrameSchema(
+    {
+        "table_name": Column(str, Check.isin(["sales_orders", "products", "customers", "promotions", "series"])),
+        "source_file": _STR,
+        "source_row": Column(int, Check.ge(1)),
+        "column_name": Column(str, nullable=True),
+        "reason": Column(str, Check.str_length(min_value=1)),
+        "raw_record": _STR,
+        "rejected_at": _DATE,
+    },
+    strict=True,
+    name="raw.rejected_rows",
+)
+
+
+def _no_gaps(frequency: str) -> Check:
+    """Every series has one row per period from its first to its last: no hole in the index."""
+
+    def check(df: pd.DataFrame) -> pd.Series:
+        bounds = df.groupby("unique_id")["ds"].agg(["min", "max", "count"])
+        expected = [len(pd.date_range(lo, hi, freq=frequency)) for lo, hi in zip(bounds["min"], bounds["max"])]
+        complete = bounds["count"].eq(expected)
+        return df["unique_id"].map(complete)
+
+    return Check(check, error=f"each series has one row per {frequency} period, without gaps")
+
+
+def gold_schema(grain: list[str], frequency: str) -> DataFrameSchema:
+    columns = {
+        "unique_id": _STR,
+        "ds": _DATE,
+        "y": Column(float, Check(lambda s: s.abs() < float("inf"), error="finite"), nullable=False),
+        "revenue": Column(float, nullable=True),
+        "avg_unit_price": Column(float, Check.ge(0), nullable=True),
+        "promo_share": Column(float, Check.in_range(0, 1), nullable=False),
+        "product_id": _STR,
+        "product_name": Column(str, nullable=True),
+        "brand": Column(str, nullable=True),
+        "category": Column(str, nullable=True),
+    }
+    if "customer_id" in grain:
+        columns |= {name: Column(str, nullable=True) for name in ("customer_name", "channel", "region")}
+        columns["customer_id"] = _STR
+    return DataFrameSchema(
+        columns,
+        checks=[_no_gaps(frequency)],
+        unique=["unique_id", "ds"],
+        strict=True,
+        name="gold.sales_data_for_forecast",
+    )
+
+
+SERIES_EXCLUDED = DataFrameSchema(
+    {
+        "unique_id": Column(str, unique=True),
+        "reason_code": Column(str, Check.isin(["too_short", "all_zero", "discontinued", "missing_values", "stale"])),
+        "reason": Column(str, Check.str_length(min_value=1)),
+        "n_periods": Column(int, Check.ge(0)),
+        "first_ds": _OPT_DATE,
+        "last_ds": _OPT_DATE,
+    },
+    strict=True,
+    name="gold.series_excluded",
+)
+
+BACKTEST_FORECASTS = DataFrameSchema(
+    {
+        "unique_id": _STR,
+        "cutoff": _DATE,
+        "ds": _DATE,
+        "y": Column(float, nullable=False),
+        "model": _STR,
+        "y_hat": Column(float, nullable=True),
+    },
+    checks=[Check(lambda df: df["ds"] > df["cutoff"], error="no leakage: every forecast ds is after its cutoff")],
+    unique=["unique_id", "model", "cutoff", "ds"],
+    strict=True,
+    name="forecasting.backtest_forecasts",
+)
+
+SERIES_EVALUATION = DataFrameSchema(
+    {
+        "unique_id": _STR,
+        "model": _STR,
+        "smape": Column(float, Check.in_range(0, 200), nullable=True, description=SMAPE_DESCRIPTION),
+        "mae": Column(float, Check.ge(0), nullable=True),
+        "rmse": Column(float, Check.ge(0), nullable=True),
+        "mase": Column(float, Check.ge(0), nullable=True),
+        "bias": Column(float, nullable=True),
+        "n_windows": Column(int, Check.ge(1)),
+    },
+    unique=["unique_id", "model"],
+    strict=True,
+    name="forecasting.series_evaluation",
+)
+
+SERIES_CHAMPIONS = DataFrameSchema(
+    {
+        "unique_id": Column(str, unique=True),
+        "model": _STR,
+        "smape": Column(float, Check.in_range(0, 200), nullable=True, description=SMAPE_DESCRIPTION),
+        "runner_up": Column(str, nullable=True),
+        "runner_up_smape": Column(float, Check.in_range(0, 200), nullable=True),
+        "seasonal_naive_smape": Column(float, Check.in_range(0, 200), nullable=True),
+    },
+    strict=True,
+    name="forecasting.series_champions",
+)
+
+
+def _bounds(levels: Iterable[int]) -> dict[str, Column]:
+    cols = {}
+    for level in levels:
+        cols[f"lo_{level}"] = Column(float, Check.ge(0), nullable=False)
+        cols[f"hi_{level}"] = Column(float, Check.ge(0), nullable=False)
+    return cols
+
+
+def _ordered_bounds(levels: Iterable[int]) -> list[Check]:
+    checks = []
+    for level in levels:
+        lo, hi = f"lo_{level}", f"hi_{level}"
+        checks.append(
+            Check(lambda df, lo=lo, hi=hi: (df[lo] <= df["y_hat"] + 1e-9) & (df["y_hat"] <= df[hi] + 1e-9),
+                  error=f"{lo} <= y_hat <= {hi}")
+        )
+    return checks
+
+
+def forecasts_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
+    levels = list(levels)
+    return DataFrameSchema(
+        {
+            "unique_id": _STR,
+            "ds": _DATE,
+            "model": _STR,
+            "y_hat": Column(float, Check.ge(0), nullable=False),
+            **_bounds(levels),
+            "model_version": _STR,
+        },
+        checks=_ordered_bounds(levels),
+        unique=["unique_id", "ds"],
+        strict=False,
+        name="forecasting.forecasts",
+    )
+
+
+def sales_overall_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
+    bounds = {}
+    for level in levels:
+        bounds[f"lo_{level}"] = Column(float, nullable=True)
+        bounds[f"hi_{level}"] = Column(float, nullable=True)
+    return DataFrameSchema(
+        {
+            "unique_id": _STR,
+            "ds": _DATE,
+            "origin": Column(str, Check.isin(["Train", "Predict"])),
+            "sales": Column(float, nullable=False),
+            **bounds,
+            "model": Column(str, nullable=True),
+            "model_version": Column(str, nullable=True),
+        },
+        checks=[
+            Check(lambda df: (df["origin"] == "Train") | df["model_version"].notna(),
+                  error="every Predict row names its model version"),
+        ],
+        unique=["unique_id", "ds", "origin"],
+        strict=False,
+        name="serving.sales_overall",
+    )
+
+
+def failure_summary(error: pa.errors.SchemaErrors, limit: int = 20) -> tuple[int, pd.DataFrame]:
+    """Number of failures and the first examples, in a shape that reads well in Dagster metadata."""
+    cases = error.failure_cases.copy()
+    keep = [c for c in ("schema_context", "column", "check", "failure_case", "index") if c in cases.columns]
+    cases = cases[keep].astype(str)
+    return len(cases), cases.head(limit)

@@ -1,0 +1,192 @@
+"""Settings a user changes without editing code, and where the product keeps its files.
+
+Two environment variables steer everything: ``MLOPS_DATA_DIR`` (default ``./data``) holds every file
+the product writes; ``MLOPS_SETTINGS`` names a YAML file whose keys override the weekly defaults below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DATA_DIR_ENV = "MLOPS_DATA_DIR"
+SETTINGS_ENV = "MLOPS_SETTINGS"
+
+# Canonical landing tables, each a folder under ``<data dir>/landing``.
+LANDING_TABLES = ("sales_orders", "products", "customers", "promotions", "series")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BacktestSettings(_Strict):
+    windows: int = Field(3, ge=1, description="Rolling-origin cross-validation windows per series.")
+    step: int | None = Field(None, ge=1, description="Periods between cutoffs; default: the horizon.")
+    min_train_periods: int | None = Field(
+        None, ge=1, description="Periods a series needs before its first cutoff; default: the horizon."
+    )
+
+
+class DriftSettings(_Strict):
+    recent_periods: int = Field(13, ge=2, description="Periods in the current window.")
+    reference_periods: int = Field(52, ge=2, description="Periods in the reference window before it.")
+    threshold: float = Field(0.5, gt=0, le=1, description="Drift share above which the check warns.")
+
+
+class MonitoringSettings(_Strict):
+    accuracy_warn_ratio: float = Field(
+        1.5, gt=0, description="Warn when realized SMAPE exceeds the backtest SMAPE by this factor."
+    )
+
+
+class AutomationSettings(_Strict):
+    forecasting_cadence: Literal["eager", "weekly"] = Field(
+        "eager",
+        description="'eager': backtest and champion refresh on every gold change; "
+        "'weekly': only on the weekly schedule (for large data where a backtest is expensive).",
+    )
+    weekly_schedule: str = Field("0 6 * * 1", description="Cron of the weekly forecasting refresh.")
+    weekly_schedule_running: bool = Field(False, description="Whether the weekly schedule starts on.")
+
+
+class Settings(_Strict):
+    frequency: str = Field("W-MON", description="pandas offset alias of the period: W-MON, D, MS, ...")
+    horizon: int = Field(13, ge=1, description="Periods to forecast.")
+    season_length: int | None = Field(None, ge=1, description="Default: from the frequency.")
+    backtest: BacktestSettings = BacktestSettings()
+    grain: list[str] = Field(["product_id"], description="[product_id] or [product_id, customer_id].")
+    source: Literal["orders", "series"] = Field(
+        "orders", description="'orders': gold from order lines; 'series': from pre-aggregated series files."
+    )
+    models: list[str] | None = Field(None, description="StatsForecast model names; default: the zoo.")
+    interval_levels: list[int] = Field([80, 95], description="Prediction interval levels, in percent.")
+    column_mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per landing table, canonical column -> the file's column, e.g. "
+        "{sales_orders: {order_date: OrderDate}}.",
+    )
+    promotion_tolerance: float = Field(
+        0.0, ge=0, description="SMAPE points a new version may be worse by and still become champion."
+    )
+    registered_model_name: str = "sales_forecast"
+    experiment_name: str = "sales_forecast"
+    mlflow_tracking_uri: str | None = Field(None, description="Default: SQLite in the data directory.")
+    drift: DriftSettings = DriftSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    automation: AutomationSettings = AutomationSettings()
+    seed: int = 42
+
+    @field_validator("frequency")
+    @classmethod
+    def _known_frequency(cls, value: str) -> str:
+        pd.tseries.frequencies.to_offset(value)
+        return value
+
+    @field_validator("grain")
+    @classmethod
+    def _known_grain(cls, value: list[str]) -> list[str]:
+        if value not in (["product_id"], ["product_id", "customer_id"]):
+            raise ValueError("grain must be [product_id] or [product_id, customer_id]")
+        return value
+
+    @field_validator("column_mapping")
+    @classmethod
+    def _known_tables(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        unknown = sorted(set(value) - set(LANDING_TABLES))
+        if unknown:
+            raise ValueError(f"column_mapping names unknown tables {unknown}; known: {list(LANDING_TABLES)}")
+        return value
+
+    @property
+    def season(self) -> int:
+        return self.season_length or default_season_length(self.frequency)
+
+    @property
+    def step(self) -> int:
+        return self.backtest.step or self.horizon
+
+    @property
+    def min_series_length(self) -> int:
+        """Shortest history that can be backtested: training before the first cutoff plus every window."""
+        min_train = self.backtest.min_train_periods or self.horizon
+        return min_train + self.step * (self.backtest.windows - 1) + self.horizon
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def default_season_length(frequency: str) -> int:
+    """Yearly season in periods of the given frequency (52 weeks, 12 months, 7 days for daily data)."""
+    name = pd.tseries.frequencies.to_offset(frequency).name.split("-")[0]
+    return {"W": 52, "MS": 12, "ME": 12, "M": 12, "QS": 4, "QE": 4, "Q": 4, "D": 7, "B": 5}.get(name, 1)
+
+
+def load_settings(path: str | os.PathLike | None = None) -> Settings:
+    """Settings from a YAML file (``MLOPS_SETTINGS`` when no path is given), else the weekly defaults."""
+    path = path or os.environ.get(SETTINGS_ENV) or None
+    if not path:
+        return Settings()
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"settings file {file} ({SETTINGS_ENV}) does not exist")
+    return Settings.model_validate(yaml.safe_load(file.read_text()) or {})
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Every file the product writes lives under one data directory."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, data_dir: str | os.PathLike | None = None) -> DataPaths:
+        return cls(Path(data_dir or os.environ.get(DATA_DIR_ENV) or "data").resolve())
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    def landing_folder(self, table: str) -> Path:
+        return self.landing / table
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def exports(self) -> Path:
+        """Parquet snapshots of every table, replaced atomically, for readers in other processes."""
+        return self.root / "exports"
+
+    @property
+    def mlflow(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.mlflow / "artifacts"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
