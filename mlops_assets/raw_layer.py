@@ -22,7 +22,15 @@ from mlops_assets.ingestion import (
     read_landing_file,
 )
 
-INGESTED_FILES_COLUMNS = ["table_name", "source_file", "sha256", "n_rows", "n_rejected", "ingested_at"]
+INGESTED_FILES_DTYPES = {
+    "table_name": "object", "source_file": "object", "sha256": "object",
+    "n_rows": "int64", "n_rejected": "int64", "ingested_at": "datetime64[ns]",
+}
+REJECTED_DTYPES = {**dict.fromkeys(REJECTED_COLUMNS, "object"), "source_row": "int64", "rejected_at": "datetime64[ns]"}
+
+
+def _typed(rows: list, dtypes: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(dtypes)).astype(dtypes)
 
 
 @dataclass
@@ -52,7 +60,7 @@ def ingest_folder(
     seen = set()
     if not ingested_files.empty:
         mine = ingested_files[ingested_files["table_name"] == table]
-        seen = set(zip(mine["source_file"], mine["sha256"]))
+        seen = set(zip(mine["source_file"], mine["sha256"], strict=True))
 
     new_rows, rejected, files, skipped = [], [], [], []
     for path in list_landing_files(landing_root / table):
@@ -80,7 +88,7 @@ def ingest_folder(
         merged = rows if merged is None or merged.empty else merge_by_key(merged, rows, key)
     return FolderIngest(
         table=merged.reset_index(drop=True) if merged is not None else pd.DataFrame(),
-        rejected=pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame(columns=REJECTED_COLUMNS),
-        files=pd.DataFrame(files, columns=INGESTED_FILES_COLUMNS),
+        rejected=pd.concat([_typed([], REJECTED_DTYPES), *rejected], ignore_index=True).astype(REJECTED_DTYPES),
+        files=_typed(files, INGESTED_FILES_DTYPES),
         skipped=skipped,
     )

@@ -128,7 +128,8 @@ def _no_gaps(frequency: str) -> Check:
 
     def check(df: pd.DataFrame) -> pd.Series:
         bounds = df.groupby("unique_id")["ds"].agg(["min", "max", "count"])
-        expected = [len(pd.date_range(lo, hi, freq=frequency)) for lo, hi in zip(bounds["min"], bounds["max"])]
+        spans = zip(bounds["min"], bounds["max"], strict=True)
+        expected = [len(pd.date_range(lo, hi, freq=frequency)) for lo, hi in spans]
         complete = bounds["count"].eq(expected)
         return df["unique_id"].map(complete)
 

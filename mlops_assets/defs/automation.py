@@ -1,6 +1,5 @@
 """Automation: files arriving start raw runs (a sensor); everything below follows declaratively."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Many-model forecasting: backtest a zoo on every series, score it, choose each series' champion."""
 
-from __future__ import annotations
 
 import hashlib
 import tempfile
@@ -17,6 +16,7 @@ from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.metrics import evaluate
 from mlops_assets.plots import plot_smape_distribution, plot_win_share, png_markdown
+from mlops_assets.registry import load_champion
 from mlops_assets.selection import select_champions, selection_summary
 from mlops_assets.settings import Settings
 from mlops_assets.zoo import default_models
@@ -24,6 +24,7 @@ from mlops_assets.zoo import default_models
 BACKTEST = "forecasting.backtest_forecasts"
 EVALUATION = "forecasting.series_evaluation"
 CHAMPIONS = "forecasting.series_champions"
+FORECASTS = "forecasting.forecasts"
 CONTRACT_CHECK = "matches_contract"
 EVALUATION_KEY = dg.AssetKey(["forecasting", "series_evaluation"])
 
@@ -47,7 +48,7 @@ def backtest_fingerprint(history: pd.DataFrame, settings: Settings, models: list
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
-def _latest_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
+def latest_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
     event = context.instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         return {}
@@ -71,7 +72,7 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
     if history.empty:
         raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")
     fingerprint = backtest_fingerprint(history, settings, models)
-    previous = _latest_metadata(context, context.asset_key)
+    previous = latest_metadata(context, context.asset_key)
     if previous.get("input_fingerprint") == fingerprint and warehouse.read(BACKTEST, missing_ok=True).size:
         context.log.info(f"input unchanged (fingerprint {fingerprint}): kept the existing backtest")
         backtest = warehouse.read(BACKTEST)
@@ -209,7 +210,45 @@ def series_champions(context: dg.AssetExecutionContext, warehouse: Warehouse):
     )
 
 
-forecasting_assets = [backtest_forecasts, series_evaluation, series_champions]
+@dg.asset(
+    key=["forecasting", "forecasts"],
+    group_name="forecasting",
+    deps=[["registry", "sales_forecast_model"]],
+    kinds={"mlflow", "duckdb"},
+    owners=OWNERS,
+    automation_condition=downstream_condition(),
+    description="The next horizon of every series, scored by loading models:/sales_forecast@champion (the "
+    "registry round trip a batch job makes), with 80% and 95% prediction intervals, clipped at zero.",
+)
+def forecasts(
+    context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse, mlflow_tracking: MlflowTracking
+):
+    settings = project.settings
+    mlflow_tracking.activate()
+    model, version = load_champion(settings.registered_model_name)
+    forecaster = model.unwrap_python_model().forecaster
+    request = pd.DataFrame({"unique_id": forecaster.series["unique_id"], "h": forecaster.horizon})
+    predicted = model.predict(request)
+    predicted["ds"] = pd.to_datetime(predicted["ds"])
+    predicted["model_version"] = predicted["model_version"].astype(str)
+    predicted = predicted.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    warehouse.replace(FORECASTS, predicted)
+    context.log.info(f"{len(predicted)} forecast rows for {len(request)} series from {settings.registered_model_name}"
+                     f" version {version}")
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            predicted,
+            FORECASTS,
+            model_version=version,
+            model_uri=f"models:/{settings.registered_model_name}@champion",
+            series=len(request),
+            first_period=str(predicted["ds"].min().date()),
+            last_period=str(predicted["ds"].max().date()),
+        )
+    )
+
+
+forecasting_assets = [backtest_forecasts, series_evaluation, series_champions, forecasts]
 forecasting_checks = [
     pandera_check(
         asset=["forecasting", "backtest_forecasts"],
@@ -234,5 +273,13 @@ forecasting_checks = [
         schema=lambda _wh, _p: schemas.SERIES_CHAMPIONS,
         blocking=True,
         description="Exactly one champion per series.",
+    ),
+    pandera_check(
+        asset=["forecasting", "forecasts"],
+        name=CONTRACT_CHECK,
+        table=FORECASTS,
+        schema=lambda _wh, project: schemas.forecasts_schema(project.settings.interval_levels),
+        blocking=True,
+        description="One row per series and future period, non-negative, inside ordered interval bounds.",
     ),
 ]

@@ -1,6 +1,5 @@
 """Gold layer: one row per series and period, the table every forecast starts from."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Metadata every table materialization carries: row count, column schema, a preview."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 

@@ -1,6 +1,5 @@
 """Raw layer: every landing file ingested into DuckDB, bad rows quarantined in raw.rejected_rows."""
 
-from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
@@ -9,7 +8,7 @@ from mlops_assets import schemas
 from mlops_assets.defs.meta import OWNERS, pandera_check, preview, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
 from mlops_assets.ingestion import REJECTED_COLUMNS, TABLES
-from mlops_assets.raw_layer import INGESTED_FILES_COLUMNS, ingest_folder
+from mlops_assets.raw_layer import ingest_folder
 
 REJECTED_ROWS = "raw.rejected_rows"
 INGESTED_FILES = "raw.ingested_files"
@@ -42,8 +41,11 @@ def _known_ids(table: str, warehouse: Warehouse) -> dict[str, set[str]] | None:
     return known
 
 
-def _empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+def _empty_table(table: str) -> pd.DataFrame:
+    """The table's canonical columns with no rows, so that an empty landing folder still makes a table."""
+    dtypes = {**TABLES[table].dtypes, "source_file": "object", "source_row": "int64",
+              "ingested_at": "datetime64[ns]"}
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
 
 
 def build_raw_asset(table: str) -> dg.AssetsDefinition:
@@ -70,11 +72,10 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             column_mapping=settings.column_mapping.get(table),
             known_ids=_known_ids(table, warehouse),
         )
-        rows = result.table if not result.table.empty else TABLES[table].empty_frame()
+        rows = result.table if not result.table.empty else _empty_table(table)
         if result.changed or existing.empty:
-            append = {INGESTED_FILES: result.files}
-            if not result.rejected.empty:
-                append[REJECTED_ROWS] = result.rejected[REJECTED_COLUMNS]
+            # Appending the empty frames too creates both side tables on the first run.
+            append = {INGESTED_FILES: result.files, REJECTED_ROWS: result.rejected[REJECTED_COLUMNS]}
             warehouse.write(replace={name: rows}, append=append)
         for _, file in result.files.iterrows():
             context.log.info(
@@ -121,4 +122,3 @@ raw_checks = [
     for table in RAW_TABLES
 ]
 
-__all__ = ["raw_assets", "raw_checks", "INGESTED_FILES_COLUMNS"]

@@ -1,6 +1,5 @@
 """Resources: where the data lives, the settings, the DuckDB warehouse and MLflow."""
 
-from __future__ import annotations
 
 import os
 from collections.abc import Iterator
@@ -69,6 +68,11 @@ class Warehouse(dg.ConfigurableResource):
 
     def replace(self, table: str, df: pd.DataFrame) -> None:
         self.write(replace={table: df})
+
+    def append(self, table: str, df: pd.DataFrame) -> pd.DataFrame:
+        """Append rows to a history table; returns the whole table after the append."""
+        self.write(append={table: df})
+        return self.read(table)
 
 
 class MlflowTracking(dg.ConfigurableResource):

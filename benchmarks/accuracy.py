@@ -1,0 +1,141 @@
+"""Does per-series champion selection pay? Holdout SMAPE of the champions vs each model used everywhere.
+
+For each dataset the last horizon of every series is held out from everything; the backtest, evaluation
+and selection run on the rest; the champions are fitted (ChampionForecaster, the product's path) and scored
+on the holdout, next to SeasonalNaive and every zoo model used for all series (one StatsForecast forecast).
+
+    python benchmarks/accuracy.py                      # all three datasets, default zoos
+    python benchmarks/accuracy.py --datasets jewelry --models Naive,SeasonalNaive,AutoTheta
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from statsforecast import StatsForecast
+
+from mlops_assets.backtest import run_backtest
+from mlops_assets.champion_model import ChampionForecaster
+from mlops_assets.metrics import evaluate
+from mlops_assets.selection import select_champions, selection_summary
+from mlops_assets.settings import Settings
+from mlops_assets.zoo import build_fallback, build_models, default_models
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def sample_weekly() -> tuple[pd.DataFrame, str]:
+    """The product's own sample (orders -> gold), eligible series only."""
+    from mlops_assets.aggregation import build_gold
+    from mlops_assets.ingestion import read_landing_file
+    from mlops_assets.sample_data import generate_sample
+
+    settings = Settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = generate_sample(Path(tmp))
+        tables = {t: read_landing_file(p, t, landing_root=Path(tmp)).rows for t, p in files.items()}
+    gold, excluded = build_gold(tables, settings)
+    gold = gold[~gold["unique_id"].isin(excluded["unique_id"])]
+    return gold[["unique_id", "ds", "y"]], "mlops_assets.sample_data -> ingestion -> aggregation"
+
+
+def jewelry() -> tuple[pd.DataFrame, str]:
+    df = pd.read_csv(DATA / "jewelry_weekly.csv", parse_dates=["ds"], dtype={"unique_id": str})
+    return df, "jewelry_weekly.csv"
+
+
+def carparts() -> tuple[pd.DataFrame, str]:
+    df = pd.read_csv(DATA / "carparts_monthly.csv", parse_dates=["ds"], dtype={"unique_id": str})
+    complete = df.groupby("unique_id")["y"].transform(lambda s: s.notna().all())
+    return df[complete].reset_index(drop=True), "carparts_monthly.csv, series with missing y dropped"
+
+
+DATASETS = {
+    "sample": (sample_weekly, Settings()),
+    "jewelry": (jewelry, Settings()),
+    "carparts": (carparts, Settings(frequency="MS", horizon=6, season_length=12)),
+}
+
+
+def holdout_smape(actual: pd.DataFrame, forecasts: pd.DataFrame, column: str) -> float:
+    """Mean over series of the per-series M4 sMAPE (0-200) on the holdout."""
+    merged = actual.merge(forecasts[["unique_id", "ds", column]], on=["unique_id", "ds"], how="left")
+    y, f = merged["y"].to_numpy(), np.clip(merged[column].to_numpy(dtype=float), 0, None)
+    den = np.abs(y) + np.abs(f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(den == 0, 0.0, 200 * np.abs(y - f) / den)
+    return float(pd.Series(terms).groupby(merged["unique_id"].to_numpy()).mean().mean())
+
+
+def run(name: str, models: list[str] | None) -> dict:
+    load, settings = DATASETS[name]
+    df, source = load()
+    h = settings.horizon
+    df = df.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    position_from_end = df.groupby("unique_id").cumcount(ascending=False)
+    train, test = df[position_from_end >= h], df[position_from_end < h]
+    sizes = train.groupby("unique_id").size()
+    keep = sizes.index[sizes >= settings.min_series_length]
+    train, test = train[train["unique_id"].isin(keep)], test[test["unique_id"].isin(keep)]
+    names = models or default_models(settings)
+
+    t0 = time.perf_counter()
+    backtest = run_backtest(train, settings, models=names)
+    evaluation = evaluate(backtest, train, settings.season)
+    champions = select_champions(evaluation)
+    summary = selection_summary(evaluation, champions)
+    t1 = time.perf_counter()
+    forecaster = ChampionForecaster(settings.frequency, settings.season, h, levels=(80, 95))
+    champion_fcst = forecaster.fit(train, champions).predict()
+    t2 = time.perf_counter()
+    sf = StatsForecast(models=build_models(names, settings.season, h), freq=settings.frequency, n_jobs=-1,
+                       fallback_model=build_fallback(settings.season, h))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Historical data .* shorter than season_length")
+        singles = sf.forecast(df=train, h=h)
+    t3 = time.perf_counter()
+
+    scores = {m: holdout_smape(test, singles, m) for m in names}
+    best_single = min(scores, key=scores.get)
+    champion = holdout_smape(test, champion_fcst, "y_hat")
+    return {
+        "dataset": name, "source": source, "series": int(train["unique_id"].nunique()),
+        "dropped_short": int(df["unique_id"].nunique() - len(keep)), "champion": champion,
+        "seasonal_naive": scores.get("SeasonalNaive", float("nan")), "best_single": best_single,
+        "best_single_smape": scores[best_single], "singles": scores, "summary": summary,
+        "seconds": {"backtest+select": t1 - t0, "champion fit+predict": t2 - t1, "all-model forecast": t3 - t2},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="sample,jewelry,carparts")
+    parser.add_argument("--models", default=None, help="comma-separated zoo; default: the frequency's zoo")
+    args = parser.parse_args()
+    models = args.models.split(",") if args.models else None
+    verdicts = []
+    for name in args.datasets.split(","):
+        r = run(name, models)
+        print(f"\n== {r['dataset']} ({r['source']}): {r['series']} series, {r['dropped_short']} too short")
+        print(f"timing (s): {', '.join(f'{k} {v:.1f}' for k, v in r['seconds'].items())}")
+        print(f"backtest win share: {', '.join(f'{m} {s:.0%}' for m, s in r['summary']['win_share'].items())}")
+        print(f"{'model':<22}{'holdout sMAPE':>14}")
+        print(f"{'CHAMPION selection':<22}{r['champion']:>14.2f}")
+        for m, s in sorted(r["singles"].items(), key=lambda kv: kv[1]):
+            print(f"{m:<22}{s:>14.2f}")
+        beats = r["champion"] < r["seasonal_naive"]
+        within = r["champion"] <= r["best_single_smape"] * 1.02
+        verdicts.append((name, beats, within))
+        print(f"champion beats SeasonalNaive: {beats}; within 2% of best single ({r['best_single']} "
+              f"{r['best_single_smape']:.2f}): {within} (ratio {r['champion'] / r['best_single_smape']:.3f})")
+    print("\nverdict:", "; ".join(f"{n}: beats SN={b}, within 2%={w}" for n, b, w in verdicts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""The gold layer: one row per series and period, ready to forecast, plus the series not to forecast.
+
+Two sources feed it. ``orders`` aggregates order lines (returns netted) into periods of
+``settings.frequency`` and joins product and customer attributes. ``series`` takes pre-aggregated series
+as they are, where a missing ``y`` means "not reported" and is never read as zero.
+
+Both sources fill periods that have no row at all with zeros, from a series' first order line (or first
+reported value) on: an order system records nothing in a week without orders, and a series file that skips
+a period between two reported ones is read the same way. A row whose ``y`` is missing is not filled.
+Rows of a series file that fall into the same period are summed (a period counts as reported when any of
+its rows is). The series source ignores ``settings.grain``: its series are the file's ``unique_id``.
+
+Excluded series stay in the gold table (their actuals feed monitoring and plots) except those with missing
+values between reported ones, which would leave a gap; ``gold.series_excluded`` says which are not forecast.
+
+Series are handled as integer codes (sorted by ``unique_id``) and periods as positions on one period grid,
+so the work is a few NumPy passes over all rows, never a loop over series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.offsets import BaseOffset, Day, MonthEnd, QuarterEnd, Tick, Week, YearEnd
+
+from mlops_assets.settings import Settings
+
+VALUE_COLUMNS = ["y", "revenue", "avg_unit_price", "promo_share"]
+PRODUCT_ATTRIBUTES = ["product_name", "brand", "category"]
+CUSTOMER_ATTRIBUTES = ["customer_name", "channel", "region"]
+EXCLUDED_COLUMNS = ["unique_id", "reason_code", "reason", "n_periods", "first_ds", "last_ds"]
+# First matching reason wins, in this order.
+REASON_CODES = ["missing_values", "all_zero", "discontinued", "too_short", "stale"]
+
+
+def GOLD_COLUMNS(grain: Sequence[str]) -> list[str]:
+    """Columns of gold.sales_data_for_forecast for a grain ([product_id] or [product_id, customer_id])."""
+    columns = ["unique_id", "ds", *VALUE_COLUMNS, "product_id", *PRODUCT_ATTRIBUTES]
+    if "customer_id" in grain:
+        columns += ["customer_id", *CUSTOMER_ATTRIBUTES]
+    return columns
+
+
+def _offset(frequency: str) -> BaseOffset:
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    if offset.n != 1 or (isinstance(offset, Tick) and not isinstance(offset, Day)):
+        raise ValueError(f"frequency {frequency!r}: use a single daily or longer period (D, W-MON, MS, ...)")
+    if isinstance(offset, (MonthEnd, QuarterEnd, YearEnd)):
+        raise ValueError(f"frequency {frequency!r} labels periods by their end; ds is the period start: "
+                         "use the start alias (MS, QS, YS)")
+    return offset
+
+
+def period_start(dates: pd.Series, frequency: str) -> pd.Series:
+    """Start of the period each date falls in; ``W-<DAY>`` weeks start on <DAY> (W-MON: Monday)."""
+    offset = _offset(frequency)
+    days = pd.to_datetime(dates).dt.normalize()
+    if isinstance(offset, Week) and offset.weekday is not None:
+        number = days.to_numpy().astype("datetime64[D]").astype("int64")
+        back = (number + 3 - offset.weekday) % 7  # 1970-01-01 was a Thursday (weekday 3)
+        starts = (number - back).astype("datetime64[D]").astype("datetime64[ns]")
+        return pd.Series(starts, index=dates.index, name=dates.name).where(days.notna())
+    if isinstance(offset, Day):
+        return days
+    # Other anchored offsets (MS, QS, YS, B): roll each distinct day back onto the offset, so the Python
+    # call runs once per calendar day, not once per row.
+    codes, uniques = pd.factorize(days)
+    starts = pd.DatetimeIndex([offset.rollback(day) for day in uniques]).append(pd.DatetimeIndex([pd.NaT]))
+    return pd.Series(starts.values[codes], index=dates.index, name=dates.name)
+
+
+def _sorted_codes(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes renumbered so that code order is the string order of ``labels``; also the permutation."""
+    order = np.argsort(labels, kind="stable")
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    return rank[codes], labels[order], order
+
+
+def _grid(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Series code and period position of every cell from each series' first to last position."""
+    length = np.maximum(last - first + 1, 0)
+    starts = np.cumsum(length) - length
+    pos = np.arange(length.sum()) - np.repeat(starts, length) + np.repeat(first, length)
+    return np.repeat(np.arange(len(first)), length), pos, length
+
+
+def _gold_frame(columns: dict[str, np.ndarray], grain: Sequence[str]) -> pd.DataFrame:
+    """The gold table from per-row arrays, built in one go (inserting columns one by one copies them)."""
+    n = len(columns["y"]) if "y" in columns else 0
+    empty = {"ds": np.array([], dtype="datetime64[ns]"), **{c: np.full(n, np.nan) for c in VALUE_COLUMNS}}
+    arrays = {name: columns[name] if name in columns else empty.get(name, np.full(n, None, dtype=object))
+              for name in GOLD_COLUMNS(grain)}
+    return pd.DataFrame(arrays, copy=False)
+
+
+def _finish_excluded(excluded: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [frame[EXCLUDED_COLUMNS] for frame in excluded if len(frame)]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EXCLUDED_COLUMNS)
+    frame = frame.astype({"unique_id": object, "reason_code": object, "reason": object, "n_periods": "int64",
+                          "first_ds": "datetime64[ns]", "last_ds": "datetime64[ns]"})
+    return frame.sort_values("unique_id", kind="stable").reset_index(drop=True)
+
+
+def _day(periods: pd.DatetimeIndex, pos: np.ndarray) -> pd.Series:
+    return pd.Series(periods[np.clip(pos, 0, len(periods) - 1)].strftime("%Y-%m-%d"))
+
+
+def _too_short_reason(n_periods: pd.Series, settings: Settings) -> pd.Series:
+    min_train = settings.backtest.min_train_periods or settings.horizon
+    count = settings.backtest.windows
+    windows = f"{count} window{'s' if count > 1 else ''} of {settings.horizon}"
+    if settings.step != settings.horizon:
+        windows += f", {settings.step} periods apart"
+    need = f"; the backtest needs {settings.min_series_length} ({min_train} training + {windows})"
+    return n_periods.astype(str) + " periods of history" + need
+
+
+def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarray,
+              periods: pd.DatetimeIndex, settings: Settings, stop: pd.Series | None) -> pd.DataFrame:
+    """Excluded rows (all reasons but missing_values) for series laid out contiguously on the grid.
+
+    ``uids``/``length`` list the series with at least one cell, in grid order; ``stop`` is the
+    product's discontinued date per series (orders source)."""
+    keep = length > 0
+    if not keep.any():
+        return pd.DataFrame(columns=EXCLUDED_COLUMNS)
+    uids, length = uids[keep], length[keep]
+    starts = np.cumsum(length) - length
+    first_pos, last_pos = pos[starts], pos[starts + length - 1]
+    any_nonzero = np.logical_or.reduceat(y != 0, starts)
+    last_positive = np.maximum.reduceat(np.where(y > 0, pos, -1), starts)
+    end_pos = len(periods) - 1
+    end = periods[end_pos].strftime("%Y-%m-%d")
+    window_pos = end_pos - settings.horizon + 1
+    stats = pd.DataFrame({"unique_id": uids, "n_periods": length, "first_ds": periods[first_pos],
+                          "last_ds": periods[last_pos]})
+
+    # A series that stops before the last window is stale, not discontinued: its later periods are unknown.
+    no_sales = (last_pos >= window_pos) & (last_positive < window_pos)
+    sales_reason = np.where(
+        last_positive < 0, f"no positive sales in its whole history up to {end}",
+        "no positive sales since " + _day(periods, last_positive + 1) + " ("
+        + pd.Series(end_pos - last_positive).astype(str)
+        + f" periods up to {end}; the horizon is {settings.horizon})")
+    if stop is not None:
+        stop = pd.to_datetime(stop.reindex(uids)).reset_index(drop=True)
+        end_day = periods[end_pos] + periods.freq - pd.Timedelta(days=1)
+        by_date = (stop <= end_day).to_numpy()
+        sales_reason = np.where(by_date, "product discontinued on " + stop.dt.strftime("%Y-%m-%d").fillna("")
+                                + f", on or before the end of the data {end_day:%Y-%m-%d}", sales_reason)
+        no_sales |= by_date
+    conditions = [~any_nonzero, no_sales, length < settings.min_series_length, last_pos < end_pos]
+    reasons = [
+        "y is 0 in all " + stats["n_periods"].astype(str) + " periods",
+        sales_reason,
+        _too_short_reason(stats["n_periods"], settings),
+        "last reported period " + _day(periods, last_pos) + ", " + pd.Series(end_pos - last_pos).astype(str)
+        + f" periods before the end of the data {end}",
+    ]
+    stats["reason_code"] = np.select(conditions, REASON_CODES[1:], default="")
+    stats["reason"] = np.select(conditions, reasons, default="")
+    return stats.loc[stats["reason_code"] != ""]
+
+
+def _promoted(product: np.ndarray, customer: np.ndarray, day: np.ndarray, products: pd.Index,
+              customers: pd.Index, promotions: pd.DataFrame | None) -> np.ndarray:
+    """Whether each line (codes into ``products``/``customers``, day number) is under an active promotion.
+
+    Promotions become intervals keyed by (product, customer or 0 for all customers); sorted by key and
+    start, the running maximum of the end tells whether any interval starting on or before a day still
+    runs on it, so one ``searchsorted`` answers every line."""
+    if promotions is None or promotions.empty or len(day) == 0:
+        return np.zeros(len(day), dtype=bool)
+    promo_product = products.get_indexer(promotions["product_id"].astype(str))
+    everyone = promotions["customer_id"].isna().to_numpy()
+    promo_customer = np.where(everyone, -1, customers.get_indexer(promotions["customer_id"].astype(str)))
+    low, high = day.min(), day.max()
+    start = np.maximum(_day_numbers(promotions["start_date"]), low)
+    finish = np.minimum(_day_numbers(promotions["end_date"]), high)
+    usable = (promo_product >= 0) & (everyone | (promo_customer >= 0)) & (start <= finish)
+    if not usable.any():
+        return np.zeros(len(day), dtype=bool)
+    span, slots = high - low + 1, len(customers) + 1
+    key = promo_product[usable] * slots + promo_customer[usable] + 1
+    intervals = pd.DataFrame({"at": key * span + start[usable] - low, "key": key, "finish": finish[usable]})
+    intervals = intervals.sort_values("at", kind="stable")
+    intervals["finish"] = intervals.groupby("key")["finish"].cummax()
+    at, keys, finish = (intervals[column].to_numpy() for column in ("at", "key", "finish"))
+
+    def covered(line_key: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(at, line_key * span + day - low, side="right") - 1
+        safe = np.maximum(index, 0)
+        return (index >= 0) & (keys[safe] == line_key) & (finish[safe] >= day)
+
+    return covered(product * slots + customer + 1) | covered(product * slots)
+
+
+def _day_numbers(dates: pd.Series) -> np.ndarray:
+    return pd.to_datetime(dates).to_numpy().astype("datetime64[D]").astype("int64")
+
+
+def _attributes(table: pd.DataFrame | None, key: str, columns: list[str], ids: np.ndarray) -> pd.DataFrame:
+    """``columns`` of ``table`` for each id in ``ids`` (missing table, row or column: null)."""
+    if table is None or key not in table:
+        return pd.DataFrame(index=range(len(ids)), columns=columns, dtype=object)
+    table = table.assign(**{key: table[key].astype(str)}).drop_duplicates(key).set_index(key)
+    return table.reindex(columns=columns).reindex(ids).reset_index(drop=True)
+
+
+def build_gold_from_orders(orders: pd.DataFrame, products: pd.DataFrame, customers: pd.DataFrame,
+                           promotions: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gold table and excluded series from order lines, at the grain and frequency of ``settings``."""
+    grain = settings.grain
+    if orders is None or orders.empty:
+        return _gold_frame({}, grain), _finish_excluded([])
+    offset = _offset(settings.frequency)
+    ds = period_start(orders["order_date"], settings.frequency)
+    day = _day_numbers(orders["order_date"])
+    # The last period counts only when the data reach its last day; a partial period would look like a
+    # collapse in demand.
+    last_day = pd.Timestamp(day.max(), unit="D")
+    end = ds.max()
+    if period_start(pd.Series([last_day + pd.Timedelta(days=1)]), settings.frequency).iloc[0] == end:
+        end = end - offset
+
+    product, product_ids = pd.factorize(orders["product_id"])
+    customer, customer_ids = pd.factorize(orders["customer_id"])
+    product_ids, customer_ids = pd.Index(product_ids.astype(str)), pd.Index(customer_ids.astype(str))
+    by_customer = "customer_id" in grain
+    code, pairs = pd.factorize(product * len(customer_ids) + customer if by_customer else product)
+    series_product = product_ids[pairs // len(customer_ids) if by_customer else pairs].to_numpy()
+    series_customer = customer_ids[pairs % len(customer_ids)].to_numpy() if by_customer else None
+    labels = (pd.Series(series_product) + "/" + series_customer).to_numpy() if by_customer else series_product
+    code, uids, order = _sorted_codes(code, labels.astype(object))
+    series_product = series_product[order]
+
+    quantity = orders["quantity"].to_numpy(dtype="float64")
+    gross = np.clip(quantity, 0, None)
+    promoted = _promoted(product, customer, day, product_ids, customer_ids, promotions)
+    inside = (ds <= end).to_numpy()
+    periods = pd.date_range(ds[inside].min() if inside.any() else end, end, freq=offset)
+    pos = periods.searchsorted(ds[inside].to_numpy())
+    cells = pd.DataFrame({
+        "key": code[inside] * len(periods) + pos, "y": quantity[inside],
+        "revenue": quantity[inside] * orders["unit_price"].to_numpy(dtype="float64")[inside],
+        "gross": gross[inside], "promo": np.where(promoted, gross, 0.0)[inside],
+    }).groupby("key", sort=True).sum()
+    cell_code, cell_pos = np.divmod(cells.index.to_numpy(), len(periods))
+
+    first = np.full(len(uids), len(periods), dtype="int64")
+    np.minimum.at(first, cell_code, cell_pos)
+    grid_code, grid_pos, length = _grid(first, np.full(len(uids), len(periods) - 1))
+    at = np.searchsorted(grid_code * len(periods) + grid_pos, cells.index.to_numpy())
+    values = {}
+    for column in ("y", "revenue", "gross", "promo"):
+        values[column] = np.zeros(len(grid_code))
+        values[column][at] = cells[column].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        price = np.where(values["y"] > 0, values["revenue"] / values["y"], np.nan)
+        share = np.where(values["gross"] > 0, values["promo"] / values["gross"], 0.0)
+    gold = {"unique_id": uids[grid_code], "ds": periods[grid_pos].to_numpy(), "y": values["y"],
+            "revenue": values["revenue"], "avg_unit_price": price, "promo_share": share,
+            "product_id": series_product[grid_code]}
+    attributes = _attributes(products, "product_id", PRODUCT_ATTRIBUTES, series_product)
+    if by_customer:
+        series_customer = series_customer[order]
+        attributes["customer_id"] = series_customer
+        customer_attributes = _attributes(customers, "customer_id", CUSTOMER_ATTRIBUTES, series_customer)
+        attributes = attributes.join(customer_attributes)
+    for column in attributes:
+        gold[column] = attributes[column].to_numpy(dtype=object)[grid_code]
+
+    stop = _attributes(products, "product_id", ["discontinued_date"], series_product)["discontinued_date"]
+    stop.index = uids
+    excluded = [_classify(uids, length, grid_pos, values["y"], periods, settings, stop)]
+    late = length == 0
+    if late.any():
+        excluded.append(pd.DataFrame({
+            "unique_id": uids[late], "reason_code": "too_short", "n_periods": 0,
+            "first_ds": ds.max(), "last_ds": ds.max(),
+            "reason": f"no complete period of history: its only order lines fall in the incomplete period "
+                      f"starting {ds.max():%Y-%m-%d} (the data end on {last_day:%Y-%m-%d})"}))
+    return _gold_frame(gold, grain), _finish_excluded(excluded)
+
+
+def _missing_values(code: np.ndarray, pos: np.ndarray, y: np.ndarray, uids: np.ndarray,
+                    periods: pd.DatetimeIndex) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Rows of series_excluded for missing y, and each series' first/last reported position.
+
+    ``code``/``pos``/``y`` are the period sums sorted by (code, pos); a series left out of gold gets
+    last < first."""
+    n = len(uids)
+    starts = np.searchsorted(code, np.arange(n))
+    reported = ~np.isnan(y)
+    first = np.minimum.reduceat(np.where(reported, pos, len(periods)), starts)
+    last = np.maximum.reduceat(np.where(reported, pos, -1), starts)
+    file_first, file_last = pos[starts], np.maximum.reduceat(pos, starts)
+    gap = ~reported & (pos > first[code]) & (pos < last[code])
+    n_gaps = np.bincount(code[gap], minlength=n)
+    first_gap = np.minimum.reduceat(np.where(gap, pos, len(periods)), starts)
+    never, gapped = last < 0, n_gaps > 0
+    dropped = never | gapped
+    trailing = ~never & ~gapped & (file_last > last)
+    chosen = np.flatnonzero(dropped | trailing)
+    never, gapped = never[chosen], gapped[chosen]
+    low = np.where(never, file_first[chosen], first[chosen])
+    high = np.where(never, file_last[chosen], last[chosen])
+    reasons = np.select(
+        [never, gapped],
+        ["y missing in all rows (" + _day(periods, low) + " to " + _day(periods, high)
+         + "): nothing to forecast",
+         "y missing for " + pd.Series(n_gaps[chosen]).astype(str) + " periods between reported values "
+         "(first " + _day(periods, first_gap[chosen])
+         + "): series left out of gold; gaps are not zero-filled"],
+        "y missing for the last " + pd.Series(file_last[chosen] - high).astype(str) + " periods ("
+        + _day(periods, high + 1) + " to " + _day(periods, file_last[chosen])
+        + "): series stopped reporting; not zero-filled")
+    excluded = pd.DataFrame({"unique_id": uids[chosen], "reason_code": "missing_values", "reason": reasons,
+                             "n_periods": np.where(never, 0, high - low + 1), "first_ds": periods[low],
+                             "last_ds": periods[high]})
+    return excluded, first, np.where(dropped, -1, last)
+
+
+def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gold table and excluded series from pre-aggregated series (``raw.series``); grain is [product_id]."""
+    grain = ["product_id"]
+    if series is None or series.empty:
+        return _gold_frame({}, grain), _finish_excluded([])
+    offset = _offset(settings.frequency)
+    code, labels = pd.factorize(series["unique_id"])
+    code, uids, _ = _sorted_codes(code, np.asarray(labels).astype(str).astype(object))
+    ds = period_start(series["ds"], settings.frequency)
+    periods = pd.date_range(ds.min(), ds.max(), freq=offset)
+    key = code * len(periods) + periods.searchsorted(ds.to_numpy())
+    sums = pd.Series(pd.to_numeric(series["y"]).to_numpy(dtype="float64")).groupby(key).sum(min_count=1)
+    cell_code, cell_pos = np.divmod(sums.index.to_numpy(), len(periods))
+    y = sums.to_numpy()
+
+    missing, first, last = _missing_values(cell_code, cell_pos, y, uids, periods)
+    grid_code, grid_pos, length = _grid(first, last)
+    values = np.zeros(len(grid_code))
+    placed = ~np.isnan(y) & (last[cell_code] >= 0)  # reported cells of the series kept in gold
+    at = np.searchsorted(grid_code * len(periods) + grid_pos, sums.index.to_numpy()[placed])
+    values[at] = y[placed]
+    gold = {"unique_id": uids[grid_code], "ds": periods[grid_pos].to_numpy(), "y": values,
+            "promo_share": np.zeros(len(values)), "product_id": uids[grid_code]}
+    present = [column for column in PRODUCT_ATTRIBUTES if column in series]
+    if present:
+        attributes = series[present].groupby(code).first().reindex(range(len(uids)))
+        for column in present:
+            gold[column] = attributes[column].to_numpy(dtype=object)[grid_code]
+
+    others = _classify(uids, length, grid_pos, values, periods, settings, None)
+    others = others.loc[~others["unique_id"].isin(missing["unique_id"])]
+    return _gold_frame(gold, grain), _finish_excluded([missing, others])
+
+
+def build_gold(tables: dict[str, pd.DataFrame], settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gold table and excluded series from the raw tables of ``settings.source``."""
+    if settings.source == "series":
+        return build_gold_from_series(tables.get("series"), settings)
+    return build_gold_from_orders(tables.get("sales_orders"), tables.get("products"), tables.get("customers"),
+                                  tables.get("promotions"), settings)

@@ -1,0 +1,202 @@
+"""Monitoring: Evidently drift of the gold table, and forecast accuracy once actuals arrive."""
+
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import mlflow
+import pandas as pd
+
+from mlops_assets.accuracy import accuracy_summary, append_history, realized_vs_backtest, score_forecasts
+from mlops_assets.defs.automation import downstream_condition
+from mlops_assets.defs.meta import OWNERS, preview, table_metadata
+from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
+from mlops_assets.drift import compute_drift
+
+DRIFT_SUMMARY = "monitoring.drift_summary"
+FORECAST_HISTORY = "monitoring.forecast_history"
+FORECAST_ACCURACY = "monitoring.forecast_accuracy"
+DRIFT_CHECK = "drift_within_threshold"
+ACCURACY_CHECK = "realized_accuracy_within_promise"
+DRIFT_REPORT_KEY = dg.AssetKey(["monitoring", "drift_report"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["monitoring", "drift_report"],
+            description="Evidently data-drift report: the last periods of the gold table against the year "
+            "before, on sales relative to each series' level, price, promotion share, zero periods and the "
+            "category mix. Each materialization keeps its own HTML report.",
+            deps=[["gold", "sales_data_for_forecast"]],
+            group_name="monitoring",
+            kinds={"evidently", "mlflow"},
+            owners=OWNERS,
+            automation_condition=downstream_condition(),
+        ),
+        dg.AssetSpec(
+            ["monitoring", "drift_summary"],
+            description="One row per drift report ever made: when, which windows, the drift share and the "
+            "drifted columns. History: rows are only appended.",
+            deps=[["gold", "sales_data_for_forecast"]],
+            group_name="monitoring",
+            kinds={"duckdb"},
+            owners=OWNERS,
+            automation_condition=downstream_condition(),
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            DRIFT_CHECK,
+            asset=DRIFT_REPORT_KEY,
+            description="Warns when the share of drifted columns passes the threshold in settings.",
+        )
+    ],
+    can_subset=False,
+)
+def drift_report(
+    context: dg.AssetExecutionContext,
+    project: ProjectResource,
+    warehouse: Warehouse,
+    mlflow_tracking: MlflowTracking,
+):
+    settings = project.settings
+    gold = warehouse.read("gold.sales_data_for_forecast")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    result = compute_drift(
+        gold,
+        recent_periods=settings.drift.recent_periods,
+        reference_periods=settings.drift.reference_periods,
+        report_dir=project.paths.reports / "drift",
+        stamp=stamp,
+    )
+    mlflow_tracking.activate()
+    with mlflow.start_run(run_name=f"drift-{stamp}") as run:
+        mlflow.set_tags({"dagster_run_id": context.run_id, "kind": "drift_report"})
+        mlflow.log_metrics({"drift_share": result.drift_share, "drifted_columns": len(result.drifted_columns)})
+        if result.html_path:
+            mlflow.log_artifact(str(result.html_path))
+    row = pd.DataFrame(
+        [
+            {
+                "reported_at": pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)),
+                "reference_start": result.reference_window[0],
+                "reference_end": result.reference_window[1],
+                "current_start": result.current_window[0],
+                "current_end": result.current_window[1],
+                "drift_share": float(result.drift_share),
+                "drifted_columns": ",".join(result.drifted_columns),
+                "n_columns": int(result.n_columns),
+                "method": result.method,
+                "report_path": str(result.html_path or ""),
+                "mlflow_run_id": run.info.run_id,
+                "dagster_run_id": context.run_id,
+            }
+        ]
+    )
+    history = warehouse.append(DRIFT_SUMMARY, row)
+    threshold = settings.drift.threshold
+    context.log.info(
+        f"drift share {result.drift_share:.2f} (threshold {threshold}); drifted: {result.drifted_columns}"
+    )
+    yield dg.MaterializeResult(
+        asset_key=DRIFT_REPORT_KEY,
+        metadata={
+            "drift_share": float(result.drift_share),
+            "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
+            "method": result.method,
+            "report": dg.MetadataValue.path(str(result.html_path)) if result.html_path else "",
+            "per_column": preview(result.per_column, rows=30),
+            "mlflow_run_id": run.info.run_id,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=["monitoring", "drift_summary"], metadata=table_metadata(history, DRIFT_SUMMARY)
+    )
+    yield dg.AssetCheckResult(
+        check_name=DRIFT_CHECK,
+        asset_key=DRIFT_REPORT_KEY,
+        passed=bool(result.drift_share <= threshold),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "drift_share": float(result.drift_share),
+            "threshold": threshold,
+            "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
+        },
+    )
+
+
+@dg.asset(
+    key=["monitoring", "forecast_history"],
+    group_name="monitoring",
+    deps=[["forecasting", "forecasts"]],
+    kinds={"duckdb"},
+    owners=OWNERS,
+    automation_condition=downstream_condition(),
+    description="Every forecast ever issued, with when it was issued and which model version made it. "
+    "Append-only: a rerun of the same forecasts adds nothing and nothing is overwritten.",
+)
+def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    forecasts = warehouse.read("forecasting.forecasts")
+    existing = warehouse.read(FORECAST_HISTORY, missing_ok=True)
+    issued_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
+    combined = append_history(existing if not existing.empty else None, forecasts, issued_at)
+    added = len(combined) - len(existing)
+    if added:
+        warehouse.replace(FORECAST_HISTORY, combined)
+    context.log.info(f"{added} forecast rows appended ({len(combined)} in the history)")
+    return dg.MaterializeResult(metadata=table_metadata(combined, FORECAST_HISTORY, rows_appended=added))
+
+
+@dg.asset(
+    key=["monitoring", "forecast_accuracy"],
+    group_name="monitoring",
+    deps=[["monitoring", "forecast_history"], ["gold", "sales_data_for_forecast"]],
+    kinds={"duckdb"},
+    owners=OWNERS,
+    automation_condition=downstream_condition(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            ACCURACY_CHECK,
+            asset=["monitoring", "forecast_accuracy"],
+            description="Warns when the realized SMAPE is much worse than the backtest promised "
+            "(ratio in settings.monitoring.accuracy_warn_ratio).",
+        )
+    ],
+    description="Every past forecast that actuals now cover, scored: SMAPE (0-200, M4) and interval "
+    "coverage by series, by horizon step, by model version, and its trend over forecast issues.",
+)
+def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
+    history = warehouse.read(FORECAST_HISTORY)
+    gold = warehouse.read("gold.sales_data_for_forecast")
+    scored = score_forecasts(history, gold[["unique_id", "ds", "y"]])
+    warehouse.replace(FORECAST_ACCURACY, scored)
+    summary = accuracy_summary(scored) if not scored.empty else {}
+    metadata = table_metadata(scored, FORECAST_ACCURACY, forecasts_scored=len(scored))
+    for name, table in summary.items():
+        metadata[name] = preview(table, rows=20)
+    yield dg.MaterializeResult(metadata=metadata)
+
+    ratio_limit = project.settings.monitoring.accuracy_warn_ratio
+    if scored.empty:
+        yield dg.AssetCheckResult(
+            check_name=ACCURACY_CHECK, passed=True, metadata={"forecasts_scored": 0},
+            description="no actuals cover any past forecast yet",
+        )
+        return
+    realized = realized_vs_backtest(scored, warehouse.read("forecasting.series_champions"))
+    overall = float(realized["realized_smape"].mean() / max(realized["backtest_smape"].mean(), 1e-9))
+    worst = realized.sort_values("ratio", ascending=False).head(10)
+    yield dg.AssetCheckResult(
+        check_name=ACCURACY_CHECK,
+        passed=bool(overall <= ratio_limit),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "realized_over_backtest": overall,
+            "limit": ratio_limit,
+            "worst_series": preview(worst),
+        },
+    )
+
+
+monitoring_assets = [drift_report, forecast_history, forecast_accuracy]

@@ -1,0 +1,100 @@
+"""Registry: the per-series champions as one MLflow model, promoted only when at least as good."""
+
+
+import dagster as dg
+import mlflow
+
+from mlops_assets import registry
+from mlops_assets.champion_model import ChampionForecaster
+from mlops_assets.defs.automation import expensive_condition
+from mlops_assets.defs.forecasting import (
+    CHAMPIONS,
+    EVALUATION,
+    EVALUATION_KEY,
+    data_fingerprint,
+    eligible_history,
+    latest_metadata,
+)
+from mlops_assets.defs.meta import OWNERS
+from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
+
+MODEL_KEY = dg.AssetKey(["registry", "sales_forecast_model"])
+
+
+@dg.asset(
+    key=MODEL_KEY,
+    group_name="registry",
+    deps=[["forecasting", "series_champions"], ["gold", "sales_data_for_forecast"]],
+    kinds={"mlflow", "statsforecast"},
+    owners=OWNERS,
+    automation_condition=expensive_condition(),
+    description="The per-series champions refit on each series' full history, logged as one MLflow pyfunc "
+    "model and registered as a new version of sales_forecast (alias challenger). The alias champion moves "
+    "to it only when its backtest SMAPE on the same data is no worse than the current champion's.",
+)
+def sales_forecast_model(
+    context: dg.AssetExecutionContext,
+    project: ProjectResource,
+    warehouse: Warehouse,
+    mlflow_tracking: MlflowTracking,
+):
+    settings = project.settings
+    name = settings.registered_model_name
+    history = eligible_history(warehouse)
+    champions = warehouse.read(CHAMPIONS)
+    evaluation = warehouse.read(EVALUATION)
+    mlflow_tracking.activate()
+    fingerprint = f"{data_fingerprint(history)}-{settings.fingerprint()}"
+    previous = latest_metadata(context, MODEL_KEY)
+    if previous.get("fingerprint") == fingerprint and registry.alias_version(name, registry.CHAMPION):
+        context.log.info(f"same data and settings as version {previous.get('version')}: nothing registered")
+        return dg.MaterializeResult(metadata={**previous, "registered": False})
+
+    forecaster = ChampionForecaster(
+        settings.frequency, settings.season, settings.horizon, tuple(settings.interval_levels)
+    ).fit(history, champions[["unique_id", "model"]])
+    evaluation_run = latest_metadata(context, EVALUATION_KEY).get("mlflow_run_id")
+    version = registry.register_champions(
+        forecaster,
+        champions,
+        name=name,
+        run_id=evaluation_run,
+        description=f"{len(champions)} series of gold.sales_data_for_forecast up to {history['ds'].max().date()}"
+        f" (data {data_fingerprint(history)}); frequency {settings.frequency}, horizon {settings.horizon}, "
+        f"{settings.backtest.windows} backtest windows; Dagster run {context.run_id}.",
+        tags={
+            "data_fingerprint": data_fingerprint(history),
+            "settings_fingerprint": settings.fingerprint(),
+            "dagster_run_id": context.run_id,
+            "frequency": settings.frequency,
+            "horizon": str(settings.horizon),
+        },
+    )
+    decision = registry.decide_promotion(
+        name=name,
+        new_version=version.version,
+        new_champions=champions,
+        evaluation=evaluation,
+        tolerance=settings.promotion_tolerance,
+    )
+    registry.apply_promotion(decision, name=name)
+    log = context.log.info if decision.promoted else context.log.warning
+    log(f"{name} v{version.version}: {'promoted to champion' if decision.promoted else 'not promoted'}: "
+        f"{decision.reason}")
+    experiment = mlflow.get_run(version.run_id).info.experiment_id
+    return dg.MaterializeResult(
+        metadata={
+            "version": version.version,
+            "model_uri": version.model_uri,
+            "registered": True,
+            "promoted": decision.promoted,
+            "promotion_reason": decision.reason,
+            "new_smape": float(decision.new_smape),
+            **({"champion_smape_before": float(decision.current_smape)} if decision.current_smape is not None else {}),
+            "champion_version": registry.alias_version(name, registry.CHAMPION) or "",
+            "series": len(champions),
+            "fingerprint": fingerprint,
+            "mlflow_run_id": version.run_id,
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment, version.run_id)),
+        }
+    )

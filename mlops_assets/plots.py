@@ -1,0 +1,246 @@
+"""Pictures of the forecasts and of the model race, as PNG bytes for files and Dagster metadata.
+
+Every function renders off screen (Agg) at a small resolution so a picture stays well under 150 KB and
+hundreds of series plots take seconds, and closes its figure so a long-running process does not grow.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+import os
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+DPI = 80
+SERIES_SIZE = (8.0, 3.6)
+ACTUAL_COLOR = "#1f4e79"
+FORECAST_COLOR = "#d9534f"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _render(fig: plt.Figure, tight: bool = True) -> bytes:
+    try:
+        if tight:
+            fig.tight_layout()
+        return _png(fig)
+    finally:
+        plt.close(fig)
+
+
+def _no_data(ax: plt.Axes, what: str) -> None:
+    ax.text(0.5, 0.5, f"No {what} to plot", ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _dates(ax: plt.Axes) -> None:
+    locator = mdates.AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _title(rows: pd.DataFrame, unique_id: str) -> str:
+    parts = [
+        str(rows[column].dropna().iloc[-1])
+        for column in ("product_name", "customer_name")
+        if column in rows.columns and rows[column].notna().any()
+    ]
+    label = f"{', '.join(parts)} ({unique_id})" if parts and parts != [unique_id] else unique_id
+    predict = rows[rows["origin"] == "Predict"]
+    if predict.empty:
+        return f"{label}\nno forecast"
+    models = sorted(predict["model"].dropna().astype(str).unique()) or ["unknown model"]
+    versions = sorted(predict["model_version"].dropna().astype(str).unique())
+    version = f", version {', '.join(versions)}" if versions else ""
+    return f"{label}\n{', '.join(models)}{version}"
+
+
+def _draw_series(ax: plt.Axes, rows: pd.DataFrame, unique_id: str, small: bool = False) -> None:
+    rows = rows.sort_values("ds")
+    train = rows[rows["origin"] == "Train"]
+    predict = rows[rows["origin"] == "Predict"]
+    ax.plot(train["ds"], train["sales"], color=ACTUAL_COLOR, linewidth=1.2, label="actual")
+    for level, alpha in ((95, 0.15), (80, 0.3)):
+        lo, hi = f"lo_{level}", f"hi_{level}"
+        if lo in predict.columns and predict[lo].notna().any():
+            ax.fill_between(
+                predict["ds"],
+                predict[lo],
+                predict[hi],
+                color=FORECAST_COLOR,
+                alpha=alpha,
+                linewidth=0,
+                label=f"{level}% interval",
+            )
+    if not predict.empty:
+        ax.plot(predict["ds"], predict["sales"], color=FORECAST_COLOR, linewidth=1.4, label="forecast")
+        ax.axvline(predict["ds"].min(), color="grey", linestyle=":", linewidth=0.8)
+    # Headroom above the highest value keeps the legend off the data; units start at zero.
+    values = pd.concat([train["sales"], predict["sales"], predict.get("hi_95", predict["sales"])])
+    low, high = values.min(), values.max()
+    if pd.notna(high) and high > low:
+        ax.set_ylim(min(0.0, low), high + 0.2 * (high - min(0.0, low)))
+    ax.set_title(_title(rows, unique_id), fontsize=9 if small else 11)
+    ax.set_ylabel("units")
+    ax.grid(alpha=0.3)
+    _dates(ax)
+    ax.legend(loc="upper left", fontsize=7 if small else 8, frameon=False, ncol=4)
+
+
+def _series_layout(fig: plt.Figure) -> None:
+    # Fixed margins: tight_layout measures every label and doubles the cost of a series plot.
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.84, bottom=0.1)
+
+
+def _series_rows(overall: pd.DataFrame, unique_id: str) -> pd.DataFrame:
+    rows = overall[overall["unique_id"].astype(str) == str(unique_id)]
+    if rows.empty:
+        known = sorted(overall["unique_id"].astype(str).unique())
+        raise ValueError(
+            f"serving.sales_overall has no series {unique_id!r} ({len(known)} series, e.g. {known[:5]}); "
+            "find the id of a product with overall.find_series(overall, name)."
+        )
+    return rows
+
+
+def plot_series(overall: pd.DataFrame, unique_id: str, path: Path | None = None) -> bytes:
+    """Actuals, forecast and its 80%/95% intervals of one series; also written to ``path`` when given."""
+    fig, ax = plt.subplots(figsize=SERIES_SIZE)
+    _draw_series(ax, _series_rows(overall, unique_id), unique_id)
+    _series_layout(fig)
+    png = _render(fig, tight=False)
+    if path is not None:
+        _write_atomic(Path(path), png)
+    return png
+
+
+def plot_top_series(overall: pd.DataFrame, n: int = 4) -> bytes:
+    """A grid of the n series that sold the most (sum of actuals), biggest first."""
+    volume = overall[overall["origin"] == "Train"].groupby("unique_id")["sales"].sum()
+    top = sorted(volume.items(), key=lambda item: (-item[1], item[0]))[: max(n, 0)]
+    cols = 2 if len(top) > 1 else 1
+    rows = max(math.ceil(len(top) / cols), 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 3.2 * rows), squeeze=False)
+    for ax, (unique_id, _) in zip(axes.flat, top, strict=False):
+        _draw_series(ax, _series_rows(overall, unique_id), unique_id, small=True)
+    for ax in list(axes.flat)[len(top) :]:
+        ax.set_axis_off()
+    if not top:
+        _no_data(axes[0, 0], "actuals")
+    return _render(fig)
+
+
+def slugify(unique_id: str) -> str:
+    """A file name stem that is safe on every file system: P001/C003 -> P001_C003."""
+    slug = _UNSAFE.sub("_", str(unique_id)).strip("._")[:100]
+    return slug or "series"
+
+
+def _file_names(unique_ids: list[str]) -> dict[str, str]:
+    slugs = {uid: slugify(uid) for uid in unique_ids}
+    counts = pd.Series(list(slugs.values())).value_counts()
+    # Two ids can share a slug (P1/C2 and P1_C2): a short hash of the id keeps both files apart.
+    return {
+        uid: f"{slug}-{hashlib.sha1(uid.encode()).hexdigest()[:8]}.png" if counts[slug] > 1 else f"{slug}.png"
+        for uid, slug in slugs.items()
+    }
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_all_series_plots(overall: pd.DataFrame, folder: Path) -> list[Path]:
+    """One PNG per series in ``folder``, in unique_id order; readers never see a half-written file."""
+    folder = Path(folder)
+    groups = {str(uid): rows for uid, rows in overall.groupby(overall["unique_id"].astype(str), sort=True)}
+    names = _file_names(list(groups))
+    paths = []
+    # One figure redrawn per series: creating a figure costs more than drawing a small plot.
+    fig, ax = plt.subplots(figsize=SERIES_SIZE)
+    try:
+        for unique_id, rows in groups.items():
+            ax.clear()
+            _draw_series(ax, rows, unique_id)
+            _series_layout(fig)
+            path = folder / names[unique_id]
+            _write_atomic(path, _png(fig))
+            paths.append(path)
+    finally:
+        plt.close(fig)
+    return paths
+
+
+def plot_total_sales(gold: pd.DataFrame) -> bytes:
+    """Units sold per period over all series."""
+    total = gold.groupby(pd.to_datetime(gold["ds"]))["y"].sum(min_count=1).sort_index()
+    fig, ax = plt.subplots(figsize=SERIES_SIZE)
+    if total.empty:
+        _no_data(ax, "sales")
+    else:
+        ax.plot(total.index, total.values, color=ACTUAL_COLOR, linewidth=1.4)
+        ax.set_title(f"Total units per period ({gold['unique_id'].nunique()} series)", fontsize=11)
+        ax.set_ylabel("units")
+        ax.grid(alpha=0.3)
+        _dates(ax)
+    return _render(fig)
+
+
+def plot_smape_distribution(evaluation: pd.DataFrame) -> bytes:
+    """Box plot of the per-series SMAPE of each model, best median first."""
+    scores = evaluation.dropna(subset=["smape"])
+    by_model = {str(model): group["smape"].to_numpy() for model, group in scores.groupby("model")}
+    order = sorted(by_model, key=lambda model: (float(pd.Series(by_model[model]).median()), model))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(order) + 2), 4.0))
+    if not order:
+        _no_data(ax, "SMAPE")
+    else:
+        ax.boxplot([by_model[m] for m in order], tick_labels=order, showfliers=True, flierprops={"ms": 3})
+        ax.set_ylim(0, 200)
+        ax.set_ylabel("SMAPE per series (M4 scale 0-200, lower is better)")
+        ax.set_title(f"Backtest SMAPE by model ({scores['unique_id'].nunique()} series)", fontsize=11)
+        ax.grid(axis="y", alpha=0.3)
+        ax.tick_params(axis="x", labelrotation=30 if len(order) > 4 else 0, labelsize=8)
+    return _render(fig)
+
+
+def plot_win_share(win_share: dict[str, float]) -> bytes:
+    """Bar chart of how often each model is the champion (shares in [0, 1] shown as percent)."""
+    items = sorted(win_share.items(), key=lambda item: (-item[1], item[0]))
+    as_share = all(0 <= value <= 1 for _, value in items)
+    values = [100 * value if as_share else value for _, value in items]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(items) + 2), 3.6))
+    if not items:
+        _no_data(ax, "champions")
+    else:
+        bars = ax.bar([model for model, _ in items], values, color=ACTUAL_COLOR)
+        ax.bar_label(bars, labels=[f"{v:.0f}%" if as_share else f"{v:g}" for v in values], fontsize=8)
+        ax.set_ylabel("share of series won (%)" if as_share else "series won")
+        ax.set_title("Champion model wins", fontsize=11)
+        ax.margins(y=0.15)
+        ax.tick_params(axis="x", labelrotation=30 if len(items) > 4 else 0, labelsize=8)
+    return _render(fig)
+
+
+def png_markdown(png: bytes, alt: str) -> str:
+    """Markdown that embeds the PNG inline, the form Dagster's metadata viewer renders."""
+    alt = " ".join(re.sub(r"[\[\]]", " ", alt).split())
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"

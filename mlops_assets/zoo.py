@@ -1,0 +1,177 @@
+"""The models a series can be forecast with, by name, and the default choice per frequency.
+
+Names are the models' aliases everywhere (backtest rows, evaluation, champions, forecasts). Models without
+native prediction intervals (the intermittent-demand family and WindowAverage) get conformal intervals, so
+every model a champion can be gives intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+from statsforecast.models import (
+    ADIDA,
+    IMAPA,
+    MSTL,
+    TSB,
+    AutoARIMA,
+    AutoCES,
+    AutoETS,
+    AutoTheta,
+    CrostonOptimized,
+    HistoricAverage,
+    Naive,
+    SeasonalNaive,
+    WindowAverage,
+)
+from statsforecast.utils import ConformalIntervals
+
+from mlops_assets.settings import Settings
+
+# From simplest to most complex: selection breaks SMAPE ties towards the earlier name.
+MODEL_NAMES: tuple[str, ...] = (
+    "Naive",
+    "SeasonalNaive",
+    "HistoricAverage",
+    "WindowAverage",
+    "CrostonOptimized",
+    "ADIDA",
+    "IMAPA",
+    "TSB",
+    "AutoETS",
+    "AutoTheta",
+    "AutoCES",
+    "MSTL",
+    "AutoARIMA",
+)
+
+# Used by StatsForecast when a model raises on a series, and by the champion model when a model yields
+# no finite forecast: Naive needs a single observation and has native intervals, so it cannot fail.
+FALLBACK_MODEL = "Naive"
+
+# Conformal windows for models without native intervals; short series use as many as they have
+# (statsforecast needs at least two windows, i.e. 2 * horizon + 1 observations).
+CONFORMAL_WINDOWS = 5
+
+# Chosen by measured holdout accuracy per CPU-second (see benchmarks/accuracy.py and the report in
+# README): AutoARIMA and seasonal AutoETS cost 10-1000x more than the rest for no measured gain.
+DEFAULT_ZOO: dict[str, list[str]] = {
+    "W": [
+        "Naive",
+        "SeasonalNaive",
+        "WindowAverage",
+        "CrostonOptimized",
+        "ADIDA",
+        "IMAPA",
+        "TSB",
+        "AutoTheta",
+        "MSTL",
+    ],
+    "MS": [
+        "Naive",
+        "SeasonalNaive",
+        "HistoricAverage",
+        "WindowAverage",
+        "CrostonOptimized",
+        "ADIDA",
+        "IMAPA",
+        "TSB",
+        "AutoETS",
+        "AutoTheta",
+    ],
+    "D": [
+        "Naive",
+        "SeasonalNaive",
+        "WindowAverage",
+        "CrostonOptimized",
+        "ADIDA",
+        "IMAPA",
+        "TSB",
+        "AutoETS",
+        "AutoTheta",
+        "MSTL",
+    ],
+}
+
+
+def _builders(season_length: int, horizon: int) -> dict[str, Callable[[], Any]]:
+    season = max(int(season_length), 1)
+    return {
+        "Naive": lambda: Naive(),
+        "SeasonalNaive": lambda: SeasonalNaive(season_length=season),
+        "HistoricAverage": lambda: HistoricAverage(),
+        # A window of one horizon: recent level, robust to single spikes.
+        "WindowAverage": lambda: WindowAverage(window_size=max(horizon, 2)),
+        "CrostonOptimized": lambda: CrostonOptimized(),
+        "ADIDA": lambda: ADIDA(),
+        "IMAPA": lambda: IMAPA(),
+        # Teunter-Syntetos-Babai: slow demand-size updates, slower probability updates (obsolescence).
+        "TSB": lambda: TSB(alpha_d=0.2, alpha_p=0.1),
+        "AutoETS": lambda: AutoETS(season_length=season),
+        "AutoTheta": lambda: AutoTheta(season_length=season),
+        "AutoCES": lambda: AutoCES(season_length=season),
+        # MSTL needs a season > 1; with season 1 it degrades to its trend model, which is still valid.
+        "MSTL": lambda: MSTL(season_length=max(season, 2), trend_forecaster=AutoETS(model="ZZN")),
+        "AutoARIMA": lambda: AutoARIMA(season_length=season),
+    }
+
+
+def frequency_family(frequency: str) -> str:
+    """'W' for weekly, 'D' for daily and finer, 'MS' for monthly and coarser."""
+    name = pd.tseries.frequencies.to_offset(frequency).name.split("-")[0]
+    if name == "W":
+        return "W"
+    if name in {"D", "B", "C", "h", "H", "min", "T", "s", "S"}:
+        return "D"
+    return "MS"
+
+
+def validate_names(names: Sequence[str]) -> list[str]:
+    """The names, checked: unknown or duplicated names raise ValueError listing the supported ones."""
+    names = list(names)
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown model name(s) {unknown} in settings.models; supported: {list(MODEL_NAMES)}"
+        )
+    if not names:
+        raise ValueError(f"settings.models is empty; name at least one of {list(MODEL_NAMES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"settings.models lists a model twice: {names}")
+    return names
+
+
+def default_models(settings: Settings) -> list[str]:
+    """settings.models when set (validated), else the default zoo of the settings' frequency."""
+    if settings.models is not None:
+        return validate_names(settings.models)
+    return list(DEFAULT_ZOO[frequency_family(settings.frequency)])
+
+
+def has_native_intervals(name: str) -> bool:
+    return not getattr(build_models([name], 2, 2)[0], "only_conformal_intervals", False)
+
+
+def build_models(
+    names: Sequence[str], season_length: int, horizon: int, conformal_windows: int = CONFORMAL_WINDOWS
+) -> list:
+    """StatsForecast model instances, alias = name; models without native intervals get conformal ones.
+
+    Conformal scores are only computed when a model is fitted (or asked for intervals), so the backtest,
+    which asks for point forecasts only, pays nothing for them.
+    """
+    builders = _builders(season_length, horizon)
+    models = []
+    for name in validate_names(names):
+        model = builders[name]()
+        model.alias = name
+        if getattr(model, "only_conformal_intervals", False):
+            model.prediction_intervals = ConformalIntervals(h=horizon, n_windows=max(conformal_windows, 2))
+        models.append(model)
+    return models
+
+
+def build_fallback(season_length: int, horizon: int) -> Any:
+    return build_models([FALLBACK_MODEL], season_length, horizon)[0]

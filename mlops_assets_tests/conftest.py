@@ -1,0 +1,43 @@
+"""Shared fixtures: a sample landing zone in a temporary data directory and a real Dagster instance."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mlops_assets.defs.resources import build_resources
+from mlops_assets.sample_data import generate_sample
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def materialize_all(data_dir: Path, settings_file: str = "", instance: dg.DagsterInstance | None = None,
+                    selection: str = "*") -> dg.ExecuteInJobResult:
+    """Materialize the graph (default: all of it) with the resources a deployment would build."""
+    from mlops_assets.definitions import ASSETS, CHECKS
+
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        resources=build_resources(str(data_dir), settings_file),
+        instance=instance,
+        selection=selection,
+    )
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory) -> Path:
+    """A data directory whose landing zone holds a small sample: 20 products, 8 customers."""
+    data_dir = tmp_path_factory.mktemp("sample_data")
+    generate_sample(data_dir / "landing", n_products=20, n_customers=8, seed=7)
+    return data_dir

@@ -1,0 +1,115 @@
+"""End to end: the whole graph on real DuckDB, MLflow and Dagster, from a small sample landing zone."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import duckdb
+import mlflow
+import pandas as pd
+import pytest
+
+from mlops_assets.settings import DataPaths
+from mlops_assets_tests.conftest import materialize_all
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def chain(small_sample, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("e2e")
+    shutil.copytree(small_sample / "landing", data_dir / "landing")
+    instance = dg.DagsterInstance.local_temp(str(tmp_path_factory.mktemp("dagster_home")))
+    result = materialize_all(data_dir, instance=instance)
+    assert result.success
+    return data_dir, instance, result
+
+
+def _table(data_dir, table: str) -> pd.DataFrame:
+    with duckdb.connect(str(DataPaths(data_dir).warehouse), read_only=True) as con:
+        return con.execute(f"select * from {table}").df()
+
+
+def test_every_asset_and_check_ran(chain):
+    _, _, result = chain
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {
+        "raw/sales_orders", "raw/products", "raw/customers", "raw/promotions", "raw/series",
+        "gold/sales_data_for_forecast", "gold/series_excluded", "forecasting/backtest_forecasts",
+        "forecasting/series_evaluation", "forecasting/series_champions", "registry/sales_forecast_model",
+        "forecasting/forecasts", "monitoring/drift_report", "monitoring/drift_summary",
+        "monitoring/forecast_history", "monitoring/forecast_accuracy", "serving/sales_overall",
+    } <= materialized
+    checks = result.get_asset_check_evaluations()
+    failed = [(c.asset_key.to_user_string(), c.check_name) for c in checks if not c.passed]
+    contract_failures = [f for f in failed if f[1] == "matches_contract"]
+    assert contract_failures == []
+    assert len(checks) >= 14
+
+
+def test_gold_and_champions_cover_every_eligible_series(chain):
+    data_dir, _, _ = chain
+    gold = _table(data_dir, "gold.sales_data_for_forecast")
+    excluded = _table(data_dir, "gold.series_excluded")
+    champions = _table(data_dir, "forecasting.series_champions")
+    eligible = set(gold["unique_id"]) - set(excluded["unique_id"])
+    assert len(eligible) >= 10
+    assert set(champions["unique_id"]) == eligible
+    assert gold.groupby("unique_id")["ds"].apply(lambda s: s.diff().dropna().eq(pd.Timedelta(days=7)).all()).all()
+    assert (gold["ds"].dt.dayofweek == 0).all()
+
+
+def test_forecasts_have_intervals_and_a_registered_version(chain):
+    data_dir, _, _ = chain
+    forecasts = _table(data_dir, "forecasting.forecasts")
+    champions = _table(data_dir, "forecasting.series_champions")
+    assert set(forecasts["unique_id"]) == set(champions["unique_id"])
+    assert forecasts.groupby("unique_id").size().eq(13).all()
+    assert (forecasts["lo_95"] <= forecasts["lo_80"] + 1e-9).all()
+    assert (forecasts["lo_80"] <= forecasts["y_hat"] + 1e-9).all()
+    assert (forecasts["y_hat"] <= forecasts["hi_80"] + 1e-9).all()
+    assert (forecasts["hi_80"] <= forecasts["hi_95"] + 1e-9).all()
+    assert (forecasts["lo_95"] >= 0).all()
+    assert set(forecasts["model_version"]) == {"1"}
+    gold = _table(data_dir, "gold.sales_data_for_forecast")
+    assert forecasts["ds"].min() == gold["ds"].max() + pd.Timedelta(days=7)
+
+
+def test_mlflow_run_has_the_metrics_and_the_champion_alias(chain):
+    data_dir, _, _ = chain
+    paths = DataPaths(data_dir)
+    mlflow.set_tracking_uri(paths.mlflow_tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["sales_forecast"], filter_string="tags.dagster_asset = "
+                              "'forecasting/series_evaluation'")
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert 0 < run["metrics.smape_champion_selection"] <= run["metrics.smape_seasonal_naive"]
+    assert run["params.horizon"] == "13"
+    client = mlflow.MlflowClient(paths.mlflow_tracking_uri, paths.mlflow_tracking_uri)
+    assert str(client.get_model_version_by_alias("sales_forecast", "champion").version) == "1"
+
+
+def test_sales_overall_and_snapshots(chain):
+    data_dir, _, _ = chain
+    paths = DataPaths(data_dir)
+    overall = pd.read_parquet(paths.exports / "serving" / "sales_overall.parquet")
+    assert set(overall["origin"]) == {"Train", "Predict"}
+    predict = overall[overall["origin"] == "Predict"]
+    assert predict["model_version"].notna().all() and predict["product_name"].notna().all()
+    assert len(overall) == len(_table(data_dir, "serving.sales_overall"))
+    assert len(list((paths.plots / "series").glob("*.png"))) == overall["unique_id"].nunique()
+
+
+def test_rerun_is_idempotent(chain):
+    data_dir, instance, _ = chain
+    before = {t: len(_table(data_dir, t)) for t in ("raw.sales_orders", "raw.rejected_rows",
+                                                     "gold.sales_data_for_forecast", "forecasting.forecasts",
+                                                     "monitoring.forecast_history")}
+    result = materialize_all(data_dir, instance=instance)
+    assert result.success
+    after = {t: len(_table(data_dir, t)) for t in before}
+    assert after == before
+    model_events = [e for e in result.get_asset_materialization_events()
+                    if e.asset_key.to_user_string() == "registry/sales_forecast_model"]
+    assert model_events[0].materialization.metadata["registered"].value is False
