@@ -109,12 +109,16 @@ def run(name: str, models: list[str] | None) -> dict:
         "dropped_short": int(df["unique_id"].nunique() - len(keep)), "champion": champion,
         "seasonal_naive": scores.get("SeasonalNaive", float("nan")), "best_single": best_single,
         "best_single_smape": scores[best_single], "singles": scores, "summary": summary,
-        "seconds": {"backtest+select": t1 - t0, "champion fit+predict": t2 - t1, "all-model forecast": t3 - t2},
+        "seconds": {
+            "backtest+select": t1 - t0, "champion fit+predict": t2 - t1, "all-model forecast": t3 - t2,
+        },
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", default="sample,jewelry,carparts")
     parser.add_argument("--models", default=None, help="comma-separated zoo; default: the frequency's zoo")
     args = parser.parse_args()
@@ -124,7 +128,8 @@ def main() -> None:
         r = run(name, models)
         print(f"\n== {r['dataset']} ({r['source']}): {r['series']} series, {r['dropped_short']} too short")
         print(f"timing (s): {', '.join(f'{k} {v:.1f}' for k, v in r['seconds'].items())}")
-        print(f"backtest win share: {', '.join(f'{m} {s:.0%}' for m, s in r['summary']['win_share'].items())}")
+        shares = ", ".join(f"{m} {s:.0%}" for m, s in r["summary"]["win_share"].items())
+        print(f"backtest win share: {shares}")
         print(f"{'model':<22}{'holdout sMAPE':>14}")
         print(f"{'CHAMPION selection':<22}{r['champion']:>14.2f}")
         for m, s in sorted(r["singles"].items(), key=lambda kv: kv[1]):

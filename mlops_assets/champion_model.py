@@ -22,7 +22,6 @@ from statsforecast import StatsForecast
 
 from mlops_assets.zoo import FALLBACK_MODEL, build_fallback, build_models, validate_names
 
-
 _MIN_SERIES_PER_PROCESS_POOL = 200
 
 
@@ -117,7 +116,7 @@ class ChampionForecaster:
                 "model": np.asarray(names, dtype=object)[order],
                 "fitted_model": [
                     FALLBACK_MODEL if _is_fallback(m) else name
-                    for m, name in zip(self._fitted, np.asarray(names, dtype=object)[order])
+                    for m, name in zip(self._fitted, np.asarray(names, dtype=object)[order], strict=True)
                 ],
                 "train_end": pd.to_datetime(train_end.reindex(self._uids).to_numpy()),
             }
@@ -138,7 +137,7 @@ class ChampionForecaster:
         uids = [str(u) for u in sf.uids]
         fitted = list(sf.fitted_[:, 0])
         values = dict(tuple(sub.groupby("unique_id", sort=False)["y"]))
-        for i, (uid, fm) in enumerate(zip(uids, fitted)):
+        for i, (uid, fm) in enumerate(zip(uids, fitted, strict=True)):
             if not self._predicts_finite(fm):
                 fitted[i] = build_fallback(self.season_length, self.horizon).fit(
                     y=values[uid].to_numpy(dtype=float)

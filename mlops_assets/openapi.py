@@ -41,6 +41,8 @@ def _column_schema(spec: ColSpec, constraints: Mapping[str, Any] | None) -> dict
     schema = {**_JSON_TYPES[type_name], **(constraints or {})}
     if not spec.required:
         schema["nullable"] = True
+        if "enum" in schema:  # OpenAPI 3.0.3: a nullable enum must list null itself
+            schema["enum"] = [*schema["enum"], None]
     return schema
 
 

@@ -180,6 +180,14 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
         return out.reset_index(drop=True)
 
 
+def request_constraints(forecaster: ChampionForecaster) -> dict[str, dict[str, Any]]:
+    """JSON-schema bounds of the request columns that a signature cannot express (for the OpenAPI doc)."""
+    return {
+        "h": {"minimum": 1, "maximum": forecaster.horizon},
+        "level": {"enum": [int(lv) for lv in forecaster.levels if float(lv).is_integer()]},
+    }
+
+
 def build_signature(levels: tuple[float, ...] = (80, 95)) -> ModelSignature:
     inputs = Schema(
         [ColSpec("string", "unique_id"), ColSpec("long", "h"), ColSpec("long", "level", required=False)]

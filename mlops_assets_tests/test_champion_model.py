@@ -119,16 +119,20 @@ def test_fallback_when_champion_cannot_forecast():
     np.testing.assert_allclose(out.loc[out["unique_id"] == "s0", "y_hat"], last)
 
 
+def _champ(uid: str, model: str) -> pd.DataFrame:
+    return pd.DataFrame({"unique_id": [uid], "model": [model]})
+
+
 def test_fit_rejects_bad_input():
     history = _history(n_series=2)
     with pytest.raises(ValueError, match="no history"):
-        ChampionForecaster("W-MON", 4, 4).fit(history, pd.DataFrame({"unique_id": ["zz"], "model": ["Naive"]}))
+        ChampionForecaster("W-MON", 4, 4).fit(history, _champ("zz", "Naive"))
     bad = history.copy()
     bad.loc[3, "y"] = np.nan
     with pytest.raises(ValueError, match="s0"):
         ChampionForecaster("W-MON", 4, 4).fit(bad, CHAMPIONS.head(2))
     with pytest.raises(ValueError, match="supported"):
-        ChampionForecaster("W-MON", 4, 4).fit(history, pd.DataFrame({"unique_id": ["s0"], "model": ["Prophet"]}))
+        ChampionForecaster("W-MON", 4, 4).fit(history, _champ("s0", "Prophet"))
 
 
 def test_forecast_champions_uses_settings():
