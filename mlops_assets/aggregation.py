@@ -134,7 +134,9 @@ def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarr
     last_positive = np.maximum.reduceat(np.where(y > 0, pos, -1), starts)
     end_pos = len(periods) - 1
     end = periods[end_pos].strftime("%Y-%m-%d")
-    window_pos = end_pos - settings.horizon + 1
+    # Intermittent series go quiet for weeks; only a full season (or horizon) without a sale means dead.
+    dormant = max(settings.horizon, settings.season)
+    window_pos = end_pos - dormant + 1
     stats = pd.DataFrame({"unique_id": uids, "n_periods": length, "first_ds": periods[first_pos],
                           "last_ds": periods[last_pos]})
 
@@ -144,7 +146,7 @@ def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarr
         last_positive < 0, f"no positive sales in its whole history up to {end}",
         "no positive sales since " + _day(periods, last_positive + 1) + " ("
         + pd.Series(end_pos - last_positive).astype(str)
-        + f" periods up to {end}; the horizon is {settings.horizon})")
+        + f" periods up to {end}; a series is discontinued after {dormant} periods without a sale)")
     if stop is not None:
         stop = pd.to_datetime(stop.reindex(uids)).reset_index(drop=True)
         end_day = periods[end_pos] + periods.freq - pd.Timedelta(days=1)

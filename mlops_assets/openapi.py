@@ -89,9 +89,7 @@ def build_openapi(
     row = _row_schema(signature.inputs, constraints or {})
     names = list(row["properties"])
     if not example_records:
-        example_records = [
-            {n: _PLACEHOLDERS.get(row["properties"][n]["type"]) for n in row["required"]}
-        ]
+        example_records = [{n: _PLACEHOLDERS.get(row["properties"][n]["type"]) for n in row["required"]}]
     split_example = {
         "columns": [n for n in names if any(n in r for r in example_records)],
         "data": [[r.get(n) for n in names if any(n in r for r in example_records)] for r in example_records],
@@ -100,9 +98,7 @@ def build_openapi(
     any_cell["nullable"] = True
 
     output = signature.outputs
-    prediction_row = (
-        _row_schema(output, {}) if output is not None and output.has_input_names() else {}
-    )
+    prediction_row = _row_schema(output, {}) if output is not None and output.has_input_names() else {}
     error = {
         "type": "object",
         "required": ["error_code", "message"],
@@ -118,7 +114,9 @@ def build_openapi(
             "title": title,
             "version": "1",
             "description": "Endpoint of `mlflow models serve`. Bounds of interval levels a row did not ask "
-            "for are null. Errors the caller can fix answer 400 with a message saying what is wrong.",
+            "for are null. Errors the caller can fix answer 400 with a message saying what is wrong. "
+            "MLflow casts each column to its declared type before the model sees it: an optional column "
+            "(level) must be given in every row or in none, and a fractional integer is truncated.",
         },
         "servers": [{"url": server_url}],
         "paths": {
@@ -146,9 +144,7 @@ def build_openapi(
                     "responses": {
                         "200": {
                             "description": "One row per requested series and future period",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Predictions"}}
-                            },
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Predictions"}}},
                         },
                         "400": {
                             "description": "The request is malformed or asks for something the model "
@@ -175,7 +171,11 @@ def build_openapi(
                     "required": ["dataframe_records"],
                     "additionalProperties": False,
                     "properties": {
-                        "dataframe_records": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Row"}}
+                        "dataframe_records": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"$ref": "#/components/schemas/Row"},
+                        }
                     },
                 },
                 "DataframeSplit": {

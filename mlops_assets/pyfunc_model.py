@@ -150,8 +150,8 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         if self.model_version is None:
             raise MlflowException(
-                f"this model was logged without model_config['{MODEL_VERSION_KEY}']; "
-                "log it with log_forecast_model", error_code=INTERNAL_ERROR,
+                f"this model was logged without model_config['{MODEL_VERSION_KEY}']; log it with log_forecast_model",
+                error_code=INTERNAL_ERROR,
             )
         request = validate_request(model_input, self.forecaster)
         return self.forecast(request)
@@ -189,9 +189,7 @@ def request_constraints(forecaster: ChampionForecaster) -> dict[str, dict[str, A
 
 
 def build_signature(levels: tuple[float, ...] = (80, 95)) -> ModelSignature:
-    inputs = Schema(
-        [ColSpec("string", "unique_id"), ColSpec("long", "h"), ColSpec("long", "level", required=False)]
-    )
+    inputs = Schema([ColSpec("string", "unique_id"), ColSpec("long", "h"), ColSpec("long", "level", required=False)])
     outputs = Schema(
         [ColSpec("string", c) for c in ("unique_id", "ds", "model", MODEL_VERSION_KEY)]
         + [ColSpec("double", "y_hat")]

@@ -175,9 +175,7 @@ def decide_promotion(
         return decision(True, f"version {new_version} already is the champion", new_overall, None, 0)
 
     old = champion_choices(name, current).merge(scores, on=["unique_id", "model"], how="left")
-    both = new.merge(old, on="unique_id", suffixes=("_new", "_current")).dropna(
-        subset=["smape_new", "smape_current"]
-    )
+    both = new.merge(old, on="unique_id", suffixes=("_new", "_current")).dropna(subset=["smape_new", "smape_current"])
     if both.empty:
         absent = sorted(set(old["model"]) - set(scores["model"]))
         why = (
@@ -186,8 +184,11 @@ def decide_promotion(
             else "the two versions share no evaluated series"
         )
         return decision(
-            True, f"promoted without comparison: {why}, so version {current} cannot be scored on the "
-            "new data", new_overall, None, 0,
+            True,
+            f"promoted without comparison: {why}, so version {current} cannot be scored on the new data",
+            new_overall,
+            None,
+            0,
         )
     new_smape, current_smape = float(both["smape_new"].mean()), float(both["smape_current"].mean())
     promoted = new_smape <= current_smape + tolerance

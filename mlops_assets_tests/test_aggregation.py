@@ -155,7 +155,7 @@ def _exclusion_orders() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_orders_exclusion_reasons() -> None:
     orders, products = _exclusion_orders()
-    settings = Settings(horizon=2, backtest={"windows": 1, "min_train_periods": 2})
+    settings = Settings(horizon=2, season_length=2, backtest={"windows": 1, "min_train_periods": 2})
     assert settings.min_series_length == 4
     gold, excluded = build_gold_from_orders(orders, products, CUSTOMERS, None, settings)
     assert list(excluded.columns) == EXCLUDED_COLUMNS
@@ -167,7 +167,7 @@ def test_orders_exclusion_reasons() -> None:
     assert rows.loc["DATE", "reason"] == ("product discontinued on 2024-02-20, on or before the end of the "
                                           "data 2024-03-03")
     assert rows.loc["NOSALE", "reason"] == ("no positive sales since 2024-02-12 (3 periods up to "
-                                            "2024-02-26; the horizon is 2)")
+                                            "2024-02-26; a series is discontinued after 2 periods without a sale)")
     assert rows.loc["SHORT", "reason"] == ("3 periods of history; the backtest needs 4 (2 training + "
                                            "1 window of 2)")
     assert rows.loc["ZERO", "reason"] == "y is 0 in all 9 periods"
@@ -215,7 +215,7 @@ def test_series_source_missing_values_and_exclusions() -> None:
         "DISC": values(1, 2, 3, 4, 5, 6, 0, 0),
         "SHORT": values(1, 2, 3, months=MONTHS[5:]),
     }).assign(product_name=lambda frame: frame["unique_id"].str.lower(), source_row=1)
-    settings = Settings(source="series", frequency="MS", horizon=2, backtest={"windows": 1})
+    settings = Settings(source="series", frequency="MS", horizon=2, season_length=2, backtest={"windows": 1})
     gold, excluded = build_gold({"series": series}, settings)
 
     assert not gold["y"].isna().any()
@@ -243,7 +243,7 @@ def test_series_source_missing_values_and_exclusions() -> None:
     assert rows.loc["STALE", "reason"] == ("last reported period 2023-06-01, 2 periods before the end of the "
                                            "data 2023-08-01")
     assert rows.loc["DISC", "reason"] == "no positive sales since 2023-07-01 (2 periods up to 2023-08-01; " \
-                                         "the horizon is 2)"
+                                         "a series is discontinued after 2 periods without a sale)"
 
 
 def test_empty_inputs_give_empty_tables_with_the_contract_columns() -> None:

@@ -75,7 +75,9 @@ def choose(scores: dict[str, list[float]], pick=np.argmin) -> pd.DataFrame:
 
 
 def mean_smape(scores: dict[str, list[float]], choices: pd.DataFrame) -> float:
-    return float(np.mean([scores[m][SERIES.index(u)] for u, m in zip(choices["unique_id"], choices["model"])]))
+    return float(
+        np.mean([scores[m][SERIES.index(u)] for u, m in zip(choices["unique_id"], choices["model"], strict=True)])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -259,8 +261,12 @@ def test_version_number_survives_a_deleted_version_and_a_resumed_run(lifecycle, 
     with mlflow.start_run(experiment_id=store) as run:
         pass
     registered = register_champions(
-        lifecycle[1]["forecaster"], lifecycle[1]["champions"], name=NAME, run_id=run.info.run_id,
-        description="after a gap", tags={},
+        lifecycle[1]["forecaster"],
+        lifecycle[1]["champions"],
+        name=NAME,
+        run_id=run.info.run_id,
+        description="after a gap",
+        tags={},
     )
     assert int(registered.version) > int(ghost.version)
     assert registered.run_id == run.info.run_id
@@ -276,7 +282,10 @@ BAD_REQUESTS = [
     ({"unique_id": ["s0", "s1"], "h": [3, 0]}, r"h must be at least 1, got h=0 in row 1"),
     ({"unique_id": ["s0"], "h": [-1]}, r"h must be at least 1, got h=-1 in row 0"),
     ({"unique_id": ["s0"], "h": [14]}, r"h=14 in row 0 is beyond the trained horizon of 13"),
-    ({"unique_id": ["s0"], "h": [2], "level": [90]}, r"level 90 in row 0 was not fitted; the model has levels \[80, 95\]"),
+    (
+        {"unique_id": ["s0"], "h": [2], "level": [90]},
+        r"level 90 in row 0 was not fitted; the model has levels \[80, 95\]",
+    ),
     ({"unique_id": ["s0"]}, r"missing inputs \['h'\]"),
 ]
 

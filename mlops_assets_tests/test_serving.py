@@ -40,7 +40,9 @@ def weekly_history(n_weeks: int = 120, seed: int = 1) -> pd.DataFrame:
     ds = pd.date_range("2022-01-03", periods=n_weeks, freq="W-MON")
     t = np.arange(n_weeks)
     return pd.concat(
-        pd.DataFrame({"unique_id": uid, "ds": ds, "y": 40 + i + 8 * np.sin(2 * np.pi * t / 52) + rng.normal(0, 2, n_weeks)})
+        pd.DataFrame(
+            {"unique_id": uid, "ds": ds, "y": 40 + i + 8 * np.sin(2 * np.pi * t / 52) + rng.normal(0, 2, n_weeks)}
+        )
         for i, uid in enumerate(SERIES)
     ).reset_index(drop=True)
 
@@ -85,9 +87,26 @@ def served(tmp_path_factory):
     log = (work / "server.log").open("w")
     # cwd outside the repository: the model must load from the code it carries (code_paths).
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"models:/{NAME}@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -104,8 +123,13 @@ def served(tmp_path_factory):
                 pytest.fail(f"no /ping after {START_TIMEOUT_S} s:\n{(work / 'server.log').read_text()[-3000:]}")
             time.sleep(0.5)
         batch_model = mlflow.pyfunc.load_model(f"models:/{NAME}/{registered.version}")
-        yield {"base": base, "version": registered.version, "model": batch_model, "work": work,
-               "forecaster": forecaster}
+        yield {
+            "base": base,
+            "version": registered.version,
+            "model": batch_model,
+            "work": work,
+            "forecaster": forecaster,
+        }
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -145,7 +169,11 @@ def test_split_format_and_one_level(served):
     assert response.status_code == 200, response.text
     answer = pd.DataFrame(response.json()["predictions"])
     assert answer[["unique_id", "ds"]].values.tolist() == [
-        ["s2", "2024-04-22"], ["s2", "2024-04-29"], ["s2", "2024-05-06"], ["s5", "2024-04-22"], ["s5", "2024-04-29"]
+        ["s2", "2024-04-22"],
+        ["s2", "2024-04-29"],
+        ["s2", "2024-05-06"],
+        ["s5", "2024-04-22"],
+        ["s5", "2024-04-29"],
     ]
     expected = served["forecaster"].predict(["s2"], h=3)
     np.testing.assert_allclose(answer["lo_80"][:3], expected["lo_80"])
@@ -194,7 +222,17 @@ def test_openapi_document_is_valid_and_its_example_is_answered(served):
     assert row["properties"]["h"] == {"type": "integer", "format": "int64", "minimum": 1, "maximum": HORIZON}
     assert row["properties"]["level"]["enum"] == [80, 95, None]
     prediction = doc["components"]["schemas"]["Prediction"]["properties"]
-    assert list(prediction) == ["unique_id", "ds", "model", "model_version", "y_hat", "lo_80", "hi_80", "lo_95", "hi_95"]
+    assert list(prediction) == [
+        "unique_id",
+        "ds",
+        "model",
+        "model_version",
+        "y_hat",
+        "lo_80",
+        "hi_80",
+        "lo_95",
+        "hi_95",
+    ]
     examples = doc["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]["examples"]
     for example in examples.values():
         response = post(served, example["value"])
@@ -215,12 +253,29 @@ def test_missing_content_type_still_is_an_upstream_server_error(served):
 def test_schemathesis_finds_no_server_error(served):
     path = write_openapi(openapi_document(served), served["work"] / "openapi.json")
     command = [
-        str(Path(sys.executable).parent / "schemathesis"), "run", str(path), "--url", served["base"],
-        "--checks", "not_a_server_error", "--max-examples", "30", "--seed", "7", "--workers", "1",
-        "--generation-database", "none", "--request-timeout", "30", "--no-color",
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        str(path),
+        "--url",
+        served["base"],
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        "30",
+        "--seed",
+        "7",
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "30",
+        "--no-color",
         # Every client of this endpoint sends one; without it MLflow answers 500 (see the canary above).
-        "--header", "Content-Type: application/json",
+        "--header",
+        "Content-Type: application/json",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=420, cwd=served["work"])
+    print(result.stdout[-1500:])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout or "passed" in result.stdout.lower(), result.stdout[-3000:]

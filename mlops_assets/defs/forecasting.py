@@ -12,7 +12,7 @@ import pandas as pd
 from mlops_assets import schemas
 from mlops_assets.backtest import run_backtest
 from mlops_assets.defs.automation import downstream_condition, expensive_condition
-from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
+from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.metrics import evaluate
 from mlops_assets.plots import plot_smape_distribution, plot_win_share, png_markdown
@@ -27,6 +27,7 @@ CHAMPIONS = "forecasting.series_champions"
 FORECASTS = "forecasting.forecasts"
 CONTRACT_CHECK = "matches_contract"
 EVALUATION_KEY = dg.AssetKey(["forecasting", "series_evaluation"])
+BACKTEST_KEY = dg.AssetKey(["forecasting", "backtest_forecasts"])
 
 
 def eligible_history(warehouse: Warehouse) -> pd.DataFrame:
@@ -48,13 +49,6 @@ def backtest_fingerprint(history: pd.DataFrame, settings: Settings, models: list
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
-def latest_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        return {}
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
-
-
 @dg.asset(
     key=["forecasting", "backtest_forecasts"],
     group_name="forecasting",
@@ -73,7 +67,7 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
         raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")
     fingerprint = backtest_fingerprint(history, settings, models)
     previous = latest_metadata(context, context.asset_key)
-    if previous.get("input_fingerprint") == fingerprint and warehouse.read(BACKTEST, missing_ok=True).size:
+    if metadata_value(previous, "input_fingerprint") == fingerprint and warehouse.read(BACKTEST, missing_ok=True).size:
         context.log.info(f"input unchanged (fingerprint {fingerprint}): kept the existing backtest")
         backtest = warehouse.read(BACKTEST)
     else:
@@ -106,6 +100,11 @@ def series_evaluation(
     context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse, mlflow_tracking: MlflowTracking
 ):
     settings = project.settings
+    fingerprint = metadata_value(latest_metadata(context, BACKTEST_KEY), "input_fingerprint")
+    previous = latest_metadata(context, EVALUATION_KEY)
+    if fingerprint and metadata_value(previous, "input_fingerprint") == fingerprint:
+        context.log.info(f"backtest unchanged (fingerprint {fingerprint}): kept the evaluation and its MLflow run")
+        return dg.MaterializeResult(metadata=previous)
     backtest = warehouse.read(BACKTEST)
     history = eligible_history(warehouse)
     evaluation = evaluate(backtest, history, settings.season)
@@ -118,6 +117,7 @@ def series_evaluation(
             evaluation,
             EVALUATION,
             {"smape": schemas.SMAPE_DESCRIPTION},
+            input_fingerprint=fingerprint or "",
             mlflow_run_id=run_id,
             mlflow_run=dg.MetadataValue.url(url),
             data_fingerprint=data_fingerprint(history),

@@ -13,6 +13,19 @@ from mlops_assets.schemas import failure_summary
 OWNERS = ["team:forecasting"]
 
 
+def latest_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict[str, dg.MetadataValue]:
+    """Metadata of the asset's latest materialization (empty when never materialized)."""
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return {}
+    return dict(event.asset_materialization.metadata)
+
+
+def metadata_value(metadata: dict[str, dg.MetadataValue], name: str, default: object = None) -> object:
+    found = metadata.get(name)
+    return found.value if found is not None else default
+
+
 def column_schema(df: pd.DataFrame, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
     descriptions = descriptions or {}
     return dg.TableSchema(

@@ -1,6 +1,7 @@
 """Monitoring: Evidently drift of the gold table, and forecast accuracy once actuals arrive."""
 
 
+import hashlib
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -9,7 +10,7 @@ import pandas as pd
 
 from mlops_assets.accuracy import accuracy_summary, append_history, realized_vs_backtest, score_forecasts
 from mlops_assets.defs.automation import downstream_condition
-from mlops_assets.defs.meta import OWNERS, preview, table_metadata
+from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, preview, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.drift import compute_drift
 
@@ -19,6 +20,7 @@ FORECAST_ACCURACY = "monitoring.forecast_accuracy"
 DRIFT_CHECK = "drift_within_threshold"
 ACCURACY_CHECK = "realized_accuracy_within_promise"
 DRIFT_REPORT_KEY = dg.AssetKey(["monitoring", "drift_report"])
+DRIFT_SUMMARY_KEY = dg.AssetKey(["monitoring", "drift_summary"])
 
 
 @dg.multi_asset(
@@ -62,6 +64,18 @@ def drift_report(
 ):
     settings = project.settings
     gold = warehouse.read("gold.sales_data_for_forecast")
+    threshold = settings.drift.threshold
+    fingerprint = f"{_frame_fingerprint(gold)}-{settings.drift.model_dump_json()}"
+    previous = latest_metadata(context, DRIFT_REPORT_KEY)
+    if metadata_value(previous, "input_fingerprint") == fingerprint:
+        context.log.info("gold unchanged since the last drift report: kept it, appended nothing")
+        yield dg.MaterializeResult(asset_key=DRIFT_REPORT_KEY, metadata=previous)
+        yield dg.MaterializeResult(
+            asset_key=["monitoring", "drift_summary"], metadata=latest_metadata(context, DRIFT_SUMMARY_KEY)
+        )
+        yield _drift_check(metadata_value(previous, "drift_share"), metadata_value(previous, "drifted_columns"),
+                           threshold)
+        return
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     result = compute_drift(
         gold,
@@ -95,7 +109,6 @@ def drift_report(
         ]
     )
     history = warehouse.append(DRIFT_SUMMARY, row)
-    threshold = settings.drift.threshold
     context.log.info(
         f"drift share {result.drift_share:.2f} (threshold {threshold}); drifted: {result.drifted_columns}"
     )
@@ -108,20 +121,30 @@ def drift_report(
             "report": dg.MetadataValue.path(str(result.html_path)) if result.html_path else "",
             "per_column": preview(result.per_column, rows=30),
             "mlflow_run_id": run.info.run_id,
+            "input_fingerprint": fingerprint,
         },
     )
     yield dg.MaterializeResult(
-        asset_key=["monitoring", "drift_summary"], metadata=table_metadata(history, DRIFT_SUMMARY)
+        asset_key=DRIFT_SUMMARY_KEY, metadata=table_metadata(history, DRIFT_SUMMARY)
     )
-    yield dg.AssetCheckResult(
+    yield _drift_check(float(result.drift_share), result.drifted_columns, threshold)
+
+
+def _frame_fingerprint(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()[:16]
+
+
+def _drift_check(drift_share: float, drifted_columns: list[str], threshold: float) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
         check_name=DRIFT_CHECK,
         asset_key=DRIFT_REPORT_KEY,
-        passed=bool(result.drift_share <= threshold),
+        passed=bool(drift_share <= threshold),
         severity=dg.AssetCheckSeverity.WARN,
+        description=f"drift share {drift_share:.2f} against a threshold of {threshold}",
         metadata={
-            "drift_share": float(result.drift_share),
+            "drift_share": float(drift_share),
             "threshold": threshold,
-            "drifted_columns": dg.MetadataValue.json(result.drifted_columns),
+            "drifted_columns": dg.MetadataValue.json(list(drifted_columns)),
         },
     )
 

@@ -13,9 +13,8 @@ from mlops_assets.defs.forecasting import (
     EVALUATION_KEY,
     data_fingerprint,
     eligible_history,
-    latest_metadata,
 )
-from mlops_assets.defs.meta import OWNERS
+from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 
 MODEL_KEY = dg.AssetKey(["registry", "sales_forecast_model"])
@@ -46,14 +45,16 @@ def sales_forecast_model(
     mlflow_tracking.activate()
     fingerprint = f"{data_fingerprint(history)}-{settings.fingerprint()}"
     previous = latest_metadata(context, MODEL_KEY)
-    if previous.get("fingerprint") == fingerprint and registry.alias_version(name, registry.CHAMPION):
-        context.log.info(f"same data and settings as version {previous.get('version')}: nothing registered")
+    if metadata_value(previous, "fingerprint") == fingerprint and registry.alias_version(name, registry.CHAMPION):
+        context.log.info(
+            f"same data and settings as version {metadata_value(previous, 'version')}: nothing registered"
+        )
         return dg.MaterializeResult(metadata={**previous, "registered": False})
 
     forecaster = ChampionForecaster(
         settings.frequency, settings.season, settings.horizon, tuple(settings.interval_levels)
     ).fit(history, champions[["unique_id", "model"]])
-    evaluation_run = latest_metadata(context, EVALUATION_KEY).get("mlflow_run_id")
+    evaluation_run = metadata_value(latest_metadata(context, EVALUATION_KEY), "mlflow_run_id")
     version = registry.register_champions(
         forecaster,
         champions,
