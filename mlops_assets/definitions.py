@@ -9,6 +9,7 @@ from mlops_assets.defs.automation import (
     automation_sensor,
     forecasting_job,
     landing_zone_sensor,
+    retrain_on_drift_sensor,
     weekly_schedule,
 )
 from mlops_assets.defs.forecasting import forecasting_assets, forecasting_checks
@@ -26,7 +27,7 @@ defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
     jobs=[all_assets_job, forecasting_job],
-    sensors=[landing_zone_sensor, automation_sensor],
+    sensors=[landing_zone_sensor, automation_sensor, retrain_on_drift_sensor],
     schedules=[weekly_schedule()],
     resources=build_resources(),
     # One process per run: DuckDB takes one writer at a time, and StatsForecast already uses every core.

@@ -157,19 +157,22 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
         return self.forecast(request)
 
     def forecast(self, request: pd.DataFrame) -> pd.DataFrame:
-        """Forecasts for a validated request, rows in request order then by date."""
+        """Forecasts for a validated request (RangeIndex), rows in request order then by date."""
         levels = tuple(self.forecaster.levels)
-        request = request.assign(row=np.arange(len(request)))
         parts = []
         # One forecaster call per distinct (h, level): a 100-series request is one call.
         for (h, level), group in request.groupby(["h", "level"], dropna=False, sort=True):
+            h = int(h)
             asked = None if pd.isna(level) else [int(level)]
             try:
-                result = self.forecaster.predict(group["unique_id"].unique().tolist(), h=int(h), levels=asked)
+                result = self.forecaster.predict(group["unique_id"].unique().tolist(), h=h, levels=asked)
             except ForecastRequestError as error:
                 raise invalid_request(str(error)) from error
-            parts.append(group[["row", "unique_id"]].merge(result, on="unique_id", how="left"))
-        out = pd.concat(parts, ignore_index=True).sort_values(["row", "ds"], kind="stable")
+            # The result holds h consecutive rows per series: pick each request row's block, in request order.
+            first_rows = pd.Index(result["unique_id"].to_numpy()[::h]).get_indexer(group["unique_id"]) * h
+            part = result.iloc[(first_rows[:, None] + np.arange(h)).ravel()]
+            parts.append(part.assign(row=np.repeat(group.index.to_numpy(), h)))
+        out = parts[0] if len(parts) == 1 else pd.concat(parts).sort_values("row", kind="stable")
         out = out.reindex(columns=[c for c in output_columns(levels) if c != MODEL_VERSION_KEY])
         out["ds"] = pd.to_datetime(out["ds"]).dt.strftime("%Y-%m-%d")
         out.insert(3, MODEL_VERSION_KEY, self.model_version)

@@ -55,7 +55,7 @@ def write_tables(
     try:
         for i, (table, df) in enumerate([*replace.items(), *append.items()]):
             view = f"_incoming_{i}"
-            con.register(view, df)
+            con.register(view, _typed_strings(df))
             if table in replace or not table_exists(con, table):
                 con.execute(f"create or replace table {table} as select * from {view}")
             else:
@@ -65,6 +65,12 @@ def write_tables(
     except Exception:
         con.execute("rollback")
         raise
+
+
+def _typed_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns as pandas strings: DuckDB would type an empty or all-null object column as NULL."""
+    objects = [c for c in df.columns if df[c].dtype == object]
+    return df.astype(dict.fromkeys(objects, "string")) if objects else df
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) -> None:

@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 def materialize_all(data_dir: Path, settings_file: str = "", instance: dg.DagsterInstance | None = None,
-                    selection: str = "*") -> dg.ExecuteInJobResult:
+                    selection: str | dg.AssetSelection = "*", raise_on_error: bool = True) -> dg.ExecuteInJobResult:
     """Materialize the graph (default: all of it) with the resources a deployment would build."""
     from mlops_assets.definitions import ASSETS, CHECKS
 
@@ -32,6 +32,7 @@ def materialize_all(data_dir: Path, settings_file: str = "", instance: dg.Dagste
         resources=build_resources(str(data_dir), settings_file),
         instance=instance,
         selection=selection,
+        raise_on_error=raise_on_error,
     )
 
 

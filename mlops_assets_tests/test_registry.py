@@ -232,6 +232,20 @@ def test_loaded_model_answers_like_its_forecaster_with_its_version(lifecycle):
     assert one_level["lo_95"].isna().all() and one_level["hi_95"].isna().all()
 
 
+def test_mixed_request_keeps_request_order_and_asked_levels(lifecycle):
+    forecaster = lifecycle[2]["forecaster"]
+    model = SalesForecastModel(forecaster, model_version="2")
+    request = pd.DataFrame({"unique_id": ["s5", "s2", "s5"], "h": [2, 3, 2], "level": [80, np.nan, 95]})
+    answer = model.predict(None, request)
+    assert answer["unique_id"].tolist() == ["s5", "s5", "s2", "s2", "s2", "s5", "s5"]
+    full = forecaster.predict(["s2", "s5"], h=3).set_index(["unique_id", "ds"])
+    keys = list(zip(answer["unique_id"], pd.to_datetime(answer["ds"]), strict=True))
+    np.testing.assert_allclose(answer["y_hat"], full.loc[keys, "y_hat"])
+    assert answer["lo_95"].isna().tolist() == [True, True, False, False, False, False, False]
+    assert answer["lo_80"].isna().tolist() == [False, False, False, False, False, True, True]
+    np.testing.assert_allclose(answer["hi_95"][2:].astype(float), full.loc[keys[2:], "hi_95"])
+
+
 def test_rollback_points_champion_at_an_earlier_version(lifecycle):
     previous = rollback(NAME, "1")
     try:

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -53,30 +55,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """Two registered versions (the second promoted), served from models:/<name>@champion."""
-    work = tmp_path_factory.mktemp("serving")
+@contextmanager
+def temporary_tracking(work: Path) -> Iterator[tuple[str, str]]:
+    """A fresh MLflow store (tracking URI, experiment id), the process's URI restored afterwards."""
     # SQLite on tmpfs: creating the MLflow database is ~100 fsync'ed migrations (15 s on disk).
     db_dir = Path(tempfile.mkdtemp(prefix="mlflow-serving-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     tracking_uri = f"sqlite:///{db_dir}/mlflow.db"
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
-    experiment = mlflow.create_experiment("serving-test", artifact_location=(work / "artifacts").as_uri())
-    champions = pd.DataFrame({"unique_id": SERIES, "model": MODELS, "smape": np.linspace(5, 12, len(SERIES))})
-    evaluation = champions.assign(mae=1.0)
-    forecaster = ChampionForecaster("W-MON", 52, HORIZON).fit(weekly_history(), champions)
-    for _ in range(2):
-        with mlflow.start_run(experiment_id=experiment):
-            registered = register_champions(
-                forecaster, champions, name=NAME, run_id=None, description="serving test", tags={}
-            )
-        decision = decide_promotion(
-            name=NAME, new_version=registered.version, new_champions=champions, evaluation=evaluation, tolerance=0
-        )
-        apply_promotion(decision, name=NAME)
-    assert decision.promoted
+    try:
+        yield tracking_uri, mlflow.create_experiment("serving-test", artifact_location=(work / "artifacts").as_uri())
+    finally:
+        mlflow.set_tracking_uri(None)
+        if previous:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+        shutil.rmtree(db_dir, ignore_errors=True)
 
+
+@contextmanager
+def model_server(tracking_uri: str, work: Path) -> Iterator[str]:
+    """`mlflow models serve` of the champion in its own process group; yields its base URL once /ping answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -84,64 +82,64 @@ def served(tmp_path_factory):
         # The serve command execs `uvicorn` by name: the venv's bin must be on PATH.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    log = (work / "server.log").open("w")
-    # cwd outside the repository: the model must load from the code it carries (code_paths).
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            f"models:/{NAME}@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=work,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        started = time.monotonic()
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{(work / 'server.log').read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() - started > START_TIMEOUT_S:
-                pytest.fail(f"no /ping after {START_TIMEOUT_S} s:\n{(work / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        batch_model = mlflow.pyfunc.load_model(f"models:/{NAME}/{registered.version}")
-        yield {
-            "base": base,
-            "version": registered.version,
-            "model": batch_model,
-            "work": work,
-            "forecaster": forecaster,
-        }
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+    log_path = work / "server.log"
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion"]
+    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    with log_path.open("w") as log:
+        # cwd outside the repository, as in a deployment: the model loads from the code it carries.
+        process = subprocess.Popen(
+            command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        log.close()
-        mlflow.set_tracking_uri(None)
-        if previous:
-            os.environ["MLFLOW_TRACKING_URI"] = previous
-        shutil.rmtree(db_dir, ignore_errors=True)
+            started = time.monotonic()
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+                try:
+                    if requests.get(f"{base}/ping", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if time.monotonic() - started > START_TIMEOUT_S:
+                    pytest.fail(f"no /ping after {START_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield base
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Two registered versions (the second promoted), served from models:/<name>@champion."""
+    work = tmp_path_factory.mktemp("serving")
+    with temporary_tracking(work) as (tracking_uri, experiment):
+        champions = pd.DataFrame({"unique_id": SERIES, "model": MODELS, "smape": np.linspace(5, 12, len(SERIES))})
+        evaluation = champions.assign(mae=1.0)
+        forecaster = ChampionForecaster("W-MON", 52, HORIZON).fit(weekly_history(), champions)
+        for _ in range(2):
+            with mlflow.start_run(experiment_id=experiment):
+                registered = register_champions(
+                    forecaster, champions, name=NAME, run_id=None, description="serving test", tags={}
+                )
+            decision = decide_promotion(
+                name=NAME, new_version=registered.version, new_champions=champions, evaluation=evaluation, tolerance=0
+            )
+            apply_promotion(decision, name=NAME)
+        assert decision.promoted
+        with model_server(tracking_uri, work) as base:
+            yield {
+                "base": base,
+                "version": registered.version,
+                "model": mlflow.pyfunc.load_model(f"models:/{NAME}/{registered.version}"),
+                "work": work,
+                "forecaster": forecaster,
+            }
 
 
 def post(served, body) -> requests.Response:

@@ -1,5 +1,16 @@
-"""Automation: files arriving start raw runs (a sensor); everything below follows declaratively."""
+"""Automation: files arriving start raw runs (a sensor); everything below follows declaratively.
 
+- ``landing_zone_sensor``: a new or changed landing file starts a run of the raw asset it feeds (run key: the
+  file's content hash, so the same file never runs twice; the cursor survives restarts).
+- ``automation_sensor``: evaluates every asset's AutomationCondition. Below raw, an asset refreshes once per
+  upstream change, after its upstream finished, never past a failed blocking check. The whole chain below a
+  change is requested in one run, in which a failing blocking check stops what is downstream of it.
+- ``settings.automation.forecasting_cadence``: "eager" (default) refreshes backtest, champions and the
+  registered model on every gold change; "weekly" only on the ``weekly_schedule`` cron, for large data.
+- ``weekly_forecasting_refresh``: a schedule that re-runs the forecasting chain weekly even when no file
+  arrives (stopped unless ``settings.automation.weekly_schedule_running``).
+- ``retrain_on_drift_sensor``: a new failed evaluation of the drift check re-runs the champion selection.
+"""
 
 import dagster as dg
 
@@ -8,18 +19,43 @@ from mlops_assets.landing_watch import dump_cursor, load_cursor, scan_landing
 from mlops_assets.settings import load_settings
 
 SENSOR_INTERVAL_SECONDS = 5
+# Dependency order of the raw assets (sales orders and promotions check their ids against products and
+# customers): runs requested in one tick are queued, and run, in this order.
+RAW_ORDER = ("products", "customers", "promotions", "sales_orders", "series")
+DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey(["monitoring", "drift_report"]), "drift_within_threshold")
+RETRAIN_KEYS = [
+    dg.AssetKey(["forecasting", "backtest_forecasts"]),
+    dg.AssetKey(["forecasting", "series_evaluation"]),
+    dg.AssetKey(["forecasting", "series_champions"]),
+    dg.AssetKey(["registry", "sales_forecast_model"]),
+    dg.AssetKey(["forecasting", "forecasts"]),
+]
+
+
+def _deps_blocking_checks_passed() -> dg.AutomationCondition:
+    """Every dependency's blocking checks passed on its latest materialization, or it runs in the same run.
+
+    Dagster's ``all_deps_blocking_checks_passed`` accepts an in-tick request of the *check*, but checks
+    without a condition of their own are never "requested": they ride along with their asset. Accepting an
+    in-tick request of the dependency itself lets one run carry the whole chain; inside the run, a failed
+    blocking check (severity ERROR) skips every step downstream of it.
+    """
+    return dg.AutomationCondition.all_deps_match(
+        dg.AutomationCondition.will_be_requested()
+        | dg.AutomationCondition.all_checks_match(dg.AutomationCondition.check_passed(), blocking_only=True)
+    ).with_label("all_deps_blocking_checks_passed_or_requested")
 
 
 def downstream_condition() -> dg.AutomationCondition:
     """Refresh once per upstream change, never while upstream runs, never past a failed blocking check."""
-    return dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    return dg.AutomationCondition.eager() & _deps_blocking_checks_passed()
 
 
 def expensive_condition() -> dg.AutomationCondition:
-    """Backtest and champion selection: eager by default, or only on the weekly cadence (a setting)."""
+    """Backtest, champions and registered model: eager by default, or only on the weekly cadence (a setting)."""
     automation = load_settings().automation
     if automation.forecasting_cadence == "weekly":
-        return dg.AutomationCondition.on_cron(automation.weekly_schedule)
+        return dg.AutomationCondition.on_cron(automation.weekly_schedule) & _deps_blocking_checks_passed()
     return downstream_condition()
 
 
@@ -28,7 +64,8 @@ def expensive_condition() -> dg.AutomationCondition:
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     asset_selection=dg.AssetSelection.groups("raw"),
-    description="Starts a run of the raw asset a new or changed landing file feeds (run key: its content hash).",
+    description="Starts a run of the raw asset a new or changed landing file feeds (run key: its content hash). "
+    "Files under a temporary name (.tmp, .part) or modified in the last 2 s are left for a later look.",
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, project: ProjectResource):
     scan = scan_landing(project.paths.landing, load_cursor(context.cursor))
@@ -36,14 +73,68 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, project: ProjectRes
     if not scan.ready:
         return dg.SkipReason(scan.summary())
     context.log.info(scan.summary())
-    return [
+    requests = [
         dg.RunRequest(
             run_key=file.sha256,
             asset_selection=[dg.AssetKey(["raw", file.table])],
-            tags={"mlops/landing_file": file.path, "mlops/sha256": file.sha256},
+            tags={"mlops/trigger": "landing_file", "mlops/landing_file": file.path, "mlops/sha256": file.sha256},
         )
         for file in scan.ready
     ]
+    # Gold waits for every raw table; one whose folder never had a file gets one run making it an empty table.
+    fed = {file.table for file in scan.ready}
+    for table in RAW_ORDER:
+        if table not in fed and context.instance.get_latest_materialization_event(dg.AssetKey(["raw", table])) is None:
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"first-{table}",
+                    asset_selection=[dg.AssetKey(["raw", table])],
+                    tags={"mlops/trigger": "landing_file", "mlops/reason": "first load: no file for this table yet"},
+                )
+            )
+    return sorted(requests, key=lambda r: RAW_ORDER.index(r.asset_selection[0].path[-1]))
+
+
+def _drift_reason(record) -> str:
+    evaluation = record.event.asset_check_evaluation if record.event else None
+    metadata = {k: v.value for k, v in evaluation.metadata.items()} if evaluation else {}
+    drifted = list(metadata.get("drifted_columns") or [])
+    shown = ", ".join(drifted[:6]) + (", ..." if len(drifted) > 6 else "")
+    share, threshold = metadata.get("drift_share"), metadata.get("threshold")
+    if share is None or threshold is None:
+        return f"drift check {DRIFT_CHECK_KEY.to_user_string()} failed (record {record.id})"
+    return f"drift share {share:.2f} > threshold {threshold:g} (drifted: {shown or 'none listed'})"
+
+
+@dg.sensor(
+    name="retrain_on_drift_sensor",
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=dg.AssetSelection.assets(*RETRAIN_KEYS),
+    description="When the drift check on monitoring/drift_report newly fails, runs the backtest, champion "
+    "selection, model registration and forecasts again (cursor: the check evaluation's record id).",
+)
+def retrain_on_drift_sensor(context: dg.SensorEvaluationContext):
+    record = context.instance.get_latest_asset_check_evaluation_record(DRIFT_CHECK_KEY)
+    check_name = DRIFT_CHECK_KEY.to_user_string()
+    if record is None:
+        return dg.SkipReason(f"{check_name} has never been evaluated")
+    handled = int(context.cursor) if context.cursor else 0
+    if record.id <= handled:
+        return dg.SkipReason(f"latest evaluation of {check_name} (record {record.id}) already handled")
+    status = record.status.value
+    if status == "PLANNED":  # its run has not reported the result yet; the record id stays the same
+        return dg.SkipReason(f"{check_name} is being evaluated in run {record.run_id}")
+    context.update_cursor(str(record.id))
+    if status != "FAILED":
+        return dg.SkipReason(f"{check_name} passed (record {record.id}): no retraining")
+    reason = _drift_reason(record)
+    context.log.info(f"retraining: {reason}")
+    return dg.RunRequest(
+        run_key=f"drift-{record.id}",
+        asset_selection=RETRAIN_KEYS,
+        tags={"mlops/trigger": "drift", "mlops/reason": reason, "mlops/drift_check_run": record.run_id},
+    )
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
