@@ -38,7 +38,7 @@ test: setup
 	$(BIN)/pytest -q
 
 serve: setup
-	MLFLOW_TRACKING_URI=sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db \
+	PATH=$(CURDIR)/$(BIN):$$PATH MLFLOW_TRACKING_URI=sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db \
 	$(BIN)/mlflow models serve -m models:/sales_forecast@champion --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
 
 mlflow-ui: setup

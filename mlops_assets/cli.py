@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
+import pyarrow.parquet as pq
 
 from mlops_assets.settings import DataPaths, load_settings
 from mlops_assets.warehouse import read_snapshot, snapshot_path
@@ -24,7 +24,7 @@ def summary(paths: DataPaths) -> str:
     lines = [f"data directory: {paths.root}", f"warehouse:      {paths.warehouse}", "", "tables (rows):"]
     for snapshot in sorted(paths.exports.glob("*/*.parquet")):
         table = f"{snapshot.parent.name}.{snapshot.stem}"
-        rows = pd.read_parquet(snapshot, columns=[]).shape[0]
+        rows = pq.ParquetFile(snapshot).metadata.num_rows
         lines.append(f"  {table:<40} {rows:>10,}")
     if len(lines) == 4:
         lines.append("  (none yet: run `make run`)")

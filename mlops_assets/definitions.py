@@ -16,11 +16,19 @@ from mlops_assets.defs.forecasting import forecasting_assets, forecasting_checks
 from mlops_assets.defs.gold import gold_checks, gold_tables
 from mlops_assets.defs.monitoring import monitoring_assets
 from mlops_assets.defs.raw import raw_assets, raw_checks
-from mlops_assets.defs.registry import sales_forecast_model
+from mlops_assets.defs.registry import sales_forecast_model, serving_openapi
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.serving import sales_overall, serving_checks
 
-ASSETS = [*raw_assets, gold_tables, *forecasting_assets, sales_forecast_model, *monitoring_assets, sales_overall]
+ASSETS = [
+    *raw_assets,
+    gold_tables,
+    *forecasting_assets,
+    sales_forecast_model,
+    serving_openapi,
+    *monitoring_assets,
+    sales_overall,
+]
 CHECKS = [*raw_checks, *gold_checks, *forecasting_checks, *serving_checks]
 
 defs = dg.Definitions(

@@ -40,6 +40,7 @@ def test_every_asset_and_check_ran(chain):
         "forecasting/series_evaluation", "forecasting/series_champions", "registry/sales_forecast_model",
         "forecasting/forecasts", "monitoring/drift_report", "monitoring/drift_summary",
         "monitoring/forecast_history", "monitoring/forecast_accuracy", "serving/sales_overall",
+        "registry/serving_openapi",
     } <= materialized
     checks = result.get_asset_check_evaluations()
     failed = [(c.asset_key.to_user_string(), c.check_name) for c in checks if not c.passed]
@@ -74,6 +75,19 @@ def test_forecasts_have_intervals_and_a_registered_version(chain):
     assert set(forecasts["model_version"]) == {"1"}
     gold = _table(data_dir, "gold.sales_data_for_forecast")
     assert forecasts["ds"].min() == gold["ds"].max() + pd.Timedelta(days=7)
+
+
+def test_openapi_document_is_valid_and_describes_the_champion(chain):
+    import json
+
+    from openapi_spec_validator import validate
+
+    data_dir, _, _ = chain
+    document = json.loads((DataPaths(data_dir).root / "serving" / "openapi.json").read_text())
+    validate(document)
+    request = document["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]
+    assert "dataframe_records" in json.dumps(request)
+    assert '"maximum": 13' in json.dumps(document)
 
 
 def test_mlflow_run_has_the_metrics_and_the_champion_alias(chain):
@@ -113,3 +127,20 @@ def test_rerun_is_idempotent(chain):
     model_events = [e for e in result.get_asset_materialization_events()
                     if e.asset_key.to_user_string() == "registry/sales_forecast_model"]
     assert model_events[0].materialization.metadata["registered"].value is False
+
+
+def test_cli_summary_plot_and_unknown_product(chain, monkeypatch, capsys, tmp_path):
+    from mlops_assets import cli
+
+    data_dir, _, _ = chain
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(data_dir))
+    assert cli.main(["summary"]) == 0
+    out = capsys.readouterr().out
+    assert "serving.sales_overall" in out and "raw.sales_orders" in out
+    overall = pd.read_parquet(DataPaths(data_dir).exports / "serving" / "sales_overall.parquet")
+    name = overall["product_name"].dropna().iloc[0]
+    target = tmp_path / "one.png"
+    assert cli.main(["plot", "--product", name, "--out", str(target)]) == 0
+    assert target.read_bytes().startswith(b"\x89PNG")
+    assert cli.main(["plot", "--product", name[:-1] + "#"]) == 2
+    assert f'Closest: "{name}"' in capsys.readouterr().err

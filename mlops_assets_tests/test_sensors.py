@@ -42,18 +42,20 @@ def data_dir(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def instance():
-    """A running deployment: every raw table already materialized once."""
-    with dg.instance_for_test() as inst:
-        for table in RAW_TABLES:
-            inst.report_runless_asset_event(dg.AssetMaterialization(asset_key=["raw", table]))
-        yield inst
+@pytest.fixture(scope="module")
+def instance() -> dg.DagsterInstance:
+    """A running deployment: every raw table already materialized once (the sensor only reads it)."""
+    inst = dg.DagsterInstance.ephemeral()
+    for table in RAW_TABLES:
+        inst.report_runless_asset_event(dg.AssetMaterialization(asset_key=["raw", table]))
+    return inst
 
 
 def _tick(data_dir: Path, instance: dg.DagsterInstance, cursor: str | None):
     project = ProjectResource(data_dir=str(data_dir), settings_file="")
-    context = dg.build_sensor_context(cursor=cursor, instance=instance, resources={"project": project}, definitions=defs)
+    context = dg.build_sensor_context(
+        cursor=cursor, instance=instance, resources={"project": project}, definitions=defs
+    )
     return landing_zone_sensor.evaluate_tick(context)
 
 
@@ -172,9 +174,9 @@ def test_runs_of_one_tick_follow_the_raw_dependencies(data_dir, instance):
 
 def test_first_load_also_makes_the_raw_tables_that_have_no_file(data_dir):
     _write(data_dir / "landing", "products/products.csv", PRODUCTS)
-    with dg.instance_for_test() as fresh:
-        fresh.report_runless_asset_event(dg.AssetMaterialization(asset_key=["raw", "customers"]))
-        result = _tick(data_dir, fresh, None)
+    fresh = dg.DagsterInstance.ephemeral()
+    fresh.report_runless_asset_event(dg.AssetMaterialization(asset_key=["raw", "customers"]))
+    result = _tick(data_dir, fresh, None)
     keys = [(r.asset_selection[0].path[-1], r.run_key) for r in result.run_requests]
     assert keys == [
         ("products", hashlib.sha256(PRODUCTS).hexdigest()),
@@ -206,7 +208,8 @@ def _drift_asset(share: float, threshold: float = 0.5):
 
 
 def _drift_tick(instance, cursor):
-    return retrain_on_drift_sensor.evaluate_tick(dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs))
+    context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=defs)
+    return retrain_on_drift_sensor.evaluate_tick(context)
 
 
 def test_drift_check_key_is_the_monitoring_check():
@@ -214,33 +217,33 @@ def test_drift_check_key_is_the_monitoring_check():
 
 
 def test_a_new_failed_drift_check_requests_one_retraining_run():
-    with dg.instance_for_test() as instance:
-        assert "never been evaluated" in _drift_tick(instance, None).skip_message
-        assert dg.materialize([_drift_asset(0.62)], instance=instance).success
-        record = instance.get_latest_asset_check_evaluation_record(DRIFT_CHECK_KEY)
+    instance = dg.DagsterInstance.ephemeral()
+    assert "never been evaluated" in _drift_tick(instance, None).skip_message
+    assert dg.materialize([_drift_asset(0.62)], instance=instance).success
+    record = instance.get_latest_asset_check_evaluation_record(DRIFT_CHECK_KEY)
 
-        result = _drift_tick(instance, None)
-        assert len(result.run_requests) == 1
-        request = result.run_requests[0]
-        assert request.run_key == f"drift-{record.id}"
-        assert request.asset_selection == RETRAIN_KEYS
-        assert request.tags["mlops/trigger"] == "drift"
-        assert request.tags["mlops/reason"] == (
-            "drift share 0.62 > threshold 0.5 (drifted: relative_sales, avg_unit_price, promo_share)"
-        )
-        assert result.cursor == str(record.id)
+    result = _drift_tick(instance, None)
+    assert len(result.run_requests) == 1
+    request = result.run_requests[0]
+    assert request.run_key == f"drift-{record.id}"
+    assert request.asset_selection == RETRAIN_KEYS
+    assert request.tags["mlops/trigger"] == "drift"
+    assert request.tags["mlops/reason"] == (
+        "drift share 0.62 > threshold 0.5 (drifted: relative_sales, avg_unit_price, promo_share)"
+    )
+    assert result.cursor == str(record.id)
 
-        again = _drift_tick(instance, result.cursor)
-        assert again.run_requests == [] and "already handled" in again.skip_message
+    again = _drift_tick(instance, result.cursor)
+    assert again.run_requests == [] and "already handled" in again.skip_message
 
 
 def test_a_passed_drift_check_requests_nothing_and_a_later_failure_does():
-    with dg.instance_for_test() as instance:
-        assert dg.materialize([_drift_asset(0.1)], instance=instance).success
-        passed = _drift_tick(instance, None)
-        assert passed.run_requests == [] and "passed" in passed.skip_message
-        assert dg.materialize([_drift_asset(0.9)], instance=instance).success
-        failed = _drift_tick(instance, passed.cursor)
-        assert len(failed.run_requests) == 1
-        assert int(failed.cursor) > int(passed.cursor)
-        assert failed.run_requests[0].tags["mlops/reason"].startswith("drift share 0.90 > threshold 0.5")
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize([_drift_asset(0.1)], instance=instance).success
+    passed = _drift_tick(instance, None)
+    assert passed.run_requests == [] and "passed" in passed.skip_message
+    assert dg.materialize([_drift_asset(0.9)], instance=instance).success
+    failed = _drift_tick(instance, passed.cursor)
+    assert len(failed.run_requests) == 1
+    assert int(failed.cursor) > int(passed.cursor)
+    assert failed.run_requests[0].tags["mlops/reason"].startswith("drift share 0.90 > threshold 0.5")

@@ -6,7 +6,7 @@ import mlflow
 
 from mlops_assets import registry
 from mlops_assets.champion_model import ChampionForecaster
-from mlops_assets.defs.automation import expensive_condition
+from mlops_assets.defs.automation import downstream_condition, expensive_condition
 from mlops_assets.defs.forecasting import (
     CHAMPIONS,
     EVALUATION,
@@ -16,8 +16,11 @@ from mlops_assets.defs.forecasting import (
 )
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
+from mlops_assets.openapi import build_openapi, write_openapi
+from mlops_assets.pyfunc_model import request_constraints
 
 MODEL_KEY = dg.AssetKey(["registry", "sales_forecast_model"])
+SERVE_PORT = 5001  # `make serve`
 
 
 @dg.asset(
@@ -97,5 +100,39 @@ def sales_forecast_model(
             "fingerprint": fingerprint,
             "mlflow_run_id": version.run_id,
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment, version.run_id)),
+        }
+    )
+
+
+@dg.asset(
+    key=["registry", "serving_openapi"],
+    group_name="registry",
+    deps=[MODEL_KEY],
+    kinds={"mlflow", "openapi"},
+    owners=OWNERS,
+    automation_condition=downstream_condition(),
+    description="OpenAPI 3 document of the champion's REST endpoint (`make serve`: POST /invocations), "
+    "generated from the registered model's signature and input example: request and response schemas, "
+    "the horizon bounds, examples. Written to serving/openapi.json in the data directory.",
+)
+def serving_openapi(context: dg.AssetExecutionContext, project: ProjectResource, mlflow_tracking: MlflowTracking):
+    settings = project.settings
+    mlflow_tracking.activate()
+    version = registry.alias_version(settings.registered_model_name, registry.CHAMPION)
+    uri = f"models:/{settings.registered_model_name}/{version}"
+    forecaster = mlflow.pyfunc.load_model(uri).unwrap_python_model().forecaster
+    document = build_openapi(
+        uri,
+        server_url=f"http://127.0.0.1:{SERVE_PORT}",
+        title=f"{settings.registered_model_name} (version {version})",
+        constraints=request_constraints(forecaster),
+    )
+    path = write_openapi(document, project.paths.root / "serving" / "openapi.json")
+    context.log.info(f"OpenAPI document of {uri} written to {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "model_version": version,
+            "document": dg.MetadataValue.json(document),
         }
     )
