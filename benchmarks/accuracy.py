@@ -30,56 +30,93 @@ from mlops_assets.zoo import build_fallback, build_models, default_models
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def sample_weekly() -> tuple[pd.DataFrame, str]:
+def _last_periods(df: pd.DataFrame, h: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training rows and the last h rows of every series."""
+    df = df.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    position_from_end = df.groupby("unique_id").cumcount(ascending=False)
+    return df[position_from_end >= h], df[position_from_end < h]
+
+
+def sample_weekly(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """The product's own sample (orders -> gold), eligible series only."""
     from mlops_assets.aggregation import build_gold
     from mlops_assets.ingestion import read_landing_file
     from mlops_assets.sample_data import generate_sample
 
-    settings = Settings()
     with tempfile.TemporaryDirectory() as tmp:
         files = generate_sample(Path(tmp))
         tables = {t: read_landing_file(p, t, landing_root=Path(tmp)).rows for t, p in files.items()}
     gold, excluded = build_gold(tables, settings)
     gold = gold[~gold["unique_id"].isin(excluded["unique_id"])]
-    return gold[["unique_id", "ds", "y"]], "mlops_assets.sample_data -> ingestion -> aggregation"
+    train, test = _last_periods(gold[["unique_id", "ds", "y"]], settings.horizon)
+    return train, test, "mlops_assets.sample_data -> ingestion -> aggregation"
 
 
-def jewelry() -> tuple[pd.DataFrame, str]:
+def jewelry(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     df = pd.read_csv(DATA / "jewelry_weekly.csv", parse_dates=["ds"], dtype={"unique_id": str})
-    return df, "jewelry_weekly.csv"
+    train, test = _last_periods(df, settings.horizon)
+    return train, test, "jewelry_weekly.csv"
 
 
-def carparts() -> tuple[pd.DataFrame, str]:
-    df = pd.read_csv(DATA / "carparts_monthly.csv", parse_dates=["ds"], dtype={"unique_id": str})
-    complete = df.groupby("unique_id")["y"].transform(lambda s: s.notna().all())
-    return df[complete].reset_index(drop=True), "carparts_monthly.csv, series with missing y dropped"
+def carparts(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The product's path for series files: raw series -> gold, excluded series dropped.
+
+    The holdout months are cut from the raw file before gold is built, so which series are excluded
+    (stale, discontinued, missing values) is decided without them, as the product would have decided.
+    """
+    from mlops_assets.aggregation import build_gold_from_series
+
+    raw = pd.read_csv(DATA / "carparts_monthly.csv", parse_dates=["ds"], dtype={"unique_id": str})
+    holdout_start = raw["ds"].max() - pd.DateOffset(months=settings.horizon - 1)
+    gold, excluded = build_gold_from_series(raw[raw["ds"] < holdout_start], settings)
+    train = gold.loc[~gold["unique_id"].isin(excluded["unique_id"]), ["unique_id", "ds", "y"]]
+    test = raw[(raw["ds"] >= holdout_start) & raw["unique_id"].isin(train["unique_id"])]
+    if test["y"].isna().any() or test.groupby("unique_id").size().ne(settings.horizon).any():
+        raise ValueError("carparts: a kept series lacks a reported holdout value")
+    reasons = ", ".join(f"{k} {v}" for k, v in excluded["reason_code"].value_counts().sort_index().items())
+    source = f"carparts_monthly.csv -> build_gold_from_series, excluded: {reasons}"
+    return train.reset_index(drop=True), test[["unique_id", "ds", "y"]].reset_index(drop=True), source
 
 
 DATASETS = {
     "sample": (sample_weekly, Settings()),
     "jewelry": (jewelry, Settings()),
-    "carparts": (carparts, Settings(frequency="MS", horizon=6, season_length=12)),
+    "carparts": (carparts, Settings(source="series", frequency="MS", horizon=6)),
 }
 
 
 def holdout_smape(actual: pd.DataFrame, forecasts: pd.DataFrame, column: str) -> float:
-    """Mean over series of the per-series M4 sMAPE (0-200) on the holdout."""
+    """Mean over series of the per-series M4 sMAPE (0-200) on the holdout; a missing forecast counts as 0."""
     merged = actual.merge(forecasts[["unique_id", "ds", column]], on=["unique_id", "ds"], how="left")
-    y, f = merged["y"].to_numpy(), np.clip(merged[column].to_numpy(dtype=float), 0, None)
+    y = merged["y"].to_numpy(dtype=float)
+    f = np.clip(np.nan_to_num(merged[column].to_numpy(dtype=float), nan=0.0), 0, None)
     den = np.abs(y) + np.abs(f)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(den == 0, 0.0, 200 * np.abs(y - f) / den)
     return float(pd.Series(terms).groupby(merged["unique_id"].to_numpy()).mean().mean())
 
 
-def run(name: str, models: list[str] | None) -> dict:
+def model_cost(train: pd.DataFrame, settings: Settings, names: list[str], n_series: int = 200) -> dict:
+    """Series per second of one fit and forecast per model, one core, on the first n_series series."""
+    uids = sorted(train["unique_id"].unique())[:n_series]
+    sub = train[train["unique_id"].isin(uids)]
+    rates = {}
+    for name in names:
+        sf = StatsForecast(models=build_models([name], settings.season, settings.horizon),
+                           freq=settings.frequency, n_jobs=1)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sf.forecast(df=sub, h=settings.horizon)
+        rates[name] = len(uids) / (time.perf_counter() - start)
+    return rates
+
+
+def run(name: str, models: list[str] | None, cost: bool = False) -> dict:
     load, settings = DATASETS[name]
-    df, source = load()
+    train, test, source = load(settings)
     h = settings.horizon
-    df = df.sort_values(["unique_id", "ds"]).reset_index(drop=True)
-    position_from_end = df.groupby("unique_id").cumcount(ascending=False)
-    train, test = df[position_from_end >= h], df[position_from_end < h]
+    n_series = train["unique_id"].nunique()
     sizes = train.groupby("unique_id").size()
     keep = sizes.index[sizes >= settings.min_series_length]
     train, test = train[train["unique_id"].isin(keep)], test[test["unique_id"].isin(keep)]
@@ -106,9 +143,10 @@ def run(name: str, models: list[str] | None) -> dict:
     champion = holdout_smape(test, champion_fcst, "y_hat")
     return {
         "dataset": name, "source": source, "series": int(train["unique_id"].nunique()),
-        "dropped_short": int(df["unique_id"].nunique() - len(keep)), "champion": champion,
+        "dropped_short": int(n_series - len(keep)), "champion": champion,
         "seasonal_naive": scores.get("SeasonalNaive", float("nan")), "best_single": best_single,
         "best_single_smape": scores[best_single], "singles": scores, "summary": summary,
+        "cost": model_cost(train, settings, names) if cost else {},
         "seconds": {
             "backtest+select": t1 - t0, "champion fit+predict": t2 - t1, "all-model forecast": t3 - t2,
         },
@@ -121,19 +159,24 @@ def main() -> None:
     )
     parser.add_argument("--datasets", default="sample,jewelry,carparts")
     parser.add_argument("--models", default=None, help="comma-separated zoo; default: the frequency's zoo")
+    parser.add_argument("--cost", action="store_true", help="also time each model alone (series/s, 1 core)")
     args = parser.parse_args()
     models = args.models.split(",") if args.models else None
     verdicts = []
     for name in args.datasets.split(","):
-        r = run(name, models)
+        r = run(name, models, cost=args.cost)
         print(f"\n== {r['dataset']} ({r['source']}): {r['series']} series, {r['dropped_short']} too short")
         print(f"timing (s): {', '.join(f'{k} {v:.1f}' for k, v in r['seconds'].items())}")
         shares = ", ".join(f"{m} {s:.0%}" for m, s in r["summary"]["win_share"].items())
         print(f"backtest win share: {shares}")
-        print(f"{'model':<22}{'holdout sMAPE':>14}")
+        backtest = r["summary"]
+        print(f"backtest: champions {backtest['champion_smape']:.2f}, best single {backtest['best_single_model']} "
+              f"{backtest['best_single_smape']:.2f}, SeasonalNaive {backtest['seasonal_naive_smape']:.2f}")
+        print(f"{'model':<22}{'holdout sMAPE':>14}{'series/s (1 core)':>19}")
         print(f"{'CHAMPION selection':<22}{r['champion']:>14.2f}")
         for m, s in sorted(r["singles"].items(), key=lambda kv: kv[1]):
-            print(f"{m:<22}{s:>14.2f}")
+            rate = f"{r['cost'][m]:>19,.0f}" if m in r["cost"] else ""
+            print(f"{m:<22}{s:>14.2f}{rate}")
         beats = r["champion"] < r["seasonal_naive"]
         within = r["champion"] <= r["best_single_smape"] * 1.02
         verdicts.append((name, beats, within))
