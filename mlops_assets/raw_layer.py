@@ -7,6 +7,7 @@ before anything is returned: one unreadable file fails the whole batch and the c
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ class FolderIngest:
     rejected: pd.DataFrame
     files: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
+    settling: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -55,16 +57,22 @@ def ingest_folder(
     known_ids: dict[str, set[str]] | None = None,
     today: date | None = None,
     now: datetime | None = None,
+    settle_seconds: float = 0.0,
 ) -> FolderIngest:
+    """``settle_seconds``: a file modified more recently than that may still be being written under its
+    final name; it is left for the run its own sensor tick will start."""
     now = now or datetime.now().replace(microsecond=0)
     seen = set()
     if not ingested_files.empty:
         mine = ingested_files[ingested_files["table_name"] == table]
         seen = set(zip(mine["source_file"], mine["sha256"], strict=True))
 
-    new_rows, rejected, files, skipped = [], [], [], []
+    new_rows, rejected, files, skipped, settling = [], [], [], [], []
     for path in list_landing_files(landing_root / table):
         relative = path.relative_to(landing_root).as_posix()
+        if time.time() - path.stat().st_mtime < settle_seconds:
+            settling.append(relative)
+            continue
         digest = file_sha256(path)
         if (relative, digest) in seen:
             skipped.append(relative)
@@ -91,4 +99,5 @@ def ingest_folder(
         rejected=pd.concat([_typed([], REJECTED_DTYPES), *rejected], ignore_index=True).astype(REJECTED_DTYPES),
         files=_typed(files, INGESTED_FILES_DTYPES),
         skipped=skipped,
+        settling=settling,
     )

@@ -29,7 +29,8 @@ def materialize_all(data_dir: Path, settings_file: str = "", instance: dg.Dagste
 
     return dg.materialize(
         [*ASSETS, *CHECKS],
-        resources=build_resources(str(data_dir), settings_file),
+        # The tests write whole files before they materialize: no file is still being written.
+        resources=build_resources(str(data_dir), settings_file, landing_settle_seconds=0.0),
         instance=instance,
         selection=selection,
         raise_on_error=raise_on_error,

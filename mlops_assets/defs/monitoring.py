@@ -12,7 +12,6 @@ from mlops_assets.accuracy import accuracy_summary, append_history, realized_vs_
 from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, preview, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
-from mlops_assets.drift import compute_drift
 
 DRIFT_SUMMARY = "monitoring.drift_summary"
 FORECAST_HISTORY = "monitoring.forecast_history"
@@ -76,6 +75,9 @@ def drift_report(
         yield _drift_check(metadata_value(previous, "drift_share"), metadata_value(previous, "drifted_columns"),
                            threshold)
         return
+    # Evidently takes seconds to import: load it when a report runs, not every time the code location loads.
+    from mlops_assets.drift import compute_drift
+
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     result = compute_drift(
         gold,

@@ -71,6 +71,7 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             ingested_files=warehouse.read(INGESTED_FILES, missing_ok=True),
             column_mapping=settings.column_mapping.get(table),
             known_ids=_known_ids(table, warehouse),
+            settle_seconds=project.landing_settle_seconds,
         )
         rows = result.table if not result.table.empty else _empty_table(table)
         if result.changed or existing.empty:
@@ -80,6 +81,10 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
         for _, file in result.files.iterrows():
             context.log.info(
                 f"{file.source_file}: {file.n_rows} rows kept, {file.n_rejected} rejected to {REJECTED_ROWS}"
+            )
+        if result.settling:
+            context.log.warning(
+                f"left for a later run, modified in the last {project.landing_settle_seconds:g} s: {result.settling}"
             )
         if result.skipped:
             context.log.info(f"{len(result.skipped)} file(s) already ingested with the same content: skipped")

@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from mlops_assets import warehouse
+from mlops_assets.landing_watch import SETTLE_SECONDS
 from mlops_assets.settings import DATA_DIR_ENV, SETTINGS_ENV, DataPaths, Settings, load_settings
 
 
@@ -22,6 +23,11 @@ class ProjectResource(dg.ConfigurableResource):
 
     data_dir: str = Field(description=f"Data directory (landing, warehouse, MLflow, reports); ${DATA_DIR_ENV}.")
     settings_file: str = Field("", description=f"YAML settings file; ${SETTINGS_ENV}; empty = built-in defaults.")
+    landing_settle_seconds: float = Field(
+        SETTLE_SECONDS,
+        description="A landing file modified more recently than this may still be being written under its final "
+        "name: runs leave it for later.",
+    )
 
     @property
     def paths(self) -> DataPaths:
@@ -108,13 +114,17 @@ class MlflowTracking(dg.ConfigurableResource):
         return f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def build_resources(data_dir: str | None = None, settings_file: str | None = None) -> dict[str, object]:
+def build_resources(
+    data_dir: str | None = None, settings_file: str | None = None, landing_settle_seconds: float = SETTLE_SECONDS
+) -> dict[str, object]:
     """All resources for one data directory; ``definitions.py`` and the tests build them the same way."""
     paths = DataPaths.from_env(data_dir)
     settings_file = settings_file if settings_file is not None else os.environ.get(SETTINGS_ENV, "")
     settings = load_settings(settings_file or None)
     return {
-        "project": ProjectResource(data_dir=str(paths.root), settings_file=settings_file),
+        "project": ProjectResource(
+            data_dir=str(paths.root), settings_file=settings_file, landing_settle_seconds=landing_settle_seconds
+        ),
         "warehouse": Warehouse(
             duckdb=DuckDBResource(database=str(paths.warehouse)), exports_dir=str(paths.exports)
         ),
