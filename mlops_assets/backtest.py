@@ -16,8 +16,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from statsforecast import StatsForecast
 
+from mlops_assets.parallel import CleanWorkerStatsForecast as StatsForecast
 from mlops_assets.settings import Settings
 from mlops_assets.zoo import build_fallback, build_models, default_models, validate_names
 

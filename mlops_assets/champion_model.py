@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from statsforecast import StatsForecast
 
+from mlops_assets.parallel import CleanWorkerStatsForecast as StatsForecast
 from mlops_assets.zoo import FALLBACK_MODEL, build_fallback, build_models, validate_names
 
 _MIN_SERIES_PER_PROCESS_POOL = 200
