@@ -5,6 +5,7 @@ and selection run on the rest; the champions are fitted (ChampionForecaster, the
 on the holdout, next to SeasonalNaive and every zoo model used for all series (one StatsForecast forecast).
 
     python benchmarks/accuracy.py                      # all three datasets, default zoos
+    python benchmarks/accuracy.py --cost               # also each model's series/s (results: RESULTS.md)
     python benchmarks/accuracy.py --datasets jewelry --models Naive,SeasonalNaive,AutoTheta
 """
 
