@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from mlops_assets.registry import (  # noqa: E402
     register_champions,
 )
 from mlops_assets.settings import DATA_DIR_ENV, DataPaths, load_settings  # noqa: E402
+from mlops_assets_tests.processes import free_port, stop_process_group  # noqa: E402
 
 MODELS = ("SeasonalNaive", "Naive", "AutoTheta", "WindowAverage")
 
@@ -68,12 +68,6 @@ def synthetic_registry(folder: Path, n_series: int, name: str) -> str:
     )
     apply_promotion(decision, name=name)
     return uri
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(uri: str, name: str, port: int, log: Path, timeout_s: float) -> tuple[subprocess.Popen, float]:
@@ -113,16 +107,8 @@ def start_server(uri: str, name: str, port: int, log: Path, timeout_s: float) ->
         except requests.ConnectionError:
             pass
         time.sleep(0.2)
-    stop(process)
+    stop_process_group(process, signal.SIGTERM)
     raise RuntimeError(f"no /ping after {timeout_s} s; see {log}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def timed(call, n: int, budget_s: float) -> np.ndarray:
@@ -193,7 +179,7 @@ def main() -> None:
                         }
                     )
         finally:
-            stop(process)
+            stop_process_group(process, signal.SIGTERM)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import dagster as dg
@@ -14,12 +13,6 @@ from mlops_assets.sample_data import generate_sample
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def materialize_all(data_dir: Path, settings_file: str = "", instance: dg.DagsterInstance | None = None,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from mlops_assets_tests.conftest import free_port
+from mlops_assets_tests.processes import free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def dagster_dev(data_dir: Path, *, settings_file: str = "", timeout: float = 180
             time.sleep(1)
         yield url
     finally:
-        _stop(process)
+        stop_process_group(process, signal.SIGINT, grace=30)
 
 
 def _location_loaded(url: str) -> bool:
@@ -73,17 +73,6 @@ def _location_loaded(url: str) -> bool:
     entries = requests.post(url, json={"query": query}, timeout=10).json()["data"]["workspaceOrError"]
     statuses = [e["loadStatus"] for e in entries.get("locationEntries", [])]
     return bool(statuses) and all(s == "LOADED" for s in statuses)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from mlops_assets.champion_model import ChampionForecaster
 from mlops_assets.openapi import build_openapi, write_openapi
 from mlops_assets.pyfunc_model import request_constraints
 from mlops_assets.registry import apply_promotion, decide_promotion, register_champions
+from mlops_assets_tests.processes import free_port, stop_process_group
 
 NAME = "sales_forecast_serving_test"
 HORIZON = 13
@@ -47,12 +47,6 @@ def weekly_history(n_weeks: int = 120, seed: int = 1) -> pd.DataFrame:
         )
         for i, uid in enumerate(SERIES)
     ).reset_index(drop=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -106,12 +100,7 @@ def model_server(tracking_uri: str, work: Path) -> Iterator[str]:
                 time.sleep(0.5)
             yield base
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            stop_process_group(process, signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
