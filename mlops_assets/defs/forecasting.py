@@ -67,9 +67,10 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
         raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")
     fingerprint = backtest_fingerprint(history, settings, models)
     previous = latest_metadata(context, context.asset_key)
-    if metadata_value(previous, "input_fingerprint") == fingerprint and warehouse.read(BACKTEST, missing_ok=True).size:
+    unchanged = metadata_value(previous, "input_fingerprint") == fingerprint
+    backtest = warehouse.read(BACKTEST, missing_ok=True) if unchanged else pd.DataFrame()
+    if not backtest.empty:
         context.log.info(f"input unchanged (fingerprint {fingerprint}): kept the existing backtest")
-        backtest = warehouse.read(BACKTEST)
     else:
         context.log.info(f"backtesting {len(models)} models on {history['unique_id'].nunique()} series")
         backtest = run_backtest(history, settings, models)
