@@ -14,7 +14,7 @@ from mlops_assets.defs.automation import (
 )
 from mlops_assets.defs.forecasting import forecasting_assets, forecasting_checks
 from mlops_assets.defs.gold import gold_checks, gold_tables
-from mlops_assets.defs.monitoring import monitoring_assets
+from mlops_assets.defs.monitoring import monitoring_assets, monitoring_checks
 from mlops_assets.defs.raw import raw_assets, raw_checks
 from mlops_assets.defs.registry import sales_forecast_model, serving_openapi
 from mlops_assets.defs.resources import build_resources
@@ -29,7 +29,7 @@ ASSETS = [
     *monitoring_assets,
     sales_overall,
 ]
-CHECKS = [*raw_checks, *gold_checks, *forecasting_checks, *serving_checks]
+CHECKS = [*raw_checks, *gold_checks, *forecasting_checks, *monitoring_checks, *serving_checks]
 
 defs = dg.Definitions(
     assets=ASSETS,

@@ -287,3 +287,64 @@ def failure_summary(error: pa.errors.SchemaErrors, limit: int = 20) -> tuple[int
     keep = [c for c in ("schema_context", "column", "check", "failure_case", "index") if c in cases.columns]
     cases = cases[keep].astype(str)
     return len(cases), cases.head(limit)
+
+
+def _history_columns(levels: Iterable[int]) -> dict[str, Column]:
+    bounds = {}
+    for level in levels:
+        bounds[f"lo_{level}"] = Column(float, Check.ge(0), nullable=True)
+        bounds[f"hi_{level}"] = Column(float, Check.ge(0), nullable=True)
+    return {
+        "unique_id": _STR,
+        "ds": _DATE,
+        "model": _STR,
+        "model_version": _STR,
+        "y_hat": Column(float, Check.ge(0), nullable=False),
+        **bounds,
+        "train_end": Column("datetime64[ns]", nullable=True, coerce=True),
+        "issued_at": Column("datetime64[ns]", nullable=False, coerce=True),
+        "horizon_step": Column(int, Check.ge(1)),
+    }
+
+
+def forecast_history_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
+    return DataFrameSchema(
+        _history_columns(levels),
+        unique=["unique_id", "ds", "model_version", "issued_at"],
+        strict=False,
+        name="monitoring.forecast_history",
+    )
+
+
+def forecast_accuracy_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
+    return DataFrameSchema(
+        {
+            **_history_columns(levels),
+            "y": Column(float, nullable=False),
+            "abs_error": Column(float, Check.ge(0)),
+            "smape": Column(float, Check.in_range(0, 200), description=SMAPE_DESCRIPTION),
+        },
+        checks=[Check(lambda df: df["ds"] > df["train_end"].fillna(pd.Timestamp.min),
+                      error="a scored forecast is for a period after its model's training data")],
+        unique=["unique_id", "ds", "model_version", "issued_at"],
+        strict=False,
+        name="monitoring.forecast_accuracy",
+    )
+
+
+DRIFT_SUMMARY = DataFrameSchema(
+    {
+        "reported_at": Column("datetime64[ns]", coerce=True),
+        "reference_start": _DATE,
+        "reference_end": _DATE,
+        "current_start": _DATE,
+        "current_end": _DATE,
+        "drift_share": Column(float, Check.in_range(0, 1)),
+        "drifted_columns": Column(str, nullable=True),
+        "n_columns": Column(int, Check.ge(1)),
+        "method": _STR,
+    },
+    checks=[Check(lambda df: df["reference_end"] < df["current_start"], error="the reference window comes first")],
+    strict=False,
+    name="monitoring.drift_summary",
+)

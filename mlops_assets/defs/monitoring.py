@@ -8,15 +8,17 @@ import dagster as dg
 import mlflow
 import pandas as pd
 
+from mlops_assets import schemas
 from mlops_assets.accuracy import accuracy_summary, append_history, realized_vs_backtest, score_forecasts
 from mlops_assets.defs.automation import downstream_condition
-from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, preview, table_metadata
+from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, preview, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 
 DRIFT_SUMMARY = "monitoring.drift_summary"
 FORECAST_HISTORY = "monitoring.forecast_history"
 FORECAST_ACCURACY = "monitoring.forecast_accuracy"
 DRIFT_CHECK = "drift_within_threshold"
+CONTRACT_CHECK = "matches_contract"
 ACCURACY_CHECK = "realized_accuracy_within_promise"
 DRIFT_REPORT_KEY = dg.AssetKey(["monitoring", "drift_report"])
 DRIFT_SUMMARY_KEY = dg.AssetKey(["monitoring", "drift_summary"])
@@ -225,3 +227,29 @@ def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResourc
 
 
 monitoring_assets = [drift_report, forecast_history, forecast_accuracy]
+monitoring_checks = [
+    pandera_check(
+        asset=["monitoring", "drift_summary"],
+        name=CONTRACT_CHECK,
+        table=DRIFT_SUMMARY,
+        schema=lambda _wh, _project: schemas.DRIFT_SUMMARY,
+        blocking=False,
+        description="Every drift report row has ordered windows and a drift share between 0 and 1.",
+    ),
+    pandera_check(
+        asset=["monitoring", "forecast_history"],
+        name=CONTRACT_CHECK,
+        table=FORECAST_HISTORY,
+        schema=lambda _wh, project: schemas.forecast_history_schema(project.settings.interval_levels),
+        blocking=False,
+        description="One row per series, period, model version and issue; forecasts non-negative.",
+    ),
+    pandera_check(
+        asset=["monitoring", "forecast_accuracy"],
+        name=CONTRACT_CHECK,
+        table=FORECAST_ACCURACY,
+        schema=lambda _wh, project: schemas.forecast_accuracy_schema(project.settings.interval_levels),
+        blocking=False,
+        description="Scored forecasts have SMAPE in 0-200 and are for periods after their training data.",
+    ),
+]

@@ -1,0 +1,61 @@
+"""The Pandera contracts catch what they promise to catch (a check that cannot fail proves nothing)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+
+from mlops_assets import schemas
+
+
+def _gold() -> pd.DataFrame:
+    weeks = pd.date_range("2026-01-05", periods=4, freq="W-MON")
+    return pd.DataFrame({
+        "unique_id": "P1", "ds": weeks, "y": [1.0, 0.0, 2.0, 3.0], "revenue": [2.0, 0.0, 4.0, 6.0],
+        "avg_unit_price": [2.0, None, 2.0, 2.0], "promo_share": [0.0, 0.0, 0.5, 1.0],
+        "product_id": "P1", "product_name": "Etorki 200g", "brand": "Etorki", "category": "Hard cheese",
+    })
+
+
+def _failed_checks(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> set[str]:
+    with pytest.raises(pa.errors.SchemaErrors) as caught:
+        schema.validate(frame, lazy=True)
+    count, examples = schemas.failure_summary(caught.value)
+    assert count == len(caught.value.failure_cases) and len(examples) <= 20
+    return set(caught.value.failure_cases["check"].astype(str))
+
+
+def test_gold_contract_accepts_good_data_and_finds_a_gap_and_a_bad_share():
+    schema = schemas.gold_schema(["product_id"], "W-MON")
+    schema.validate(_gold(), lazy=True)
+    broken = _gold().drop(index=1)
+    broken.loc[3, "promo_share"] = 1.5
+    failed = _failed_checks(schema, broken)
+    assert any("without gaps" in c for c in failed)
+    assert any("in_range" in c for c in failed)
+
+
+def test_sales_orders_contract_finds_unknown_ids_and_duplicate_lines():
+    orders = pd.DataFrame({
+        "order_id": ["SO-1", "SO-1"], "order_date": pd.to_datetime(["2026-01-05", "2026-01-06"]),
+        "customer_id": ["C1", "C1"], "product_id": ["P1", "P1"], "quantity": [2.0, -1.0],
+        "unit_price": [3.0, 3.0], "source_file": "sales_orders/a.csv", "source_row": [2, 3],
+        "ingested_at": pd.Timestamp("2026-01-07"),
+    })
+    failed = _failed_checks(schemas.sales_orders_schema(["P2"], ["C1"]), orders)
+    assert any("reference table" in c for c in failed)
+    assert any("unique" in c.lower() or "duplicate" in c.lower() for c in failed)
+
+
+def test_forecast_contracts_find_crossed_bounds_and_smape_out_of_range():
+    forecasts = pd.DataFrame({
+        "unique_id": ["P1"], "ds": pd.to_datetime(["2026-02-02"]), "model": ["Naive"], "y_hat": [5.0],
+        "lo_80": [6.0], "hi_80": [7.0], "lo_95": [1.0], "hi_95": [9.0], "model_version": ["1"],
+    })
+    assert any("lo_80 <= y_hat" in c for c in _failed_checks(schemas.forecasts_schema(), forecasts))
+    scored = forecasts.assign(lo_80=4.0, train_end=pd.Timestamp("2026-02-09"), issued_at=pd.Timestamp("2026-01-26"),
+                              horizon_step=1, y=4.0, abs_error=1.0, smape=250.0)
+    failed = _failed_checks(schemas.forecast_accuracy_schema(), scored)
+    assert any("in_range" in c for c in failed)
+    assert any("after its model's training data" in c for c in failed)
