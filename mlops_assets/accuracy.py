@@ -13,18 +13,12 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from mlops_assets.metrics import smape_terms
+
 KEY = ["unique_id", "ds"]
 METRIC_COLUMNS = ["n", "smape", "mae", "bias", "coverage_80", "coverage_95"]
 # Rounding before comparing forecasts, so a DuckDB round trip does not make a rerun look new.
 _Y_HAT_DECIMALS = 6
-
-
-def smape_m4(y: pd.Series | np.ndarray, y_hat: pd.Series | np.ndarray) -> np.ndarray:
-    """SMAPE per point on the M4 scale 0-200; a perfect zero forecast of a zero actual scores 0."""
-    y, y_hat = np.asarray(y, dtype="float64"), np.asarray(y_hat, dtype="float64")
-    denominator = np.abs(y) + np.abs(y_hat)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator == 0, 0.0, 200.0 * np.abs(y - y_hat) / denominator)
 
 
 def _within(y: pd.Series, lo: pd.Series, hi: pd.Series) -> pd.Series:
@@ -55,7 +49,7 @@ def score_forecasts(history: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFram
     past = past.assign(ds=pd.to_datetime(past["ds"]).astype("datetime64[ns]"))
     scored = past.merge(known, on=KEY, how="inner")
     scored["abs_error"] = (scored["y"] - scored["y_hat"]).abs()
-    scored["smape"] = smape_m4(scored["y"], scored["y_hat"])
+    scored["smape"] = smape_terms(scored["y"].to_numpy(float), scored["y_hat"].to_numpy(float))
     for level in (80, 95):
         lo, hi = f"lo_{level}", f"hi_{level}"
         if lo in scored and hi in scored:

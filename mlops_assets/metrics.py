@@ -23,7 +23,8 @@ import pandas as pd
 EVALUATION_COLUMNS = ["unique_id", "model", "smape", "mae", "rmse", "mase", "bias", "n_windows"]
 
 
-def _smape_terms(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
+def smape_terms(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
+    """SMAPE of each point on the M4 scale 0-200 (0/0 counts as 0, NaN stays NaN)."""
     num = 200.0 * np.abs(y - y_hat)
     den = np.abs(y) + np.abs(y_hat)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -40,7 +41,7 @@ def smape(y, y_hat) -> float:
         raise ValueError(f"y and y_hat differ in shape: {y.shape} vs {y_hat.shape}")
     if y.size == 0:
         raise ValueError("smape of an empty array is undefined")
-    return float(np.mean(_smape_terms(y, y_hat)))
+    return float(np.mean(smape_terms(y, y_hat)))
 
 
 def seasonal_naive_scale(history: pd.DataFrame, cutoffs: pd.DataFrame, season_length: int) -> pd.Series:
@@ -87,7 +88,7 @@ def evaluate(backtest: pd.DataFrame, history: pd.DataFrame, season_length: int) 
             "unique_id": bt["unique_id"].to_numpy(),
             "model": bt["model"].to_numpy(),
             "cutoff": bt["cutoff"].to_numpy(),
-            "smape": _smape_terms(y, y_hat),
+            "smape": smape_terms(y, y_hat),
             "mae": np.abs(err),
             "mse": err**2,
             "bias": err,

@@ -9,8 +9,8 @@ from mlops_assets.accuracy import (
     append_history,
     realized_vs_backtest,
     score_forecasts,
-    smape_m4,
 )
+from mlops_assets.metrics import smape_terms
 
 T1, T2 = pd.Timestamp("2026-01-05 06:00"), pd.Timestamp("2026-01-12 06:00")
 W1, W2, W3 = pd.Timestamp("2026-01-05"), pd.Timestamp("2026-01-12"), pd.Timestamp("2026-01-19")
@@ -47,7 +47,8 @@ def actuals() -> pd.DataFrame:
 
 
 def test_smape_is_m4_scale_with_zero_over_zero_as_zero():
-    np.testing.assert_allclose(smape_m4([12, 0, 0, 8], [10, 0, 3, 12]), [400 / 22, 0.0, 200.0, 40.0])
+    terms = smape_terms(np.array([12, 0, 0, 8.0]), np.array([10, 0, 3, 12.0]))
+    np.testing.assert_allclose(terms, [400 / 22, 0.0, 200.0, 40.0])
 
 
 def test_score_forecasts_exact_values():
