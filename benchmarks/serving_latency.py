@@ -29,10 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mlops_assets.champion_model import ChampionForecaster  # noqa: E402
 from mlops_assets.registry import (  # noqa: E402
-    apply_promotion,
-    decide_promotion,
     load_champion,
-    register_champions,
+    register_and_gate,
 )
 from mlops_assets.settings import DATA_DIR_ENV, DataPaths, load_settings  # noqa: E402
 from mlops_assets_tests.processes import free_port, stop_process_group  # noqa: E402
@@ -60,13 +58,10 @@ def synthetic_registry(folder: Path, n_series: int, name: str) -> str:
     champions["smape"] = 10.0
     forecaster = ChampionForecaster("W-MON", 52, 13).fit(history, champions)
     with mlflow.start_run(experiment_id=experiment):
-        registered = register_champions(
-            forecaster, champions, name=name, run_id=None, description="serving benchmark", tags={}
+        register_and_gate(
+            forecaster, champions, champions, name=name, run_id=None, description="serving benchmark", tags={},
+            tolerance=0,
         )
-    decision = decide_promotion(
-        name=name, new_version=registered.version, new_champions=champions, evaluation=champions, tolerance=0
-    )
-    apply_promotion(decision, name=name)
     return uri
 
 

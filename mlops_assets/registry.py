@@ -217,6 +217,26 @@ def apply_promotion(decision: PromotionDecision, *, name: str) -> None:
         client.set_registered_model_alias(name, CHAMPION, decision.new_version)
 
 
+def register_and_gate(
+    forecaster: ChampionForecaster,
+    champions: pd.DataFrame,
+    evaluation: pd.DataFrame,
+    *,
+    name: str,
+    run_id: str | None,
+    description: str,
+    tags: dict[str, str],
+    tolerance: float,
+) -> tuple[RegisteredVersion, PromotionDecision]:
+    """Register a new version as challenger, then promote it to champion only if it is at least as good."""
+    version = register_champions(forecaster, champions, name=name, run_id=run_id, description=description, tags=tags)
+    decision = decide_promotion(
+        name=name, new_version=version.version, new_champions=champions, evaluation=evaluation, tolerance=tolerance
+    )
+    apply_promotion(decision, name=name)
+    return version, decision
+
+
 def load_champion(name: str) -> tuple[mlflow.pyfunc.PyFuncModel, str]:
     """The champion model and its version (loaded by number, so an alias move meanwhile cannot mix them)."""
     version = alias_version(name, CHAMPION)

@@ -27,7 +27,7 @@ from openapi_spec_validator import validate as validate_openapi
 from mlops_assets.champion_model import ChampionForecaster
 from mlops_assets.openapi import build_openapi, write_openapi
 from mlops_assets.pyfunc_model import request_constraints
-from mlops_assets.registry import apply_promotion, decide_promotion, register_champions
+from mlops_assets.registry import register_and_gate
 from mlops_assets_tests.processes import free_port, stop_process_group
 
 NAME = "sales_forecast_serving_test"
@@ -113,13 +113,10 @@ def served(tmp_path_factory):
         forecaster = ChampionForecaster("W-MON", 52, HORIZON).fit(weekly_history(), champions)
         for _ in range(2):
             with mlflow.start_run(experiment_id=experiment):
-                registered = register_champions(
-                    forecaster, champions, name=NAME, run_id=None, description="serving test", tags={}
+                registered, decision = register_and_gate(
+                    forecaster, champions, evaluation, name=NAME, run_id=None, description="serving test", tags={},
+                    tolerance=0,
                 )
-            decision = decide_promotion(
-                name=NAME, new_version=registered.version, new_champions=champions, evaluation=evaluation, tolerance=0
-            )
-            apply_promotion(decision, name=NAME)
         assert decision.promoted
         with model_server(tracking_uri, work) as base:
             yield {

@@ -58,9 +58,10 @@ def sales_forecast_model(
         settings.frequency, settings.season, settings.horizon, tuple(settings.interval_levels)
     ).fit(history, champions[["unique_id", "model"]])
     evaluation_run = metadata_value(latest_metadata(context, EVALUATION_KEY), "mlflow_run_id")
-    version = registry.register_champions(
+    version, decision = registry.register_and_gate(
         forecaster,
         champions,
+        evaluation,
         name=name,
         run_id=evaluation_run,
         description=f"{len(champions)} series of gold.sales_data_for_forecast up to {history['ds'].max().date()}"
@@ -73,15 +74,8 @@ def sales_forecast_model(
             "frequency": settings.frequency,
             "horizon": str(settings.horizon),
         },
-    )
-    decision = registry.decide_promotion(
-        name=name,
-        new_version=version.version,
-        new_champions=champions,
-        evaluation=evaluation,
         tolerance=settings.promotion_tolerance,
     )
-    registry.apply_promotion(decision, name=name)
     log = context.log.info if decision.promoted else context.log.warning
     log(f"{name} v{version.version}: {'promoted to champion' if decision.promoted else 'not promoted'}: "
         f"{decision.reason}")
