@@ -30,7 +30,7 @@ from statsforecast import StatsForecast
 from mlops_assets.backtest import run_backtest
 from mlops_assets.champion_model import ChampionForecaster
 from mlops_assets.metrics import evaluate
-from mlops_assets.selection import select_champions, selection_summary
+from mlops_assets.selection import SELECTION_MODES, choose_champions, selection_summary
 from mlops_assets.settings import Settings
 from mlops_assets.zoo import build_fallback, build_models, default_models
 
@@ -125,7 +125,7 @@ def model_cost(train: pd.DataFrame, settings: Settings, names: list[str], n_seri
     return rates
 
 
-def run(name: str, models: list[str] | None, cost: bool = False, origin: int = 0) -> dict:
+def run(name: str, models: list[str] | None, cost: bool = False, origin: int = 0, mode: str = "auto") -> dict:
     load, settings = DATASETS[name]
     train, test, source = load(settings, origin)
     h = settings.horizon
@@ -138,7 +138,9 @@ def run(name: str, models: list[str] | None, cost: bool = False, origin: int = 0
     t0 = time.perf_counter()
     backtest = run_backtest(train, settings, models=names)
     evaluation = evaluate(backtest, train, settings.season)
-    champions = select_champions(evaluation)
+    champions, decision = choose_champions(
+        evaluation, backtest, train, settings.season, mode=mode, tolerance=settings.selection.global_tolerance
+    )
     summary = selection_summary(evaluation, champions)
     t1 = time.perf_counter()
     forecaster = ChampionForecaster(settings.frequency, settings.season, h, levels=(80, 95))
@@ -157,6 +159,7 @@ def run(name: str, models: list[str] | None, cost: bool = False, origin: int = 0
     chosen = summary["best_single_model"]
     return {
         "dataset": name, "origin": origin, "holdout": (test["ds"].min().date(), test["ds"].max().date()),
+        "mode": decision["mode"] + (f" ({decision['champion_for_all']})" if "champion_for_all" in decision else ""),
         "chosen_single": chosen, "chosen_single_smape": scores.get(chosen, float("nan")),
         "source": source, "series": int(train["unique_id"].nunique()),
         "dropped_short": int(n_series - len(keep)), "champion": champion,
@@ -174,7 +177,7 @@ def print_details(r: dict) -> None:
           f"holdout {r['holdout'][0]} .. {r['holdout'][1]}")
     print(f"timing (s): {', '.join(f'{k} {v:.1f}' for k, v in r['seconds'].items())}")
     shares = ", ".join(f"{m} {s:.0%}" for m, s in r["summary"]["win_share"].items())
-    print(f"backtest win share: {shares}")
+    print(f"selection: {r['mode']}; backtest win share: {shares}")
     backtest = r["summary"]
     print(f"backtest: champions {backtest['champion_smape']:.2f}, best single {backtest['best_single_model']} "
           f"{backtest['best_single_smape']:.2f}, SeasonalNaive {backtest['seasonal_naive_smape']:.2f}")
@@ -198,14 +201,14 @@ def verdict(r: dict) -> dict:
 def print_origins(results: list[dict]) -> None:
     print("\nper origin (0 = the last horizon); ratios are champion / single model, below 1 is better")
     print(f"{'dataset':<10}{'origin':>7}  {'holdout':<24}{'champion':>9}{'SN':>8}  {'best in hindsight':<25}"
-          f"{'ratio':>6}  {'picked by backtest':<25}{'ratio':>6}  beats SN")
+          f"{'ratio':>6}  {'picked by backtest':<25}{'ratio':>6}  beats SN  selection")
     for r in results:
         v = verdict(r)
         hindsight = f"{r['best_single']} {r['best_single_smape']:.2f}"
         chosen = f"{r['chosen_single']} {r['chosen_single_smape']:.2f}"
         print(f"{r['dataset']:<10}{r['origin']:>7}  {str(r['holdout'][0]) + ' .. ' + str(r['holdout'][1]):<24}"
               f"{r['champion']:>9.2f}{r['seasonal_naive']:>8.2f}  {hindsight:<25}{v['ratio']:>6.3f}  "
-              f"{chosen:<25}{v['ratio_chosen']:>6.3f}  {'yes' if v['beats_sn'] else 'NO'}")
+              f"{chosen:<25}{v['ratio_chosen']:>6.3f}  {'yes' if v['beats_sn'] else 'NO ':<8}  {r['mode']}")
 
 
 def main() -> None:
@@ -216,12 +219,13 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="comma-separated zoo; default: the frequency's zoo")
     parser.add_argument("--cost", action="store_true", help="also time each model alone (series/s, 1 core)")
     parser.add_argument("--origins", type=int, default=1, help="holdout origins, the last and those before it")
+    parser.add_argument("--selection", default="auto", choices=SELECTION_MODES, help="selection.mode to use")
     args = parser.parse_args()
     models = args.models.split(",") if args.models else None
     results = []
     for name in args.datasets.split(","):
         for origin in range(args.origins):
-            r = run(name, models, cost=args.cost and origin == 0, origin=origin)
+            r = run(name, models, cost=args.cost and origin == 0, origin=origin, mode=args.selection)
             results.append(r)
             if origin == 0:
                 print_details(r)

@@ -12,6 +12,7 @@ import io
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -129,14 +130,20 @@ def plot_series(overall: pd.DataFrame, unique_id: str, path: Path | None = None)
     return png
 
 
+def series_by_volume(overall: pd.DataFrame) -> list[str]:
+    """unique_ids of the series that have actuals, most units sold (origin 'Train') first, ties by id."""
+    train = overall[overall["origin"] == "Train"]
+    volume = train.groupby(train["unique_id"].astype(str))["sales"].sum()
+    return [unique_id for unique_id, _ in sorted(volume.items(), key=lambda item: (-item[1], item[0]))]
+
+
 def plot_top_series(overall: pd.DataFrame, n: int = 4) -> bytes:
     """A grid of the n series that sold the most (sum of actuals), biggest first."""
-    volume = overall[overall["origin"] == "Train"].groupby("unique_id")["sales"].sum()
-    top = sorted(volume.items(), key=lambda item: (-item[1], item[0]))[: max(n, 0)]
+    top = series_by_volume(overall)[: max(n, 0)]
     cols = 2 if len(top) > 1 else 1
     rows = max(math.ceil(len(top) / cols), 1)
     fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 3.2 * rows), squeeze=False)
-    for ax, (unique_id, _) in zip(axes.flat, top, strict=False):
+    for ax, unique_id in zip(axes.flat, top, strict=False):
         _draw_series(ax, _series_rows(overall, unique_id), unique_id, small=True)
     for ax in list(axes.flat)[len(top) :]:
         ax.set_axis_off()
@@ -168,25 +175,54 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_all_series_plots(overall: pd.DataFrame, folder: Path) -> list[Path]:
-    """One PNG per series in ``folder``, in unique_id order; readers never see a half-written file."""
+@dataclass(frozen=True)
+class SeriesPlots:
+    """What write_series_plots left in its folder."""
+
+    written: list[Path]  # one PNG per plotted series, in unique_id order
+    unplotted: int  # series of the table without a PNG
+    removed: list[Path]  # PNGs of series no longer plotted
+
+
+def write_series_plots(overall: pd.DataFrame, folder: Path, max_series: int) -> SeriesPlots:
+    """One PNG in ``folder`` for each of the ``max_series`` series that sold the most, in unique_id order.
+
+    Readers never see a half-written file. Every other ``*.png`` directly in ``folder`` is removed, so
+    the folder shows the current table and no stale forecast; other files are left alone.
+    """
+    if max_series < 0:
+        raise ValueError(f"max_series must be 0 or more; got {max_series}")
     folder = Path(folder)
-    groups = {str(uid): rows for uid, rows in overall.groupby(overall["unique_id"].astype(str), sort=True)}
-    names = _file_names(list(groups))
-    paths = []
+    unique_ids = overall["unique_id"].astype(str)
+    ranked = series_by_volume(overall)
+    # Series without actuals rank last: they are still series of the table.
+    ranked += sorted(set(unique_ids.unique()) - set(ranked))
+    plotted = sorted(ranked[:max_series])
+    # Names come from every series of the table, so a series keeps its file name whatever the cap.
+    names = _file_names(sorted(ranked))
+    rows = overall[unique_ids.isin(plotted)]
+    groups = dict(iter(rows.groupby(rows["unique_id"].astype(str), sort=True)))
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
     # One figure redrawn per series: creating a figure costs more than drawing a small plot.
     fig, ax = plt.subplots(figsize=SERIES_SIZE)
     try:
-        for unique_id, rows in groups.items():
+        for unique_id in plotted:
             ax.clear()
-            _draw_series(ax, rows, unique_id)
+            _draw_series(ax, groups[unique_id], unique_id)
             _series_layout(fig)
             path = folder / names[unique_id]
             _write_atomic(path, _png(fig))
-            paths.append(path)
+            written.append(path)
     finally:
         plt.close(fig)
-    return paths
+    keep = {path.name for path in written}
+    removed = []
+    for path in sorted(folder.glob("*.png")):
+        if path.name not in keep and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return SeriesPlots(written=written, unplotted=len(ranked) - len(plotted), removed=removed)
 
 
 def plot_total_sales(gold: pd.DataFrame) -> bytes:

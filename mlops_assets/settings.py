@@ -36,6 +36,21 @@ class BacktestSettings(_Strict):
     )
 
 
+class SelectionSettings(_Strict):
+    mode: Literal["auto", "per_series", "global"] = Field(
+        "auto",
+        description="'per_series': each series' lowest backtest SMAPE; 'global': one model for all series; "
+        "'auto': per-series only if, chosen on the earlier windows, it beats one model for all on each "
+        "series' last backtest window (see mlops_assets/selection.py).",
+    )
+    global_tolerance: float = Field(
+        0.02,
+        ge=0,
+        description="The one model for all series is the simplest whose mean SMAPE is within this share of "
+        "the best one's.",
+    )
+
+
 class DriftSettings(_Strict):
     recent_periods: int = Field(13, ge=2, description="Periods in the current window.")
     reference_periods: int = Field(52, ge=2, description="Periods in the reference window before it.")
@@ -45,6 +60,16 @@ class DriftSettings(_Strict):
 class MonitoringSettings(_Strict):
     accuracy_warn_ratio: float = Field(
         1.5, gt=0, description="Warn when realized SMAPE exceeds the backtest SMAPE by this factor."
+    )
+
+
+class PlotSettings(_Strict):
+    max_series: int = Field(
+        500,
+        ge=0,
+        description="Series, largest by total actual sales, that get a PNG on each materialization of "
+        "serving.sales_overall (about 0.1 CPU-second each); 0: none. `mlops-assets plot --product <id>` "
+        "draws any series on demand.",
     )
 
 
@@ -63,6 +88,7 @@ class Settings(_Strict):
     horizon: int = Field(13, ge=1, description="Periods to forecast.")
     season_length: int | None = Field(None, ge=1, description="Default: from the frequency.")
     backtest: BacktestSettings = BacktestSettings()
+    selection: SelectionSettings = SelectionSettings()
     grain: list[str] = Field(["product_id"], description="[product_id] or [product_id, customer_id].")
     source: Literal["orders", "series"] = Field(
         "orders", description="'orders': gold from order lines; 'series': from pre-aggregated series files."
@@ -82,6 +108,7 @@ class Settings(_Strict):
     mlflow_tracking_uri: str | None = Field(None, description="Default: SQLite in the data directory.")
     drift: DriftSettings = DriftSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    plots: PlotSettings = PlotSettings()
     automation: AutomationSettings = AutomationSettings()
     seed: int = 42
 
@@ -121,7 +148,10 @@ class Settings(_Strict):
         return min_train + self.step * (self.backtest.windows - 1) + self.horizon
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
+        # The registry registers a new model version when this changes; how many PNGs are drawn is not
+        # part of the model, so changing it must not register one.
+        settings = self.model_dump(exclude={"plots"})
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def default_season_length(frequency: str) -> int:

@@ -100,6 +100,13 @@ def test_mlflow_run_has_the_metrics_and_the_champion_alias(chain):
     run = runs.iloc[0]
     assert 0 < run["metrics.smape_champion_selection"] <= run["metrics.smape_seasonal_naive"]
     assert run["params.horizon"] == "13"
+    # The MLflow run records the selection the champions table was built with.
+    assert run["params.selection_mode_setting"] == "auto"
+    champions = _table(data_dir, "forecasting.series_champions")
+    if run["params.selection_mode"] == "global":
+        assert (champions["model"] == run["params.champion_for_all"]).all()
+    else:
+        assert run["params.selection_mode"] == "per_series" and run["params.champion_for_all"] == ""
     client = mlflow.MlflowClient(paths.mlflow_tracking_uri, paths.mlflow_tracking_uri)
     assert str(client.get_model_version_by_alias("sales_forecast", "champion").version) == "1"
 

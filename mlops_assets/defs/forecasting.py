@@ -17,7 +17,7 @@ from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehou
 from mlops_assets.metrics import evaluate
 from mlops_assets.plots import plot_smape_distribution, plot_win_share, png_markdown
 from mlops_assets.registry import load_champion
-from mlops_assets.selection import select_champions, selection_summary
+from mlops_assets.selection import choose_champions, selection_summary
 from mlops_assets.settings import Settings
 from mlops_assets.zoo import default_models
 
@@ -109,10 +109,10 @@ def series_evaluation(
     backtest = warehouse.read(BACKTEST)
     history = eligible_history(warehouse)
     evaluation = evaluate(backtest, history, settings.season)
-    champions = select_champions(evaluation)
+    champions, decision = _choose(settings, evaluation, backtest, history)
     summary = selection_summary(evaluation, champions)
     warehouse.replace(EVALUATION, evaluation)
-    run_id, url = _log_evaluation_run(context, mlflow_tracking, settings, history, evaluation, summary)
+    run_id, url = _log_evaluation_run(context, mlflow_tracking, settings, history, evaluation, summary, decision)
     return dg.MaterializeResult(
         metadata=table_metadata(
             evaluation,
@@ -128,6 +128,17 @@ def series_evaluation(
     )
 
 
+def _choose(settings, evaluation: pd.DataFrame, backtest: pd.DataFrame, history: pd.DataFrame):
+    return choose_champions(
+        evaluation,
+        backtest,
+        history,
+        settings.season,
+        mode=settings.selection.mode,
+        tolerance=settings.selection.global_tolerance,
+    )
+
+
 def _per_model(evaluation: pd.DataFrame) -> pd.DataFrame:
     return evaluation.groupby("model")["smape"].agg(["mean", "median"]).round(3).sort_values("mean")
 
@@ -138,7 +149,7 @@ def _code_version() -> str:
     return version("mlops_assets")
 
 
-def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, evaluation, summary):
+def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, evaluation, summary, decision):
     experiment_id = tracking.activate()
     with mlflow.start_run(run_name=f"evaluation-{context.run_id[:8]}") as run:
         mlflow.set_tags({"dagster_run_id": context.run_id, "dagster_asset": context.asset_key.to_user_string()})
@@ -154,6 +165,9 @@ def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, ev
                 "data_fingerprint": data_fingerprint(history),
                 "settings_fingerprint": settings.fingerprint(),
                 "code_version": _code_version(),
+                "selection_mode_setting": settings.selection.mode,
+                "selection_mode": decision["mode"],
+                "champion_for_all": decision.get("champion_for_all", ""),
             }
         )
         per_model = _per_model(evaluation)
@@ -164,6 +178,11 @@ def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, ev
                 "smape_champion_selection": summary["champion_smape"],
                 "smape_seasonal_naive": summary["seasonal_naive_smape"],
                 "smape_best_single_model": summary["best_single_smape"],
+                **{
+                    f"smape_{key}": decision[key]
+                    for key in ("per_series_last_window_smape", "global_last_window_smape")
+                    if key in decision
+                },
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -179,18 +198,22 @@ def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, ev
 @dg.asset(
     key=["forecasting", "series_champions"],
     group_name="forecasting",
-    deps=[["forecasting", "series_evaluation"]],
+    # The backtest too: the selection guard re-scores its last window.
+    deps=[["forecasting", "series_evaluation"], ["forecasting", "backtest_forecasts"]],
     kinds={"duckdb", "pandas"},
     owners=OWNERS,
     automation_condition=expensive_condition(),
     description="The per-series models: for each series, the model with the lowest mean backtest SMAPE (ties "
-    "to the simpler model), with the runner-up and the seasonal-naive SMAPE beside it.",
+    "to the simpler model), with the runner-up and the seasonal-naive SMAPE beside it. With "
+    "selection.mode 'auto' (the default) per-series choice is used only when it held up on each series' last "
+    "backtest window; otherwise every series gets the one model that did best overall.",
 )
-def series_champions(context: dg.AssetExecutionContext, warehouse: Warehouse):
+def series_champions(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     evaluation = warehouse.read(EVALUATION)
-    champions = select_champions(evaluation)
+    champions, decision = _choose(project.settings, evaluation, warehouse.read(BACKTEST), eligible_history(warehouse))
     summary = selection_summary(evaluation, champions)
     warehouse.replace(CHAMPIONS, champions)
+    context.log.info(f"selection mode {decision['mode']} (setting {decision['requested_mode']}): {decision['reason']}")
     context.log.info(
         f"champion selection SMAPE {summary['champion_smape']:.2f} vs best single model "
         f"{summary['best_single_model']} {summary['best_single_smape']:.2f} vs seasonal naive "
@@ -202,6 +225,9 @@ def series_champions(context: dg.AssetExecutionContext, warehouse: Warehouse):
             CHAMPIONS,
             {"smape": schemas.SMAPE_DESCRIPTION},
             win_share=dg.MetadataValue.json({k: round(v, 4) for k, v in summary["win_share"].items()}),
+            selection_mode=decision["mode"],
+            selection_reason=decision["reason"],
+            champion_for_all=decision.get("champion_for_all", ""),
             smape_champion_selection=float(summary["champion_smape"]),
             best_single_model=summary["best_single_model"],
             smape_best_single_model=float(summary["best_single_smape"]),

@@ -1,6 +1,5 @@
 """Serving: the table and the plots that people and tools downstream read."""
 
-
 import dagster as dg
 
 from mlops_assets import schemas
@@ -8,7 +7,7 @@ from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
 from mlops_assets.overall import build_sales_overall
-from mlops_assets.plots import plot_top_series, png_markdown, write_all_series_plots
+from mlops_assets.plots import plot_top_series, png_markdown, write_series_plots
 
 SALES_OVERALL = "serving.sales_overall"
 
@@ -35,15 +34,23 @@ def sales_overall(context: dg.AssetExecutionContext, project: ProjectResource, w
         warehouse.read("gold.sales_data_for_forecast"), warehouse.read("forecasting.forecasts")
     )
     warehouse.replace(SALES_OVERALL, overall)
-    written = write_all_series_plots(overall, project.paths.plots / "series")
-    context.log.info(f"{SALES_OVERALL}: {len(overall)} rows; {len(written)} plots in {project.paths.plots}")
+    folder = project.paths.plots / "series"
+    series_plots = write_series_plots(overall, folder, project.settings.plots.max_series)
+    context.log.info(
+        f"{SALES_OVERALL}: {len(overall)} rows; PNGs of the {len(series_plots.written)} series that sold the "
+        f"most in {folder} (plots.max_series {project.settings.plots.max_series}), "
+        f"{len(series_plots.removed)} stale PNGs removed; {series_plots.unplotted} series not plotted "
+        "(`mlops-assets plot --product <id>` draws any series)"
+    )
     return dg.MaterializeResult(
         metadata=table_metadata(
             overall,
             SALES_OVERALL,
             OVERALL_COLUMNS,
             rows_by_origin=dg.MetadataValue.json(overall["origin"].value_counts().to_dict()),
-            plots_folder=dg.MetadataValue.path(str(project.paths.plots / "series")),
+            plots_folder=dg.MetadataValue.path(str(folder)),
+            plotted_series=len(series_plots.written),
+            unplotted_series=series_plots.unplotted,
             top_series=dg.MetadataValue.md(png_markdown(plot_top_series(overall), "top series by volume")),
         )
     )
