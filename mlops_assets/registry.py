@@ -159,8 +159,14 @@ def decide_promotion(
     new_champions: pd.DataFrame,
     evaluation: pd.DataFrame,
     tolerance: float,
+    selection: dict | None = None,
 ) -> PromotionDecision:
-    """Compare the new choices with the champion's on the new evaluation (SMAPE 0-200, M4)."""
+    """Compare the new choices with the champion's on the new evaluation (SMAPE 0-200, M4).
+
+    ``selection`` is the selection guard's record (selection.choose_champions). Per-series choices made on
+    this evaluation always score at least as well on it as one model for all, so when the guard chose one
+    model for all because it did better out of sample, that out-of-sample comparison decides instead.
+    """
     scores = evaluation[["unique_id", "model", "smape"]].astype({"unique_id": str, "model": str})
     new = new_champions[["unique_id", "model"]].astype(str).merge(scores, on=["unique_id", "model"], how="left")
     new_overall = float(new["smape"].mean()) if new["smape"].notna().any() else float("nan")
@@ -197,6 +203,17 @@ def decide_promotion(
         f"{current} SMAPE {current_smape:.3f} + tolerance {tolerance:g}, on the same {len(both)} series "
         f"of the new backtest: {'promoted' if promoted else 'rejected, champion unchanged'}"
     )
+    guard = selection or {}
+    out_of_sample = (guard.get("global_last_window_smape"), guard.get("per_series_last_window_smape"))
+    if not promoted and guard.get("mode") == "global" and None not in out_of_sample:
+        promoted = out_of_sample[0] <= out_of_sample[1] + tolerance
+        reason = (
+            f"version {new_version} (one model for all: {guard.get('champion_for_all')}) SMAPE {new_smape:.3f} > "
+            f"champion version {current} SMAPE {current_smape:.3f} on the backtest its per-series choices were "
+            f"fitted to, but out of sample, on each series' last window, one model for all scored "
+            f"{out_of_sample[0]:.3f} against {out_of_sample[1]:.3f} for per-series choices: "
+            f"{'promoted' if promoted else 'rejected, champion unchanged'}"
+        )
     return decision(promoted, reason, new_smape, current_smape, len(both))
 
 
@@ -227,11 +244,17 @@ def register_and_gate(
     description: str,
     tags: dict[str, str],
     tolerance: float,
+    selection: dict | None = None,
 ) -> tuple[RegisteredVersion, PromotionDecision]:
     """Register a new version as challenger, then promote it to champion only if it is at least as good."""
     version = register_champions(forecaster, champions, name=name, run_id=run_id, description=description, tags=tags)
     decision = decide_promotion(
-        name=name, new_version=version.version, new_champions=champions, evaluation=evaluation, tolerance=tolerance
+        name=name,
+        new_version=version.version,
+        new_champions=champions,
+        evaluation=evaluation,
+        tolerance=tolerance,
+        selection=selection,
     )
     apply_promotion(decision, name=name)
     return version, decision

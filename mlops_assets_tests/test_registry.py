@@ -186,6 +186,24 @@ def test_tolerance_lets_a_slightly_worse_version_through(lifecycle):
     assert not decide_promotion(**kwargs, tolerance=gap - 0.01).promoted
 
 
+def test_one_model_for_all_is_judged_out_of_sample_when_the_guard_chose_it(lifecycle):
+    # v3's choices lose on the backtest v2's per-series choices were fitted to; if the selection guard
+    # found one model for all better on each series' last window, that comparison decides.
+    worse = lifecycle[3]["champions"]
+    kwargs = dict(name=NAME, new_version="3", new_champions=worse, evaluation=evaluation(EVAL_2), tolerance=0.0)
+    guard = {"mode": "global", "champion_for_all": "Naive"}
+    held_up = decide_promotion(**kwargs, selection={**guard, "global_last_window_smape": 20.0,
+                                                     "per_series_last_window_smape": 25.0})
+    assert held_up.promoted and "out of sample" in held_up.reason and "20.000 against 25.000" in held_up.reason
+    assert held_up.new_smape == pytest.approx(mean_smape(EVAL_2, worse))  # the in-sample figures stay recorded
+    did_not = decide_promotion(**kwargs, selection={**guard, "global_last_window_smape": 30.0,
+                                                     "per_series_last_window_smape": 25.0})
+    assert not did_not.promoted and "rejected" in did_not.reason
+    # A per-series choice gets no such help, and a record without the scores changes nothing.
+    assert not decide_promotion(**kwargs, selection={"mode": "per_series"}).promoted
+    assert not decide_promotion(**kwargs, selection=guard).promoted
+
+
 def test_comparison_covers_only_series_the_new_evaluation_scores(lifecycle):
     # The new backtest dropped AutoTheta: series where the champion (v2) used it cannot be compared.
     partial = {k: v for k, v in EVAL_2.items() if k != "AutoTheta"}

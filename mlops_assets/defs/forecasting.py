@@ -28,6 +28,7 @@ FORECASTS = "forecasting.forecasts"
 CONTRACT_CHECK = "matches_contract"
 EVALUATION_KEY = dg.AssetKey(["forecasting", "series_evaluation"])
 BACKTEST_KEY = dg.AssetKey(["forecasting", "backtest_forecasts"])
+CHAMPIONS_KEY = dg.AssetKey(["forecasting", "series_champions"])
 
 
 def eligible_history(warehouse: Warehouse) -> pd.DataFrame:
@@ -228,6 +229,11 @@ def series_champions(context: dg.AssetExecutionContext, project: ProjectResource
             selection_mode=decision["mode"],
             selection_reason=decision["reason"],
             champion_for_all=decision.get("champion_for_all", ""),
+            **{
+                key: float(decision[key])
+                for key in ("per_series_last_window_smape", "global_last_window_smape")
+                if key in decision
+            },
             smape_champion_selection=float(summary["champion_smape"]),
             best_single_model=summary["best_single_model"],
             smape_best_single_model=float(summary["best_single_smape"]),

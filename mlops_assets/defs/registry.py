@@ -9,6 +9,7 @@ from mlops_assets.champion_model import ChampionForecaster
 from mlops_assets.defs.automation import downstream_condition, expensive_condition
 from mlops_assets.defs.forecasting import (
     CHAMPIONS,
+    CHAMPIONS_KEY,
     EVALUATION,
     EVALUATION_KEY,
     data_fingerprint,
@@ -21,6 +22,15 @@ from mlops_assets.pyfunc_model import request_constraints
 
 MODEL_KEY = dg.AssetKey(["registry", "sales_forecast_model"])
 SERVE_PORT = 5001  # `make serve`
+
+
+def _selection_record(context: dg.AssetExecutionContext) -> dict:
+    """How series_champions chose (mode and the guard's out-of-sample SMAPEs), from its last materialization."""
+    metadata = latest_metadata(context, CHAMPIONS_KEY)
+    keys = ("selection_mode", "champion_for_all", "per_series_last_window_smape", "global_last_window_smape")
+    record = {key: metadata_value(metadata, key) for key in keys}
+    record["mode"] = record.pop("selection_mode")
+    return {key: value for key, value in record.items() if value not in (None, "")}
 
 
 @dg.asset(
@@ -75,6 +85,7 @@ def sales_forecast_model(
             "horizon": str(settings.horizon),
         },
         tolerance=settings.promotion_tolerance,
+        selection=_selection_record(context),
     )
     log = context.log.info if decision.promoted else context.log.warning
     log(f"{name} v{version.version}: {'promoted to champion' if decision.promoted else 'not promoted'}: "
