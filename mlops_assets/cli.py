@@ -28,6 +28,12 @@ def summary(paths: DataPaths) -> str:
         lines.append(f"  {table:<40} {rows:>10,}")
     if len(lines) == 4:
         lines.append("  (none yet: run `make run`)")
+    champions_file = snapshot_path(paths.exports, "forecasting.series_champions")
+    if champions_file.exists():
+        # One model for every series means the selection guard judged per-series choice not to hold up.
+        counts = read_snapshot(paths.exports, "forecasting.series_champions")["model"].value_counts()
+        mix = ", ".join(f"{model} {n}" for model, n in counts.sort_index().items())
+        lines += ["", f"champion models ({int(counts.sum())} series): {mix}"]
     lines += [
         "",
         f"snapshots for other processes: {paths.exports}/<schema>/<table>.parquet",

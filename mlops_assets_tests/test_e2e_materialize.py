@@ -111,6 +111,18 @@ def test_mlflow_run_has_the_metrics_and_the_champion_alias(chain):
     assert str(client.get_model_version_by_alias("sales_forecast", "champion").version) == "1"
 
 
+def test_cli_summary_lists_tables_and_the_champion_mix(chain):
+    from mlops_assets.cli import summary
+
+    data_dir, _, _ = chain
+    text = summary(DataPaths(data_dir))
+    champions = _table(data_dir, "forecasting.series_champions")
+    assert "gold.sales_data_for_forecast" in text
+    counts = champions["model"].value_counts().sort_index()
+    expected = ", ".join(f"{model} {n}" for model, n in counts.items())
+    assert f"champion models ({len(champions)} series): {expected}" in text
+
+
 def test_sales_overall_and_snapshots(chain):
     data_dir, _, _ = chain
     paths = DataPaths(data_dir)
