@@ -76,6 +76,11 @@ def select_champions(evaluation: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().sort_values("unique_id", kind="stable").reset_index(drop=True)[CHAMPION_COLUMNS]
 
 
+def _model_means(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """Per model: mean SMAPE over the series it has one for, and how many those are."""
+    return _ranked(evaluation).groupby("model", sort=True).agg(mean=("smape", "mean"), count=("smape", "count"))
+
+
 def selection_summary(evaluation: pd.DataFrame, champions: pd.DataFrame) -> dict:
     """How the selection did: win shares, champion vs best single model vs SeasonalNaive (mean SMAPE).
 
@@ -83,16 +88,9 @@ def selection_summary(evaluation: pd.DataFrame, champions: pd.DataFrame) -> dict
     models with a SMAPE for the most series (a model that failed on some series cannot be used everywhere
     and would otherwise be averaged over the easy ones only). Ties go to the simpler model.
     """
-    ev = _ranked(evaluation)
-    per_model = ev.groupby("model", sort=True).agg(mean=("smape", "mean"), count=("smape", "count"))
-    per_model["_rank"] = complexity_rank(per_model.index.to_series())
-    covering = per_model[per_model["count"] == per_model["count"].max()]
-    covering = covering[covering["mean"].notna()]
-    if len(covering):
-        best = covering.assign(_key=covering["mean"].round(_TIE_DECIMALS)).sort_values(["_key", "_rank"])
-        best_model, best_smape = str(best.index[0]), float(best["mean"].iloc[0])
-    else:
-        best_model, best_smape = None, float("nan")
+    per_model = _model_means(evaluation)
+    best_model = global_model(evaluation, tolerance=0.0)
+    best_smape = float(per_model.loc[best_model, "mean"]) if best_model is not None else float("nan")
     shares = champions["model"].value_counts(normalize=True)
     order = complexity_rank(shares.index.to_series()).sort_values(kind="stable").index
     snaive = per_model["mean"].get("SeasonalNaive", np.nan)
@@ -120,8 +118,7 @@ def global_model(evaluation: pd.DataFrame, tolerance: float) -> str | None:
 
     Only models with a SMAPE for the most series compete (see selection_summary); None if none has one.
     """
-    ev = _ranked(evaluation)
-    per_model = ev.groupby("model", sort=True).agg(mean=("smape", "mean"), count=("smape", "count"))
+    per_model = _model_means(evaluation)
     per_model = per_model[(per_model["count"] == per_model["count"].max()) & per_model["mean"].notna()]
     if per_model.empty:
         return None
