@@ -42,7 +42,8 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
     automation_condition=expensive_condition(),
     description="The per-series champions refit on each series' full history, logged as one MLflow pyfunc "
     "model and registered as a new version of sales_forecast (alias challenger). The alias champion moves "
-    "to it only when its backtest SMAPE on the same data is no worse than the current champion's.",
+    "to it only when its backtest SMAPE on the same data is no worse than the current champion's, or, when the "
+    "selection guard chose one model for all series, when that did better out of sample than per-series choice.",
 )
 def sales_forecast_model(
     context: dg.AssetExecutionContext,
