@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
 
-from mlops_assets.backtest import run_backtest
-from mlops_assets.champion_model import ChampionForecaster
-from mlops_assets.metrics import evaluate
-from mlops_assets.selection import SELECTION_MODES, choose_champions, selection_summary
+from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.forecasting.metrics import evaluate
+from mlops_assets.forecasting.selection import SELECTION_MODES, choose_champions, selection_summary
+from mlops_assets.forecasting.zoo import build_fallback, build_models, default_models
+from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.settings import Settings
-from mlops_assets.zoo import build_fallback, build_models, default_models
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -50,8 +50,8 @@ def sample_weekly(settings: Settings, origin: int = 0) -> tuple[pd.DataFrame, pd
     Which series are eligible is decided on the whole sample, also for earlier origins: the sample's
     excluded series are its seeded defects (too short, stale, discontinued), not a judgement on the future.
     """
-    from mlops_assets.aggregation import build_gold
-    from mlops_assets.ingestion import read_landing_file
+    from mlops_assets.gold.aggregation import build_gold
+    from mlops_assets.ingest.ingestion import read_landing_file
     from mlops_assets.sample_data import generate_sample
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +75,7 @@ def carparts(settings: Settings, origin: int = 0) -> tuple[pd.DataFrame, pd.Data
     The holdout months are cut from the raw file before gold is built, so which series are excluded
     (stale, discontinued, missing values) is decided without them, as the product would have decided.
     """
-    from mlops_assets.aggregation import build_gold_from_series
+    from mlops_assets.gold.aggregation import build_gold_from_series
 
     raw = pd.read_csv(DATA / "carparts_monthly.csv", parse_dates=["ds"], dtype={"unique_id": str})
     holdout_start = raw["ds"].max() - pd.DateOffset(months=(origin + 1) * settings.horizon - 1)

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
 
-from mlops_assets.backtest import run_backtest, to_long, validate_history
+from mlops_assets.forecasting.backtest import run_backtest, to_long, validate_history
+from mlops_assets.forecasting.zoo import build_fallback, build_models, default_models
 from mlops_assets.settings import Settings
-from mlops_assets.zoo import build_fallback, build_models, default_models
 
 
 def synthetic_weekly(n_series: int, n_weeks: int = 156, seed: int = 42) -> pd.DataFrame:

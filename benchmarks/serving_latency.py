@@ -27,8 +27,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlops_assets.champion_model import ChampionForecaster  # noqa: E402
-from mlops_assets.registry import (  # noqa: E402
+from mlops_assets.registry.champion_model import ChampionForecaster  # noqa: E402
+from mlops_assets.registry.model_registry import (  # noqa: E402
     load_champion,
     register_and_gate,
 )

@@ -47,8 +47,8 @@ def summary(paths: DataPaths) -> str:
 
 
 def plot_product(paths: DataPaths, product: str, out: Path | None) -> list[Path]:
-    from mlops_assets.overall import find_series
-    from mlops_assets.plots import plot_series
+    from mlops_assets.serving.overall import find_series
+    from mlops_assets.serving.plots import plot_series
 
     overall = read_snapshot(paths.exports, "serving.sales_overall")
     written = []
@@ -66,14 +66,14 @@ def plot_product(paths: DataPaths, product: str, out: Path | None) -> list[Path]
 def rollback(version: str) -> str:
     import mlflow
 
-    from mlops_assets import registry
+    from mlops_assets.registry import model_registry
 
     settings = load_settings()
     paths = DataPaths.from_env()
     uri = settings.mlflow_tracking_uri or paths.mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    previous = registry.rollback(settings.registered_model_name, version)
+    previous = model_registry.rollback(settings.registered_model_name, version)
     return (
         f"{settings.registered_model_name}@champion now points at version {version} (was {previous}); "
         "the next materialization of forecasting/forecasts uses it"

@@ -41,7 +41,7 @@ class SelectionSettings(_Strict):
         "auto",
         description="'per_series': each series' lowest backtest SMAPE; 'global': one model for all series; "
         "'auto': per-series only if, chosen on the earlier windows, it beats one model for all on each "
-        "series' last backtest window (see mlops_assets/selection.py).",
+        "series' last backtest window (see mlops_assets/forecasting/selection.py).",
     )
     global_tolerance: float = Field(
         0.02,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlops_assets.aggregation import build_gold_from_series
-from mlops_assets.backtest import run_backtest
-from mlops_assets.champion_model import forecast_champions
-from mlops_assets.ingestion import read_landing_file
-from mlops_assets.metrics import evaluate
-from mlops_assets.selection import select_champions
+from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.forecasting.metrics import evaluate
+from mlops_assets.forecasting.selection import select_champions
+from mlops_assets.gold.aggregation import build_gold_from_series
+from mlops_assets.ingest.ingestion import read_landing_file
+from mlops_assets.registry.champion_model import forecast_champions
 from mlops_assets.settings import Settings
 
 SETTINGS = Settings(source="series", frequency="W-MON", horizon=4, season_length=4,

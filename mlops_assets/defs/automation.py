@@ -15,7 +15,7 @@
 import dagster as dg
 
 from mlops_assets.defs.resources import ProjectResource
-from mlops_assets.landing_watch import dump_cursor, load_cursor, scan_landing
+from mlops_assets.ingest.landing_watch import dump_cursor, load_cursor, scan_landing
 from mlops_assets.settings import load_settings
 
 SENSOR_INTERVAL_SECONDS = 5

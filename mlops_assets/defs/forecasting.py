@@ -10,16 +10,16 @@ import mlflow
 import pandas as pd
 
 from mlops_assets import schemas
-from mlops_assets.backtest import run_backtest
 from mlops_assets.defs.automation import downstream_condition, expensive_condition
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
-from mlops_assets.metrics import evaluate
-from mlops_assets.plots import plot_smape_distribution, plot_win_share, png_markdown
-from mlops_assets.registry import load_champion
-from mlops_assets.selection import choose_champions, selection_summary
+from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.forecasting.metrics import evaluate
+from mlops_assets.forecasting.selection import choose_champions, selection_summary
+from mlops_assets.forecasting.zoo import default_models
+from mlops_assets.registry.model_registry import load_champion
+from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share, png_markdown
 from mlops_assets.settings import Settings
-from mlops_assets.zoo import default_models
 
 BACKTEST = "forecasting.backtest_forecasts"
 EVALUATION = "forecasting.series_evaluation"

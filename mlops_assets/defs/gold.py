@@ -4,11 +4,11 @@
 import dagster as dg
 
 from mlops_assets import schemas
-from mlops_assets.aggregation import build_gold
 from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
-from mlops_assets.plots import plot_total_sales, png_markdown
+from mlops_assets.gold.aggregation import build_gold
+from mlops_assets.serving.plots import plot_total_sales, png_markdown
 
 GOLD = "gold.sales_data_for_forecast"
 EXCLUDED = "gold.series_excluded"

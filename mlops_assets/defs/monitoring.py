@@ -9,10 +9,10 @@ import mlflow
 import pandas as pd
 
 from mlops_assets import schemas
-from mlops_assets.accuracy import accuracy_summary, append_history, realized_vs_backtest, score_forecasts
 from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, preview, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
+from mlops_assets.monitoring.accuracy import accuracy_summary, append_history, realized_vs_backtest, score_forecasts
 
 DRIFT_SUMMARY = "monitoring.drift_summary"
 FORECAST_HISTORY = "monitoring.forecast_history"
@@ -78,7 +78,7 @@ def drift_report(
                            threshold)
         return
     # Evidently takes seconds to import: load it when a report runs, not every time the code location loads.
-    from mlops_assets.drift import compute_drift
+    from mlops_assets.monitoring.drift import compute_drift
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     result = compute_drift(

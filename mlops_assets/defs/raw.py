@@ -7,8 +7,8 @@ import pandas as pd
 from mlops_assets import schemas
 from mlops_assets.defs.meta import OWNERS, pandera_check, preview, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
-from mlops_assets.ingestion import REJECTED_COLUMNS, TABLES
-from mlops_assets.raw_layer import ingest_folder
+from mlops_assets.ingest.ingestion import REJECTED_COLUMNS, TABLES
+from mlops_assets.ingest.raw_layer import ingest_folder
 
 REJECTED_ROWS = "raw.rejected_rows"
 INGESTED_FILES = "raw.ingested_files"

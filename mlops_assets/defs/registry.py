@@ -4,8 +4,6 @@
 import dagster as dg
 import mlflow
 
-from mlops_assets import registry
-from mlops_assets.champion_model import ChampionForecaster
 from mlops_assets.defs.automation import downstream_condition, expensive_condition
 from mlops_assets.defs.forecasting import (
     CHAMPIONS,
@@ -17,8 +15,10 @@ from mlops_assets.defs.forecasting import (
 )
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
-from mlops_assets.openapi import build_openapi, write_openapi
-from mlops_assets.pyfunc_model import request_constraints
+from mlops_assets.registry import model_registry
+from mlops_assets.registry.champion_model import ChampionForecaster
+from mlops_assets.registry.pyfunc_model import request_constraints
+from mlops_assets.serving.openapi import build_openapi, write_openapi
 
 MODEL_KEY = dg.AssetKey(["registry", "sales_forecast_model"])
 SERVE_PORT = 5001  # `make serve`
@@ -59,7 +59,8 @@ def sales_forecast_model(
     mlflow_tracking.activate()
     fingerprint = f"{data_fingerprint(history)}-{settings.fingerprint()}"
     previous = latest_metadata(context, MODEL_KEY)
-    if metadata_value(previous, "fingerprint") == fingerprint and registry.alias_version(name, registry.CHAMPION):
+    champion = model_registry.alias_version(name, model_registry.CHAMPION)
+    if metadata_value(previous, "fingerprint") == fingerprint and champion:
         context.log.info(
             f"same data and settings as version {metadata_value(previous, 'version')}: nothing registered"
         )
@@ -69,7 +70,7 @@ def sales_forecast_model(
         settings.frequency, settings.season, settings.horizon, tuple(settings.interval_levels)
     ).fit(history, champions[["unique_id", "model"]])
     evaluation_run = metadata_value(latest_metadata(context, EVALUATION_KEY), "mlflow_run_id")
-    version, decision = registry.register_and_gate(
+    version, decision = model_registry.register_and_gate(
         forecaster,
         champions,
         evaluation,
@@ -101,7 +102,7 @@ def sales_forecast_model(
             "promotion_reason": decision.reason,
             "new_smape": float(decision.new_smape),
             **({"champion_smape_before": float(decision.current_smape)} if decision.current_smape is not None else {}),
-            "champion_version": registry.alias_version(name, registry.CHAMPION) or "",
+            "champion_version": model_registry.alias_version(name, model_registry.CHAMPION) or "",
             "series": len(champions),
             "fingerprint": fingerprint,
             "mlflow_run_id": version.run_id,
@@ -124,7 +125,7 @@ def sales_forecast_model(
 def serving_openapi(context: dg.AssetExecutionContext, project: ProjectResource, mlflow_tracking: MlflowTracking):
     settings = project.settings
     mlflow_tracking.activate()
-    version = registry.alias_version(settings.registered_model_name, registry.CHAMPION)
+    version = model_registry.alias_version(settings.registered_model_name, model_registry.CHAMPION)
     uri = f"models:/{settings.registered_model_name}/{version}"
     forecaster = mlflow.pyfunc.load_model(uri).unwrap_python_model().forecaster
     document = build_openapi(

@@ -14,7 +14,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from mlops_assets import warehouse
-from mlops_assets.landing_watch import SETTLE_SECONDS
+from mlops_assets.ingest.landing_watch import SETTLE_SECONDS
 from mlops_assets.settings import DATA_DIR_ENV, SETTINGS_ENV, DataPaths, Settings, load_settings
 
 

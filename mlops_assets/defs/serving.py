@@ -6,8 +6,8 @@ from mlops_assets import schemas
 from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
-from mlops_assets.overall import build_sales_overall
-from mlops_assets.plots import plot_top_series, png_markdown, write_series_plots
+from mlops_assets.serving.overall import build_sales_overall
+from mlops_assets.serving.plots import plot_top_series, png_markdown, write_series_plots
 
 SALES_OVERALL = "serving.sales_overall"
 

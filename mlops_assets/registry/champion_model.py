@@ -1,0 +1,256 @@
+"""The per-series champion models as one forecaster: fit once on the full history, predict on demand.
+
+Each series is forecast by the model that won its backtest (``forecasting.series_champions``). Series that
+share a champion are fitted together in one StatsForecast call. The fitted state is plain Python and numpy
+objects, so the whole forecaster pickles (the MLflow pyfunc wrapper stores it that way).
+
+Robustness: a series whose champion raises while fitting, or whose fitted champion gives a non-finite
+forecast or interval (e.g. SeasonalNaive on a series shorter than one season, or conformal intervals on a
+series shorter than 2 * horizon + 1), is refitted with ``zoo.FALLBACK_MODEL``. ``series.fitted_model`` and
+the ``model`` column of the forecasts then name the model that really produced the numbers.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
+from mlops_assets.forecasting.zoo import FALLBACK_MODEL, build_fallback, build_models, validate_names
+
+_MIN_SERIES_PER_PROCESS_POOL = 200
+
+
+class ForecastRequestError(ValueError):
+    """A predict request the caller can fix (unknown series, horizon or level out of range)."""
+
+
+class UnknownSeriesError(ForecastRequestError):
+    pass
+
+
+class HorizonError(ForecastRequestError):
+    pass
+
+
+class LevelError(ForecastRequestError):
+    pass
+
+
+def _level_name(level: float) -> str:
+    return str(int(level)) if float(level).is_integer() else str(level)
+
+
+class ChampionForecaster:
+    """Each series' champion model fitted on its full history; predicts any horizon up to `horizon`."""
+
+    def __init__(
+        self,
+        frequency: str,
+        season_length: int,
+        horizon: int,
+        levels: tuple[int, ...] = (80, 95),
+        n_jobs: int = -1,
+    ):
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        self.frequency = frequency
+        self.season_length = int(season_length)
+        self.horizon = int(horizon)
+        self.levels = tuple(self._check_levels(levels))
+        self.n_jobs = n_jobs
+        self._uids = pd.Index([], dtype=object)
+        self._fitted = np.empty(0, dtype=object)
+        self._series = pd.DataFrame(
+            {
+                "unique_id": pd.Series([], dtype=object),
+                "model": pd.Series([], dtype=object),
+                "fitted_model": pd.Series([], dtype=object),
+                "train_end": pd.Series([], dtype="datetime64[ns]"),
+            }
+        )
+
+    # ----------------------------------------------------------------------------------------- fit
+    def fit(self, history: pd.DataFrame, champions: pd.DataFrame) -> ChampionForecaster:
+        """Fit every champion on its series' full history (series without a champion are ignored)."""
+        _require_columns(history, ["unique_id", "ds", "y"], "history")
+        _require_columns(champions, ["unique_id", "model"], "champions")
+        champions = champions[["unique_id", "model"]].astype({"unique_id": str, "model": str})
+        duplicated = champions.loc[champions["unique_id"].duplicated(), "unique_id"].unique().tolist()
+        if duplicated:
+            raise ValueError(f"champions has more than one model for series {duplicated[:10]}")
+        validate_names(sorted(champions["model"].unique()) or [FALLBACK_MODEL])
+        history = history[["unique_id", "ds", "y"]].astype({"unique_id": str})
+        history = history[history["unique_id"].isin(champions["unique_id"])]
+        missing = sorted(set(champions["unique_id"]) - set(history["unique_id"]))
+        if missing:
+            raise ValueError(f"{len(missing)} champion series have no history, e.g. {missing[:10]}")
+        bad = history.loc[~np.isfinite(history["y"].to_numpy(dtype=float)), "unique_id"].unique()
+        if len(bad):
+            raise ValueError(
+                f"history has missing or infinite y for series {sorted(bad)[:10]}; "
+                "exclude them upstream (gold.series_excluded) before fitting"
+            )
+        history = history.sort_values(["unique_id", "ds"], kind="stable")
+
+        uids, fitted, names = [], [], []
+        for name, group in champions.groupby("model", sort=True):
+            sub = history[history["unique_id"].isin(group["unique_id"])]
+            group_uids, group_fitted = self._fit_group(sub, name)
+            uids.extend(group_uids)
+            fitted.extend(group_fitted)
+            names.extend([name] * len(group_uids))
+
+        order = np.argsort(np.asarray(uids, dtype=object), kind="stable")
+        self._uids = pd.Index(np.asarray(uids, dtype=object)[order])
+        self._fitted = np.empty(len(order), dtype=object)
+        self._fitted[:] = [fitted[i] for i in order]
+        train_end = history.groupby("unique_id", sort=True)["ds"].max()
+        self._series = pd.DataFrame(
+            {
+                "unique_id": self._uids.to_numpy(),
+                "model": np.asarray(names, dtype=object)[order],
+                "fitted_model": [
+                    FALLBACK_MODEL if _is_fallback(m) else name
+                    for m, name in zip(self._fitted, np.asarray(names, dtype=object)[order], strict=True)
+                ],
+                "train_end": pd.to_datetime(train_end.reindex(self._uids).to_numpy()),
+            }
+        )
+        return self
+
+    def _fit_group(self, sub: pd.DataFrame, name: str) -> tuple[list[str], list]:
+        model = build_models([name], self.season_length, self.horizon)[0]
+        fallback = build_fallback(self.season_length, self.horizon)
+        fallback.alias = FALLBACK_MODEL
+        # Worker processes cost about a second to start: not worth it for a small group.
+        n_jobs = self.n_jobs if sub["unique_id"].nunique() >= _MIN_SERIES_PER_PROCESS_POOL else 1
+        sf = StatsForecast(models=[model], freq=self.frequency, n_jobs=n_jobs, fallback_model=fallback)
+        with warnings.catch_warnings():
+            # SeasonalNaive warns on series shorter than a season; the NaN check below handles them.
+            warnings.filterwarnings("ignore", message="Historical data .* shorter than season_length")
+            sf.fit(sub)
+        uids = [str(u) for u in sf.uids]
+        fitted = list(sf.fitted_[:, 0])
+        values = dict(tuple(sub.groupby("unique_id", sort=False)["y"]))
+        for i, (uid, fm) in enumerate(zip(uids, fitted, strict=True)):
+            if not self._predicts_finite(fm):
+                fitted[i] = build_fallback(self.season_length, self.horizon).fit(
+                    y=values[uid].to_numpy(dtype=float)
+                )
+            fitted[i]._fallback = type(fitted[i]) is not type(model)
+        return uids, fitted
+
+    def _predicts_finite(self, fitted_model) -> bool:
+        try:
+            res = fitted_model.predict(h=self.horizon, level=list(self.levels))
+        except Exception:  # noqa: BLE001 - any failure means: use the fallback for this series
+            return False
+        return all(np.isfinite(np.asarray(v, dtype=float)).all() for v in res.values())
+
+    # ------------------------------------------------------------------------------------- predict
+    @property
+    def series(self) -> pd.DataFrame:
+        """unique_id, model (the champion), fitted_model (differs when the fallback was used), train_end."""
+        return self._series.copy()
+
+    def predict(
+        self,
+        unique_ids: Sequence[str] | None = None,
+        h: int | None = None,
+        levels: Sequence[float] | None = None,
+    ) -> pd.DataFrame:
+        """Forecasts h periods after each series' train_end, with lo_<level>/hi_<level> bounds, >= 0."""
+        h = self.horizon if h is None else h
+        if isinstance(h, bool) or not isinstance(h, numbers.Integral):
+            raise HorizonError(f"h must be an integer between 1 and {self.horizon}, got {h!r}")
+        if h < 1 or h > self.horizon:
+            raise HorizonError(
+                f"h={h} is beyond the trained horizon of {self.horizon}"
+                if h > self.horizon
+                else f"h={h} must be at least 1"
+            )
+        levels = self._check_levels(self.levels if levels is None else levels)
+        positions = self._positions(unique_ids)
+
+        # Predict the trained horizon and cut: conformal scores are stored for exactly `horizon` steps.
+        n = len(positions)
+        mean = np.empty((n, h))
+        bounds = {(side, lv): np.empty((n, h)) for lv in levels for side in ("lo", "hi")}
+        for row, pos in enumerate(positions):
+            res = self._fitted[pos].predict(h=self.horizon, level=sorted(levels) or None)
+            mean[row] = res["mean"][:h]
+            for (side, lv), out in bounds.items():
+                out[row] = res[f"{side}-{_level_name(lv)}"][:h]
+
+        series = self._series.iloc[positions]
+        offset = pd.tseries.frequencies.to_offset(self.frequency)
+        train_end = pd.DatetimeIndex(series["train_end"])
+        ds = np.column_stack([(train_end + offset * k).to_numpy() for k in range(1, h + 1)]) if n else []
+        out = pd.DataFrame(
+            {
+                "unique_id": np.repeat(series["unique_id"].to_numpy(), h),
+                "ds": pd.to_datetime(np.ravel(ds)).astype("datetime64[ns]"),
+                "model": np.repeat(series["fitted_model"].to_numpy(), h),
+                "y_hat": np.clip(mean.ravel(), 0, None),
+            }
+        )
+        for lv in levels:
+            for side in ("lo", "hi"):
+                out[f"{side}_{_level_name(lv)}"] = np.clip(bounds[(side, lv)].ravel(), 0, None)
+        return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+
+    def _positions(self, unique_ids: Sequence[str] | None) -> np.ndarray:
+        if unique_ids is None:
+            return np.arange(len(self._uids))
+        if isinstance(unique_ids, str):
+            unique_ids = [unique_ids]
+        requested = pd.Index([str(u) for u in unique_ids]).unique().sort_values()
+        positions = self._uids.get_indexer(requested)
+        unknown = requested[positions < 0].tolist()
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise UnknownSeriesError(
+                f"unknown unique_id(s): {shown}{more}; the model knows {len(self._uids)} series "
+                "(see its `series` table)"
+            )
+        return positions
+
+    @staticmethod
+    def _check_levels(levels: Sequence[float]) -> list[float]:
+        if isinstance(levels, (str, numbers.Number)):
+            levels = [levels]
+        out = []
+        for lv in levels:
+            if isinstance(lv, bool) or not isinstance(lv, numbers.Real) or not 0 < lv < 100:
+                raise LevelError(f"interval level {lv!r} is not a number strictly between 0 and 100")
+            out.append(float(lv) if not float(lv).is_integer() else int(lv))
+        if len(set(out)) != len(out):
+            raise LevelError(f"interval levels {list(levels)} contain duplicates")
+        return out
+
+
+def _is_fallback(fitted_model) -> bool:
+    return bool(getattr(fitted_model, "_fallback", False))
+
+
+def _require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
+
+
+def forecast_champions(history: pd.DataFrame, champions: pd.DataFrame, settings) -> pd.DataFrame:
+    """Fit every series' champion and forecast settings.horizon periods with settings.interval_levels."""
+    forecaster = ChampionForecaster(
+        frequency=settings.frequency,
+        season_length=settings.season,
+        horizon=settings.horizon,
+        levels=tuple(settings.interval_levels),
+    )
+    return forecaster.fit(history, champions).predict()

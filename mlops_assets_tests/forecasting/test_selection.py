@@ -1,0 +1,140 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_assets.forecasting.selection import CHAMPION_COLUMNS, select_champions, selection_summary
+
+
+def _ev(rows):
+    return pd.DataFrame(rows, columns=["unique_id", "model", "smape"])
+
+
+def test_best_model_wins_with_runner_up_and_seasonal_naive():
+    ev = _ev([("a", "SeasonalNaive", 30.0), ("a", "AutoETS", 20.0), ("a", "Naive", 25.0),
+              ("b", "SeasonalNaive", 10.0), ("b", "AutoETS", 12.0), ("b", "Naive", np.nan)])
+    ch = select_champions(ev)
+    assert list(ch.columns) == CHAMPION_COLUMNS
+    assert ch.values.tolist()[0] == ["a", "AutoETS", 20.0, "Naive", 25.0, 30.0]
+    assert ch.values.tolist()[1] == ["b", "SeasonalNaive", 10.0, "AutoETS", 12.0, 10.0]
+
+
+def test_ties_go_to_the_simpler_model():
+    ev = _ev([("a", "AutoETS", 20.0), ("a", "SeasonalNaive", 20.0 + 1e-12), ("a", "MSTL", 20.0),
+              ("b", "TSB", 5.0), ("b", "CrostonOptimized", 5.0)])
+    ch = select_champions(ev).set_index("unique_id")
+    assert ch.loc["a", "model"] == "SeasonalNaive" and ch.loc["a", "runner_up"] == "AutoETS"
+    assert ch.loc["b", "model"] == "CrostonOptimized" and ch.loc["b", "runner_up"] == "TSB"
+
+
+def test_nan_never_wins_and_all_nan_falls_back():
+    ev = _ev([("a", "Naive", np.nan), ("a", "AutoETS", 50.0),
+              ("b", "Naive", np.nan), ("b", "SeasonalNaive", np.nan), ("b", "AutoETS", np.nan),
+              ("c", "AutoTheta", np.nan), ("c", "Naive", np.nan)])
+    ch = select_champions(ev).set_index("unique_id")
+    assert ch.loc["a", "model"] == "AutoETS" and ch.loc["a", "runner_up"] is None
+    assert np.isnan(ch.loc["a", "runner_up_smape"]) and np.isnan(ch.loc["a", "seasonal_naive_smape"])
+    assert ch.loc["b", "model"] == "SeasonalNaive" and np.isnan(ch.loc["b", "smape"])
+    assert ch.loc["c", "model"] == "Naive"
+
+
+def test_summary():
+    ev = _ev([("a", "SeasonalNaive", 30.0), ("a", "AutoETS", 20.0),
+              ("b", "SeasonalNaive", 10.0), ("b", "AutoETS", 14.0),
+              ("c", "SeasonalNaive", 40.0), ("c", "AutoETS", 30.0),
+              ("a", "MSTL", 1.0)])  # MSTL covers one series only: not a single model for all
+    ch = select_champions(ev)
+    s = selection_summary(ev, ch)
+    assert s["win_share"] == {"SeasonalNaive": pytest.approx(1 / 3), "MSTL": pytest.approx(1 / 3),
+                              "AutoETS": pytest.approx(1 / 3)}
+    assert list(s["win_share"]) == ["SeasonalNaive", "AutoETS", "MSTL"]
+    assert s["champion_smape"] == pytest.approx((1 + 10 + 30) / 3)
+    assert s["best_single_model"] == "AutoETS" and s["best_single_smape"] == pytest.approx(64 / 3)
+    assert s["seasonal_naive_smape"] == pytest.approx(80 / 3)
+    assert s["n_series"] == 3
+
+
+# --------------------------------------------------------------------------------------- selection guard
+from mlops_assets.forecasting.selection import assign_model, choose_champions, global_model, guard_decision  # noqa: E402
+
+
+def test_global_model_is_the_simplest_within_tolerance_among_models_covering_every_series():
+    ev = _ev([("a", "Naive", 31.0), ("a", "SeasonalNaive", 30.0), ("a", "MSTL", 1.0),
+              ("b", "Naive", 31.0), ("b", "SeasonalNaive", 30.0)])
+    assert global_model(ev, tolerance=0.0) == "SeasonalNaive"  # MSTL scored one series only
+    assert global_model(ev, tolerance=0.05) == "Naive"  # 31 is within 5% of 30
+    assert global_model(_ev([("a", "Naive", np.nan)]), tolerance=0.02) is None
+
+
+def test_assign_model_gives_every_scored_series_the_model_and_keeps_the_best_other_as_runner_up():
+    ev = _ev([("a", "Naive", 40.0), ("a", "SeasonalNaive", 10.0), ("a", "MSTL", 20.0),
+              ("b", "Naive", 5.0), ("b", "SeasonalNaive", 8.0),
+              ("c", "Naive", np.nan), ("c", "SeasonalNaive", 3.0)])
+    ch = assign_model(ev, "Naive").set_index("unique_id")
+    assert list(ch.reset_index().columns) == CHAMPION_COLUMNS
+    assert ch.loc["a", ["model", "smape", "runner_up", "runner_up_smape"]].tolist() == ["Naive", 40.0,
+                                                                                         "SeasonalNaive", 10.0]
+    assert ch.loc["b", ["model", "runner_up"]].tolist() == ["Naive", "SeasonalNaive"]
+    # Naive could not forecast c: c keeps its own champion rather than a model without a score.
+    assert ch.loc["c", "model"] == "SeasonalNaive"
+
+
+def test_guard_prefers_one_model_when_per_series_picks_do_not_hold_up_in_the_last_window():
+    # On the earlier windows each series has a different lucky winner; in the last window they lose.
+    earlier = _ev([("a", "Naive", 10.0), ("a", "SeasonalNaive", 20.0), ("a", "WindowAverage", 21.0),
+                   ("b", "Naive", 30.0), ("b", "SeasonalNaive", 20.0), ("b", "WindowAverage", 21.0),
+                   ("c", "Naive", 30.0), ("c", "SeasonalNaive", 40.0), ("c", "WindowAverage", 25.0)])
+    last = _ev([("a", "Naive", 50.0), ("a", "SeasonalNaive", 20.0), ("a", "WindowAverage", 20.0),
+                ("b", "Naive", 20.0), ("b", "SeasonalNaive", 50.0), ("b", "WindowAverage", 20.0),
+                ("c", "Naive", 20.0), ("c", "SeasonalNaive", 20.0), ("c", "WindowAverage", 50.0)])
+    d = guard_decision(earlier, last, tolerance=0.0)
+    # Means on the earlier windows: Naive 23.3, SeasonalNaive 26.7, WindowAverage 22.3 -> WindowAverage.
+    assert d["global_model"] == "WindowAverage"
+    assert d["per_series_last_window_smape"] == pytest.approx(50.0)  # picks a: Naive, b: SN, c: WA
+    assert d["global_last_window_smape"] == pytest.approx(30.0)
+    assert d["mode"] == "global" and d["series_compared"] == 3
+    # Had the per-series picks held up, per-series choice stays.
+    d = guard_decision(earlier, _ev([(u, m, 10.0 if (u, m) in {("a", "Naive"), ("b", "SeasonalNaive"),
+                                                               ("c", "WindowAverage")} else 40.0)
+                                     for u in "abc" for m in ("Naive", "SeasonalNaive", "WindowAverage")]), 0.0)
+    assert d["mode"] == "per_series"
+
+
+def _window_backtest(errors: dict[tuple[str, str], list[float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A 3-window backtest (one period per window) where y is 100 and y_hat = 100 + the given error."""
+    days = pd.date_range("2024-01-01", periods=6, freq="D")
+    rows = [(uid, days[2 + w], days[3 + w], 100.0, model, 100.0 + err)
+            for (uid, model), errs in errors.items() for w, err in enumerate(errs)]
+    backtest = pd.DataFrame(rows, columns=["unique_id", "cutoff", "ds", "y", "model", "y_hat"])
+    history = pd.DataFrame([(uid, d, 100.0 + i % 2) for uid in {u for u, _ in errors} for i, d in enumerate(days)],
+                           columns=["unique_id", "ds", "y"])
+    return backtest, history
+
+
+def test_choose_champions_auto_falls_back_to_one_model_per_the_last_window_and_per_series_otherwise():
+    from mlops_assets.forecasting.metrics import evaluate
+
+    lucky = {("a", "Naive"): [0, 0, 60], ("a", "SeasonalNaive"): [10, 10, 10],
+             ("b", "Naive"): [10, 10, 10], ("b", "SeasonalNaive"): [0, 0, 60]}
+    backtest, history = _window_backtest(lucky)
+    evaluation = evaluate(backtest, history, season_length=1)
+    champions, decision = choose_champions(evaluation, backtest, history, 1)
+    assert decision["mode"] == "global" and decision["requested_mode"] == "auto"
+    # Over all windows the two models tie on the mean over series, so the simpler one goes to every series.
+    assert decision["champion_for_all"] == "Naive"
+    assert champions["model"].tolist() == ["Naive", "Naive"]
+
+    steady = {("a", "Naive"): [0, 0, 0], ("a", "SeasonalNaive"): [10, 10, 10],
+              ("b", "Naive"): [10, 10, 10], ("b", "SeasonalNaive"): [0, 0, 0]}
+    backtest, history = _window_backtest(steady)
+    evaluation = evaluate(backtest, history, season_length=1)
+    champions, decision = choose_champions(evaluation, backtest, history, 1)
+    assert decision["mode"] == "per_series"
+    assert champions["model"].tolist() == ["Naive", "SeasonalNaive"]
+
+    forced, decision = choose_champions(evaluation, backtest, history, 1, mode="global")
+    assert decision["mode"] == "global" and forced["model"].nunique() == 1
+    one_window = backtest[backtest["cutoff"] == backtest["cutoff"].max()]
+    _, decision = choose_champions(evaluate(one_window, history, 1), one_window, history, 1)
+    assert decision["mode"] == "per_series" and "one backtest window" in decision["reason"]
+    with pytest.raises(ValueError, match="selection mode 'best'"):
+        choose_champions(evaluation, backtest, history, 1, mode="best")

@@ -1,0 +1,61 @@
+"""Incremental ingestion of a landing folder: hashes, corrections by key, all-or-nothing batches."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pandas as pd
+import pytest
+
+from mlops_assets.ingest.ingestion import LandingFileError
+from mlops_assets.ingest.raw_layer import ingest_folder
+
+HEADER = "customer_id,customer_name,channel,region\n"
+NOW = datetime(2026, 11, 1, 12, 0, 0)
+
+
+def _ingest(root, existing=None, files=None, **kwargs):
+    return ingest_folder(
+        "customers",
+        landing_root=root,
+        existing=existing if existing is not None else pd.DataFrame(),
+        ingested_files=files if files is not None else pd.DataFrame(),
+        today=date(2026, 11, 1),
+        now=NOW,
+        **kwargs,
+    )
+
+
+@pytest.fixture()
+def root(tmp_path):
+    (tmp_path / "customers").mkdir()
+    (tmp_path / "customers" / "a.csv").write_text(HEADER + "C1,Shop one,Retail,Ouest\nC2,Shop two,Online,Est\n")
+    return tmp_path
+
+
+def test_same_file_twice_adds_nothing_and_a_later_file_corrects_by_key(root):
+    first = _ingest(root)
+    assert first.table["customer_id"].tolist() == ["C1", "C2"]
+    assert first.files[["source_file", "n_rows", "n_rejected"]].values.tolist() == [["customers/a.csv", 2, 0]]
+
+    again = _ingest(root, first.table, first.files)
+    assert not again.changed and again.skipped == ["customers/a.csv"]
+    assert again.table.equals(first.table)
+
+    (root / "customers" / "b.csv").write_text(HEADER + "C2,Shop two renamed,Online,Est\n")
+    corrected = _ingest(root, first.table, first.files)
+    assert corrected.files["source_file"].tolist() == ["customers/b.csv"]
+    names = corrected.table.set_index("customer_id")["customer_name"].to_dict()
+    assert names == {"C1": "Shop one", "C2": "Shop two renamed"}
+
+
+def test_a_file_still_being_written_is_left_for_later(root):
+    fresh = _ingest(root, settle_seconds=3600)
+    assert fresh.settling == ["customers/a.csv"] and not fresh.changed
+    assert fresh.table.empty
+
+
+def test_one_unreadable_file_fails_the_whole_batch(root):
+    (root / "customers" / "b.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00garbage")
+    with pytest.raises(LandingFileError, match="b.csv"):
+        _ingest(root)

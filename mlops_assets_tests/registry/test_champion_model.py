@@ -1,0 +1,142 @@
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_assets.registry.champion_model import (
+    ChampionForecaster,
+    ForecastRequestError,
+    HorizonError,
+    LevelError,
+    UnknownSeriesError,
+    forecast_champions,
+)
+from mlops_assets.settings import Settings
+
+
+def _history(n_series: int = 6, n: int = 60, season: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2023-01-02", periods=n, freq="W-MON")
+    frames = []
+    for i in range(n_series):
+        pattern = 10 + 5 * np.sin(2 * np.pi * np.arange(n) / season)
+        y = np.maximum(pattern + rng.normal(0, 1, n) + i, 0)
+        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": y}))
+    return pd.concat(frames, ignore_index=True)
+
+
+CHAMPIONS = pd.DataFrame(
+    {
+        "unique_id": ["s0", "s1", "s2", "s3", "s4", "s5"],
+        "model": ["SeasonalNaive", "Naive", "CrostonOptimized", "SeasonalNaive", "WindowAverage", "AutoETS"],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> ChampionForecaster:
+    return ChampionForecaster("W-MON", season_length=4, horizon=8).fit(_history(), CHAMPIONS)
+
+
+def test_series_table(fitted):
+    series = fitted.series
+    assert series["unique_id"].tolist() == ["s0", "s1", "s2", "s3", "s4", "s5"]
+    assert series["model"].tolist() == CHAMPIONS["model"].tolist()
+    assert series["fitted_model"].tolist() == CHAMPIONS["model"].tolist()
+    assert (series["train_end"] == pd.Timestamp("2023-01-02") + pd.Timedelta(weeks=59)).all()
+
+
+def test_predict_shape_dates_and_columns(fitted):
+    out = fitted.predict()
+    assert list(out.columns) == ["unique_id", "ds", "model", "y_hat", "lo_80", "hi_80", "lo_95", "hi_95"]
+    assert len(out) == 6 * 8
+    first = out[out["unique_id"] == "s0"]
+    expected = pd.date_range(pd.Timestamp("2023-01-02") + pd.Timedelta(weeks=60), periods=8, freq="W-MON")
+    assert first["ds"].tolist() == expected.tolist()
+    assert out["ds"].dtype == "datetime64[ns]"
+    assert (out[["y_hat", "lo_80", "hi_80", "lo_95", "hi_95"]] >= 0).all().all()
+    assert (out["lo_95"] <= out["lo_80"] + 1e-9).all() and (out["lo_80"] <= out["y_hat"] + 1e-9).all()
+    assert (out["y_hat"] <= out["hi_80"] + 1e-9).all() and (out["hi_80"] <= out["hi_95"] + 1e-9).all()
+    assert out["model"].tolist() == np.repeat(CHAMPIONS["model"].to_numpy(), 8).tolist()
+
+
+def test_seasonal_naive_repeats_last_season(fitted):
+    history = _history()
+    last = history[history["unique_id"] == "s0"]["y"].to_numpy()[-4:]
+    out = fitted.predict(["s0"])
+    np.testing.assert_allclose(out["y_hat"].to_numpy(), np.tile(last, 2))
+
+
+def test_conformal_intervals_for_models_without_native_ones(fitted):
+    out = fitted.predict(["s2", "s4"])
+    assert out[["lo_80", "hi_80", "lo_95", "hi_95"]].notna().all().all()
+    assert (out["hi_95"] - out["lo_95"] > 0).all()
+
+
+def test_subset_h_and_levels(fitted):
+    full = fitted.predict()
+    part = fitted.predict(["s3", "s1"], h=3, levels=[50])
+    assert list(part.columns) == ["unique_id", "ds", "model", "y_hat", "lo_50", "hi_50"]
+    assert part["unique_id"].tolist() == ["s1"] * 3 + ["s3"] * 3
+    expected = full[full["unique_id"].isin(["s1", "s3"])].groupby("unique_id").head(3)
+    np.testing.assert_allclose(part["y_hat"].to_numpy(), expected["y_hat"].to_numpy())
+
+
+def test_deterministic_and_picklable(fitted):
+    again = ChampionForecaster("W-MON", season_length=4, horizon=8).fit(_history(), CHAMPIONS)
+    pd.testing.assert_frame_equal(again.predict(), fitted.predict())
+    restored = cloudpickle.loads(cloudpickle.dumps(fitted))
+    pd.testing.assert_frame_equal(restored.predict(), fitted.predict())
+    pd.testing.assert_frame_equal(restored.series, fitted.series)
+
+
+def test_request_errors(fitted):
+    with pytest.raises(HorizonError, match="h=20 is beyond the trained horizon of 8"):
+        fitted.predict(h=20)
+    with pytest.raises(HorizonError):
+        fitted.predict(h=0)
+    with pytest.raises(LevelError, match="100"):
+        fitted.predict(levels=[80, 100])
+    with pytest.raises(UnknownSeriesError, match="'nope'"):
+        fitted.predict(["s0", "nope"])
+    many = [f"x{i:02d}" for i in range(12)]
+    with pytest.raises(UnknownSeriesError, match="and 2 more") as info:
+        fitted.predict(many)
+    assert "x09" in str(info.value) and "x10" not in str(info.value)
+    assert issubclass(ForecastRequestError, ValueError)
+
+
+def test_fallback_when_champion_cannot_forecast():
+    # SeasonalNaive(52) has no value for positions beyond a 30-week history: refitted with Naive.
+    history = _history(n_series=2, n=30)
+    champions = pd.DataFrame({"unique_id": ["s0", "s1"], "model": ["SeasonalNaive", "Naive"]})
+    forecaster = ChampionForecaster("W-MON", season_length=52, horizon=4).fit(history, champions)
+    assert forecaster.series["model"].tolist() == ["SeasonalNaive", "Naive"]
+    assert forecaster.series["fitted_model"].tolist() == ["Naive", "Naive"]
+    out = forecaster.predict()
+    assert out.drop(columns=["unique_id", "ds", "model"]).notna().all().all()
+    last = history[history["unique_id"] == "s0"]["y"].iloc[-1]
+    np.testing.assert_allclose(out.loc[out["unique_id"] == "s0", "y_hat"], last)
+
+
+def _champ(uid: str, model: str) -> pd.DataFrame:
+    return pd.DataFrame({"unique_id": [uid], "model": [model]})
+
+
+def test_fit_rejects_bad_input():
+    history = _history(n_series=2)
+    with pytest.raises(ValueError, match="no history"):
+        ChampionForecaster("W-MON", 4, 4).fit(history, _champ("zz", "Naive"))
+    bad = history.copy()
+    bad.loc[3, "y"] = np.nan
+    with pytest.raises(ValueError, match="s0"):
+        ChampionForecaster("W-MON", 4, 4).fit(bad, CHAMPIONS.head(2))
+    with pytest.raises(ValueError, match="supported"):
+        ChampionForecaster("W-MON", 4, 4).fit(history, _champ("s0", "Prophet"))
+
+
+def test_forecast_champions_uses_settings():
+    settings = Settings(horizon=5, season_length=4, interval_levels=[90])
+    out = forecast_champions(_history(n_series=2), CHAMPIONS.head(2), settings)
+    assert list(out.columns) == ["unique_id", "ds", "model", "y_hat", "lo_90", "hi_90"]
+    assert len(out) == 10
