@@ -11,6 +11,13 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.pandas import Check, Column, DataFrameSchema
 
+# Plausibility limits: a number beyond them is a unit or export error, not a sale (a quantity of 1e300 made
+# revenue infinite and published an interval of 6e298). Below VALUE_LIMIT, float64 still counts single units
+# exactly, so sums stay exact.
+QUANTITY_LIMIT = 1e9  # units on one order line, either sign (negative = return)
+PRICE_LIMIT = 1e6  # price of one unit
+VALUE_LIMIT = 1e15  # any period value: sales, revenue, a forecast and its interval bounds, an error
+
 SMAPE_DESCRIPTION = "SMAPE on the M4 scale: 0 to 200, 200*|y-y_hat|/(|y|+|y_hat|) averaged, 0/0 counted as 0"
 
 _STR = Column(str, nullable=False)
@@ -22,6 +29,12 @@ _SOURCE = {
     "source_row": Column(int, Check.ge(1), nullable=False),
     "ingested_at": Column("datetime64[ns]", nullable=False),
 }
+
+
+def _within(limit: float, low: float | None = None) -> Check:
+    """Finite and inside [low, limit] (low default: -limit); infinity and NaN-free overflow fail."""
+    low = -limit if low is None else low
+    return Check.in_range(low, limit, error=f"finite and within {low:g} to {limit:g} (schemas.py limits)")
 
 
 def _known(column: str, ids: Iterable[str] | None) -> list[Check]:
@@ -38,8 +51,8 @@ def sales_orders_schema(product_ids: Iterable[str] | None = None, customer_ids: 
             "order_date": _DATE,
             "customer_id": Column(str, _known("customer_id", customer_ids), nullable=False),
             "product_id": Column(str, _known("product_id", product_ids), nullable=False),
-            "quantity": Column(float, Check(lambda s: s.abs() < float("inf"), error="finite"), nullable=False),
-            "unit_price": Column(float, Check.ge(0), nullable=False),
+            "quantity": Column(float, _within(QUANTITY_LIMIT), nullable=False),
+            "unit_price": Column(float, _within(PRICE_LIMIT, 0), nullable=False),
             **_SOURCE,
         },
         unique=["order_id", "product_id"],
@@ -75,12 +88,14 @@ CUSTOMERS = DataFrameSchema(
 )
 
 
-def promotions_schema(product_ids: Iterable[str] | None = None) -> DataFrameSchema:
+def promotions_schema(product_ids: Iterable[str] | None = None,
+                      customer_ids: Iterable[str] | None = None) -> DataFrameSchema:
     return DataFrameSchema(
         {
             "promotion_id": Column(str, unique=True, nullable=False),
             "product_id": Column(str, _known("product_id", product_ids), nullable=False),
-            "customer_id": Column(str, nullable=True),
+            # Empty means every customer; a customer it names must exist.
+            "customer_id": Column(str, _known("customer_id", customer_ids), nullable=True),
             "start_date": _DATE,
             "end_date": _DATE,
             "discount_pct": Column(float, Check.in_range(0, 100), nullable=False),
@@ -97,7 +112,7 @@ SERIES = DataFrameSchema(
         "unique_id": _STR,
         "ds": _DATE,
         # A missing value is kept as "not reported"; the gold layer decides what it means.
-        "y": Column(float, Check(lambda s: s.abs() < float("inf"), error="finite"), nullable=True),
+        "y": Column(float, _within(VALUE_LIMIT), nullable=True),
         "product_name": _OPT_STR,
         "brand": _OPT_STR,
         "category": _OPT_STR,
@@ -140,9 +155,9 @@ def gold_schema(grain: list[str], frequency: str) -> DataFrameSchema:
     columns = {
         "unique_id": _STR,
         "ds": _DATE,
-        "y": Column(float, Check(lambda s: s.abs() < float("inf"), error="finite"), nullable=False),
-        "revenue": Column(float, nullable=True),
-        "avg_unit_price": Column(float, Check.ge(0), nullable=True),
+        "y": Column(float, _within(VALUE_LIMIT), nullable=False),
+        "revenue": Column(float, _within(VALUE_LIMIT), nullable=True),
+        "avg_unit_price": Column(float, _within(PRICE_LIMIT, 0), nullable=True),
         "promo_share": Column(float, Check.in_range(0, 1), nullable=False),
         "product_id": _STR,
         "product_name": Column(str, nullable=True),
@@ -179,9 +194,9 @@ BACKTEST_FORECASTS = DataFrameSchema(
         "unique_id": _STR,
         "cutoff": _DATE,
         "ds": _DATE,
-        "y": Column(float, nullable=False),
+        "y": Column(float, _within(VALUE_LIMIT), nullable=False),
         "model": _STR,
-        "y_hat": Column(float, nullable=True),
+        "y_hat": Column(float, _within(VALUE_LIMIT), nullable=True),
     },
     checks=[Check(lambda df: df["ds"] > df["cutoff"], error="no leakage: every forecast ds is after its cutoff")],
     unique=["unique_id", "model", "cutoff", "ds"],
@@ -194,10 +209,10 @@ SERIES_EVALUATION = DataFrameSchema(
         "unique_id": _STR,
         "model": _STR,
         "smape": Column(float, Check.in_range(0, 200), nullable=True, description=SMAPE_DESCRIPTION),
-        "mae": Column(float, Check.ge(0), nullable=True),
-        "rmse": Column(float, Check.ge(0), nullable=True),
-        "mase": Column(float, Check.ge(0), nullable=True),
-        "bias": Column(float, nullable=True),
+        "mae": Column(float, _within(VALUE_LIMIT, 0), nullable=True),
+        "rmse": Column(float, _within(VALUE_LIMIT, 0), nullable=True),
+        "mase": Column(float, _within(VALUE_LIMIT, 0), nullable=True),
+        "bias": Column(float, _within(VALUE_LIMIT), nullable=True),
         "n_windows": Column(int, Check.ge(1)),
     },
     unique=["unique_id", "model"],
@@ -222,8 +237,8 @@ SERIES_CHAMPIONS = DataFrameSchema(
 def _bounds(levels: Iterable[int]) -> dict[str, Column]:
     cols = {}
     for level in levels:
-        cols[f"lo_{level}"] = Column(float, Check.ge(0), nullable=False)
-        cols[f"hi_{level}"] = Column(float, Check.ge(0), nullable=False)
+        cols[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=False)
+        cols[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=False)
     return cols
 
 
@@ -245,7 +260,7 @@ def forecasts_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
             "unique_id": _STR,
             "ds": _DATE,
             "model": _STR,
-            "y_hat": Column(float, Check.ge(0), nullable=False),
+            "y_hat": Column(float, _within(VALUE_LIMIT, 0), nullable=False),
             **_bounds(levels),
             "model_version": _STR,
         },
@@ -259,14 +274,14 @@ def forecasts_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
 def sales_overall_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
     bounds = {}
     for level in levels:
-        bounds[f"lo_{level}"] = Column(float, nullable=True)
-        bounds[f"hi_{level}"] = Column(float, nullable=True)
+        bounds[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT), nullable=True)
+        bounds[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT), nullable=True)
     return DataFrameSchema(
         {
             "unique_id": _STR,
             "ds": _DATE,
             "origin": Column(str, Check.isin(["Train", "Predict"])),
-            "sales": Column(float, nullable=False),
+            "sales": Column(float, _within(VALUE_LIMIT), nullable=False),
             **bounds,
             "model": Column(str, nullable=True),
             "model_version": Column(str, nullable=True),
@@ -292,14 +307,14 @@ def failure_summary(error: pa.errors.SchemaErrors, limit: int = 20) -> tuple[int
 def _history_columns(levels: Iterable[int]) -> dict[str, Column]:
     bounds = {}
     for level in levels:
-        bounds[f"lo_{level}"] = Column(float, Check.ge(0), nullable=True)
-        bounds[f"hi_{level}"] = Column(float, Check.ge(0), nullable=True)
+        bounds[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=True)
+        bounds[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=True)
     return {
         "unique_id": _STR,
         "ds": _DATE,
         "model": _STR,
         "model_version": _STR,
-        "y_hat": Column(float, Check.ge(0), nullable=False),
+        "y_hat": Column(float, _within(VALUE_LIMIT, 0), nullable=False),
         **bounds,
         "train_end": Column("datetime64[ns]", nullable=True, coerce=True),
         "issued_at": Column("datetime64[ns]", nullable=False, coerce=True),
@@ -320,8 +335,8 @@ def forecast_accuracy_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchem
     return DataFrameSchema(
         {
             **_history_columns(levels),
-            "y": Column(float, nullable=False),
-            "abs_error": Column(float, Check.ge(0)),
+            "y": Column(float, _within(VALUE_LIMIT), nullable=False),
+            "abs_error": Column(float, _within(2 * VALUE_LIMIT, 0)),
             "smape": Column(float, Check.in_range(0, 200), description=SMAPE_DESCRIPTION),
         },
         checks=[Check(lambda df: df["ds"] > df["train_end"].fillna(pd.Timestamp.min),

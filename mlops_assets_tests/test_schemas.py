@@ -59,3 +59,42 @@ def test_forecast_contracts_find_crossed_bounds_and_smape_out_of_range():
     failed = _failed_checks(schemas.forecast_accuracy_schema(), scored)
     assert any("in_range" in c for c in failed)
     assert any("after its model's training data" in c for c in failed)
+
+
+def test_contracts_bound_every_number_to_a_finite_plausible_range():
+    """quantity 1e300 made revenue infinite and published an interval of 6e298; each layer now stops it."""
+    orders = pd.DataFrame({
+        "order_id": ["SO-1", "SO-2", "SO-3"], "order_date": pd.to_datetime(["2026-01-05"] * 3),
+        "customer_id": "C1", "product_id": "P1", "quantity": [1e300, 2.0, 1.0],
+        "unit_price": [3.0, float("inf"), 3.0], "source_file": "sales_orders/a.csv", "source_row": [2, 3, 4],
+        "ingested_at": pd.Timestamp("2026-01-07"),
+    })
+    failed = schemas.sales_orders_schema()
+    with pytest.raises(pa.errors.SchemaErrors) as caught:
+        failed.validate(orders, lazy=True)
+    assert sorted(caught.value.failure_cases["column"]) == ["quantity", "unit_price"]
+
+    gold = _gold()
+    gold.loc[2, "revenue"] = float("inf")
+    assert any("schemas.py limits" in c for c in _failed_checks(schemas.gold_schema(["product_id"], "W-MON"), gold))
+
+    forecasts = pd.DataFrame({
+        "unique_id": ["P1"], "ds": pd.to_datetime(["2026-02-02"]), "model": ["Naive"], "y_hat": [5.0],
+        "lo_80": [4.0], "hi_80": [7.0], "lo_95": [0.0], "hi_95": [6e298], "model_version": ["1"],
+    })
+    assert any("schemas.py limits" in c for c in _failed_checks(schemas.forecasts_schema(), forecasts))
+    overall = forecasts.rename(columns={"y_hat": "sales"}).assign(origin="Predict")
+    assert any("schemas.py limits" in c for c in _failed_checks(schemas.sales_overall_schema(), overall))
+    schemas.forecasts_schema().validate(forecasts.assign(hi_95=9.0), lazy=True)
+
+
+def test_a_promotion_must_name_a_known_customer_or_none():
+    promotions = pd.DataFrame({
+        "promotion_id": ["PR-1", "PR-2"], "product_id": "P1", "customer_id": [None, "C9"],
+        "start_date": pd.Timestamp("2026-01-05"), "end_date": pd.Timestamp("2026-01-11"), "discount_pct": 10.0,
+        "source_file": "promotions/p.csv", "source_row": [2, 3], "ingested_at": pd.Timestamp("2026-01-07"),
+    })
+    with pytest.raises(pa.errors.SchemaErrors) as caught:
+        schemas.promotions_schema(["P1"], ["C1"]).validate(promotions, lazy=True)
+    assert caught.value.failure_cases["failure_case"].tolist() == ["C9"]
+    schemas.promotions_schema(["P1"], ["C1", "C9"]).validate(promotions, lazy=True)

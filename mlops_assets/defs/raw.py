@@ -11,7 +11,11 @@ from mlops_assets.ingest.ingestion import REJECTED_COLUMNS, TABLES
 from mlops_assets.ingest.raw_layer import ingest_folder
 
 REJECTED_ROWS = "raw.rejected_rows"
+READMITTED_ROWS = "raw.readmitted_rows"
 INGESTED_FILES = "raw.ingested_files"
+# Event metadata and log lines list this many items at most: a landing zone of thousands of files, or a
+# batch full of conflicts, must not make an event of megabytes.
+SHOWN_ITEMS = 20
 CONTRACT_CHECK = "matches_contract"
 
 DESCRIPTIONS = {
@@ -26,8 +30,20 @@ DESCRIPTIONS = {
 # Reference tables whose ids a table's rows must use, and the raw assets they come from.
 REFERENCES = {
     "sales_orders": {"product_id": "products", "customer_id": "customers"},
-    "promotions": {"product_id": "products"},
+    "promotions": {"product_id": "products", "customer_id": "customers"},
 }
+# A table that names master ids runs again when master data changes, to take back the rows it had rejected
+# for an id unknown then (see mlops_assets/ingest/readmission.py). Not on its first evaluation, nor when it
+# was itself refreshed since: the landing sensor feeds it otherwise.
+MASTER_DATA_UPDATED = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+    & dg.AutomationCondition.all_deps_match(
+        dg.AutomationCondition.all_checks_match(dg.AutomationCondition.check_passed(), blocking_only=True)
+    )
+).with_label("master_data_updated")
 
 
 def _known_ids(table: str, warehouse: Warehouse) -> dict[str, set[str]] | None:
@@ -59,6 +75,7 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
         owners=OWNERS,
         description=DESCRIPTIONS[table],
         tags={"layer": "raw"},
+        automation_condition=MASTER_DATA_UPDATED if table in REFERENCES else None,
     )
     def _raw(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
         paths, settings = project.paths, project.settings
@@ -71,17 +88,31 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             ingested_files=warehouse.read(INGESTED_FILES, missing_ok=True),
             column_mapping=settings.column_mapping.get(table),
             known_ids=_known_ids(table, warehouse),
+            quarantine=warehouse.read(REJECTED_ROWS, missing_ok=True) if table in REFERENCES else None,
+            readmitted_before=warehouse.read(READMITTED_ROWS, missing_ok=True) if table in REFERENCES else None,
             settle_seconds=project.landing_settle_seconds,
         )
         rows = result.table if not result.table.empty else _empty_table(table)
         if result.changed or existing.empty:
-            # Appending the empty frames too creates both side tables on the first run.
-            append = {INGESTED_FILES: result.files, REJECTED_ROWS: result.rejected[REJECTED_COLUMNS]}
+            # Appending the empty frames too creates the side tables on the first run.
+            append = {INGESTED_FILES: result.files, REJECTED_ROWS: result.rejected[REJECTED_COLUMNS],
+                      READMITTED_ROWS: result.readmitted}
             warehouse.write(replace={name: rows}, append=append)
         for _, file in result.files.iterrows():
             context.log.info(
                 f"{file.source_file}: {file.n_rows} rows kept, {file.n_rejected} rejected to {REJECTED_ROWS}"
             )
+        if not result.readmitted.empty:
+            context.log.info(f"{len(result.readmitted)} row(s) rejected earlier for an unknown id taken back now "
+                             f"that the id is known (logged in {READMITTED_ROWS})")
+        if not result.conflicts.empty:
+            shown = "; ".join(f"{r.replaced} replaced by {r.kept}"
+                              for r in result.conflicts.head(SHOWN_ITEMS // 4).itertuples())
+            context.log.warning(f"{len(result.conflicts)} key(s) held by more than one file of this batch; the "
+                                f"later arrival (modification time, then name) wins: {shown}")
+        if result.ignored:
+            shown = "; ".join(f"{path}: {why}" for path, why in result.ignored[:SHOWN_ITEMS])
+            context.log.warning(f"{len(result.ignored)} entr(ies) of the landing folder not read: {shown}")
         if result.settling:
             context.log.warning(
                 f"left for a later run, modified in the last {project.landing_settle_seconds:g} s: {result.settling}"
@@ -92,8 +123,12 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             metadata=table_metadata(
                 rows,
                 name,
-                new_files=dg.MetadataValue.json(result.files["source_file"].tolist()),
+                new_files=dg.MetadataValue.json(result.files["source_file"].head(SHOWN_ITEMS).tolist()),
+                new_file_count=len(result.files),
                 unchanged_files=len(result.skipped),
+                ignored_files=dg.MetadataValue.json([f"{p}: {why}" for p, why in result.ignored[:SHOWN_ITEMS]]),
+                batch_key_conflicts=len(result.conflicts),
+                readmitted_rows=len(result.readmitted),
                 rejected_rows=len(result.rejected),
                 rejected_examples=preview(result.rejected.drop(columns=["raw_record"], errors="ignore")),
             )
@@ -108,7 +143,9 @@ def _contract(table: str):
             wh.read("raw.products")["product_id"], wh.read("raw.customers")["customer_id"]
         )
     if table == "promotions":
-        return lambda wh, _project: schemas.promotions_schema(wh.read("raw.products")["product_id"])
+        return lambda wh, _project: schemas.promotions_schema(
+            wh.read("raw.products")["product_id"], wh.read("raw.customers")["customer_id"]
+        )
     fixed = {"products": schemas.PRODUCTS, "customers": schemas.CUSTOMERS, "series": schemas.SERIES}[table]
     return lambda _wh, _project: fixed
 

@@ -7,8 +7,6 @@ nothing in it can be trusted: empty, not a table, or a required column missing.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import warnings
 from collections.abc import Callable
@@ -19,21 +17,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlops_assets.ingest.reading import (
+    RECORD_CHARS,
+    LandingFileError,
+    RawTable,
+    read_table,
+    shorten,
+)
+from mlops_assets.schemas import PRICE_LIMIT, QUANTITY_LIMIT, VALUE_LIMIT
+
 REJECTED_COLUMNS = ["table_name", "source_file", "source_row", "column_name", "reason", "raw_record",
                     "rejected_at"]
-LANDING_SUFFIXES = (".csv", ".parquet")
-# Writers put a file under a temporary name and rename it when complete; half-written files are skipped.
-TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 # Tokens that mean "no value" in a date or number cell (ids are taken literally: "NA" may be an id).
 _MISSING = {"", "NA", "na", "N/A", "n/a", "NaN", "nan", "NAN", "null", "NULL", "Null", "None", "none"}
 # Day-first, as French exports write them; ISO dates are tried before these.
 _DATE_FORMATS = ("%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%Y/%m/%d", "%d/%m/%y", "%d/%m/%Y %H:%M",
                  "%d/%m/%Y %H:%M:%S")
 _ID_TABLES = {"product_id": "raw.products", "customer_id": "raw.customers"}
-
-
-class LandingFileError(ValueError):
-    """The whole file is unusable; the message names the file, what is wrong and what to do."""
+# How the reason of an unknown id reads; rows rejected only for this are re-admitted when the id arrives.
+UNKNOWN_ID = " is unknown (not in "
 
 
 @dataclass
@@ -74,7 +76,7 @@ TABLES: dict[str, TableSpec] = {
         key=("order_id", "product_id"),
         not_null=("order_id", "order_date", "customer_id", "product_id", "quantity", "unit_price"),
         dates=("order_date",), numbers=("quantity", "unit_price"), not_future=("order_date",),
-        bounds={"unit_price": (0.0, np.inf)},
+        bounds={"quantity": (-QUANTITY_LIMIT, QUANTITY_LIMIT), "unit_price": (0.0, PRICE_LIMIT)},
     ),
     "products": TableSpec(
         "products", required=("product_id", "product_name"), key=("product_id",),
@@ -96,77 +98,9 @@ TABLES: dict[str, TableSpec] = {
     "series": TableSpec(
         "series", required=("unique_id", "ds", "y"), key=("unique_id", "ds"),
         optional=("product_name", "brand", "category"), not_null=("unique_id", "ds"),
-        dates=("ds",), numbers=("y",),
+        dates=("ds",), numbers=("y",), bounds={"y": (-VALUE_LIMIT, VALUE_LIMIT)},
     ),
 }
-
-
-def list_landing_files(folder: Path) -> list[Path]:
-    """Complete CSV and Parquet files of a landing folder, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(
-        (p for p in folder.iterdir()
-         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in LANDING_SUFFIXES
-         and not p.name.lower().endswith(TEMP_SUFFIXES)),
-        key=lambda p: p.name,
-    )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_csv(path: Path) -> tuple[pd.DataFrame, bool]:
-    """The table as text cells, and whether any cell may carry spaces to strip."""
-    data = path.read_bytes()
-    if not data:
-        raise LandingFileError(f"{path}: the file is empty (0 bytes). Delete it, or replace it with the "
-                               "complete export (write it under a .tmp name and rename it when done).")
-    if b"\x00" in data[:65536]:
-        raise LandingFileError(f"{path}: this is not a text CSV file (it holds binary data). Export the "
-                               "table as CSV (comma-separated, UTF-8) or Parquet and replace the file.")
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise LandingFileError(f"{path}: the text encoding is neither UTF-8 nor Windows-1252; re-export it "
-                               "as UTF-8 CSV.")
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
-                            skip_blank_lines=False, index_col=False)
-    except pd.errors.EmptyDataError as exc:
-        raise LandingFileError(f"{path}: no header row found; the first line must name the columns.") from exc
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise LandingFileError(f"{path}: not a readable CSV table ({exc}). Check the quoting and the "
-                               "number of fields on that line, then replace the file.") from exc
-    # Stripping every cell is the slowest step of a large file; most exports have nothing to strip.
-    if " " not in text and "\t" not in text:
-        return frame, False
-    return frame, text[:1] == " " or any(p in text for p in (" ,", ", ", " \n", "\n ", " \r", "\t"))
-
-
-def _read_parquet(path: Path) -> tuple[pd.DataFrame, bool]:
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a broken file
-        raise LandingFileError(f"{path}: not a readable Parquet file ({exc}). Replace it with a complete "
-                               "Parquet or CSV export.") from exc
-    text = {}
-    for column in frame.columns:
-        values = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            values = values.dt.strftime("%Y-%m-%d %H:%M:%S")
-        text[str(column)] = values.astype("string").fillna("").astype(object)
-    return pd.DataFrame(text, index=frame.index).reset_index(drop=True), True
 
 
 def _to_canonical(frame: pd.DataFrame, spec: TableSpec, mapping: dict[str, str], path: Path,
@@ -190,7 +124,8 @@ def _to_canonical(frame: pd.DataFrame, spec: TableSpec, mapping: dict[str, str],
                          for d in (";", "\t", "|") if len(found) == 1 and d in str(found[0])), "")
             raise LandingFileError(
                 f"{path}: required column '{column}'{mapped} is missing (columns found: "
-                f"{', '.join(map(str, found))}).{hint} Map it in settings column_mapping.{spec.name} "
+                f"{shorten(', '.join(map(str, found)), RECORD_CHARS)}).{hint} Map it in settings "
+                f"column_mapping.{spec.name} "
                 "or fix the file.")
 
     def cells(column: str) -> pd.Series | str:
@@ -227,18 +162,30 @@ def read_landing_file(path: Path, table: str, *, landing_root: Path,
     spec, path = TABLES[table], Path(path)
     today = today or date.today()
     ingested_at = pd.Timestamp(ingested_at or datetime.now()).floor("s")
-    try:
-        source_file = path.resolve().relative_to(Path(landing_root).resolve()).as_posix()
-    except ValueError:
-        source_file = path.name
-    original, strip = _read_parquet(path) if path.suffix.lower() == ".parquet" else _read_csv(path)
-    values = _to_canonical(original, spec, column_mapping or {}, path, strip)
+    # The name under the landing root, as the user put it there (a link inside the zone keeps its own name).
+    source_file = next((path.absolute().relative_to(root).as_posix() for root in
+                        (Path(landing_root).absolute(), Path(landing_root).resolve())
+                        if path.absolute().is_relative_to(root)), path.name)
+    return validate_table(read_table(path), spec, path=path, source_file=source_file,
+                          column_mapping=column_mapping, known_ids=known_ids, today=today,
+                          ingested_at=ingested_at)
+
+
+def validate_table(raw: RawTable, spec: TableSpec, *, path: Path, source_file: str,
+                   column_mapping: dict[str, str] | None, known_ids: dict[str, set[str]] | None,
+                   today: date, ingested_at: pd.Timestamp) -> IngestResult:
+    """The rows of one table of text cells that meet the contract, and one entry per problem found."""
+    original = raw.frame
+    values = _to_canonical(original, spec, column_mapping or {}, path, raw.strip)
+    line = pd.Series(raw.line, index=original.index)
+    extra = pd.Series("", index=original.index, dtype=object)
+    if raw.extra:
+        extra.iloc[list(raw.extra)] = [", ".join(fields) for fields in raw.extra.values()]
     # Blank lines are no data; dropping them keeps the line numbers of the others right.
-    blank = (original.iloc[:, 0] == "").to_numpy(dtype=bool)
+    blank = (original.iloc[:, 0] == "").to_numpy(dtype=bool) if len(original.columns) else np.zeros(0, bool)
     if blank.any():
-        blank[blank] = (original[blank] == "").to_numpy(dtype=bool).all(axis=1)
-    original, values = original[~blank], values[~blank]
-    line = pd.Series(original.index.to_numpy(dtype=np.int64) + 2, index=original.index)
+        blank[blank] = (original[blank] == "").to_numpy(dtype=bool).all(axis=1) & (extra[blank] == "")
+    original, values, line, extra = original[~blank], values[~blank], line[~blank], extra[~blank]
 
     problems: list[tuple[pd.Series, str, pd.Series]] = []
 
@@ -248,11 +195,18 @@ def read_landing_file(path: Path, table: str, *, landing_root: Path,
             problems.append((mask, column, reason if isinstance(reason, str) else reason(mask)))
 
     def quoted(column: str) -> Callable[[pd.Series], pd.Series]:
-        return lambda m: column + " '" + values.loc[m, column] + "'"
+        return lambda m: column + " '" + values.loc[m, column].map(shorten) + "'"
 
     def day(column: str, m: pd.Series) -> pd.Series:
         return typed[column][m].dt.strftime("%Y-%m-%d")
 
+    width = len(original.columns)
+    flag(extra != "", "", lambda m: f"more fields than the {width} of the header (extra: "
+         + extra[m].map(shorten) + "); a separator inside an unquoted value?")
+    for column in spec.columns if raw.longest_line > RECORD_CHARS else ():
+        flag(values[column].str.len() > RECORD_CHARS, column,
+             lambda m, c=column: c + " is " + values.loc[m, c].str.len().map("{:,}".format)
+             + f" characters long (limit {RECORD_CHARS:,})")
     missing = {c: values[c].isin(_MISSING) if c in (*spec.dates, *spec.numbers)
                else values[c] == "" for c in spec.columns}
     for column in spec.not_null:
@@ -270,11 +224,9 @@ def read_landing_file(path: Path, table: str, *, landing_root: Path,
     for column, (low, high) in spec.bounds.items():
         def text(m: pd.Series, c: str = column) -> pd.Series:
             return c + " " + typed[c][m].map("{:g}".format)
-        if low == 0 and high == np.inf:
-            flag(typed[column] < 0, column, lambda m, t=text: t(m) + " is negative")
-        else:
-            flag((typed[column] < low) | (typed[column] > high), column,
-                 lambda m, t=text, r=f"{low:g}-{high:g}": t(m) + f" is outside {r}")
+        flag(typed[column] < low, column,
+             lambda m, t=text, b=low: t(m) + (" is negative" if b == 0 else f" is below the limit {b:g}"))
+        flag(typed[column] > high, column, lambda m, t=text, b=high: t(m) + f" is above the limit {b:g}")
     limit = pd.Timestamp(today)
     for column in spec.not_future:
         flag(typed[column] > limit, column,
@@ -285,7 +237,7 @@ def read_landing_file(path: Path, table: str, *, landing_root: Path,
     for column, ids in (known_ids or {}).items():
         if column in spec.columns and ids:
             flag(~missing[column] & ~values[column].isin(ids), column,
-                 lambda m, c=column: quoted(c)(m) + f" is unknown (not in {_ID_TABLES.get(c, 'the ids')})")
+                 lambda m, c=column: quoted(c)(m) + f"{UNKNOWN_ID}{_ID_TABLES.get(c, 'the ids')})")
 
     bad = pd.Series(False, index=values.index)
     for mask, _, _ in problems:
@@ -318,7 +270,9 @@ def _rejected(problems: list[tuple[pd.Series, str, pd.Series]], original: pd.Dat
                              if c == "source_row" else "object") for c in REJECTED_COLUMNS})
     frame = pd.concat(parts).sort_values("source_row", kind="stable")
     records = original.loc[frame.index].to_dict("records")
-    frame["raw_record"] = [json.dumps({str(k): v for k, v in r.items()}, ensure_ascii=False) for r in records]
+    # The landing file keeps the full record; the quarantine keeps enough of each cell to see the fault.
+    frame["raw_record"] = [json.dumps({str(k): shorten(v, RECORD_CHARS) for k, v in r.items()},
+                                      ensure_ascii=False) for r in records]
     frame["table_name"], frame["source_file"], frame["rejected_at"] = table, source_file, rejected_at
     frame = frame.astype({"source_row": "int64", "rejected_at": "datetime64[ns]"})
     return frame[REJECTED_COLUMNS].reset_index(drop=True)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_assets.ingest.ingestion import LANDING_SUFFIXES, TEMP_SUFFIXES, file_sha256, list_landing_files
+from mlops_assets.ingest.landing_files import file_sha256, ignored_outside_tables, list_table_folder
 from mlops_assets.settings import LANDING_TABLES
 
 SETTLE_SECONDS = 2.0
@@ -32,6 +32,7 @@ class LandingScan:
     ready: list[LandingFile] = field(default_factory=list)
     settling: list[str] = field(default_factory=list)  # "path (why)" of files not read yet
     deleted: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # "path: why it is not read"
     unchanged: int = 0
     cursor: dict[str, list] = field(default_factory=dict)
 
@@ -42,6 +43,9 @@ class LandingScan:
         if self.settling:
             parts.append(f"{len(self.settling)} still being written, left for a later look "
                          f"({'; '.join(self.settling[:5])})")
+        if self.ignored:
+            parts.append(f"{len(self.ignored)} not read ({'; '.join(self.ignored[:5])}"
+                         f"{'; ...' if len(self.ignored) > 5 else ''})")
         if self.deleted:
             parts.append(f"{len(self.deleted)} deleted ({', '.join(self.deleted[:5])}; their rows stay in the "
                          "warehouse)")
@@ -54,17 +58,6 @@ def load_cursor(raw: str | None) -> dict[str, list]:
 
 def dump_cursor(cursor: dict[str, list]) -> str:
     return json.dumps(cursor, sort_keys=True)
-
-
-def _temporary_files(folder: Path) -> list[Path]:
-    """Files a writer has not renamed to their final name yet (see the module's convention)."""
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and (p.name.lower().endswith(TEMP_SUFFIXES) or (
-            p.name.startswith(".") and Path(p.name[1:]).suffix.lower() in LANDING_SUFFIXES))
-    )
 
 
 def scan_landing(
@@ -81,11 +74,13 @@ def scan_landing(
     now = time.time() if now is None else now
     scan = LandingScan()
     present = set()
+    scan.ignored = [f"{path}: {why}" for path, why in ignored_outside_tables(landing_root)]
     for table in LANDING_TABLES:
-        folder = landing_root / table
-        for path in _temporary_files(folder):
+        listing = list_table_folder(landing_root / table, landing_root)
+        scan.ignored += [f"{path}: {why}" for path, why in listing.ignored]
+        for path in listing.temporary:
             scan.settling.append(f"{path.relative_to(landing_root).as_posix()}: temporary name")
-        for path in list_landing_files(folder):
+        for path in listing.files:
             relative = path.relative_to(landing_root).as_posix()
             try:
                 stat = path.stat()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from datetime import date, datetime
@@ -17,8 +16,6 @@ from mlops_assets.ingest.ingestion import (
     TABLES,
     IngestResult,
     LandingFileError,
-    file_sha256,
-    list_landing_files,
     merge_by_key,
     read_landing_file,
 )
@@ -156,11 +153,58 @@ def test_wrong_delimiter_is_refused_with_a_hint(tmp_path: Path) -> None:
         _read(path)
 
 
-def test_ragged_line_is_refused_with_its_line_number(tmp_path: Path) -> None:
-    text = HEADER + "A,2024-01-01,C1,P1,1,2\nB,2024-01-01,C1,P1,1,2,9\n"
-    path = _write(tmp_path / "sales_orders" / "ragged.csv", text)
-    with pytest.raises(LandingFileError, match="line 3"):
-        _read(path)
+def test_a_line_with_an_extra_field_is_quarantined_and_the_others_kept(tmp_path: Path) -> None:
+    text = HEADER + "A,2024-01-01,C1,P1,1,2\nB,2024-01-01,C1,P1,1,2,9\nC,2024-01-01,C1,P1,1,2\n"
+    result = _read(_write(tmp_path / "sales_orders" / "ragged.csv", text))
+    assert result.rows["order_id"].tolist() == ["A", "C"] and result.rows["source_row"].tolist() == [2, 4]
+    assert result.rejected[["source_row", "column_name", "reason"]].values.tolist() == [
+        [3, None, "more fields than the 6 of the header (extra: 9); a separator inside an unquoted value?"]]
+    assert json.loads(result.rejected["raw_record"].iloc[0])["order_id"] == "B"
+
+
+def test_source_row_is_the_line_a_record_starts_on_after_a_quoted_line_break(tmp_path: Path) -> None:
+    text = ("product_id,product_name,brand,category,launch_date\n"
+            'P1,"Comte\r\n18 months",Jura,Hard cheese,2020-01-01\n'
+            "P2,Brie,Meaux,Soft cheese,someday\n"
+            'P3,"Tomme ""de\nSavoie""",Savoie,Hard cheese,\n'
+            "P4,Morbier,Jura,Hard cheese,2021-13-01\n")
+    result = _read(_write(tmp_path / "products" / "p.csv", text), "products")
+    assert result.rows[["product_id", "source_row"]].values.tolist() == [["P1", 2], ["P3", 5]]
+    assert result.rows["product_name"].tolist() == ["Comte\r\n18 months", 'Tomme "de\nSavoie"']
+    assert result.rejected[["source_row", "column_name"]].values.tolist() == [[4, "launch_date"], [7, "launch_date"]]
+
+
+def test_a_quote_never_closed_refuses_the_file_with_its_line(tmp_path: Path) -> None:
+    text = HEADER + "A,2024-01-01,C1,P1,1,2\nB,2024-01-01,\"C1,P1,1,2\nC,2024-01-01,C1,P1,1,2\n"
+    with pytest.raises(LandingFileError, match="line 3: a quote opened on this line is never closed"):
+        _read(_write(tmp_path / "sales_orders" / "open.csv", text))
+
+
+def test_implausible_numbers_are_quarantined_with_the_limit(tmp_path: Path) -> None:
+    text = HEADER + ("A,2024-01-01,C1,P1,1e300,2\nB,2024-01-01,C1,P1,-2e9,2\nC,2024-01-01,C1,P1,1,5e6\n"
+                     "D,2024-01-01,C1,P1,1e9,1e6\n")
+    result = _read(_write(tmp_path / "sales_orders" / "big.csv", text))
+    assert result.rows["order_id"].tolist() == ["D"]
+    assert result.rejected["reason"].tolist() == ["quantity 1e+300 is above the limit 1e+09",
+                                                  "quantity -2e+09 is below the limit -1e+09",
+                                                  "unit_price 5e+06 is above the limit 1e+06"]
+    series = _read(_write(tmp_path / "series" / "s.csv", "unique_id,ds,y\nA,2024-01-01,2e15\nA,2024-01-08,3\n"),
+                   "series")
+    assert series.rows["y"].tolist() == [3.0] and series.rejected["column_name"].tolist() == ["y"]
+
+
+def test_an_overlong_field_is_quarantined_and_reported_in_a_few_words(tmp_path: Path) -> None:
+    name, number = "x" * 200_000, "9" * 5_000
+    text = ("customer_id,customer_name,channel,region,notes\n"
+            f"C1,{name},Retail,Est,\nC2,Shop,Online,Ouest,{name}\n")
+    result = _read(_write(tmp_path / "customers" / "c.csv", text), "customers")
+    assert result.rows["customer_id"].tolist() == ["C2"]  # a long column that is not kept does no harm
+    assert result.rejected["reason"].tolist() == ["customer_name is 200,000 characters long (limit 1,000)"]
+    assert len(result.rejected["raw_record"].iloc[0]) < 1_200
+    orders = _read(_write(tmp_path / "sales_orders" / "o.csv", HEADER + f"A,2024-01-01,C1,P1,{number},2\n"))
+    assert orders.rows.empty
+    assert [len(r) < 200 for r in orders.rejected["reason"]] == [True, True]
+    assert "(5,000 characters)" in orders.rejected["reason"].iloc[1]
 
 
 def test_header_only_file_gives_no_rows(tmp_path: Path) -> None:
@@ -249,14 +293,16 @@ def test_promotions_may_be_planned_but_must_be_consistent(tmp_path: Path) -> Non
             "PR-1,P1,,2027-01-04,2027-01-10,20\n"
             "PR-2,P1,C1,2024-01-10,2024-01-01,20\n"
             "PR-3,P1,C1,2024-01-01,2024-01-07,120\n"
-            "PR-4,P9,,2024-01-01,2024-01-07,10\n")
+            "PR-4,P9,,2024-01-01,2024-01-07,10\n"
+            "PR-5,P1,C9,2024-01-01,2024-01-07,10\n")
     result = _read(_write(tmp_path / "promotions" / "p.csv", text), "promotions",
-                   known_ids={"product_id": {"P1"}})
+                   known_ids={"product_id": {"P1"}, "customer_id": {"C1"}})
     assert result.rows["promotion_id"].tolist() == ["PR-1"] and result.rows["customer_id"].tolist() == [None]
     assert result.rejected["reason"].tolist() == [
         "end_date 2024-01-01 is before start_date 2024-01-10",
-        "discount_pct 120 is outside 0-100",
+        "discount_pct 120 is above the limit 100",
         "product_id 'P9' is unknown (not in raw.products)",
+        "customer_id 'C9' is unknown (not in raw.customers)",
     ]
 
 
@@ -292,20 +338,6 @@ def test_merge_by_key_lets_a_later_file_correct_a_row() -> None:
     key = ["order_id", "product_id"]
     assert merge_by_key(existing.iloc[0:0], new, key)["order_id"].tolist() == ["A", "D"]
     assert len(merge_by_key(existing, new.iloc[0:0], key)) == 3
-
-
-def test_list_landing_files_skips_incomplete_and_hidden_files(tmp_path: Path) -> None:
-    for name in ["b.csv", "a.parquet", "c.CSV", ".hidden.csv", "d.csv.tmp", "e.csv.part", "f.csv.partial",
-                 "g.csv.crdownload", "notes.txt"]:
-        (tmp_path / name).write_text("x")
-    (tmp_path / "sub.csv").mkdir()
-    assert [p.name for p in list_landing_files(tmp_path)] == ["a.parquet", "b.csv", "c.CSV"]
-    assert list_landing_files(tmp_path / "missing") == []
-
-
-def test_file_sha256(tmp_path: Path) -> None:
-    path = _write(tmp_path / "x.csv", HEADER)
-    assert file_sha256(path) == hashlib.sha256(HEADER.encode()).hexdigest()
 
 
 def test_table_specs_cover_the_landing_tables() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 
 import pandas as pd
@@ -59,3 +60,21 @@ def test_one_unreadable_file_fails_the_whole_batch(root):
     (root / "customers" / "b.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00garbage")
     with pytest.raises(LandingFileError, match="b.csv"):
         _ingest(root)
+
+
+def test_in_one_batch_the_file_that_arrived_last_wins_whatever_its_name(root):
+    (root / "customers" / "a.csv").unlink()
+    (root / "customers" / "b_export.csv").write_text(HEADER + "C1,Old name,Retail,Ouest\nC2,Shop two,Online,Est\n")
+    (root / "customers" / "a_fix.csv").write_text(HEADER + "C1,Corrected name,Retail,Ouest\n")
+    os.utime(root / "customers" / "b_export.csv", (1_700_000_000, 1_700_000_000))
+    os.utime(root / "customers" / "a_fix.csv", (1_700_000_060, 1_700_000_060))
+    result = _ingest(root)
+    assert result.table.set_index("customer_id")["customer_name"].to_dict() == {
+        "C1": "Corrected name", "C2": "Shop two"}
+    assert result.conflicts.values.tolist() == [["C1", "customers/b_export.csv:2", "customers/a_fix.csv:2"]]
+
+
+def test_files_the_folder_does_not_read_are_named(root):
+    (root / "customers" / "old.csv.bak").write_text(HEADER)
+    assert _ingest(root).ignored == [("customers/old.csv.bak", "not a landing file type: read are .csv.gz, "
+                                                               ".tsv.gz, .parquet, .csv, .tsv")]
