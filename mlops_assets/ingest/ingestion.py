@@ -203,7 +203,7 @@ def validate_table(raw: RawTable, spec: TableSpec, *, path: Path, source_file: s
     width = len(original.columns)
     flag(extra != "", "", lambda m: f"more fields than the {width} of the header (extra: "
          + extra[m].map(shorten) + "); a separator inside an unquoted value?")
-    for column in spec.columns if raw.longest_line > RECORD_CHARS else ():
+    for column in spec.columns if raw.longest_record > RECORD_CHARS else ():
         flag(values[column].str.len() > RECORD_CHARS, column,
              lambda m, c=column: c + " is " + values.loc[m, c].str.len().map("{:,}".format)
              + f" characters long (limit {RECORD_CHARS:,})")

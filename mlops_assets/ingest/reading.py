@@ -36,7 +36,7 @@ class RawTable:
     frame: pd.DataFrame
     line: np.ndarray
     strip: bool  # whether any cell may carry spaces to strip
-    longest_line: int  # in bytes: no cell is longer, so short files skip the cell-length check
+    longest_record: int  # the longest record in bytes: no cell is longer, so most files skip measuring cells
     extra: dict[int, list[str]] = field(default_factory=dict)  # row position -> fields beyond the header
 
 
@@ -81,15 +81,32 @@ def _decode(path: Path) -> str:
                            "as UTF-8 CSV.")
 
 
-def _physical_lines(text: str) -> int:
-    ends = text.count("\n") + text.count("\r") - text.count("\r\n")
-    return ends + (0 if text.endswith(("\n", "\r")) else 1)
+def _line_ends(data: np.ndarray) -> np.ndarray:
+    """Positions of the characters that end a line: a line feed, or a carriage return not before one."""
+    cr = data == 13
+    cr[:-1] &= data[1:] != 10
+    return np.flatnonzero((data == 10) | cr)
 
 
-def _longest_line(text: str) -> int:
-    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    ends = np.flatnonzero((data == 10) | (data == 13))
-    return int(np.diff(ends, prepend=-1, append=len(data)).max())
+def _record_starts(data: np.ndarray, rows: int) -> tuple[np.ndarray, int] | None:
+    """The line each of ``rows`` records starts on, and the longest record in bytes; None when unsure.
+
+    A line break ends a record when the quotes before it are even in number: inside a quoted value they
+    are odd, and a doubled quote inside a value adds two. The count of records found must match the
+    parser's, else (a stray quote inside an unquoted value) the caller re-reads record by record.
+    """
+    ends = _line_ends(data)
+    trailing = int(len(ends) > 0 and ends[-1] == len(data) - 1)  # the final line break starts no record
+    if rows == len(ends) - trailing:  # one line per record, the common case
+        return np.arange(rows, dtype=np.int64) + 2, int(np.diff(ends, prepend=-1, append=len(data)).max())
+    quotes = np.flatnonzero(data == 34)
+    boundary = np.flatnonzero(np.searchsorted(quotes, ends) % 2 == 0)
+    starts = boundary + 2
+    if trailing and len(boundary) and boundary[-1] == len(ends) - 1:
+        starts = starts[:-1]
+    if len(starts) != rows:
+        return None
+    return starts.astype(np.int64), int(np.diff(ends[boundary], prepend=-1, append=len(data)).max())
 
 
 def _may_strip(text: str) -> bool:
@@ -101,7 +118,7 @@ def _may_strip(text: str) -> bool:
 
 def _read_delimited(path: Path, sep: str) -> RawTable:
     text = _decode(path)
-    strip, longest = _may_strip(text), _longest_line(text)
+    strip, data = _may_strip(text), np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
                             skip_blank_lines=False, index_col=False)
@@ -110,9 +127,10 @@ def _read_delimited(path: Path, sep: str) -> RawTable:
     except (pd.errors.ParserError, ValueError) as exc:
         # A ragged line or a quote left open: the record-by-record reader finds which line, and keeps the rest.
         return _read_records(text, sep, path, strip, str(exc))
-    if _physical_lines(text) == len(frame) + 1:  # one line per record: the fast path's numbering holds
-        return RawTable(frame, np.arange(len(frame), dtype=np.int64) + 2, strip, longest)
-    return _read_records(text, sep, path, strip, "")
+    found = _record_starts(data, len(frame))
+    if found is None:
+        return _read_records(text, sep, path, strip, "")
+    return RawTable(frame, found[0], strip, found[1])
 
 
 def _unique_names(header: list[str]) -> list[str]:
@@ -128,7 +146,7 @@ def _unique_names(header: list[str]) -> list[str]:
 
 def _read_records(text: str, sep: str, path: Path, strip: bool, parser_error: str) -> RawTable:
     csv.field_size_limit(2**31 - 1)  # long fields are judged (and quarantined) by the caller, not here
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    reader = csv.reader(io.StringIO(text, newline=None), delimiter=sep)  # universal line ends, as pandas
     try:
         header = next(reader)
     except StopIteration as exc:

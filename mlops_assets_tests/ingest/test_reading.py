@@ -39,3 +39,15 @@ def test_readable_suffixes_and_shortened_values() -> None:
         ".csv.gz", ".tsv", ".parquet", None, None]
     assert shorten("abc") == "abc"
     assert shorten("x" * 100) == "x" * 80 + "... (100 characters)"
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_line_numbers_hold_for_every_line_ending_with_or_without_a_quoted_break(tmp_path: Path, end: str) -> None:
+    path = tmp_path / "e.csv"
+    path.write_bytes(end.join(["a,b", "1,x", '2,"y', 'z"', "", "3,w"]).encode())
+    table = read_table(path)
+    assert table.frame["a"].tolist() == ["1", "2", "", "3"] and table.line.tolist() == [2, 3, 5, 6]
+    path.write_bytes((end.join(["a,b", "1,x", "", '3,"5"" screen"']) + end).encode())
+    assert read_table(path).line.tolist() == [2, 3, 4]
+    path.write_bytes(end.join(["a,b", '1,5" screen', "2,x"]).encode())  # a stray quote inside a value
+    assert read_table(path).line.tolist() == [2, 3]
