@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 from dagster._serdes import serialize_value
 
+from mlops_assets.defs.meta import preview
 from mlops_assets_tests.conftest import materialize_all
 
 RAW = dg.AssetSelection.groups("raw")
@@ -75,3 +76,9 @@ def test_late_master_data_takes_back_quarantined_lines_and_big_fields_stay_out_o
     assert second.asset_materializations_for_node("raw__sales_orders")[0].metadata["readmitted_rows"].value == 1
     materialize_all(tmp_path, selection=RAW)
     assert len(_tables(tmp_path, "readmitted_rows")["readmitted_rows"]) == 1
+
+
+def test_a_table_preview_cuts_long_cells_so_any_table_event_stays_small() -> None:
+    frame = pd.DataFrame({"unique_id": ["A", "B"], "note": ["y" * 50_000, None], "y": [1.0, 2.0]})
+    text = preview(frame).value
+    assert len(text) < 1_000 and "y" * 200 + "..." in text and "y" * 201 not in text

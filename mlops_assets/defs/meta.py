@@ -36,8 +36,18 @@ def column_schema(df: pd.DataFrame, descriptions: dict[str, str] | None = None) 
     )
 
 
+# A preview cell is cut to this many characters, so that one long value cannot bloat the event log.
+PREVIEW_CHARS = 200
+
+
 def preview(df: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadataValue:
-    return dg.MetadataValue.md(df.head(rows).to_markdown(index=False) if not df.empty else "_empty table_")
+    if df.empty:
+        return dg.MetadataValue.md("_empty table_")
+    head = df.head(rows).copy()
+    for column in head.select_dtypes(include=["object", "string"]).columns:
+        head[column] = head[column].map(
+            lambda v: v[:PREVIEW_CHARS] + "..." if isinstance(v, str) and len(v) > PREVIEW_CHARS else v)
+    return dg.MetadataValue.md(head.to_markdown(index=False))
 
 
 def table_metadata(
