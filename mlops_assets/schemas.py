@@ -300,8 +300,10 @@ def failure_summary(error: pa.errors.SchemaErrors, limit: int = 20) -> tuple[int
     """Number of failures and the first examples, in a shape that reads well in Dagster metadata."""
     cases = error.failure_cases.copy()
     keep = [c for c in ("schema_context", "column", "check", "failure_case", "index") if c in cases.columns]
-    cases = cases[keep].astype(str)
-    return len(cases), cases.head(limit)
+    examples = cases[keep].head(limit).astype(str)
+    # A failing value is shown in part: a 20 MB cell must not become a 20 MB check event.
+    examples = examples.map(lambda v: v if len(v) <= 200 else v[:200] + f"... ({len(v):,} characters)")
+    return len(cases), examples
 
 
 def _history_columns(levels: Iterable[int]) -> dict[str, Column]:

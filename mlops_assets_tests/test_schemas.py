@@ -98,3 +98,15 @@ def test_a_promotion_must_name_a_known_customer_or_none():
         schemas.promotions_schema(["P1"], ["C1"]).validate(promotions, lazy=True)
     assert caught.value.failure_cases["failure_case"].tolist() == ["C9"]
     schemas.promotions_schema(["P1"], ["C1", "C9"]).validate(promotions, lazy=True)
+
+
+def test_failure_examples_show_a_long_value_in_part():
+    customers = pd.DataFrame({
+        "customer_id": ["C1", "C1"], "customer_name": ["z" * 100_000, "Shop"], "channel": "Retail", "region": "Est",
+        "source_file": "customers/c.csv", "source_row": [2, 3], "ingested_at": pd.Timestamp("2026-01-07"),
+    })
+    with pytest.raises(pa.errors.SchemaErrors) as caught:
+        schemas.CUSTOMERS.validate(customers.assign(customer_id=["z" * 100_000] * 2), lazy=True)
+    count, examples = schemas.failure_summary(caught.value)
+    assert count >= 1 and examples.map(len).to_numpy().max() < 300
+    assert examples["failure_case"].str.endswith("(100,000 characters)").any()
