@@ -14,10 +14,10 @@ A series file whose dates do not fit the frequency (two rows in one period, date
 their periods, values evenly spaced several periods apart) is never summed or filled: the series is listed
 in ``gold.series_excluded`` as ``wrong_frequency`` with the file and row, and left out of gold.
 
-Each series is forecast from its own last period: one lagging behind the end of the data by up to
-``settings.stale_after`` periods is still forecast, one further behind is ``stale``. Excluded series keep
-their actuals in the gold table (they feed monitoring and plots); ``gold.series_excluded`` says which
-are not forecast and why.
+Each series is forecast from its own last period: one lagging by up to ``settings.stale_after`` periods
+behind the latest period a quarter of the series reach is still forecast, one further behind is ``stale``.
+Excluded series keep their actuals in the gold table (they feed monitoring and plots);
+``gold.series_excluded`` says which are not forecast and why.
 
 Series are handled as integer codes (sorted by ``unique_id``) and periods as positions on one period grid,
 so the work is a few NumPy passes over all rows, never a loop over series.
@@ -139,7 +139,9 @@ def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarr
     first_pos, last_pos = pos[starts], pos[starts + length - 1]
     any_nonzero = np.logical_or.reduceat(y != 0, starts)
     last_positive = np.maximum.reduceat(np.where(y > 0, pos, -1), starts)
-    end_pos = len(periods) - 1
+    # The end of the data is the latest period a quarter of the series reach, not the very last one: a
+    # series reporting early, or far ahead, must not make all the others stale or dormant.
+    end_pos = np.sort(last_pos)[-int(np.ceil(len(last_pos) / 4))]
     end = periods[end_pos].strftime("%Y-%m-%d")
     # Intermittent series go quiet for weeks; only a full season (or horizon) without a sale means dead.
     dormant = max(settings.horizon, settings.season)
@@ -156,7 +158,7 @@ def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarr
         + f" periods up to {end}; a series is discontinued after {dormant} periods without a sale)")
     if stop is not None:
         stop = pd.to_datetime(stop.reindex(uids)).reset_index(drop=True)
-        end_day = periods[end_pos] + periods.freq - pd.Timedelta(days=1)
+        end_day = periods[-1] + periods.freq - pd.Timedelta(days=1)
         by_date = (stop <= end_day).to_numpy()
         sales_reason = np.where(by_date, "product discontinued on " + stop.dt.strftime("%Y-%m-%d").fillna("")
                                 + f", on or before the end of the data {end_day:%Y-%m-%d}", sales_reason)
@@ -167,8 +169,8 @@ def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarr
         "y is 0 in all " + stats["n_periods"].astype(str) + " periods",
         sales_reason,
         "last reported period " + _day(periods, last_pos) + ", " + pd.Series(behind).astype(str)
-        + f" periods before the end of the data {end}; a series more than {settings.stale_after} periods "
-        "behind is not forecast (gold.stale_after)",
+        + f" periods before {end}, the latest period a quarter of the series reach; a "
+        f"series more than {settings.stale_after} periods behind is not forecast (gold.stale_after)",
         _too_short_reason(stats["n_periods"], settings),
     ]
     stats["reason_code"] = np.select(conditions, REASON_CODES[2:], default="")
@@ -320,52 +322,51 @@ def _misfits(series: pd.DataFrame, code: np.ndarray, dates: pd.Series, ds: pd.Se
     offset = _offset(frequency)
     grid = pd.date_range(ds.min(), ds.max() + offset, freq=offset)
     pos = grid.searchsorted(ds.to_numpy())
-    frame = pd.DataFrame({"code": code, "pos": pos, "row": np.arange(len(code)),
-                          "from_start": (dates - ds).dt.days.to_numpy(),
-                          "to_end": (grid[pos + 1] - pd.DatetimeIndex(dates)).days.to_numpy()})
-    frame = frame.sort_values(["code", "pos", "row"], kind="stable").reset_index(drop=True)
-    by_code = frame.groupby("code", sort=True)
+    day, grid_day = _day_numbers(dates), _day_numbers(pd.Series(grid))
+    order = np.lexsort((pos, code))  # stable: rows of one period keep their file order
+    c, p = code[order], pos[order]
+    from_start, to_end = (day - grid_day[pos])[order], (grid_day[pos + 1] - day)[order]
+    index = np.arange(len(c))
+    new = np.r_[True, c[1:] != c[:-1]]
+    starts = np.flatnonzero(new)
+    first = np.repeat(starts, np.diff(np.r_[starts, len(c)]))
+    last = np.r_[starts[1:], len(c)] - 1
 
-    twice = frame.duplicated(["code", "pos"], keep=False)
-    doubled = frame.loc[twice].groupby("code").agg(pos=("pos", "first"), row=("row", "first"),
-                                                   n=("pos", lambda p: int((p == p.iloc[0]).sum())))
-    places = by_code[["from_start", "to_end"]].nunique()
-    placed = places.index[(places["from_start"] > 1) & (places["to_end"] > 1)]
-    moved = frame.loc[frame["code"].isin(placed)]
-    moved = moved.loc[moved["from_start"] != moved.groupby("code")["from_start"].transform("first")]
-    moved = moved.groupby("code")[["row"]].first()
-    moved["first_row"] = by_code["row"].first().reindex(moved.index)
-    steps = frame.assign(gap=by_code["pos"].diff()).dropna(subset=["gap"]).groupby("code")["gap"]
-    spacing = steps.agg(["min", "max", "size"])
-    coarse = spacing.index[(spacing["size"] >= 3) & (spacing["min"] >= 2)
-                           & (spacing["max"] - spacing["min"] <= 0.15 * spacing["min"])]
+    shared = np.r_[~new[1:] & (p[1:] == p[:-1]), False]  # the next row falls in the same period
+    doubled_at = np.minimum.reduceat(np.where(shared, index, len(c)), starts)
+    doubled = doubled_at < len(c)
+    cell = np.cumsum(np.r_[True, ~shared[:-1]]) - 1
+    in_cell = np.bincount(cell)
+    elsewhere = from_start != from_start[first]
+    moved_at = np.minimum.reduceat(np.where(elsewhere, index, len(c)), starts)
+    moved = (moved_at < len(c)) & np.logical_or.reduceat(to_end != to_end[first], starts) & ~doubled
+    step, stepped = np.r_[np.diff(p), 0], np.r_[~new[1:], False]
+    low = np.minimum.reduceat(np.where(stepped, step, len(grid)), starts)
+    high = np.maximum.reduceat(np.where(stepped, step, -1), starts)
+    coarse = ((np.add.reduceat(stepped, starts) >= 3) & (low >= 2) & (high - low <= 0.15 * low)
+              & ~doubled & ~moved)
 
     fills = "filled with zeros" if settings.missing_periods == "zero" else "interpolated"
-    rows = []
-    for codes, make in (
-        (doubled.index, lambda c: f"{doubled.loc[c, 'n']} rows in the {frequency} period starting "
-         f"{grid[doubled.loc[c, 'pos']]:%Y-%m-%d}{_at(series, doubled.loc[c, 'row'])}: "
-         f"data finer than {frequency}, or mixed; its rows would be summed"),
-        (moved.index.difference(doubled.index), lambda c: (
-            f"dates at different places in their {frequency} periods: {_dated(dates, moved.loc[c, 'first_row'])}"
-            f"{_at(series, moved.loc[c, 'first_row'])} but {_dated(dates, moved.loc[c, 'row'])}"
-            f"{_at(series, moved.loc[c, 'row'])}: not one value per {frequency} period")),
-        (coarse.difference(doubled.index).difference(moved.index), lambda c: (
-            f"values every {int(spacing.loc[c, 'min'])}"
-            + (f"-{int(spacing.loc[c, 'max'])}" if spacing.loc[c, "max"] > spacing.loc[c, "min"] else "")
-            + f" periods: data coarser than {frequency}, whose periods between would be {fills}")),
-    ):
-        rows += [(c, make(c)) for c in codes]
-    if not rows:
-        return pd.DataFrame(columns=EXCLUDED_COLUMNS)
-    chosen = np.array([c for c, _ in rows])
-    span = by_code["pos"].agg(["min", "max"]).loc[chosen]
+    reasons = {}
+    for k in np.flatnonzero(doubled):
+        at = doubled_at[k]
+        reasons[k] = (f"{in_cell[cell[at]]} rows in the {frequency} period starting {grid[p[at]]:%Y-%m-%d}"
+                      f"{_at(series, order[at])}: data finer than {frequency}, or mixed; its rows would be summed")
+    for k in np.flatnonzero(moved):
+        one, other = order[starts[k]], order[moved_at[k]]
+        reasons[k] = (f"dates at different places in their {frequency} periods: {_dated(dates, one)}"
+                      f"{_at(series, one)} but {_dated(dates, other)}{_at(series, other)}: not one value per "
+                      f"{frequency} period")
+    for k in np.flatnonzero(coarse):
+        every = f"{low[k]}" + (f"-{high[k]}" if high[k] > low[k] else "")
+        reasons[k] = (f"values every {every} periods: data coarser than {frequency}, whose periods between "
+                      f"would be {fills}")
+    chosen = np.array(sorted(reasons), dtype="int64")
     return pd.DataFrame({
-        "unique_id": uids[chosen], "reason_code": "wrong_frequency",
-        "reason": [reason + "; series left out of gold: fix the file or the frequency setting"
-                   for _, reason in rows],
-        "n_periods": (span["max"] - span["min"] + 1).to_numpy(), "first_ds": grid[span["min"]],
-        "last_ds": grid[span["max"]]})
+        "unique_id": uids[c[starts[chosen]]], "reason_code": "wrong_frequency",
+        "reason": [reasons[k] + "; series left out of gold: fix the file or the frequency setting" for k in chosen],
+        "n_periods": p[last[chosen]] - p[starts[chosen]] + 1, "first_ds": grid[p[starts[chosen]]],
+        "last_ds": grid[p[last[chosen]]]})
 
 
 def _interpolate(values: np.ndarray) -> np.ndarray:

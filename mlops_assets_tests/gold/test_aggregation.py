@@ -252,8 +252,8 @@ def test_series_not_reported_gaps_are_interpolated_and_flagged_never_dropped() -
     # Every excluded series but the one without any value keeps its actuals in gold.
     assert set(gold["unique_id"]) == set(HOSTILE) - {"NEVER"}
     assert rows.loc["TRAIL", "reason"] == (
-        "last reported period 2023-05-01, 3 periods before the end of the data 2023-08-01; a series more "
-        "than 2 periods behind is not forecast (gold.stale_after)")
+        "last reported period 2023-05-01, 3 periods before 2023-08-01, the latest period a quarter of the "
+        "series reach; a series more than 2 periods behind is not forecast (gold.stale_after)")
     assert rows.loc["TRAIL", ["n_periods", "first_ds", "last_ds"]].tolist() == [5, T("2023-01-01"),
                                                                                 T("2023-05-01")]
     assert rows.loc["NEVER", "reason"] == "y missing in all rows (2023-01-01 to 2023-02-01): nothing to forecast"
@@ -290,18 +290,24 @@ def test_one_series_a_period_ahead_leaves_the_others_forecast() -> None:
     series = {f"S{i:02d}": list(zip(weeks[:29], rng.poisson(20, 29).astype(float), strict=True))
               for i in range(12)}
     series["S00"].append((weeks[29], 21.0))
-    series["BEHIND3"] = _values(*rng.poisson(20, 26).astype(float), months=weeks)  # ends 4 weeks early
+    series["BEHIND4"] = _values(*rng.poisson(20, 25).astype(float), months=weeks)  # 4 weeks behind the rest
     settings = Settings(source="series", horizon=6, backtest={"windows": 2})
     gold, excluded = build_gold({"series": _series(series)}, settings)
-    assert excluded["unique_id"].tolist() == ["BEHIND3"]
+    assert excluded["unique_id"].tolist() == ["BEHIND4"]
     assert settings.stale_after == 3
-    assert excluded["reason"].iloc[0].startswith("last reported period 2024-06-24, 4 periods before the end")
+    assert excluded["reason"].iloc[0].startswith("last reported period 2024-06-17, 4 periods before 2024-07-15, "
+                                                 "the latest period a quarter of the series reach")
     # Each series keeps its own last period; none is padded up to S00's.
     last = gold.groupby("unique_id")["ds"].max()
-    assert last["S00"] == T(weeks[29]) and (last.drop(["S00", "BEHIND3"]) == T(weeks[28])).all()
-    # With stale_after 0 a lagging series is stale, as before; listed with its own last period.
+    assert last["S00"] == T(weeks[29]) and (last.drop(["S00", "BEHIND4"]) == T(weeks[28])).all()
+    # Even with stale_after 0 the eleven are not stale: only S00 reaches the last week, and staleness is
+    # measured from the latest week a quarter of the series reach.
     _, strict = build_gold({"series": _series(series)}, _with(settings, gold={"stale_after": 0}))
-    assert len(strict) == 12 and set(strict["reason_code"]) == {"stale"}
+    assert strict["unique_id"].tolist() == ["BEHIND4"]
+    # Nor does one series far ahead (a wrong year, a test row) make the others stale.
+    series["S01"] += [(str(day.date()), 20.0) for day in pd.date_range(weeks[29], periods=30, freq="W-MON")[1:]]
+    _, ahead = build_gold({"series": _series(series)}, settings)
+    assert ahead["unique_id"].tolist() == ["BEHIND4"]
 
 
 def test_series_whose_dates_do_not_fit_the_frequency_are_quarantined_with_file_and_row() -> None:
@@ -381,7 +387,7 @@ def test_carparts_monthly_stopped_series_are_stale_and_keep_their_actuals() -> N
     assert len(stopped) == 165
     stale = excluded.loc[excluded["reason_code"] == "stale"]
     assert set(stale["unique_id"]) == stopped
-    assert stale["reason"].str.contains("periods before the end of the data 2002-03-01").all()
+    assert stale["reason"].str.contains(r"\d+ periods before 2002-03-01, the latest period").all()
     last_reported = raw.dropna(subset=["y"]).groupby("unique_id")["ds"].max()
     assert gold.groupby("unique_id")["ds"].max().to_dict() == last_reported.to_dict()
     # No gaps otherwise: every series has one row per month, and gold holds exactly the reported rows.
