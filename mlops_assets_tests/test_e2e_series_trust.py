@@ -72,6 +72,7 @@ def test_lagging_gapped_and_monthly_series_are_each_handled_on_purpose(tmp_path)
     reported = landed.loc[landed["y"].notna() & (landed["unique_id"] != "MONTHLY")]
     merged = reported.merge(train, on=["unique_id", "ds"], how="left")
     assert len(merged) == len(reported) == 360 and (merged["sales"] == merged["y"]).all()
+    assert train.loc[train["imputed"], ["unique_id", "ds"]].values.tolist() == [["S05", gap]]
 
     # One series in 13 excluded is above the 5% set here: the run succeeds but says so loudly.
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()
