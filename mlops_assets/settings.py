@@ -184,9 +184,9 @@ class Settings(_Strict):
         return min_train + self.step * (self.backtest.windows - 1) + self.horizon
 
     def fingerprint(self) -> str:
-        # The registry registers a new model version when this changes; how many PNGs are drawn is not
-        # part of the model, so changing it must not register one.
-        settings = self.model_dump(exclude={"plots"})
+        # The registry registers a new model version when this changes; how many PNGs are drawn, or when
+        # the gold layer warns, is not part of the model, so changing it must not register one.
+        settings = self.model_dump(exclude={"plots": True, "gold": {"warn_excluded_share"}})
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -3,6 +3,7 @@
 import pandas as pd
 
 from mlops_assets.gold.exclusions import summarize_exclusions
+from mlops_assets.settings import Settings
 
 
 def _tables(kept: list[str], excluded: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -31,3 +32,10 @@ def test_a_share_at_the_threshold_is_quiet_and_empty_tables_are_zero() -> None:
     empty = summarize_exclusions(gold.iloc[:0], excluded.iloc[:0], threshold=0.1)
     assert (empty.series, empty.share, empty.too_many) == (0, 0.0, False)
     assert empty.message() == "0 of 0 series (0.0%) are not forecast"
+
+
+def test_the_warning_threshold_is_not_part_of_the_model_but_the_gap_rules_are() -> None:
+    series = Settings(source="series")
+    assert Settings(source="series", gold={"warn_excluded_share": 0.5}).fingerprint() == series.fingerprint()
+    assert Settings(source="series", gold={"stale_after": 0}).fingerprint() != series.fingerprint()
+    assert Settings(source="series", gold={"missing_periods": "zero"}).fingerprint() != series.fingerprint()
