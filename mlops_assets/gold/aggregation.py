@@ -8,7 +8,8 @@ one value per series and period; a period without a value (no row, or an empty y
 
 - ``not_reported`` (the default for series): gaps between two values are interpolated linearly and flagged
   ``imputed``; a series starts at its first value and ends at its last.
-- ``zero``: the period sold nothing; filled with 0 from a series' first value to the end of the data.
+- ``zero``: the period sold nothing; filled with 0 from a series' first value to the end of the data
+  (the latest period a quarter of the series reach).
 
 A series file whose dates do not fit the frequency (two rows in one period, dates at different places in
 their periods, values evenly spaced several periods apart) is never summed or filled: the series is listed
@@ -386,8 +387,9 @@ def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd
     """Gold table and excluded series from pre-aggregated series (``raw.series``); grain is [product_id].
 
     A period without a value (no row, or an empty y) follows ``settings.missing_periods``: 'zero' fills it
-    with 0 from a series' first value to the end of the data; 'not_reported' interpolates it linearly
-    between two values (flagged ``imputed``) and ends the series at its last value."""
+    with 0 from a series' first value to the latest period a quarter of the series reach (or its own last
+    value, if later); 'not_reported' interpolates it linearly between two values (flagged ``imputed``)
+    and ends the series at its last value."""
     grain = ["product_id"]
     if series is None or series.empty:
         return _gold_frame({}, grain), _finish_excluded([])
@@ -422,7 +424,11 @@ def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd
     last = np.full(len(uids), -1, dtype="int64")
     np.maximum.at(last, cell_code, cell_pos)
     if zero:
-        last = np.where(last >= 0, len(periods) - 1, -1)
+        # Zeros run up to the latest period a quarter of the series reach: one series reporting early
+        # must not give all the others a zero week.
+        has = last >= 0
+        reach = np.sort(last[has])[-int(np.ceil(has.sum() / 4))]
+        last = np.where(has, np.maximum(last, reach), -1)
     grid_code, grid_pos, length = _grid(first, last)
     values = np.full(len(grid_code), np.nan)
     values[np.searchsorted(grid_code * len(periods) + grid_pos, cell_code * len(periods) + cell_pos)] = cell_y

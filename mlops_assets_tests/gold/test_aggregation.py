@@ -308,6 +308,13 @@ def test_one_series_a_period_ahead_leaves_the_others_forecast() -> None:
     series["S01"] += [(str(day.date()), 20.0) for day in pd.date_range(weeks[29], periods=30, freq="W-MON")[1:]]
     _, ahead = build_gold({"series": _series(series)}, settings)
     assert ahead["unique_id"].tolist() == ["BEHIND4"]
+    # Where a missing week means no sales, the lagging series is zero-filled up to the others' last week,
+    # but nobody gets a zero week for S00's (or S01's) later ones.
+    zero, excluded = build_gold({"series": _series(series)}, _with(settings, gold={"missing_periods": "zero"}))
+    last = zero.groupby("unique_id")["ds"].max()
+    assert excluded.empty and last["S01"] > last["S00"] == T(weeks[29])
+    assert (last.drop(["S00", "S01"]) == T(weeks[28])).all()
+    assert zero.loc[zero["unique_id"] == "BEHIND4", "y"].tolist()[-4:] == [0.0] * 4
 
 
 def test_series_whose_dates_do_not_fit_the_frequency_are_quarantined_with_file_and_row() -> None:
