@@ -159,6 +159,8 @@ def gold_schema(grain: list[str], frequency: str) -> DataFrameSchema:
         "revenue": Column(float, _within(VALUE_LIMIT), nullable=True),
         "avg_unit_price": Column(float, _within(PRICE_LIMIT, 0), nullable=True),
         "promo_share": Column(float, Check.in_range(0, 1), nullable=False),
+        # True where a series file had no value and y was interpolated (gold.missing_periods: not_reported).
+        "imputed": Column(bool, nullable=False, required=False),
         "product_id": _STR,
         "product_name": Column(str, nullable=True),
         "brand": Column(str, nullable=True),
@@ -179,7 +181,8 @@ def gold_schema(grain: list[str], frequency: str) -> DataFrameSchema:
 SERIES_EXCLUDED = DataFrameSchema(
     {
         "unique_id": Column(str, unique=True),
-        "reason_code": Column(str, Check.isin(["too_short", "all_zero", "discontinued", "missing_values", "stale"])),
+        "reason_code": Column(str, Check.isin(["too_short", "all_zero", "discontinued", "missing_values",
+                                                     "stale", "wrong_frequency"])),
         "reason": Column(str, Check.str_length(min_value=1)),
         "n_periods": Column(int, Check.ge(0)),
         "first_ds": _OPT_DATE,

@@ -15,7 +15,7 @@ from typing import Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DATA_DIR_ENV = "MLOPS_DATA_DIR"
 SETTINGS_ENV = "MLOPS_SETTINGS"
@@ -83,6 +83,26 @@ class AutomationSettings(_Strict):
     weekly_schedule_running: bool = Field(False, description="Whether the weekly schedule starts on.")
 
 
+class GoldSettings(_Strict):
+    missing_periods: Literal["zero", "not_reported"] | None = Field(
+        None,
+        description="What a period without a value means in a series file (no row, or an empty y): 'zero' "
+        "(no sales, filled with 0 up to the end of the data) or 'not_reported' (interior gaps interpolated "
+        "linearly and flagged `imputed`; a series ends at its last value). Default: 'zero' for order "
+        "lines (an order system records nothing in a week without orders), 'not_reported' for series.",
+    )
+    stale_after: int | None = Field(
+        None,
+        ge=0,
+        description="Periods a series may lag the end of the data and still be forecast, from its own last "
+        "period; default: half the horizon, so that at least half of its forecast lies ahead.",
+    )
+    warn_excluded_share: float = Field(
+        0.1, ge=0, le=1, description="Share of series excluded from forecasting above which the gold "
+        "run warns (log, metadata and the `excluded_share` check).",
+    )
+
+
 class Settings(_Strict):
     frequency: str = Field("W-MON", description="pandas offset alias of the period: W-MON, D, MS, ...")
     horizon: int = Field(13, ge=1, description="Periods to forecast.")
@@ -106,6 +126,7 @@ class Settings(_Strict):
     registered_model_name: str = "sales_forecast"
     experiment_name: str = "sales_forecast"
     mlflow_tracking_uri: str | None = Field(None, description="Default: SQLite in the data directory.")
+    gold: GoldSettings = GoldSettings()
     drift: DriftSettings = DriftSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     plots: PlotSettings = PlotSettings()
@@ -137,6 +158,21 @@ class Settings(_Strict):
     def season(self) -> int:
         return self.season_length or default_season_length(self.frequency)
 
+    @model_validator(mode="after")
+    def _missing_periods_fit_the_source(self) -> Settings:
+        if self.source == "orders" and self.gold.missing_periods == "not_reported":
+            raise ValueError("gold.missing_periods: not_reported applies to series files (source: series); "
+                             "order lines record every sale, so a period without one is zero sales")
+        return self
+
+    @property
+    def missing_periods(self) -> str:
+        return self.gold.missing_periods or ("not_reported" if self.source == "series" else "zero")
+
+    @property
+    def stale_after(self) -> int:
+        return self.horizon // 2 if self.gold.stale_after is None else self.gold.stale_after
+
     @property
     def step(self) -> int:
         return self.backtest.step or self.horizon
@@ -148,9 +184,9 @@ class Settings(_Strict):
         return min_train + self.step * (self.backtest.windows - 1) + self.horizon
 
     def fingerprint(self) -> str:
-        # The registry registers a new model version when this changes; how many PNGs are drawn is not
-        # part of the model, so changing it must not register one.
-        settings = self.model_dump(exclude={"plots"})
+        # The registry registers a new model version when this changes; how many PNGs are drawn, or when
+        # the gold layer warns, is not part of the model, so changing it must not register one.
+        settings = self.model_dump(exclude={"plots": True, "gold": {"warn_excluded_share"}})
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -44,9 +44,12 @@ def test_infinite_values_are_rejected_at_ingestion_with_their_line(tmp_path):
 def test_each_hostile_series_is_excluded_with_a_reason_or_forecast():
     gold, excluded = build_gold_from_series(_series(), SETTINGS)
     reasons = excluded.set_index("unique_id")["reason_code"].to_dict()
-    assert reasons == {"GAP": "missing_values", "SHORT": "too_short", "ZERO": "all_zero"}
+    assert reasons == {"SHORT": "too_short", "ZERO": "all_zero"}
     eligible = gold[~gold["unique_id"].isin(excluded["unique_id"])][["unique_id", "ds", "y"]]
-    assert set(eligible["unique_id"]) == {"OK", "CONST"}
+    assert set(eligible["unique_id"]) == {"OK", "CONST", "GAP"}
+    # The one missing week of GAP is interpolated between its neighbours, flagged, and the series forecast.
+    gap = gold.loc[gold["unique_id"] == "GAP"]
+    assert len(gap) == 40 and (gap["y"] == 1.0).all() and gap["imputed"].sum() == 1
 
     backtest = run_backtest(eligible, SETTINGS)
     evaluation = evaluate(backtest, eligible, SETTINGS.season)
@@ -58,3 +61,4 @@ def test_each_hostile_series_is_excluded_with_a_reason_or_forecast():
     const = forecasts[forecasts["unique_id"] == "CONST"]
     assert len(const) == SETTINGS.horizon and np.allclose(const["y_hat"], 5.0)
     assert np.isfinite(forecasts[["y_hat", "lo_95", "hi_95"]].to_numpy()).all()
+    assert forecasts.groupby("unique_id").size().to_dict() == {"CONST": 4, "GAP": 4, "OK": 4}

@@ -57,8 +57,8 @@ def test_carparts_monthly_missing_values_are_reported_not_turned_into_sales(tmp_
     assert gold["y"].notna().all()
     stopped = source[source["y"].isna()]["unique_id"].astype(str).unique()
     assert len(stopped) == 165
-    assert (excluded.loc[stopped, "reason_code"] == "missing_values").all()
-    assert excluded.loc[stopped, "reason"].str.contains("not zero-filled").all()
+    assert (excluded.loc[stopped, "reason_code"] == "stale").all()
+    assert excluded.loc[stopped, "reason"].str.contains("periods before 2002-03-01, the latest period").all()
     assert len(gold) == source["y"].notna().sum()
     assert (gold["ds"].dt.day == 1).all()
 

@@ -8,11 +8,13 @@ from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
 from mlops_assets.gold.aggregation import build_gold
+from mlops_assets.gold.exclusions import summarize_exclusions
 from mlops_assets.serving.plots import plot_total_sales, png_markdown
 
 GOLD = "gold.sales_data_for_forecast"
 EXCLUDED = "gold.series_excluded"
 CONTRACT_CHECK = "matches_contract"
+EXCLUDED_SHARE_CHECK = "excluded_share"
 RAW_INPUTS = ("sales_orders", "products", "customers", "promotions", "series")
 
 GOLD_COLUMNS = {
@@ -22,6 +24,8 @@ GOLD_COLUMNS = {
     "revenue": "Sum of quantity x unit price.",
     "avg_unit_price": "Revenue / units when units > 0.",
     "promo_share": "Share of the period's gross units sold under an active promotion (0 to 1).",
+    "imputed": "True where a series file had no value for the period and y was interpolated between its "
+    "neighbours (gold.missing_periods: not_reported); not an actual.",
 }
 
 
@@ -29,8 +33,10 @@ GOLD_COLUMNS = {
     specs=[
         dg.AssetSpec(
             ["gold", "sales_data_for_forecast"],
-            description="Sales per series and period, gaps filled with zeros from each series' first sale, "
-            "the incomplete last period left out. The input of every model.",
+            description="Sales per series and period, from each series' first sale: periods without order "
+            "lines are zero sales; in series files a missing value is zero or interpolated (flagged "
+            "`imputed`) as gold.missing_periods says. The incomplete last period is left out. The input of "
+            "every model.",
             deps=[dg.AssetKey(["raw", t]) for t in RAW_INPUTS],
             group_name="gold",
             kinds={"duckdb", "pandas"},
@@ -39,8 +45,9 @@ GOLD_COLUMNS = {
         ),
         dg.AssetSpec(
             ["gold", "series_excluded"],
-            description="Series that are not forecast and why (too short, all zero, discontinued, missing "
-            "values, stale). Nothing leaves the forecast silently.",
+            description="Series that are not forecast and why (too short, all zero, discontinued, no value "
+            "at all, stale, dates that do not fit the frequency). Nothing leaves the forecast silently: "
+            "a large share excluded warns in the log and in the excluded_share check.",
             deps=[dg.AssetKey(["raw", t]) for t in RAW_INPUTS],
             group_name="gold",
             kinds={"duckdb", "pandas"},
@@ -56,10 +63,16 @@ def gold_tables(context: dg.AssetExecutionContext, project: ProjectResource, war
     gold, excluded = build_gold(tables, settings)
     warehouse.write(replace={GOLD: gold, EXCLUDED: excluded})
     n_series = gold["unique_id"].nunique() if not gold.empty else 0
+    imputed = int(gold["imputed"].sum())
+    summary = summarize_exclusions(gold, excluded, settings.gold.warn_excluded_share)
     context.log.info(
-        f"{GOLD}: {len(gold)} rows, {n_series} series from {settings.source}; {len(excluded)} series excluded"
+        f"{GOLD}: {len(gold)} rows, {n_series} series from {settings.source}, {imputed} missing values "
+        f"interpolated"
     )
-    reasons = excluded["reason_code"].value_counts().to_dict() if not excluded.empty else {}
+    if summary.too_many:
+        context.log.warning(f"{EXCLUDED}: {summary.message()}")
+    else:
+        context.log.info(f"{EXCLUDED}: {summary.message()}")
     yield dg.MaterializeResult(
         asset_key=["gold", "sales_data_for_forecast"],
         metadata=table_metadata(
@@ -67,6 +80,7 @@ def gold_tables(context: dg.AssetExecutionContext, project: ProjectResource, war
             GOLD,
             GOLD_COLUMNS,
             series=n_series,
+            imputed_values=imputed,
             first_period=str(gold["ds"].min().date()) if not gold.empty else "",
             last_period=str(gold["ds"].max().date()) if not gold.empty else "",
             total_sales_plot=dg.MetadataValue.md(png_markdown(plot_total_sales(gold), "total sales per period"))
@@ -76,7 +90,39 @@ def gold_tables(context: dg.AssetExecutionContext, project: ProjectResource, war
     )
     yield dg.MaterializeResult(
         asset_key=["gold", "series_excluded"],
-        metadata=table_metadata(excluded, EXCLUDED, by_reason=dg.MetadataValue.json(reasons)),
+        metadata=table_metadata(
+            excluded,
+            EXCLUDED,
+            by_reason=dg.MetadataValue.json(summary.by_reason),
+            excluded_share=round(summary.share, 4),
+            summary=summary.message(),
+        ),
+    )
+
+
+@dg.asset_check(
+    asset=["gold", "series_excluded"],
+    name=EXCLUDED_SHARE_CHECK,
+    blocking=False,
+    description="Warns when more than gold.warn_excluded_share of the series are kept out of forecasting: "
+    "the run still succeeds, but a forecast of few series should not pass quietly.",
+)
+def excluded_share_check(warehouse: Warehouse, project: ProjectResource) -> dg.AssetCheckResult:
+    excluded = warehouse.read(EXCLUDED)
+    summary = summarize_exclusions(warehouse.read(GOLD), excluded, project.settings.gold.warn_excluded_share)
+    examples = excluded.groupby("reason_code", sort=True).head(3)[["unique_id", "reason_code", "reason"]]
+    return dg.AssetCheckResult(
+        passed=not summary.too_many,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=summary.message(),
+        metadata={
+            "series": summary.series,
+            "excluded": summary.excluded,
+            "excluded_share": round(summary.share, 4),
+            "threshold": summary.threshold,
+            "by_reason": dg.MetadataValue.json(summary.by_reason),
+            "examples": dg.MetadataValue.md(examples.to_markdown(index=False) if len(examples) else "_none_"),
+        },
     )
 
 
@@ -97,4 +143,5 @@ gold_checks = [
         blocking=True,
         description="Every excluded series has exactly one row with a known reason code and a reason.",
     ),
+    excluded_share_check,
 ]

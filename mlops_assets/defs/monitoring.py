@@ -196,7 +196,7 @@ def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
 def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     history = warehouse.read(FORECAST_HISTORY)
     gold = warehouse.read("gold.sales_data_for_forecast")
-    scored = score_forecasts(history, gold[["unique_id", "ds", "y"]])
+    scored = score_forecasts(history, gold[["unique_id", "ds", "y", "imputed"]])
     warehouse.replace(FORECAST_ACCURACY, scored)
     summary = accuracy_summary(scored) if not scored.empty else {}
     metadata = table_metadata(scored, FORECAST_ACCURACY, forecasts_scored=len(scored))

@@ -14,6 +14,7 @@ SALES_OVERALL = "serving.sales_overall"
 OVERALL_COLUMNS = {
     "origin": "'Train' for actual sales, 'Predict' for the champion's forecast.",
     "sales": "Units: actual net units (Train) or the point forecast (Predict).",
+    "imputed": "True on a Train row whose value gold interpolated across a gap in a series file: not an actual.",
     "model_version": "Registered version of sales_forecast that made the forecast (Predict rows).",
 }
 

@@ -1,17 +1,24 @@
 """The gold layer: one row per series and period, ready to forecast, plus the series not to forecast.
 
 Two sources feed it. ``orders`` aggregates order lines (returns netted) into periods of
-``settings.frequency`` and joins product and customer attributes. ``series`` takes pre-aggregated series
-as they are, where a missing ``y`` means "not reported" and is never read as zero.
+``settings.frequency`` and joins product and customer attributes; a period without an order line is zero
+sales, from a series' first order line to the end of the data. ``series`` takes pre-aggregated series,
+one value per series and period; a period without a value (no row, or an empty y) means what
+``settings.missing_periods`` says:
 
-Both sources fill periods that have no row at all with zeros, from a series' first order line (or first
-reported value) on: an order system records nothing in a week without orders, and a series file that skips
-a period between two reported ones is read the same way. A row whose ``y`` is missing is not filled.
-Rows of a series file that fall into the same period are summed (a period counts as reported when any of
-its rows is). The series source ignores ``settings.grain``: its series are the file's ``unique_id``.
+- ``not_reported`` (the default for series): gaps between two values are interpolated linearly and flagged
+  ``imputed``; a series starts at its first value and ends at its last.
+- ``zero``: the period sold nothing; filled with 0 from a series' first value to the end of the data
+  (the latest period a quarter of the series reach).
 
-Excluded series stay in the gold table (their actuals feed monitoring and plots) except those with missing
-values between reported ones, which would leave a gap; ``gold.series_excluded`` says which are not forecast.
+A series file whose dates do not fit the frequency (two rows in one period, dates at different places in
+their periods, values evenly spaced several periods apart) is never summed or filled: the series is listed
+in ``gold.series_excluded`` as ``wrong_frequency`` with the file and row, and left out of gold.
+
+Each series is forecast from its own last period: one lagging by up to ``settings.stale_after`` periods
+behind the latest period a quarter of the series reach is still forecast, one further behind is ``stale``.
+Excluded series keep their actuals in the gold table (they feed monitoring and plots);
+``gold.series_excluded`` says which are not forecast and why.
 
 Series are handled as integer codes (sorted by ``unique_id``) and periods as positions on one period grid,
 so the work is a few NumPy passes over all rows, never a loop over series.
@@ -27,12 +34,12 @@ from pandas.tseries.offsets import BaseOffset, Day, MonthEnd, QuarterEnd, Tick, 
 
 from mlops_assets.settings import Settings
 
-VALUE_COLUMNS = ["y", "revenue", "avg_unit_price", "promo_share"]
+VALUE_COLUMNS = ["y", "revenue", "avg_unit_price", "promo_share", "imputed"]
 PRODUCT_ATTRIBUTES = ["product_name", "brand", "category"]
 CUSTOMER_ATTRIBUTES = ["customer_name", "channel", "region"]
 EXCLUDED_COLUMNS = ["unique_id", "reason_code", "reason", "n_periods", "first_ds", "last_ds"]
 # First matching reason wins, in this order.
-REASON_CODES = ["missing_values", "all_zero", "discontinued", "too_short", "stale"]
+REASON_CODES = ["wrong_frequency", "missing_values", "all_zero", "discontinued", "stale", "too_short"]
 
 
 def GOLD_COLUMNS(grain: Sequence[str]) -> list[str]:
@@ -90,7 +97,8 @@ def _grid(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 def _gold_frame(columns: dict[str, np.ndarray], grain: Sequence[str]) -> pd.DataFrame:
     """The gold table from per-row arrays, built in one go (inserting columns one by one copies them)."""
     n = len(columns["y"]) if "y" in columns else 0
-    empty = {"ds": np.array([], dtype="datetime64[ns]"), **{c: np.full(n, np.nan) for c in VALUE_COLUMNS}}
+    empty = {"ds": np.array([], dtype="datetime64[ns]"), **{c: np.full(n, np.nan) for c in VALUE_COLUMNS},
+             "imputed": np.zeros(n, dtype=bool)}
     arrays = {name: columns[name] if name in columns else empty.get(name, np.full(n, None, dtype=object))
               for name in GOLD_COLUMNS(grain)}
     return pd.DataFrame(arrays, copy=False)
@@ -132,7 +140,9 @@ def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarr
     first_pos, last_pos = pos[starts], pos[starts + length - 1]
     any_nonzero = np.logical_or.reduceat(y != 0, starts)
     last_positive = np.maximum.reduceat(np.where(y > 0, pos, -1), starts)
-    end_pos = len(periods) - 1
+    # The end of the data is the latest period a quarter of the series reach, not the very last one: a
+    # series reporting early, or far ahead, must not make all the others stale or dormant.
+    end_pos = np.sort(last_pos)[-int(np.ceil(len(last_pos) / 4))]
     end = periods[end_pos].strftime("%Y-%m-%d")
     # Intermittent series go quiet for weeks; only a full season (or horizon) without a sale means dead.
     dormant = max(settings.horizon, settings.season)
@@ -149,20 +159,22 @@ def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarr
         + f" periods up to {end}; a series is discontinued after {dormant} periods without a sale)")
     if stop is not None:
         stop = pd.to_datetime(stop.reindex(uids)).reset_index(drop=True)
-        end_day = periods[end_pos] + periods.freq - pd.Timedelta(days=1)
+        end_day = periods[-1] + periods.freq - pd.Timedelta(days=1)
         by_date = (stop <= end_day).to_numpy()
         sales_reason = np.where(by_date, "product discontinued on " + stop.dt.strftime("%Y-%m-%d").fillna("")
                                 + f", on or before the end of the data {end_day:%Y-%m-%d}", sales_reason)
         no_sales |= by_date
-    conditions = [~any_nonzero, no_sales, length < settings.min_series_length, last_pos < end_pos]
+    behind = end_pos - last_pos
+    conditions = [~any_nonzero, no_sales, behind > settings.stale_after, length < settings.min_series_length]
     reasons = [
         "y is 0 in all " + stats["n_periods"].astype(str) + " periods",
         sales_reason,
+        "last reported period " + _day(periods, last_pos) + ", " + pd.Series(behind).astype(str)
+        + f" periods before {end}, the latest period a quarter of the series reach; a "
+        f"series more than {settings.stale_after} periods behind is not forecast (gold.stale_after)",
         _too_short_reason(stats["n_periods"], settings),
-        "last reported period " + _day(periods, last_pos) + ", " + pd.Series(end_pos - last_pos).astype(str)
-        + f" periods before the end of the data {end}",
     ]
-    stats["reason_code"] = np.select(conditions, REASON_CODES[1:], default="")
+    stats["reason_code"] = np.select(conditions, REASON_CODES[2:], default="")
     stats["reason"] = np.select(conditions, reasons, default="")
     return stats.loc[stats["reason_code"] != ""]
 
@@ -288,67 +300,142 @@ def build_gold_from_orders(orders: pd.DataFrame, products: pd.DataFrame, custome
     return _gold_frame(gold, grain), _finish_excluded(excluded)
 
 
-def _missing_values(code: np.ndarray, pos: np.ndarray, y: np.ndarray, uids: np.ndarray,
-                    periods: pd.DatetimeIndex) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Rows of series_excluded for missing y, and each series' first/last reported position.
+def _at(series: pd.DataFrame, row: int) -> str:
+    """' (file row n)' of a raw row, where the raw table carries its lineage."""
+    if "source_file" not in series or "source_row" not in series:
+        return ""
+    return f" ({series['source_file'].iloc[row]} row {series['source_row'].iloc[row]})"
 
-    ``code``/``pos``/``y`` are the period sums sorted by (code, pos); a series left out of gold gets
-    last < first."""
-    n = len(uids)
-    starts = np.searchsorted(code, np.arange(n))
-    reported = ~np.isnan(y)
-    first = np.minimum.reduceat(np.where(reported, pos, len(periods)), starts)
-    last = np.maximum.reduceat(np.where(reported, pos, -1), starts)
-    file_first, file_last = pos[starts], np.maximum.reduceat(pos, starts)
-    gap = ~reported & (pos > first[code]) & (pos < last[code])
-    n_gaps = np.bincount(code[gap], minlength=n)
-    first_gap = np.minimum.reduceat(np.where(gap, pos, len(periods)), starts)
-    never, gapped = last < 0, n_gaps > 0
-    dropped = never | gapped
-    trailing = ~never & ~gapped & (file_last > last)
-    chosen = np.flatnonzero(dropped | trailing)
-    never, gapped = never[chosen], gapped[chosen]
-    low = np.where(never, file_first[chosen], first[chosen])
-    high = np.where(never, file_last[chosen], last[chosen])
-    reasons = np.select(
-        [never, gapped],
-        ["y missing in all rows (" + _day(periods, low) + " to " + _day(periods, high)
-         + "): nothing to forecast",
-         "y missing for " + pd.Series(n_gaps[chosen]).astype(str) + " periods between reported values "
-         "(first " + _day(periods, first_gap[chosen])
-         + "): series left out of gold; gaps are not zero-filled"],
-        "y missing for the last " + pd.Series(file_last[chosen] - high).astype(str) + " periods ("
-        + _day(periods, high + 1) + " to " + _day(periods, file_last[chosen])
-        + "): series stopped reporting; not zero-filled")
-    excluded = pd.DataFrame({"unique_id": uids[chosen], "reason_code": "missing_values", "reason": reasons,
-                             "n_periods": np.where(never, 0, high - low + 1), "first_ds": periods[low],
-                             "last_ds": periods[high]})
-    return excluded, first, np.where(dropped, -1, last)
+
+def _dated(dates: pd.Series, row: int) -> str:
+    return f"{dates.iloc[row]:%Y-%m-%d} ({dates.iloc[row]:%a})"
+
+
+def _misfits(series: pd.DataFrame, code: np.ndarray, dates: pd.Series, ds: pd.Series, uids: np.ndarray,
+             settings: Settings) -> pd.DataFrame:
+    """Excluded rows (wrong_frequency) for series whose dates do not fit ``settings.frequency``.
+
+    Three signs, checked in this order: two rows in one period (finer or mixed data, which would be
+    summed); dates at different places in their periods (monthly dates in a weekly file fall on every
+    weekday); values evenly spaced two or more periods apart (coarser data, whose periods between
+    would be filled)."""
+    frequency = settings.frequency
+    offset = _offset(frequency)
+    grid = pd.date_range(ds.min(), ds.max() + offset, freq=offset)
+    pos = grid.searchsorted(ds.to_numpy())
+    day, grid_day = _day_numbers(dates), _day_numbers(pd.Series(grid))
+    order = np.lexsort((pos, code))  # stable: rows of one period keep their file order
+    c, p = code[order], pos[order]
+    from_start, to_end = (day - grid_day[pos])[order], (grid_day[pos + 1] - day)[order]
+    index = np.arange(len(c))
+    new = np.r_[True, c[1:] != c[:-1]]
+    starts = np.flatnonzero(new)
+    first = np.repeat(starts, np.diff(np.r_[starts, len(c)]))
+    last = np.r_[starts[1:], len(c)] - 1
+
+    shared = np.r_[~new[1:] & (p[1:] == p[:-1]), False]  # the next row falls in the same period
+    doubled_at = np.minimum.reduceat(np.where(shared, index, len(c)), starts)
+    doubled = doubled_at < len(c)
+    cell = np.cumsum(np.r_[True, ~shared[:-1]]) - 1
+    in_cell = np.bincount(cell)
+    elsewhere = from_start != from_start[first]
+    moved_at = np.minimum.reduceat(np.where(elsewhere, index, len(c)), starts)
+    moved = (moved_at < len(c)) & np.logical_or.reduceat(to_end != to_end[first], starts) & ~doubled
+    step, stepped = np.r_[np.diff(p), 0], np.r_[~new[1:], False]
+    low = np.minimum.reduceat(np.where(stepped, step, len(grid)), starts)
+    high = np.maximum.reduceat(np.where(stepped, step, -1), starts)
+    coarse = ((np.add.reduceat(stepped, starts) >= 3) & (low >= 2) & (high - low <= 0.15 * low)
+              & ~doubled & ~moved)
+
+    fills = "filled with zeros" if settings.missing_periods == "zero" else "interpolated"
+    reasons = {}
+    for k in np.flatnonzero(doubled):
+        at = doubled_at[k]
+        reasons[k] = (f"{in_cell[cell[at]]} rows in the {frequency} period starting {grid[p[at]]:%Y-%m-%d}"
+                      f"{_at(series, order[at])}: data finer than {frequency}, or mixed; its rows would be summed")
+    for k in np.flatnonzero(moved):
+        one, other = order[starts[k]], order[moved_at[k]]
+        reasons[k] = (f"dates at different places in their {frequency} periods: {_dated(dates, one)}"
+                      f"{_at(series, one)} but {_dated(dates, other)}{_at(series, other)}: not one value per "
+                      f"{frequency} period")
+    for k in np.flatnonzero(coarse):
+        every = f"{low[k]}" + (f"-{high[k]}" if high[k] > low[k] else "")
+        reasons[k] = (f"values every {every} periods: data coarser than {frequency}, whose periods between "
+                      f"would be {fills}")
+    chosen = np.array(sorted(reasons), dtype="int64")
+    return pd.DataFrame({
+        "unique_id": uids[c[starts[chosen]]], "reason_code": "wrong_frequency",
+        "reason": [reasons[k] + "; series left out of gold: fix the file or the frequency setting" for k in chosen],
+        "n_periods": p[last[chosen]] - p[starts[chosen]] + 1, "first_ds": grid[p[starts[chosen]]],
+        "last_ds": grid[p[last[chosen]]]})
+
+
+def _interpolate(values: np.ndarray) -> np.ndarray:
+    """Linear interpolation of NaN cells between known ones; every series' run starts and ends known."""
+    index = np.arange(len(values))
+    known = ~np.isnan(values)
+    before = np.maximum.accumulate(np.where(known, index, -1))
+    after = np.minimum.accumulate(np.where(known, index, len(values))[::-1])[::-1]
+    gap = ~known
+    share = (index[gap] - before[gap]) / (after[gap] - before[gap])
+    filled = values.copy()
+    filled[gap] = values[before[gap]] + (values[after[gap]] - values[before[gap]]) * share
+    return filled
 
 
 def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Gold table and excluded series from pre-aggregated series (``raw.series``); grain is [product_id]."""
+    """Gold table and excluded series from pre-aggregated series (``raw.series``); grain is [product_id].
+
+    A period without a value (no row, or an empty y) follows ``settings.missing_periods``: 'zero' fills it
+    with 0 from a series' first value to the latest period a quarter of the series reach (or its own last
+    value, if later); 'not_reported' interpolates it linearly between two values (flagged ``imputed``)
+    and ends the series at its last value."""
     grain = ["product_id"]
     if series is None or series.empty:
         return _gold_frame({}, grain), _finish_excluded([])
     offset = _offset(settings.frequency)
+    series = series.reset_index(drop=True)
     code, labels = pd.factorize(series["unique_id"])
     code, uids, _ = _sorted_codes(code, np.asarray(labels).astype(str).astype(object))
-    ds = period_start(series["ds"], settings.frequency)
-    periods = pd.date_range(ds.min(), ds.max(), freq=offset)
-    key = code * len(periods) + periods.searchsorted(ds.to_numpy())
-    sums = pd.Series(pd.to_numeric(series["y"]).to_numpy(dtype="float64")).groupby(key).sum(min_count=1)
-    cell_code, cell_pos = np.divmod(sums.index.to_numpy(), len(periods))
-    y = sums.to_numpy()
+    dates = pd.to_datetime(series["ds"]).dt.normalize()
+    ds = period_start(dates, settings.frequency)
+    misfit = _misfits(series, code, dates, ds, uids, settings)
+    fits = ~np.isin(uids[code], misfit["unique_id"].to_numpy())
+    y = pd.to_numeric(series["y"]).to_numpy(dtype="float64")
+    zero = settings.missing_periods == "zero"
+    if zero:
+        y = np.where(np.isnan(y), 0.0, y)
+    kept = fits & ~np.isnan(y)
 
-    missing, first, last = _missing_values(cell_code, cell_pos, y, uids, periods)
+    never = np.setdiff1d(np.unique(code[fits]), code[kept])
+    span = pd.DataFrame({"code": code, "ds": ds}).groupby("code")["ds"].agg(["min", "max"])
+    missing = pd.DataFrame({
+        "unique_id": uids[never], "reason_code": "missing_values", "n_periods": 0,
+        "first_ds": span["min"].reindex(never).to_numpy(), "last_ds": span["max"].reindex(never).to_numpy(),
+        "reason": ("y missing in all rows (" + span["min"].reindex(never).dt.strftime("%Y-%m-%d") + " to "
+                   + span["max"].reindex(never).dt.strftime("%Y-%m-%d") + "): nothing to forecast").to_numpy()})
+    if not kept.any():
+        return _gold_frame({}, grain), _finish_excluded([misfit, missing])
+
+    periods = pd.date_range(ds[kept].min(), ds[kept].max(), freq=offset)
+    cell_code, cell_pos, cell_y = code[kept], periods.searchsorted(ds[kept].to_numpy()), y[kept]
+    first = np.full(len(uids), len(periods), dtype="int64")
+    np.minimum.at(first, cell_code, cell_pos)
+    last = np.full(len(uids), -1, dtype="int64")
+    np.maximum.at(last, cell_code, cell_pos)
+    if zero:
+        # Zeros run up to the latest period a quarter of the series reach: one series reporting early
+        # must not give all the others a zero week.
+        has = last >= 0
+        reach = np.sort(last[has])[-int(np.ceil(has.sum() / 4))]
+        last = np.where(has, np.maximum(last, reach), -1)
     grid_code, grid_pos, length = _grid(first, last)
-    values = np.zeros(len(grid_code))
-    placed = ~np.isnan(y) & (last[cell_code] >= 0)  # reported cells of the series kept in gold
-    at = np.searchsorted(grid_code * len(periods) + grid_pos, sums.index.to_numpy()[placed])
-    values[at] = y[placed]
+    values = np.full(len(grid_code), np.nan)
+    values[np.searchsorted(grid_code * len(periods) + grid_pos, cell_code * len(periods) + cell_pos)] = cell_y
+    imputed = np.isnan(values)
+    values = np.where(imputed, 0.0, values) if zero else _interpolate(values)
     gold = {"unique_id": uids[grid_code], "ds": periods[grid_pos].to_numpy(), "y": values,
-            "promo_share": np.zeros(len(values)), "product_id": uids[grid_code]}
+            "promo_share": np.zeros(len(values)), "imputed": imputed & (not zero), "product_id": uids[grid_code]}
     present = [column for column in PRODUCT_ATTRIBUTES if column in series]
     if present:
         attributes = series[present].groupby(code).first().reindex(range(len(uids)))
@@ -356,8 +443,7 @@ def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd
             gold[column] = attributes[column].to_numpy(dtype=object)[grid_code]
 
     others = _classify(uids, length, grid_pos, values, periods, settings, None)
-    others = others.loc[~others["unique_id"].isin(missing["unique_id"])]
-    return _gold_frame(gold, grain), _finish_excluded([missing, others])
+    return _gold_frame(gold, grain), _finish_excluded([misfit, missing, others])
 
 
 def build_gold(tables: dict[str, pd.DataFrame], settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -38,12 +38,15 @@ def _with_steps(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_forecasts(history: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
-    """Every past forecast whose (unique_id, ds) now has an actual y, with its errors.
+    """Every past forecast whose (unique_id, ds) now has an actual y (reported, not ``imputed``), with its errors.
 
     Returns the history columns plus y, abs_error, smape (0-200), in_80 and in_95 (nullable booleans: NA
     when the forecast has no such interval), sorted by issued_at, unique_id, ds, model.
     """
-    known = actuals.loc[actuals["y"].notna(), [*KEY, "y"]].drop_duplicates(KEY)
+    reported = actuals["y"].notna()
+    if "imputed" in actuals:  # gold interpolated these across a gap in a series file: not actuals
+        reported &= ~actuals["imputed"].astype(bool)
+    known = actuals.loc[reported, [*KEY, "y"]].drop_duplicates(KEY)
     known = known.assign(ds=pd.to_datetime(known["ds"]).astype("datetime64[ns]"))
     past = _with_steps(history).drop(columns=["y"], errors="ignore")
     past = past.assign(ds=pd.to_datetime(past["ds"]).astype("datetime64[ns]"))

@@ -24,6 +24,7 @@ OVERALL_COLUMNS = [
     "ds",
     "origin",
     "sales",
+    "imputed",
     *BOUNDS,
     "model",
     "model_version",
@@ -77,19 +78,22 @@ def build_sales_overall(
         )
 
     train = gold[["unique_id", *attributes, "ds", "y"]].rename(columns={"y": "sales"})
-    train = train.assign(origin=TRAIN, model=None, model_version=None, **{b: np.nan for b in bounds})
+    # A Train row whose y gold interpolated (a gap in a series file) says so: it is not an actual.
+    imputed = gold["imputed"].astype(bool) if "imputed" in gold else False
+    train = train.assign(origin=TRAIN, imputed=imputed, model=None, model_version=None,
+                         **{b: np.nan for b in bounds})
 
     # Attributes may change over time (a renamed product): the latest name is the one to show.
     latest = gold.sort_values(["unique_id", "ds"]).drop_duplicates("unique_id", keep="last")
     predict = forecasts.reindex(columns=["unique_id", "ds", "model", "y_hat", "model_version", *bounds])
-    predict = predict.rename(columns={"y_hat": "sales"}).assign(origin=PREDICT)
+    predict = predict.rename(columns={"y_hat": "sales"}).assign(origin=PREDICT, imputed=False)
     predict = predict.merge(latest[["unique_id", *attributes]], on="unique_id", how="left")
 
-    columns = ["unique_id", *attributes, "ds", "origin", "sales", *bounds, "model", "model_version"]
+    columns = ["unique_id", *attributes, "ds", "origin", "sales", "imputed", *bounds, "model", "model_version"]
     parts = [frame[columns] for frame in (train, predict) if len(frame)]
     overall = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     overall = overall.astype(
-        {"unique_id": str, "origin": str, "sales": "float64", **{b: "float64" for b in bounds}}
+        {"unique_id": str, "origin": str, "sales": "float64", "imputed": bool, **{b: "float64" for b in bounds}}
     )
     overall["ds"] = pd.to_datetime(overall["ds"]).astype("datetime64[ns]")
     for column in ("model", "model_version"):

@@ -105,7 +105,7 @@ def test_orders_weekly_sums_prices_promotions_and_zero_fill() -> None:
     assert gold["category"].tolist() == ["jewelry"] * 5
     assert gold.dtypes.astype(str).to_dict() == {
         "unique_id": "object", "ds": "datetime64[ns]", "y": "float64", "revenue": "float64",
-        "avg_unit_price": "float64", "promo_share": "float64", "product_id": "object",
+        "avg_unit_price": "float64", "promo_share": "float64", "imputed": "bool", "product_id": "object",
         "product_name": "object", "brand": "object", "category": "object"}
 
 
@@ -198,52 +198,169 @@ MONTHS = [f"2023-{month:02d}-01" for month in range(1, 9)]  # the data end in Au
 NAN = np.nan
 
 
-def test_series_source_missing_values_and_exclusions() -> None:
-    def values(*ys: float, months: list[str] = MONTHS) -> list[tuple[str, float]]:
-        return list(zip(months[: len(ys)], ys, strict=True))
+def _values(*ys: float, months: list[str] = MONTHS) -> list[tuple[str, float]]:
+    return list(zip(months[: len(ys)], ys, strict=True))
 
-    series = _series({
-        "A": values(1, 2, 3, 4, 5, 6, 7, 8),
-        "LEAD": values(NAN, NAN, 1, 2, 3, 4, 5, 6),
-        "TRAIL": values(1, 2, 3, 4, 5, NAN, NAN, NAN),
-        "GAP": values(1, 2, NAN, NAN, 5, 6, 7, 8),
-        "NEVER": values(NAN, NAN),
-        "ABSENT": [("2023-01-15", 3), ("2023-01-20", 4), ("2023-02-10", 1), *values(5, 6, 7, 8, 9,
-                                                                                    months=MONTHS[3:])],
-        "ZERO": values(*[0] * 8),
-        "STALE": values(1, 2, 3, 4, 5, 6),
-        "DISC": values(1, 2, 3, 4, 5, 6, 0, 0),
-        "SHORT": values(1, 2, 3, months=MONTHS[5:]),
-    }).assign(product_name=lambda frame: frame["unique_id"].str.lower(), source_row=1)
-    settings = Settings(source="series", frequency="MS", horizon=2, season_length=2, backtest={"windows": 1})
-    gold, excluded = build_gold({"series": series}, settings)
 
+HOSTILE = {
+    "A": _values(1, 2, 3, 4, 5, 6, 7, 8),
+    "LEAD": _values(NAN, NAN, 1, 2, 3, 4, 5, 6),
+    "TRAIL": _values(1, 2, 3, 4, 5, NAN, NAN, NAN),
+    "GAP": _values(1, 2, NAN, NAN, 8, 6, 7, 8),
+    "HOLE": [(m, y) for m, y in _values(1, 2, 3, 4, 5, 6, 7, 8) if m != "2023-04-01"],  # a row missing
+    "NEVER": _values(NAN, NAN),
+    "ZERO": _values(*[0] * 8),
+    "BEHIND2": _values(1, 2, 3, 4, 5, 6),  # two periods behind the end: still forecast
+    "DISC": _values(1, 2, 3, 0, 0, 0, 0, 0),
+    "SHORT": _values(1, 2, 3, months=MONTHS[5:]),
+}
+MONTHLY = Settings(source="series", frequency="MS", horizon=4, season_length=2,
+                   backtest={"windows": 1, "min_train_periods": 1})
+
+
+def _with(settings: Settings, **changes: object) -> Settings:
+    return Settings.model_validate({**settings.model_dump(), **changes})
+
+
+def _hostile(**settings: object) -> tuple[pd.DataFrame, pd.DataFrame]:
+    series = _series(HOSTILE).assign(product_name=lambda frame: frame["unique_id"].str.lower(), source_row=1)
+    return build_gold({"series": series}, _with(MONTHLY, **settings))
+
+
+def test_series_not_reported_gaps_are_interpolated_and_flagged_never_dropped() -> None:
+    gold, excluded = _hostile()
     assert not gold["y"].isna().any()
-    assert "GAP" not in set(gold["unique_id"]) and "NEVER" not in set(gold["unique_id"])
     by_id = gold.groupby("unique_id")
+    # A gap inside a series is interpolated linearly, flagged, and the series is still forecast.
+    assert by_id["y"].apply(list)["GAP"] == [1.0, 2.0, 4.0, 6.0, 8.0, 6.0, 7.0, 8.0]
+    assert gold.loc[gold["unique_id"] == "GAP", "imputed"].tolist() == [False] * 2 + [True] * 2 + [False] * 4
+    assert by_id["y"].apply(list)["HOLE"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert gold.loc[gold["imputed"], ["unique_id", "ds"]].values.tolist() == [
+        ["GAP", T("2023-03-01")], ["GAP", T("2023-04-01")], ["HOLE", T("2023-04-01")]]
+    # Leading periods without a value are trimmed, trailing ones cut: never turned into sales.
     assert by_id["ds"].min()["LEAD"] == T("2023-03-01")
-    assert by_id["y"].apply(list)["TRAIL"] == [1.0, 2.0, 3.0, 4.0, 5.0]  # cut, not zero-filled
-    assert by_id["y"].apply(list)["ABSENT"] == [7.0, 1.0, 0.0, 5.0, 6.0, 7.0, 8.0, 9.0]  # summed, filled
+    assert by_id["y"].apply(list)["TRAIL"] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert gold.loc[gold["unique_id"] == "A", ["product_id", "product_name"]].iloc[0].tolist() == ["A", "a"]
     assert gold["revenue"].isna().all() and gold["avg_unit_price"].isna().all()
     assert (gold["promo_share"] == 0).all()
 
     rows = excluded.set_index("unique_id")
+    assert MONTHLY.missing_periods == "not_reported" and MONTHLY.stale_after == 2
     assert rows["reason_code"].to_dict() == {
-        "DISC": "discontinued", "GAP": "missing_values", "NEVER": "missing_values", "SHORT": "too_short",
-        "STALE": "stale", "TRAIL": "missing_values", "ZERO": "all_zero"}
-    assert rows.loc["TRAIL", "reason"] == ("y missing for the last 3 periods (2023-06-01 to 2023-08-01): "
-                                           "series stopped reporting; not zero-filled")
+        "DISC": "discontinued", "NEVER": "missing_values", "SHORT": "too_short", "TRAIL": "stale",
+        "ZERO": "all_zero"}
+    # Every excluded series but the one without any value keeps its actuals in gold.
+    assert set(gold["unique_id"]) == set(HOSTILE) - {"NEVER"}
+    assert rows.loc["TRAIL", "reason"] == (
+        "last reported period 2023-05-01, 3 periods before 2023-08-01, the latest period a quarter of the "
+        "series reach; a series more than 2 periods behind is not forecast (gold.stale_after)")
     assert rows.loc["TRAIL", ["n_periods", "first_ds", "last_ds"]].tolist() == [5, T("2023-01-01"),
                                                                                 T("2023-05-01")]
-    assert rows.loc["GAP", "reason"].startswith("y missing for 2 periods between reported values (first "
-                                                "2023-03-01)")
-    assert rows.loc["GAP", "n_periods"] == 8
+    assert rows.loc["NEVER", "reason"] == "y missing in all rows (2023-01-01 to 2023-02-01): nothing to forecast"
     assert rows.loc["NEVER", "n_periods"] == 0
-    assert rows.loc["STALE", "reason"] == ("last reported period 2023-06-01, 2 periods before the end of the "
-                                           "data 2023-08-01")
-    assert rows.loc["DISC", "reason"] == "no positive sales since 2023-07-01 (2 periods up to 2023-08-01; " \
-                                         "a series is discontinued after 2 periods without a sale)"
+    assert rows.loc["DISC", "reason"] == "no positive sales since 2023-04-01 (5 periods up to 2023-08-01; " \
+                                         "a series is discontinued after 4 periods without a sale)"
+
+
+def test_series_zero_setting_reads_every_missing_period_as_no_sales() -> None:
+    gold, excluded = _hostile(gold={"missing_periods": "zero"})
+    by_id = gold.groupby("unique_id")["y"].apply(list)
+    assert by_id["GAP"] == [1.0, 2.0, 0.0, 0.0, 8.0, 6.0, 7.0, 8.0]
+    assert by_id["HOLE"] == [1.0, 2.0, 3.0, 0.0, 5.0, 6.0, 7.0, 8.0]
+    assert by_id["TRAIL"] == [1.0, 2.0, 3.0, 4.0, 5.0, 0.0, 0.0, 0.0]  # zero-filled up to the end
+    assert by_id["LEAD"] == [0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # an empty y is a zero, too
+    assert by_id["NEVER"] == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert not gold["imputed"].any()
+    assert excluded.set_index("unique_id")["reason_code"].to_dict() == {
+        "DISC": "discontinued", "NEVER": "all_zero", "SHORT": "too_short", "ZERO": "all_zero"}
+
+
+def test_missing_periods_defaults_follow_the_source_and_not_reported_needs_series() -> None:
+    assert Settings().missing_periods == "zero"
+    assert Settings(source="series").missing_periods == "not_reported"
+    assert Settings(source="series", gold={"missing_periods": "zero"}).missing_periods == "zero"
+    with pytest.raises(ValueError, match="not_reported applies to series files"):
+        Settings(gold={"missing_periods": "not_reported"})
+
+
+def test_one_series_a_period_ahead_leaves_the_others_forecast() -> None:
+    """Issue 11 case 1: one series reporting one period later made every other series stale."""
+    weeks = [str(day.date()) for day in pd.date_range("2024-01-01", periods=30, freq="W-MON")]
+    rng = np.random.default_rng(3)
+    series = {f"S{i:02d}": list(zip(weeks[:29], rng.poisson(20, 29).astype(float), strict=True))
+              for i in range(12)}
+    series["S00"].append((weeks[29], 21.0))
+    series["BEHIND4"] = _values(*rng.poisson(20, 25).astype(float), months=weeks)  # 4 weeks behind the rest
+    settings = Settings(source="series", horizon=6, backtest={"windows": 2})
+    gold, excluded = build_gold({"series": _series(series)}, settings)
+    assert excluded["unique_id"].tolist() == ["BEHIND4"]
+    assert settings.stale_after == 3
+    assert excluded["reason"].iloc[0].startswith("last reported period 2024-06-17, 4 periods before 2024-07-15, "
+                                                 "the latest period a quarter of the series reach")
+    # Each series keeps its own last period; none is padded up to S00's.
+    last = gold.groupby("unique_id")["ds"].max()
+    assert last["S00"] == T(weeks[29]) and (last.drop(["S00", "BEHIND4"]) == T(weeks[28])).all()
+    # Even with stale_after 0 the eleven are not stale: only S00 reaches the last week, and staleness is
+    # measured from the latest week a quarter of the series reach.
+    _, strict = build_gold({"series": _series(series)}, _with(settings, gold={"stale_after": 0}))
+    assert strict["unique_id"].tolist() == ["BEHIND4"]
+    # Nor does one series far ahead (a wrong year, a test row) make the others stale.
+    series["S01"] += [(str(day.date()), 20.0) for day in pd.date_range(weeks[29], periods=30, freq="W-MON")[1:]]
+    _, ahead = build_gold({"series": _series(series)}, settings)
+    assert ahead["unique_id"].tolist() == ["BEHIND4"]
+    # Where a missing week means no sales, the lagging series is zero-filled up to the others' last week,
+    # but nobody gets a zero week for S00's (or S01's) later ones.
+    zero, excluded = build_gold({"series": _series(series)}, _with(settings, gold={"missing_periods": "zero"}))
+    last = zero.groupby("unique_id")["ds"].max()
+    assert excluded.empty and last["S01"] > last["S00"] == T(weeks[29])
+    assert (last.drop(["S00", "S01"]) == T(weeks[28])).all()
+    assert zero.loc[zero["unique_id"] == "BEHIND4", "y"].tolist()[-4:] == [0.0] * 4
+
+
+def test_series_whose_dates_do_not_fit_the_frequency_are_quarantined_with_file_and_row() -> None:
+    """Issue 11 case 5: mixed frequencies were summed and monthly values padded with zero weeks."""
+    mondays = [str(day.date()) for day in pd.date_range("2024-01-01", periods=20, freq="W-MON")]
+    fridays = [str(day.date()) for day in pd.date_range("2024-01-05", periods=20, freq="W-FRI")]
+    months = [str(day.date()) for day in pd.date_range("2024-01-01", periods=5, freq="MS")]
+    days = [str(day.date()) for day in pd.date_range("2024-01-01", periods=140, freq="D")]
+    frame = _series({
+        "WEEKLY": [(day, 1.0) for day in mondays],
+        "FRIDAYS": [(day, 1.0) for day in fridays],  # one weekday, not Monday: still one value a week
+        "SPARSE": [(mondays[i], 1.0) for i in (0, 1, 4, 9, 11, 19)],  # irregular: intermittent demand
+        "MONTHLY": [(day, 4.0) for day in months],
+        "DAILY": [(day, 1.0) for day in days],
+        "MIXED": [(day, 1.0) for day in mondays] + [("2024-02-07", 1.0)],
+        "EVERY4": [(mondays[i], 1.0) for i in (0, 4, 8, 12, 16)],
+    })
+    frame = frame.assign(source_file="series/s.csv", source_row=np.arange(2, len(frame) + 2))
+    gold, excluded = build_gold({"series": frame}, Settings(source="series", horizon=4, backtest={"windows": 1}))
+    bad = excluded.loc[excluded["reason_code"] == "wrong_frequency"].set_index("unique_id")["reason"]
+    assert sorted(bad.index) == ["DAILY", "EVERY4", "MIXED", "MONTHLY"]
+    assert set(gold["unique_id"]) == {"WEEKLY", "FRIDAYS", "SPARSE"}
+    row = {uid: frame.index[(frame["unique_id"] == uid)][0] + 2 for uid in frame["unique_id"].unique()}
+    assert bad["DAILY"] == (f"7 rows in the W-MON period starting 2024-01-01 (series/s.csv row {row['DAILY']}): "
+                            "data finer than W-MON, or mixed; its rows would be summed; series left out of "
+                            "gold: fix the file or the frequency setting")
+    assert bad["MIXED"].startswith(f"2 rows in the W-MON period starting 2024-02-05 (series/s.csv row "
+                                   f"{row['MIXED'] + 5})")
+    assert bad["MONTHLY"].startswith(
+        f"dates at different places in their W-MON periods: 2024-01-01 (Mon) (series/s.csv row "
+        f"{row['MONTHLY']}) but 2024-02-01 (Thu) (series/s.csv row {row['MONTHLY'] + 1})")
+    assert bad["EVERY4"].startswith("values every 4 periods: data coarser than W-MON, whose periods between "
+                                    "would be interpolated")
+    assert gold.loc[gold["unique_id"] == "FRIDAYS", "ds"].iloc[0] == T("2024-01-01")
+    assert gold.groupby("unique_id").size().to_dict() == {"FRIDAYS": 20, "SPARSE": 20, "WEEKLY": 20}
+
+
+def test_quarterly_values_in_a_monthly_file_are_not_padded() -> None:
+    quarters = [str(day.date()) for day in pd.date_range("2022-01-01", periods=8, freq="QS")]
+    months = [str(day.date()) for day in pd.date_range("2022-01-01", periods=24, freq="MS")]
+    gold, excluded = build_gold({"series": _series({"Q": [(q, 9.0) for q in quarters],
+                                                    "M": [(m, 3.0) for m in months]})}, MONTHLY)
+    assert excluded.set_index("unique_id")["reason"]["Q"].startswith("values every 3 periods: data coarser "
+                                                                      "than MS, whose periods between would be "
+                                                                      "interpolated")
+    assert set(gold["unique_id"]) == {"M"}
 
 
 def test_empty_inputs_give_empty_tables_with_the_contract_columns() -> None:
@@ -269,15 +386,15 @@ def test_jewelry_weekly_series_source() -> None:
     pd.testing.assert_frame_equal(gold[["unique_id", "ds", "y"]], expected)
 
 
-def test_carparts_monthly_trailing_missing_values_are_cut_not_zero_filled() -> None:
+def test_carparts_monthly_stopped_series_are_stale_and_keep_their_actuals() -> None:
     raw = _read("carparts_monthly.csv")
     gold, excluded = build_gold_from_series(raw, Settings(source="series", frequency="MS", horizon=6))
-    assert not gold["y"].isna().any()
+    assert not gold["y"].isna().any() and not gold["imputed"].any()
     stopped = set(raw.loc[raw["y"].isna(), "unique_id"])
     assert len(stopped) == 165
-    missing = excluded.loc[excluded["reason_code"] == "missing_values"]
-    assert set(missing["unique_id"]) == stopped
-    assert missing["reason"].str.contains("series stopped reporting; not zero-filled").all()
+    stale = excluded.loc[excluded["reason_code"] == "stale"]
+    assert set(stale["unique_id"]) == stopped
+    assert stale["reason"].str.contains(r"\d+ periods before 2002-03-01, the latest period").all()
     last_reported = raw.dropna(subset=["y"]).groupby("unique_id")["ds"].max()
     assert gold.groupby("unique_id")["ds"].max().to_dict() == last_reported.to_dict()
     # No gaps otherwise: every series has one row per month, and gold holds exactly the reported rows.

@@ -64,6 +64,13 @@ def test_score_forecasts_exact_values():
     assert {"model", "model_version", "train_end", "horizon_step", "lo_80"} <= set(scored.columns)
 
 
+def test_an_interpolated_gold_value_is_not_scored_as_an_actual():
+    gold = actuals().assign(imputed=[False, True, False, False, False])  # A's second week was a gap
+    scored = score_forecasts(history(), gold)
+    keys = list(zip(scored["issued_at"], scored["unique_id"], scored["ds"], strict=True))
+    assert keys == [(T1, "A", W1), (T1, "B", W1), (T1, "C", W1)]
+
+
 def test_score_matches_dates_of_any_resolution():
     micro = actuals().assign(ds=actuals()["ds"].astype("datetime64[us]"))
     assert len(score_forecasts(history(), micro)) == 5

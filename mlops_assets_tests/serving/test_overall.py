@@ -185,3 +185,14 @@ def test_find_series_unknown_without_close_names(overall):
     with pytest.raises(UnknownProductError, match='No product named "Zzzz"') as error:
         find_series(overall, "Zzzz")
     assert error.value.suggestions == []
+
+
+def test_train_rows_say_which_values_gold_interpolated():
+    gold = make_gold().assign(imputed=False)
+    gold.loc[1, "imputed"] = True
+    overall = build_sales_overall(gold, make_forecasts(["P001"]))
+    train = overall.loc[overall["origin"] == "Train"]
+    assert train["imputed"].tolist() == gold.sort_values(["unique_id", "ds"])["imputed"].tolist()
+    assert not overall.loc[overall["origin"] == "Predict", "imputed"].any()
+    # Gold written before the flag existed reads as all reported.
+    assert not build_sales_overall(make_gold(), make_forecasts(["P001"]))["imputed"].any()
