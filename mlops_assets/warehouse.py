@@ -112,6 +112,7 @@ def write_tables(
             if table in replace or not table_exists(con, table):
                 con.execute(f"create or replace table {table} as select * from {view}")
             else:
+                _add_new_columns(con, table, view)
                 con.execute(f"insert into {table} by name select * from {view}")
             con.unregister(view)
             _record_version(con, table, write_id)
@@ -120,6 +121,17 @@ def write_tables(
         con.execute("rollback")
         raise
     return write_id
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str, view: str) -> None:
+    """A history table gains the columns a newer version appends; its older rows hold NULL there."""
+    schema, name = table.split(".")
+    have = {c for (c,) in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ?", [schema, name]
+    ).fetchall()}
+    for column, kind in con.execute(f"select column_name, column_type from (describe {view})").fetchall():
+        if column not in have:
+            con.execute(f'alter table {table} add column "{column}" {kind}')
 
 
 def _create_versions(con: duckdb.DuckDBPyConnection) -> None:

@@ -74,6 +74,15 @@ def test_reconcile_publishes_missing_unstamped_and_removes_orphan_snapshots(tmp_
         assert warehouse.reconcile_snapshots(con, exports) == []
 
 
+def test_append_with_a_new_column_keeps_the_old_rows(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        warehouse.write_tables(con, append={"monitoring.h": _frame(2)})
+        warehouse.write_tables(con, append={"monitoring.h": _frame(1).assign(input_fingerprint="abc")})
+        history = warehouse.read_table(con, "monitoring.h")
+    assert history["name"].tolist() == ["row 0", "row 1", "row 0"]
+    assert history["input_fingerprint"].isna().tolist() == [True, True, False]
+
+
 def test_dagster_run_heals_an_export_a_killed_run_left_short(small_sample, tmp_path):
     shutil.copytree(small_sample / "landing", tmp_path / "landing")
     products = dg.AssetSelection.assets(["raw", "products"])
