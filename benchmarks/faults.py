@@ -1,9 +1,11 @@
 """Kill -9 at each write stage, and two runs at once: is anything lost, duplicated or left out of step?
 
-Each case starts from a fresh data directory holding the same small sample. A run of the whole graph is
-started in a child process that kills itself (SIGKILL, as `kill -9` would) at one write stage; then a
-normal run recovers. Two more children run the whole graph at the same moment on one data directory.
-Every case is compared with a clean run of the same data (the baseline):
+On a data directory holding a small sample, a run of the whole graph is started in a child process that
+kills itself (SIGKILL, as `kill -9` would) at the first write stage; the next run, killed at the next
+stage, must first get past the damage the last one left, and so on; one more run ends the sequence (a
+case per stage on a fresh directory would take about 12 whole runs more). Then two children run the
+whole graph at the same moment on a fresh directory. Both are compared with a clean run of the same data
+(the baseline):
 
 - rows lost: rows a table of the baseline has and the recovered warehouse lacks (must be 0);
 - duplicates: extra rows in the append-only histories, extra model versions, repeated order keys (must be 0);
@@ -37,25 +39,27 @@ from mlops_assets import warehouse  # noqa: E402
 from mlops_assets.sample_data import generate_sample  # noqa: E402
 from mlops_assets.settings import DataPaths  # noqa: E402
 
-SETTINGS = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized]\n"
+# A fast zoo; the second of two concurrent runs waits for the first however loaded the machine is.
+SETTINGS = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized]\nlocks: {run_wait_seconds: 3600}\n"
 SAMPLE = {"n_products": 12, "n_customers": 5, "seed": 7}
 MODEL_NAME = "sales_forecast"
 # Tables that only ever grow: a second copy of a row there is a duplicate, not a replacement.
 HISTORIES = ("monitoring.forecast_history", "monitoring.drift_summary")
 
-# (name, how, target): where the child kills itself.
+# (name, how, target): where the child kills itself. In run order: no earlier run may have completed the
+# asset a stage kills in (drift, for one, is skipped once Dagster has recorded it for the same gold).
 STAGES = [
     ("raw orders: inside the DuckDB transaction", "in_transaction", "raw.sales_orders"),
     ("gold: inside the DuckDB transaction", "in_transaction", "gold.sales_data_for_forecast"),
     ("gold: committed, export not written", "before_export", "gold.sales_data_for_forecast"),
     ("gold: export half written", "mid_export", "gold.sales_data_for_forecast"),
+    ("drift: row appended and exported, Dagster not told", "after_export", "monitoring.drift_summary"),
     ("backtest: committed, export not written", "before_export", "forecasting.backtest_forecasts"),
     ("registry: model logged, not registered", "before_register", ""),
     ("registry: registered, not gated", "after_register", ""),
     ("registry: promoted, Dagster not told", "after_promotion", ""),
     ("forecasts: committed, export not written", "before_export", "forecasting.forecasts"),
     ("history: appended and exported, Dagster not told", "after_export", "monitoring.forecast_history"),
-    ("drift: row appended and exported, Dagster not told", "after_export", "monitoring.drift_summary"),
     ("sales_overall: export half written", "mid_export", "serving.sales_overall"),
 ]
 
@@ -142,14 +146,9 @@ def child(data_dir: Path, settings: Path, how: str, target: str) -> int:
 class Outcome:
     case: str
     killed: bool
-    behind_after_kill: int
-    recovered: bool
-    rows_lost: int
-    duplicates: int
-    exports_in_step: int
-    tables: int
+    got_past_earlier_damage: bool
+    behind_after: int
     seconds: float
-    detail: str
 
 
 def _start(data_dir: Path, settings: Path, how: str = "", target: str = "") -> subprocess.Popen:
@@ -246,35 +245,31 @@ def compare(data_dir: Path, baseline: dict[str, pd.DataFrame], baseline_versions
     return lost, duplicates, in_step, "; ".join(notes)
 
 
-def kill_case(root: Path, index: int, stage: tuple[str, str, str], baseline, baseline_versions) -> Outcome:
-    name, how, target = stage
-    data_dir, settings = fresh_data_dir(root, f"case{index:02d}")
-    started = time.monotonic()
-    killed, _, err = _finish(_start(data_dir, settings, how, target))
-    behind = exports_behind(data_dir)
-    _, recovered, err = _finish(_start(data_dir, settings))
-    lost, duplicates, in_step, notes = compare(data_dir, baseline, baseline_versions)
-    tables = len(warehouse_tables(data_dir))
-    detail = notes if recovered else f"recovery run failed: {err}"
-    outcome = Outcome(name, killed, behind, recovered and lost == 0, lost, duplicates, in_step, tables,
-                      time.monotonic() - started, detail)
-    shutil.rmtree(data_dir, ignore_errors=True)
-    return outcome
+def kill_sequence(root: Path, stages: list[tuple[str, str, str]]) -> tuple[Path, Path, list[Outcome]]:
+    """One data directory, one run per stage, each killed at its stage: every run also recovers the last kill."""
+    data_dir, settings = fresh_data_dir(root, "killed")
+    outcomes = []
+    for index, (name, how, target) in enumerate(stages):
+        started = time.monotonic()
+        killed, succeeded, err = _finish(_start(data_dir, settings, how, target))
+        # A run after a kill must get at least as far as its own kill point (or finish).
+        outcome = Outcome(name, killed, index == 0 or killed or succeeded, exports_behind(data_dir),
+                          time.monotonic() - started)
+        outcomes.append(outcome)
+        print(f"{name:<52} killed={'yes' if killed else 'NO ':<3} "
+              f"{'' if outcome.got_past_earlier_damage else 'FAILED before its kill point: ' + err} "
+              f"exports behind after it={outcome.behind_after:<2} {outcome.seconds:5.1f} s "
+              f"load {os.getloadavg()[0]:.2f}", flush=True)
+    return data_dir, settings, outcomes
 
 
-def concurrent_case(root: Path, baseline, baseline_versions) -> Outcome:
-    data_dir, settings = fresh_data_dir(root, "concurrent")
-    started = time.monotonic()
-    first, second = _start(data_dir, settings), _start(data_dir, settings)
-    results = [_finish(first), _finish(second)]
-    lost, duplicates, in_step, notes = compare(data_dir, baseline, baseline_versions)
+def verdict(label: str, ok: bool, data_dir: Path, baseline, versions: int, seconds: float) -> tuple[int, int, int, int]:
+    lost, duplicates, in_step, notes = compare(data_dir, baseline, versions)
     tables = len(warehouse_tables(data_dir))
-    both = all(ok for _, ok, _ in results)
-    detail = notes if both else "; ".join(err for _, ok, err in results if not ok)
-    outcome = Outcome("two runs at once on one data directory", False, 0, both and lost == 0, lost, duplicates,
-                      in_step, tables, time.monotonic() - started, detail)
-    shutil.rmtree(data_dir, ignore_errors=True)
-    return outcome
+    print(f"{label:<52} recovered={'yes' if ok and not lost else 'NO '} lost={lost} dup={duplicates} "
+          f"in_step={in_step}/{tables} {seconds:5.1f} s load {os.getloadavg()[0]:.2f}"
+          + (f"  [{notes}]" if notes else ""), flush=True)
+    return lost, duplicates, in_step, tables
 
 
 def main() -> None:
@@ -292,42 +287,47 @@ def main() -> None:
     try:
         t0 = time.monotonic()
         data_dir, settings = fresh_data_dir(root, "baseline")
-        killed, ok, err = _finish(_start(data_dir, settings))
+        _, ok, err = _finish(_start(data_dir, settings))
         if not ok:
             raise SystemExit(f"baseline run failed: {err}")
         baseline, versions = warehouse_tables(data_dir), model_versions(data_dir)
         print(f"baseline: clean run in {time.monotonic() - t0:.1f} s (load average {os.getloadavg()[0]:.2f}); "
-              f"{len(baseline)} tables, {sum(len(t) for t in baseline.values()):,} rows, {versions} model version")
-        outcomes = []
-        for index, stage in enumerate(STAGES[: args.stages]):
-            outcomes.append(kill_case(root, index, stage, baseline, versions))
-            _print(outcomes[-1])
-        outcomes.append(concurrent_case(root, baseline, versions))
-        _print(outcomes[-1])
+              f"{len(baseline)} tables, {sum(len(t) for t in baseline.values()):,} rows, {versions} model version",
+              flush=True)
+
+        killed_dir, settings, outcomes = kill_sequence(root, STAGES[: args.stages])
+        started = time.monotonic()
+        _, final_ok, err = _finish(_start(killed_dir, settings))
+        if not final_ok:
+            print(f"final recovery run failed: {err}")
+        after_kills = verdict("after the kills, one more run", final_ok, killed_dir, baseline, versions,
+                              time.monotonic() - started)
+
+        concurrent_dir, settings = fresh_data_dir(root, "concurrent")
+        started = time.monotonic()
+        pair = [_start(concurrent_dir, settings), _start(concurrent_dir, settings)]
+        results = [_finish(process) for process in pair]
+        both_ok = all(ok for _, ok, _ in results)
+        if not both_ok:
+            print("concurrent runs failed: " + "; ".join(err for _, ok, err in results if not ok))
+        concurrent = verdict("two runs at once on one data directory", both_ok, concurrent_dir, baseline, versions,
+                             time.monotonic() - started)
+
         cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
-        tables = sum(o.tables for o in outcomes)
+        recoveries = sum(o.got_past_earlier_damage for o in outcomes[1:]) + final_ok + both_ok
         print(
-            f"\ncases tried: {len(outcomes)} ({sum(o.killed for o in outcomes)} killed with SIGKILL, 1 concurrent pair)"
-            f"\nruns recovered: {sum(o.recovered for o in outcomes)}/{len(outcomes)}"
-            f"\nrows lost: {sum(o.rows_lost for o in outcomes)}"
-            f"\nduplicates: {sum(o.duplicates for o in outcomes)}"
-            f"\nexports in step with the warehouse: {sum(o.exports_in_step for o in outcomes)}/{tables}"
-            f" (behind right after the kill, before recovery: {sum(o.behind_after_kill for o in outcomes)})"
+            f"\ncases tried: {len(outcomes) + 1} ({sum(o.killed for o in outcomes)} of {len(outcomes)} runs killed "
+            f"with SIGKILL at their stage, then one run more; 1 pair of concurrent runs)"
+            f"\nruns recovered: {recoveries}/{len(outcomes) + 1} (each run after a kill, the last run, the pair)"
+            f"\nrows lost: {after_kills[0] + concurrent[0]}"
+            f"\nduplicates: {after_kills[1] + concurrent[1]}"
+            f"\nexports in step with the warehouse: {after_kills[2] + concurrent[2]}/{after_kills[3] + concurrent[3]}"
+            f" (snapshots behind right after the kills, summed: {sum(o.behind_after for o in outcomes)})"
             f"\nwall {time.monotonic() - t0:.0f} s, children CPU {cpu.ru_utime + cpu.ru_stime:.0f} s, "
             f"load average {os.getloadavg()[0]:.2f}"
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _print(o: Outcome) -> None:
-    print(
-        f"{o.case:<52} killed={'yes' if o.killed else 'no ':<3} behind={o.behind_after_kill:<2} "
-        f"recovered={'yes' if o.recovered else 'NO '} lost={o.rows_lost} dup={o.duplicates} "
-        f"in_step={o.exports_in_step}/{o.tables} {o.seconds:5.1f} s load {os.getloadavg()[0]:.2f}"
-        + (f"  [{o.detail}]" if o.detail else ""),
-        flush=True,
-    )
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ def lock_file(data_dir: str | os.PathLike) -> Path:
 def holder(data_dir: str | os.PathLike) -> dict | None:
     """Who holds the lock, as its holder wrote it (pid, host, owner, command, since); None when nobody does."""
     path = lock_file(data_dir)
+    if not path.exists():
+        return None
     with _guard:
         if path in _held:
             return {"pid": os.getpid(), "host": socket.gethostname(), "owner": _held[path].owner}
