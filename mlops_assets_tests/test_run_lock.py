@@ -97,14 +97,27 @@ def test_dagster_run_refuses_while_another_run_holds_the_data_directory(data_dir
 
 
 def test_dagster_run_waits_for_the_other_run_then_goes_on(data_dir):
-    holder = hold_in_another_process(data_dir, 2)
+    holder = hold_in_another_process(data_dir, 600)
     instance = dg.DagsterInstance.ephemeral()
-    started = time.monotonic()
-    result = materialize_all(data_dir, _settings(data_dir, 60), instance=instance, selection=PRODUCTS)
-    holder.wait()
-    assert result.success
-    assert time.monotonic() - started >= 1.0
-    logs = [e.message for e in instance.all_logs(result.run_id) if e.message]
-    assert any(f"in use by another run (process {holder.pid}" in m for m in logs)
+    outcome = {}
+    run = threading.Thread(target=lambda: outcome.update(result=materialize_all(
+        data_dir, _settings(data_dir, 300), instance=instance, selection=PRODUCTS
+    )))
+    run.start()
+    try:
+        # The other run ends only once this one has said that it waits for it.
+        deadline = time.monotonic() + 240
+        while not _logged(instance, f"in use by another run (process {holder.pid}"):
+            assert run.is_alive() and time.monotonic() < deadline, "the run did not wait for the other run"
+            time.sleep(0.2)
+    finally:
+        holder.kill()
+        holder.wait()
+    run.join(timeout=300)
+    assert outcome["result"].success
     assert (data_dir / "exports" / "raw" / "products.parquet").exists()
     assert run_lock.holder(data_dir) is None  # released at the end of the run
+
+
+def _logged(instance: dg.DagsterInstance, text: str) -> bool:
+    return any(text in (e.message or "") for r in instance.get_runs() for e in instance.all_logs(r.run_id))

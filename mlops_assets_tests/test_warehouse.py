@@ -110,7 +110,7 @@ def _hold_read_only(database: Path, seconds: float) -> subprocess.Popen:
 def test_writer_waits_for_a_reader_then_writes(tmp_path):
     database = tmp_path / "w.duckdb"
     duckdb.connect(str(database)).close()
-    reader = _hold_read_only(database, 2)
+    reader = _hold_read_only(database, 4)
     heard, started = [], time.monotonic()
     con = warehouse.connect(database, wait_seconds=60, on_wait=heard.append)
     waited = time.monotonic() - started
