@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 DATA_DIR_ENV = "MLOPS_DATA_DIR"
 SETTINGS_ENV = "MLOPS_SETTINGS"
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 # Canonical landing tables, each a folder under ``<data dir>/landing``.
 LANDING_TABLES = ("sales_orders", "products", "customers", "promotions", "series")
@@ -103,6 +106,17 @@ class GoldSettings(_Strict):
     )
 
 
+class LockSettings(_Strict):
+    run_wait_seconds: float = Field(
+        600, ge=0, description="How long a run waits for another run on the same data directory to finish "
+        "before it stops with a message naming that run (two runs never write at once)."
+    )
+    warehouse_wait_seconds: float = Field(
+        300, ge=0, description="How long a run waits for another process (a reader) to close the DuckDB file "
+        "before it stops with a message naming that process."
+    )
+
+
 class Settings(_Strict):
     frequency: str = Field("W-MON", description="pandas offset alias of the period: W-MON, D, MS, ...")
     horizon: int = Field(13, ge=1, description="Periods to forecast.")
@@ -123,7 +137,9 @@ class Settings(_Strict):
     promotion_tolerance: float = Field(
         0.0, ge=0, description="SMAPE points a new version may be worse by and still become champion."
     )
-    registered_model_name: str = "sales_forecast"
+    registered_model_name: str = Field(
+        "sales_forecast", description="MLflow registered model name: letters, digits, '_', '-', '.'."
+    )
     experiment_name: str = "sales_forecast"
     mlflow_tracking_uri: str | None = Field(None, description="Default: SQLite in the data directory.")
     gold: GoldSettings = GoldSettings()
@@ -131,12 +147,24 @@ class Settings(_Strict):
     monitoring: MonitoringSettings = MonitoringSettings()
     plots: PlotSettings = PlotSettings()
     automation: AutomationSettings = AutomationSettings()
+    locks: LockSettings = LockSettings()
     seed: int = 42
 
     @field_validator("frequency")
     @classmethod
     def _known_frequency(cls, value: str) -> str:
         pd.tseries.frequencies.to_offset(value)
+        return value
+
+    @field_validator("registered_model_name")
+    @classmethod
+    def _plain_model_name(cls, value: str) -> str:
+        # The name goes into MLflow search filters and models:/ URIs, where a quote or a slash breaks them.
+        if not MODEL_NAME.fullmatch(value):
+            raise ValueError(
+                f"registered_model_name {value!r} may hold only letters, digits, '_', '-' and '.' "
+                "(starting with a letter or digit, at most 100 characters)"
+            )
         return value
 
     @field_validator("grain")
@@ -184,9 +212,10 @@ class Settings(_Strict):
         return min_train + self.step * (self.backtest.windows - 1) + self.horizon
 
     def fingerprint(self) -> str:
-        # The registry registers a new model version when this changes; how many PNGs are drawn, or when
-        # the gold layer warns, is not part of the model, so changing it must not register one.
-        settings = self.model_dump(exclude={"plots": True, "gold": {"warn_excluded_share"}})
+        # The registry registers a new model version when this changes; how many PNGs are drawn, when the
+        # gold layer warns and how long a run waits for a lock are not part of the model, so changing them
+        # must not register one.
+        settings = self.model_dump(exclude={"plots": True, "locks": True, "gold": {"warn_excluded_share"}})
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -3,18 +3,66 @@
 DuckDB lets one process hold the file for writing, and a reader in another process cannot open it while
 a run writes. So every table written here is also published as ``exports/<schema>/<table>.parquet``,
 written aside and renamed into place: a reader sees the previous snapshot or the new one, never half.
+
+The snapshot is published after the DuckDB commit, so a process killed between the two (or a publish that
+fails) leaves it behind the warehouse. Each write therefore records a write id per table in the same
+transaction (``mlops_meta.snapshot_versions``) and stamps it into the snapshot's Parquet metadata;
+``reconcile_snapshots``, run at the start of every run, republishes any snapshot whose stamp differs.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+VERSIONS = "mlops_meta.snapshot_versions"
+WRITE_ID_KEY = b"mlops_write_id"
+_HELD_BY = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process kept the DuckDB file open for longer than a run would wait."""
+
+
+def connect(
+    path: str | os.PathLike, *, wait_seconds: float, on_wait: Callable[[str], None] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A read-write connection, waiting up to ``wait_seconds`` while another process holds the file.
+
+    A reader that opened the file (even read-only) keeps every writer out until it closes; the wait is
+    bounded by time, not by a number of retries, and its end names that process.
+    """
+    deadline = time.monotonic() + wait_seconds
+    announced = False
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            found = _HELD_BY.search(str(error))
+            who = f"process {found.group(2)} ({found.group(1)})" if found else "another process"
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(
+                    f"the warehouse {path} is held open by {who}; this run waited {wait_seconds:g} s (setting "
+                    "locks.warehouse_wait_seconds) for it to close. Close that connection and run again. "
+                    "To read while runs may write, read the Parquet snapshots in exports/ (never locked), "
+                    "or open the warehouse read-only only when no run is going and close it promptly."
+                ) from error
+            if not announced and on_wait is not None:
+                on_wait(f"the warehouse {path} is held open by {who}: waiting up to {wait_seconds:g} s")
+                announced = True
+            time.sleep(min(0.5, max(deadline - time.monotonic(), 0.0)))
 
 
 def _checked(table: str) -> str:
@@ -47,10 +95,15 @@ def write_tables(
     replace: dict[str, pd.DataFrame] | None = None,
     append: dict[str, pd.DataFrame] | None = None,
 ) -> None:
-    """Replace some tables and append to others in ONE transaction: all of it lands, or none of it."""
+    """Replace some tables and append to others in ONE transaction: all of it lands, or none of it.
+
+    Returns the write id recorded for every table touched (see ``reconcile_snapshots``).
+    """
     replace, append = replace or {}, append or {}
     for table in [*replace, *append]:
         con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
+    _create_versions(con)
+    write_id = uuid.uuid4().hex
     con.execute("begin transaction")
     try:
         for i, (table, df) in enumerate([*replace.items(), *append.items()]):
@@ -59,12 +112,35 @@ def write_tables(
             if table in replace or not table_exists(con, table):
                 con.execute(f"create or replace table {table} as select * from {view}")
             else:
+                _add_new_columns(con, table, view)
                 con.execute(f"insert into {table} by name select * from {view}")
             con.unregister(view)
+            _record_version(con, table, write_id)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
+    return write_id
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str, view: str) -> None:
+    """A history table gains the columns a newer version appends; its older rows hold NULL there."""
+    schema, name = table.split(".")
+    have = {c for (c,) in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ?", [schema, name]
+    ).fetchall()}
+    for column, kind in con.execute(f"select column_name, column_type from (describe {view})").fetchall():
+        if column not in have:
+            con.execute(f'alter table {table} add column "{column}" {kind}')
+
+
+def _create_versions(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists mlops_meta")
+    con.execute(f"create table if not exists {VERSIONS} (table_name varchar primary key, write_id varchar)")
+
+
+def _record_version(con: duckdb.DuckDBPyConnection, table: str, write_id: str) -> None:
+    con.execute(f"insert or replace into {VERSIONS} values (?, ?)", [table, write_id])
 
 
 def _typed_strings(df: pd.DataFrame) -> pd.DataFrame:
@@ -83,14 +159,61 @@ def snapshot_path(exports: Path, table: str) -> Path:
     return exports / schema / f"{name}.parquet"
 
 
-def publish_snapshot(exports: Path, table: str, df: pd.DataFrame) -> Path:
-    """Write the Parquet snapshot aside and rename it into place (atomic on one filesystem)."""
+def publish_snapshot(exports: Path, table: str, df: pd.DataFrame, write_id: str = "") -> Path:
+    """Write the Parquet snapshot aside and rename it into place (atomic on one filesystem).
+
+    ``write_id`` (from ``write_tables``) goes into the file's metadata: which warehouse write it mirrors.
+    """
     target = snapshot_path(exports, table)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
+    arrow = pa.Table.from_pandas(df, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), WRITE_ID_KEY: write_id.encode()})
+    pq.write_table(arrow, tmp)
     os.replace(tmp, target)
     return target
+
+
+def snapshot_write_id(path: Path) -> str | None:
+    """The warehouse write a snapshot mirrors; None when it is missing, unreadable or unstamped."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    found = metadata.get(WRITE_ID_KEY)
+    return found.decode() if found else None
+
+
+def reconcile_snapshots(con: duckdb.DuckDBPyConnection, exports: Path) -> list[str]:
+    """Make exports/ mirror the warehouse; returns what was repaired, sorted (empty when all was in step).
+
+    Republishes every snapshot that is missing or stamped with another write than the warehouse's last
+    one, removes snapshots of tables the warehouse no longer has and leftovers of killed publishes. Call it
+    only while no other run writes (the run lock), since it overwrites their snapshots.
+    """
+    _create_versions(con)
+    versions = dict(con.execute(f"select table_name, write_id from {VERSIONS}").fetchall())
+    rows = con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables "
+        "where table_schema <> 'mlops_meta' and table_type = 'BASE TABLE'"
+    ).fetchall()
+    tables = sorted(t for (t,) in rows if _NAME.match(t))
+    repaired = []
+    for table in tables:
+        write_id = versions.get(table)
+        if write_id is None:  # written before write ids were kept
+            write_id = uuid.uuid4().hex
+            _record_version(con, table, write_id)
+        if snapshot_write_id(snapshot_path(exports, table)) != write_id:
+            publish_snapshot(exports, table, read_table(con, table), write_id)
+            repaired.append(table)
+    for path in sorted(exports.glob("*/*.parquet")):
+        if f"{path.parent.name}.{path.stem}" not in tables:
+            path.unlink()
+            repaired.append(f"{path.parent.name}.{path.stem} (removed: not in the warehouse)")
+    for leftover in sorted(exports.glob("*/.*.tmp")):
+        leftover.unlink()
+    return repaired
 
 
 def read_snapshot(exports: Path, table: str) -> pd.DataFrame:

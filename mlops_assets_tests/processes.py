@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 
 
 def free_port() -> int:
@@ -24,3 +25,13 @@ def stop_process_group(process: subprocess.Popen, first: signal.Signals, grace: 
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def python_ready(code: str, *args: str) -> subprocess.Popen:
+    """Run ``python -c code args`` and return once it prints ``ready`` (it then holds what it took)."""
+    process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline().strip()
+    if line != "ready":
+        process.kill()
+        raise RuntimeError(f"helper process did not get ready: {line!r}, exit code {process.wait()}")
+    return process

@@ -77,6 +77,23 @@ def drift_report(
         yield _drift_check(metadata_value(previous, "drift_share"), metadata_value(previous, "drifted_columns"),
                            threshold)
         return
+    summary = warehouse.read(DRIFT_SUMMARY, missing_ok=True)
+    if "input_fingerprint" in summary and (summary["input_fingerprint"] == fingerprint).any():
+        # A run appended this report, then stopped before Dagster recorded it: appending again would duplicate it.
+        done = summary[summary["input_fingerprint"] == fingerprint].iloc[-1]
+        drifted = [c for c in str(done["drifted_columns"] or "").split(",") if c]
+        context.log.info(f"this gold was already reported by run {done['dagster_run_id']}: appended nothing")
+        yield dg.MaterializeResult(asset_key=DRIFT_REPORT_KEY, metadata={
+            "drift_share": float(done["drift_share"]),
+            "drifted_columns": dg.MetadataValue.json(drifted),
+            "method": str(done["method"]),
+            "report": dg.MetadataValue.path(str(done["report_path"])) if done["report_path"] else "",
+            "mlflow_run_id": str(done["mlflow_run_id"]),
+            "input_fingerprint": fingerprint,
+        })
+        yield dg.MaterializeResult(asset_key=DRIFT_SUMMARY_KEY, metadata=table_metadata(summary, DRIFT_SUMMARY))
+        yield _drift_check(float(done["drift_share"]), drifted, threshold)
+        return
     # Evidently takes seconds to import: load it when a report runs, not every time the code location loads.
     from mlops_assets.monitoring.drift import compute_drift
 
@@ -109,6 +126,7 @@ def drift_report(
                 "report_path": str(result.html_path or ""),
                 "mlflow_run_id": run.info.run_id,
                 "dagster_run_id": context.run_id,
+                "input_fingerprint": fingerprint,
             }
         ]
     )

@@ -89,6 +89,9 @@ def sales_forecast_model(
         tolerance=settings.promotion_tolerance,
         selection=_selection_record(context),
     )
+    if version.reused:
+        context.log.info(f"{name} v{version.version} was already registered from these inputs (an earlier run "
+                         "stopped before recording it): reused, nothing registered")
     log = context.log.info if decision.promoted else context.log.warning
     log(f"{name} v{version.version}: {'promoted to champion' if decision.promoted else 'not promoted'}: "
         f"{decision.reason}")
@@ -97,7 +100,7 @@ def sales_forecast_model(
         metadata={
             "version": version.version,
             "model_uri": version.model_uri,
-            "registered": True,
+            "registered": not version.reused,
             "promoted": decision.promoted,
             "promotion_reason": decision.reason,
             "new_smape": float(decision.new_smape),

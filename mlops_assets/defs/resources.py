@@ -1,6 +1,7 @@
 """Resources: where the data lives, the settings, the DuckDB warehouse and MLflow."""
 
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,11 +12,45 @@ import duckdb
 import mlflow
 import pandas as pd
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from mlops_assets import warehouse
+from mlops_assets import run_lock, warehouse
 from mlops_assets.ingest.landing_watch import SETTLE_SECONDS
-from mlops_assets.settings import DATA_DIR_ENV, SETTINGS_ENV, DataPaths, Settings, load_settings
+from mlops_assets.registry.relocation import relocate_store
+from mlops_assets.settings import DATA_DIR_ENV, SETTINGS_ENV, DataPaths, LockSettings, Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+class _RunScoped(dg.ConfigurableResource):
+    """A resource that holds the data directory's run lock while a run uses it (see run_lock.py).
+
+    Every resource a run can write through takes it (every asset and check uses the warehouse or MLflow),
+    so no selection of assets escapes it. The project resource, which sensors use, does not: a sensor
+    must never wait for a run.
+    """
+
+    data_dir: str = Field(description=f"Data directory (landing, warehouse, MLflow, reports); ${DATA_DIR_ENV}.")
+    run_lock_wait_seconds: float = Field(
+        LockSettings().run_wait_seconds,
+        description="Seconds a run waits for another run on the same data directory (locks.run_wait_seconds).",
+    )
+
+    _log: object = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._log = context.log
+        if context.run_id:
+            run_lock.acquire(
+                self.data_dir,
+                owner=f"Dagster run {context.run_id}",
+                wait_seconds=self.run_lock_wait_seconds,
+                on_wait=context.log.warning if context.log else None,
+            )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if context.run_id:
+            run_lock.release(self.data_dir, owner=f"Dagster run {context.run_id}")
 
 
 class ProjectResource(dg.ConfigurableResource):
@@ -38,21 +73,41 @@ class ProjectResource(dg.ConfigurableResource):
         return load_settings(self.settings_file or None)
 
 
-class Warehouse(dg.ConfigurableResource):
+class Warehouse(_RunScoped):
     """The DuckDB warehouse, with every write mirrored as an atomically replaced Parquet snapshot.
 
-    Wraps dagster-duckdb's resource (which retries while another process holds the file lock) so that
-    each asset opens the file only for the moment it reads or writes.
+    Each asset opens the file only for the moment it reads or writes. At the start of every run the
+    snapshots are reconciled with the warehouse, so one left behind by a killed run heals on the next.
     """
 
     duckdb: DuckDBResource
     exports_dir: str = Field(description="Folder of the Parquet snapshots that other processes read.")
+    wait_seconds: float = Field(
+        LockSettings().warehouse_wait_seconds,
+        description="Seconds a run waits for another process to close the DuckDB file "
+        "(locks.warehouse_wait_seconds).",
+    )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        super().setup_for_execution(context)
+        if not context.run_id:
+            return
+        with self.connection() as con:
+            repaired = warehouse.reconcile_snapshots(con, Path(self.exports_dir))
+        if repaired and context.log:
+            context.log.warning(f"exports behind the warehouse (an earlier run stopped between its commit and "
+                                f"its export), republished: {', '.join(repaired)}")
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.duckdb.database).parent.mkdir(parents=True, exist_ok=True)
-        with self.duckdb.get_connection() as con:
+        con = warehouse.connect(
+            self.duckdb.database, wait_seconds=self.wait_seconds, on_wait=self._log.warning if self._log else None
+        )
+        try:
             yield con
+        finally:
+            con.close()
 
     def read(self, table: str, *, missing_ok: bool = False) -> pd.DataFrame:
         with self.connection() as con:
@@ -67,10 +122,10 @@ class Warehouse(dg.ConfigurableResource):
     ) -> None:
         """Write in one transaction, then republish the snapshot of every table touched."""
         with self.connection() as con:
-            warehouse.write_tables(con, replace=replace, append=append)
+            write_id = warehouse.write_tables(con, replace=replace, append=append)
             touched = {**(replace or {}), **{t: warehouse.read_table(con, t) for t in (append or {})}}
         for table, df in touched.items():
-            warehouse.publish_snapshot(Path(self.exports_dir), table, df)
+            warehouse.publish_snapshot(Path(self.exports_dir), table, df, write_id)
 
     def replace(self, table: str, df: pd.DataFrame) -> None:
         self.write(replace={table: df})
@@ -81,7 +136,7 @@ class Warehouse(dg.ConfigurableResource):
         return self.read(table)
 
 
-class MlflowTracking(dg.ConfigurableResource):
+class MlflowTracking(_RunScoped):
     """MLflow tracking and registry on one URI (SQLite in the data directory by default).
 
     dagster-mlflow's ``mlflow_tracking`` is a legacy function resource that opens one MLflow run per Dagster
@@ -94,9 +149,21 @@ class MlflowTracking(dg.ConfigurableResource):
     experiment_name: str = Field("sales_forecast", description="Experiment of the evaluation runs.")
 
     def activate(self) -> str:
-        """Point this process at the store and make sure the experiment exists; returns its id."""
+        """Point this process at the store and make sure the experiment exists; returns its id.
+
+        A store in the data directory whose recorded artifact locations name another directory (the data
+        directory was moved or copied) is first pointed at this one.
+        """
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        paths = DataPaths(Path(self.data_dir).resolve())
+        if self.tracking_uri == paths.mlflow_tracking_uri:
+            moved = relocate_store(paths.mlflow / "mlflow.db", paths.mlflow_artifacts)
+            if moved:
+                (self._log or logger).warning(
+                    f"data directory moved or copied: MLflow artifact locations under {', '.join(moved)} now point "
+                    f"at {paths.mlflow_artifacts} ({sum(moved.values())} rewritten)"
+                )
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
@@ -121,16 +188,21 @@ def build_resources(
     paths = DataPaths.from_env(data_dir)
     settings_file = settings_file if settings_file is not None else os.environ.get(SETTINGS_ENV, "")
     settings = load_settings(settings_file or None)
+    scoped = {"data_dir": str(paths.root), "run_lock_wait_seconds": settings.locks.run_wait_seconds}
     return {
         "project": ProjectResource(
             data_dir=str(paths.root), settings_file=settings_file, landing_settle_seconds=landing_settle_seconds
         ),
         "warehouse": Warehouse(
-            duckdb=DuckDBResource(database=str(paths.warehouse)), exports_dir=str(paths.exports)
+            duckdb=DuckDBResource(database=str(paths.warehouse)),
+            exports_dir=str(paths.exports),
+            wait_seconds=settings.locks.warehouse_wait_seconds,
+            **scoped,
         ),
         "mlflow_tracking": MlflowTracking(
             tracking_uri=settings.mlflow_tracking_uri or paths.mlflow_tracking_uri,
             artifact_root=str(paths.mlflow_artifacts),
             experiment_name=settings.experiment_name,
+            **scoped,
         ),
     }

@@ -9,7 +9,9 @@ registry URIs set by the caller.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,10 +25,14 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.pyfunc_model import log_forecast_model
+from mlops_assets.settings import MODEL_NAME
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 CHAMPIONS_ARTIFACT_TAG = "champions_artifact"
+REGISTRATION_KEY_TAG = "registration_key"
+# Tags that name who registered, not what: left out of the registration key.
+RUN_SPECIFIC_TAGS = ("dagster_run_id",)
 _REGISTRATION_ATTEMPTS = 3
 
 
@@ -36,6 +42,7 @@ class RegisteredVersion:
     version: str
     run_id: str
     model_uri: str
+    reused: bool = False
 
 
 @dataclass
@@ -64,8 +71,30 @@ def _in_run(run_id: str | None) -> Iterator[str]:
         yield run.info.run_id
 
 
+def _checked_name(name: str) -> str:
+    # The name is quoted into search filters below: a quote in it would break them.
+    if not MODEL_NAME.fullmatch(name):
+        raise ValueError(f"registered model name {name!r} may hold only letters, digits, '_', '-' and '.'")
+    return name
+
+
 def _versions(client: MlflowClient, name: str) -> list[int]:
-    return sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    return sorted(int(v.version) for v in client.search_model_versions(f"name='{_checked_name(name)}'"))
+
+
+def registration_key(champions: pd.DataFrame, tags: dict[str, str]) -> str:
+    """What a version is made of: the champions table and the tags that describe its inputs."""
+    described = {k: str(v) for k, v in sorted(tags.items()) if k not in RUN_SPECIFIC_TAGS}
+    payload = champions.to_csv(index=False) + json.dumps(described, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def find_registered(name: str, key: str) -> ModelVersion | None:
+    """The newest version of ``name`` registered from the same inputs (same registration key), if any."""
+    found = MlflowClient().search_model_versions(
+        f"name='{_checked_name(name)}' and tags.{REGISTRATION_KEY_TAG}='{key}'"
+    )
+    return max(found, key=lambda v: int(v.version)) if found else None
 
 
 def alias_version(name: str, alias: str) -> str | None:
@@ -89,6 +118,9 @@ def register_champions(
 ) -> RegisteredVersion:
     """Log the forecaster, register it as a new version of `name` with alias challenger.
 
+    Idempotent: when a version was already registered from the same champions and input tags (a run that
+    stopped after registering and is run again), that version is returned, marked ``reused``.
+
     The model must know its own version (it answers with it), so the number is predicted before
     logging and checked after registering. MLflow numbers versions max + 1 counting deleted ones, which
     a search does not show, and a concurrent registration can take the number: then the mislabelled
@@ -97,6 +129,7 @@ def register_champions(
     missing = [c for c in ("unique_id", "model") if c not in champions.columns]
     if missing:
         raise ValueError(f"champions lacks column(s) {missing}; it has {list(champions.columns)}")
+    _checked_name(name)
     client = MlflowClient()
     try:
         client.get_registered_model(name)
@@ -106,8 +139,15 @@ def register_champions(
         client.create_registered_model(name, description="Per-series champion forecasts (sales_forecast).")
 
     table = champions.sort_values("unique_id", kind="stable").reset_index(drop=True)
+    key = registration_key(table, tags)
+    existing = find_registered(name, key)
+    if existing is not None:
+        client.set_registered_model_alias(name, CHALLENGER, existing.version)
+        return RegisteredVersion(name, str(existing.version), existing.run_id, f"models:/{name}/{existing.version}",
+                                 reused=True)
     version_tags = {
         **{k: str(v) for k, v in tags.items()},
+        REGISTRATION_KEY_TAG: key,
         "n_series": str(len(table)),
         "models_used": ",".join(f"{m}:{n}" for m, n in table["model"].value_counts().sort_index().items()),
     }

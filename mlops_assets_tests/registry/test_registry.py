@@ -23,9 +23,11 @@ from mlops_assets.registry.model_registry import (
     decide_promotion,
     load_champion,
     register_champions,
+    registration_key,
     rollback,
 )
 from mlops_assets.registry.pyfunc_model import SalesForecastModel
+from mlops_assets.settings import Settings
 
 NAME = "sales_forecast_test"
 HORIZON = 13
@@ -307,6 +309,44 @@ def test_version_number_survives_a_deleted_version_and_a_resumed_run(lifecycle, 
     assert f"champions/{NAME}-v{registered.version}.csv" in [
         a.path for a in client.list_artifacts(run.info.run_id, "champions")
     ]
+
+
+def test_same_inputs_again_reuse_their_version_instead_of_registering_a_copy(lifecycle, store):
+    # A run that stopped after registering (before Dagster recorded the materialization) runs again.
+    client = mlflow.MlflowClient()
+    before = sorted(int(v.version) for v in client.search_model_versions(f"name='{NAME}'"))
+    step = lifecycle[3]
+    with mlflow.start_run(experiment_id=store):
+        again = register_champions(
+            step["forecaster"],
+            step["champions"],
+            name=NAME,
+            run_id=None,
+            description="the same inputs, after a crash",
+            tags={"data_fingerprint": "data3", "settings_fingerprint": "s1", "dagster_run_id": "a-later-run"},
+        )
+    assert (again.version, again.reused) == ("3", True)
+    assert not step["registered"].reused
+    assert sorted(int(v.version) for v in client.search_model_versions(f"name='{NAME}'")) == before
+    assert alias_version(NAME, CHALLENGER) == "3"
+    assert version_tags("3")["registration_key"] == registration_key(
+        step["champions"], {"data_fingerprint": "data3", "settings_fingerprint": "s1"}
+    )
+    # Other inputs (another data fingerprint) are another version.
+    assert registration_key(step["champions"], {"data_fingerprint": "data4", "settings_fingerprint": "s1"}) \
+        != version_tags("3")["registration_key"]
+
+
+def test_a_quote_in_the_model_name_is_refused_before_anything_is_registered(lifecycle):
+    with pytest.raises(ValueError, match=r"registered_model_name \"o'brien\" may hold only letters"):
+        Settings(registered_model_name="o'brien")
+    with pytest.raises(ValueError, match=r"registered model name \"o'brien\" may hold only letters"):
+        register_champions(
+            lifecycle[1]["forecaster"], lifecycle[1]["champions"], name="o'brien", run_id=None,
+            description="", tags={},
+        )
+    assert mlflow.MlflowClient().search_registered_models(filter_string="name LIKE 'o%'") == []
+    assert Settings(registered_model_name="sales_forecast.v2-eu").registered_model_name == "sales_forecast.v2-eu"
 
 
 BAD_REQUESTS = [
