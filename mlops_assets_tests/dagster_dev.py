@@ -27,7 +27,8 @@ def _restore_sigint() -> None:
 
 
 @contextmanager
-def dagster_dev(data_dir: Path, *, settings_file: str = "", timeout: float = 180.0, log: Path | None = None):
+def dagster_dev(data_dir: Path, *, settings_file: str = "", timeout: float = 180.0, log: Path | None = None,
+                workspace: Path = REPO / "workspace.yaml"):
     """Yield the GraphQL URL of a `dagster dev` on 127.0.0.1 with DAGSTER_HOME inside ``data_dir``."""
     home = data_dir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -43,7 +44,7 @@ def dagster_dev(data_dir: Path, *, settings_file: str = "", timeout: float = 180
     log = log or data_dir / "dagster_dev.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
+            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(workspace),
              "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_restore_sigint,

@@ -43,6 +43,12 @@ def _materialized(instance: dg.DagsterInstance, keys, *, check_passed: bool | No
             )
 
 
+def _requested_checks(result) -> set[str]:
+    return {
+        r.key.to_user_string() for r in result.results if isinstance(r.key, dg.AssetCheckKey) and r.true_subset.size
+    }
+
+
 def _tick(instance: dg.DagsterInstance, cursor=None):
     return dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
 
@@ -130,6 +136,20 @@ def test_new_master_data_reruns_the_tables_that_name_its_ids_with_the_chain_belo
     cursor = _tick(instance, result.cursor).cursor
     _materialized(instance, {dg.AssetKey(["raw", "customers"])}, check_passed=False)
     assert _requested(_tick(instance, cursor)) == set()
+
+
+def test_every_contract_check_below_raw_is_requested_with_its_asset():
+    """Automation runs carry the contract checks: they used to stay "Not evaluated" under the daemon."""
+    instance = dg.DagsterInstance.ephemeral()
+    cursor = _tick(instance).cursor
+    _materialized(instance, RAW)
+    result = _tick(instance, cursor)
+    # Raw is updated outside automation (the landing sensor's runs carry the raw checks): nothing is requested
+    # for its checks on their own.
+    assert _requested_checks(result) == {
+        f"{k.to_user_string()}:matches_contract" for k in CONTRACT_TABLES - RAW
+    }
+    assert _requested_checks(_tick(instance, result.cursor)) == set()
 
 
 def test_a_gold_change_refreshes_what_is_below_it_and_not_gold():

@@ -1,34 +1,63 @@
-"""End to end on a real `dagster dev`: landing files bring the whole chain up, a new week refreshes it.
+"""End to end on a real `dagster dev`: landing files bring the whole chain up, a new week refreshes it, every run
+evaluates the contract checks of what it materializes, a bad gold table stops the chain at its blocking
+check, a fixed one flows on, and a failed drift check retrains.
 
-Nothing is launched by hand: the landing sensor starts the raw runs, the automation sensor the rest.
+Nothing is launched by hand except the one manual run that fixes gold: the landing sensor starts the raw
+runs, the automation sensor the rest, the drift sensor the retraining. The code location is the product's
+Definitions with a gold table that the test can make bad on purpose (``faulty_gold``).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from mlops_assets.definitions import defs
+from mlops_assets.defs.automation import RETRAIN_KEYS
 from mlops_assets.sample_data import write_new_week
 from mlops_assets.settings import DataPaths
-from mlops_assets_tests.dagster_dev import dagster_dev, graphql
+from mlops_assets_tests.dagster_dev import REPO, dagster_dev, graphql
+from mlops_assets_tests.faulty_gold import BAD_GOLD_MARKER, write_workspace
 
 pytestmark = pytest.mark.e2e
 
 FAST_SETTINGS = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized, AutoTheta]\n"
+# The sample's drift share is 0.2 (one column of five): under the default threshold 0.5 the check passes,
+# at the lowest threshold any drifted column fails it.
+STRICT_DRIFT = "drift: {threshold: 0.01}\n"
 LAST_ASSET = ["serving", "sales_overall"]
 NEW_WEEK = date(2026, 9, 28)
+BAD_WEEK = NEW_WEEK + timedelta(weeks=1)
 IN_FLIGHT = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
+GOLD_KEYS = ["gold/sales_data_for_forecast", "gold/series_excluded"]
+
+
+def _checks_by_asset() -> dict[str, set[str]]:
+    found = defaultdict(set)
+    for key in defs.resolve_asset_graph().asset_check_keys:
+        found[key.asset_key.to_user_string()].add(key.name)
+    return found
+
+
+CHECKS_OF = _checks_by_asset()
 
 RUNS_QUERY = """{ runsOrError(limit: 200) { ... on Runs { results {
   runId status startTime endTime creationTime tags { key value } assetSelection { path } } } } }"""
 LATEST_QUERY = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
   assetMaterializations(limit: 1) { timestamp runId } } } }"""
+RUN_EVENTS_QUERY = """query($runId: ID!) { logsForRun(runId: $runId, limit: 100000) { ... on EventConnection {
+  events { __typename ... on MaterializationEvent { assetKey { path } }
+    ... on AssetCheckEvaluationEvent { evaluation { assetKey { path } checkName success } } } } } }"""
 
 
 @dataclass
@@ -59,25 +88,58 @@ def latest_materialization(url: str, key: list[str]) -> float | None:
     return int(events[0]["timestamp"]) / 1000 if events else None
 
 
-def wait_until_refreshed(url: str, after: float, deadline: float, key: list[str] = LAST_ASSET) -> list[Run]:
-    """Wait until ``key`` is materialized after ``after`` and no run is in flight; fail fast on a failed run."""
+def run_events(url: str, run_id: str) -> tuple[set[str], dict[str, bool]]:
+    """What a run did: the assets it materialized, and each check it evaluated ("asset:check") with its result."""
+    events = graphql(url, RUN_EVENTS_QUERY, {"runId": run_id})["logsForRun"]["events"]
+    materialized = {"/".join(e["assetKey"]["path"]) for e in events if e["__typename"] == "MaterializationEvent"}
+    checks = {
+        f"{'/'.join(e['evaluation']['assetKey']['path'])}:{e['evaluation']['checkName']}": e["evaluation"]["success"]
+        for e in events
+        if e["__typename"] == "AssetCheckEvaluationEvent"
+    }
+    return materialized, checks
+
+
+def assert_every_check_ran(url: str, run_list: list[Run]) -> None:
+    """Each run evaluated every check of every asset it materialized: none is left "Not evaluated"."""
+    assert run_list
+    for run in run_list:
+        materialized, checks = run_events(url, run.run_id)
+        expected = {f"{asset}:{name}" for asset in materialized for name in CHECKS_OF[asset]}
+        missing = sorted(expected - set(checks))
+        trigger = run.tags.get("mlops/trigger", "automation")
+        assert not missing, f"run {run.run_id} ({trigger}) left {missing} unevaluated"
+
+
+def wait_until(url: str, deadline: float, what: str, done) -> list[Run]:
+    """Poll until ``done(runs)`` holds and no run is in flight; fail with the runs seen at the deadline."""
     while True:
         all_runs = runs(url)
-        failed = [r for r in all_runs if r.status == "FAILURE" and r.created >= after - 60]
-        assert not failed, f"run(s) failed: {[(r.run_id, r.assets) for r in failed]}; see the Dagster UI logs"
-        latest = latest_materialization(url, key)
-        if latest is not None and latest > after and not any(r.status in IN_FLIGHT for r in all_runs):
+        if not any(r.status in IN_FLIGHT for r in all_runs) and done(all_runs):
             return all_runs
-        assert time.time() < deadline, (
-            f"{'/'.join(key)} not refreshed after {after:.0f} before the deadline; runs: "
-            f"{[(r.status, r.assets) for r in all_runs]}"
-        )
+        assert time.time() < deadline, f"{what} before the deadline; runs: {[(r.status, r.assets) for r in all_runs]}"
         time.sleep(2)
 
 
-def drop_new_week(landing: Path, week_start: date) -> Path:
+def wait_until_refreshed(url: str, after: float, deadline: float, key: list[str] = LAST_ASSET) -> list[Run]:
+    """Wait until ``key`` is materialized after ``after`` and no run is in flight; fail fast on a failed run."""
+
+    def refreshed(all_runs: list[Run]) -> bool:
+        failed = [r for r in all_runs if r.status == "FAILURE" and r.created >= after - 60]
+        assert not failed, f"run(s) failed: {[(r.run_id, r.assets) for r in failed]}; see the Dagster UI logs"
+        latest = latest_materialization(url, key)
+        return latest is not None and latest > after
+
+    return wait_until(url, deadline, f"{'/'.join(key)} not refreshed after {after:.0f}", refreshed)
+
+
+def drop_week(landing: Path, week_start: date) -> Path:
     """A writer's drop: written under a temporary name, renamed when complete (write_new_week does both)."""
     return write_new_week(landing, week_start, seed=7, n_products=20, n_customers=8)
+
+
+def sales_overall(data_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(DataPaths(data_dir).exports / "serving" / "sales_overall.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +148,8 @@ def deployment(small_sample, tmp_path_factory):
     shutil.copytree(small_sample / "landing", data_dir / "landing")
     settings = data_dir / "settings.yaml"
     settings.write_text(FAST_SETTINGS)
-    with dagster_dev(data_dir, settings_file=str(settings)) as url:
+    workspace = write_workspace(data_dir / "workspace.yaml", REPO)
+    with dagster_dev(data_dir, settings_file=str(settings), workspace=workspace) as url:
         yield data_dir, url
 
 
@@ -100,12 +163,16 @@ def test_landing_files_bring_the_whole_chain_up_and_a_new_week_refreshes_it(depl
         "raw/customers", "raw/products", "raw/promotions", "raw/sales_orders", "raw/series"
     ]
     assert all(r.status == "SUCCESS" for r in first)
-    overall_path = DataPaths(data_dir).exports / "serving" / "sales_overall.parquet"
-    overall = pd.read_parquet(overall_path)
+    # Sensor runs and automation runs alike: every contract check of every materialized asset ran.
+    assert_every_check_ran(url, first)
+    automation_runs = [r for r in first if r.tags.get("dagster/sensor_name") == "automation_sensor"]
+    assert any("gold/sales_data_for_forecast" in r.assets for r in automation_runs)
+    assert not [r for r in first if r.tags.get("mlops/trigger") == "drift"], "drift share 0.2 is under 0.5"
+    overall = sales_overall(data_dir)
     assert overall.loc[overall["origin"] == "Train", "ds"].max() == pd.Timestamp("2026-09-21")
 
     dropped = time.time()
-    drop_new_week(data_dir / "landing", NEW_WEEK)
+    drop_week(data_dir / "landing", NEW_WEEK)
     after = wait_until_refreshed(url, after=dropped, deadline=deadline)
 
     new_runs = [r for r in after if r.created >= dropped]
@@ -114,8 +181,72 @@ def test_landing_files_bring_the_whole_chain_up_and_a_new_week_refreshes_it(depl
     refreshed = {a for r in new_runs for a in r.assets}
     assert {"gold/sales_data_for_forecast", "forecasting/backtest_forecasts", "registry/sales_forecast_model",
             "forecasting/forecasts", "serving/sales_overall"} <= refreshed
-    overall = pd.read_parquet(overall_path)
+    assert_every_check_ran(url, new_runs)
+    overall = sales_overall(data_dir)
     train, predict = overall[overall["origin"] == "Train"], overall[overall["origin"] == "Predict"]
     assert train["ds"].max() == pd.Timestamp(NEW_WEEK)
     assert predict["ds"].min() == pd.Timestamp(NEW_WEEK) + pd.Timedelta(weeks=1)
     assert time.time() - started < 8 * 60
+
+
+def test_a_bad_gold_table_stops_the_chain_and_a_fixed_one_flows_on_and_drift_retrains(deployment):
+    data_dir, url = deployment
+    deadline = time.time() + 10 * 60
+    wait_until_refreshed(url, after=0, deadline=deadline)
+    forecasts_before = latest_materialization(url, ["forecasting", "forecasts"])
+
+    # A new week arrives while gold is broken: its blocking check fails and nothing below gold runs.
+    (data_dir / BAD_GOLD_MARKER).touch()
+    dropped = time.time()
+    drop_week(data_dir / "landing", BAD_WEEK)
+    stopped = wait_until(
+        url, deadline, "no automation run of gold after the bad week",
+        lambda all_runs: any(r.created >= dropped and "gold/sales_data_for_forecast" in r.assets for r in all_runs),
+    )
+    gold_run = next(r for r in stopped if r.created >= dropped and "gold/sales_data_for_forecast" in r.assets)
+    materialized, checks = run_events(url, gold_run.run_id)
+    assert checks["gold/sales_data_for_forecast:matches_contract"] is False
+    assert materialized == set(GOLD_KEYS), f"only gold may be written past a failed gold check: {materialized}"
+    assert gold_run.status == "FAILURE"
+    # The chain waits (three sensor ticks): no run starts below the failed check.
+    time.sleep(16)
+    assert [r.run_id for r in runs(url) if r.created >= dropped] == [
+        r.run_id for r in stopped if r.created >= dropped
+    ]
+    assert latest_materialization(url, ["forecasting", "forecasts"]) == forecasts_before
+
+    # The fix, by hand as an operator would: gold again (its checks pass in the manual run), and the chain
+    # below follows on its own. The operator also tightens the drift threshold: the drift check fails on the
+    # fresh report and the drift sensor retrains.
+    (data_dir / BAD_GOLD_MARKER).unlink()
+    (data_dir / "settings.yaml").write_text(FAST_SETTINGS + STRICT_DRIFT)
+    fixed = time.time()
+    manual = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "mlops_assets.definitions",
+         "--select", ",".join(GOLD_KEYS)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(data_dir / "dagster_home"), "MLOPS_DATA_DIR": str(data_dir),
+             "MLOPS_SETTINGS": str(data_dir / "settings.yaml"), "DAGSTER_DISABLE_TELEMETRY": "1"},
+    )
+    assert manual.returncode == 0, manual.stderr[-3000:]
+
+    # Done when the retraining has run; the runs it sets off below the forecasts are not waited for.
+    after = wait_until(
+        url, deadline, "no retraining on drift after the fix",
+        lambda all_runs: any(r.created >= fixed and r.tags.get("mlops/trigger") == "drift" for r in all_runs),
+    )
+    new_runs = [r for r in after if r.created >= fixed]
+    assert all(r.status == "SUCCESS" for r in new_runs), [(r.status, r.assets) for r in new_runs]
+    manual_run = next(r for r in new_runs if not r.tags.get("dagster/sensor_name"))
+    assert sorted(manual_run.assets) == GOLD_KEYS
+    assert_every_check_ran(url, new_runs)
+    assert run_events(url, manual_run.run_id)[1]["gold/sales_data_for_forecast:matches_contract"] is True
+
+    drift_runs = [r for r in new_runs if r.tags.get("mlops/trigger") == "drift"]
+    assert len(drift_runs) == 1 and sorted(drift_runs[0].assets) == sorted(k.to_user_string() for k in RETRAIN_KEYS)
+    assert "> threshold 0.01" in drift_runs[0].tags["mlops/reason"]
+    drift_check_run = drift_runs[0].tags["mlops/drift_check_run"]
+    assert run_events(url, drift_check_run)[1]["monitoring/drift_report:drift_within_threshold"] is False
+    assert run_events(url, drift_check_run)[1]["forecasting/backtest_forecasts:matches_contract"] is True
+    overall = sales_overall(data_dir)
+    assert overall.loc[overall["origin"] == "Train", "ds"].max() == pd.Timestamp(BAD_WEEK)

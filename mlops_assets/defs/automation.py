@@ -32,13 +32,26 @@ RETRAIN_KEYS = [
 ]
 
 
+def contract_check_condition() -> dg.AutomationCondition:
+    """A contract check is requested with its asset, so every automation run that materializes it runs it.
+
+    Dagster lets checks without a condition ride along with their asset only while no check of the run's
+    assets is requested explicitly. The drift and accuracy checks are ``check_specs`` of their multi-assets,
+    so the automation sensor always names them, and the ``@asset_check`` contract checks were then left out
+    of every automation run ("Not evaluated", downstream of a check that never ran). Sensor and manual runs
+    include every check of their assets already, so the check is never requested on its own.
+    """
+    return dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).with_label(
+        "requested_with_its_asset"
+    )
+
+
 def _deps_blocking_checks_passed() -> dg.AutomationCondition:
     """Every dependency's blocking checks passed on its latest materialization, or it runs in the same run.
 
-    Dagster's ``all_deps_blocking_checks_passed`` accepts an in-tick request of the *check*, but checks
-    without a condition of their own are never "requested": they ride along with their asset. Accepting an
-    in-tick request of the dependency itself lets one run carry the whole chain; inside the run, a failed
-    blocking check (severity ERROR) skips every step downstream of it.
+    Accepting an in-tick request of the dependency itself lets one run carry the whole chain; its blocking
+    checks are requested with it (``contract_check_condition``), and inside the run a failed blocking check
+    (severity ERROR) skips every step downstream of it.
     """
     return dg.AutomationCondition.all_deps_match(
         dg.AutomationCondition.will_be_requested()

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 
+from mlops_assets.defs.automation import contract_check_condition
 from mlops_assets.defs.resources import ProjectResource, Warehouse
 from mlops_assets.schemas import failure_summary
 
@@ -77,7 +78,13 @@ def pandera_check(
     (grain, frequency) and on other tables (ids that must exist).
     """
 
-    @dg.asset_check(asset=asset, name=name, blocking=blocking, description=description)
+    @dg.asset_check(
+        asset=asset,
+        name=name,
+        blocking=blocking,
+        description=description,
+        automation_condition=contract_check_condition(),
+    )
     def _check(warehouse: Warehouse, project: ProjectResource) -> dg.AssetCheckResult:
         df = warehouse.read(table)
         try:

@@ -1,0 +1,44 @@
+"""The product's Definitions as a code location whose gold table a test can make bad on purpose.
+
+The daemon test proves that a bad gold table stops the chain at gold's blocking check. Real data that passes
+the raw contracts and still breaks gold's is a bug, and bugs get fixed, so the test breaks the table itself:
+while the file ``BAD_GOLD_MARKER`` exists in the data directory, the gold asset writes its last row twice
+(a duplicate series and period). Everything else (sensors, automation, checks, warehouse) is the product's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+import mlops_assets.defs.gold as gold_defs
+from mlops_assets.definitions import defs
+from mlops_assets.settings import DATA_DIR_ENV
+
+BAD_GOLD_MARKER = "make_gold_bad"
+
+
+def write_workspace(path: Path, repo: Path) -> Path:
+    """A workspace.yaml that loads this module in place of ``mlops_assets.definitions``."""
+    path.write_text(
+        "load_from:\n  - python_module:\n      module_name: mlops_assets_tests.faulty_gold\n"
+        f"      location_name: mlops_assets\n      working_directory: {repo}\n"
+    )
+    return path
+
+
+_build_gold = gold_defs.build_gold
+
+
+def _build_gold_bad_on_demand(tables, settings):
+    gold, excluded = _build_gold(tables, settings)
+    if (Path(os.environ[DATA_DIR_ENV]) / BAD_GOLD_MARKER).exists():
+        gold = pd.concat([gold, gold.tail(1)], ignore_index=True)
+    return gold, excluded
+
+
+gold_defs.build_gold = _build_gold_bad_on_demand
+
+__all__ = ["BAD_GOLD_MARKER", "defs", "write_workspace"]
