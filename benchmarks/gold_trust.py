@@ -3,13 +3,13 @@
 For each shared dataset, cut 13 periods before its end (so the periods after are known), and build gold
 twice side by side: with the rules of issue 11 (the defaults) and with the strict rules it replaced
 (``stale_after: 0``, staleness then counted from the very last period of any series). Printed per rule:
-series excluded, by reason, and how many of the excluded series did sell in the 13 periods after the
-cut. A second case makes one series report one period early (the issue's case 1).
+series excluded by reason, and how many of each did sell in the 13 periods after the cut. A second case
+makes one series report one period early (the issue's case 1).
 
 Speed: ``build_gold_from_series`` against a floor, a bare pandas group-by sum of the same rows into
 periods, on 10,000 weekly series of three years with 1% missing values; wall and CPU seconds, load average.
 
-    nice -n 19 .venv/bin/python benchmarks/gold_trust.py
+    SHARED_DATA=../shared/data nice -n 19 .venv/bin/python benchmarks/gold_trust.py
 """
 
 from __future__ import annotations
@@ -66,10 +66,11 @@ def _report(name: str, raw: pd.DataFrame, later: pd.DataFrame, settings: dict) -
             excluded = _strict_excluded(raw, rule)
         else:
             excluded = build_gold_from_series(raw, rule)[1]
-        reasons = excluded["reason_code"].value_counts().to_dict()
-        selling = len(set(excluded["unique_id"]) & sold_after)
-        print(f"  {name:<42} {label:<24} excluded {len(excluded):>5} of {raw['unique_id'].nunique():>5} "
-              f"{reasons}; {selling} of them sold in the {AFTER} periods after")
+        sold = excluded["unique_id"].isin(sold_after)
+        reasons = {code: f"{n} ({sold[excluded['reason_code'] == code].sum()} sold after)"
+                   for code, n in excluded["reason_code"].value_counts().items()}
+        print(f"  {name:<48} {label:<26} excluded {len(excluded):>5} of {raw['unique_id'].nunique():>5}: "
+              f"{reasons}")
 
 
 def _replay_real_data() -> None:

@@ -20,7 +20,8 @@ RAW_INPUTS = ("sales_orders", "products", "customers", "promotions", "series")
 GOLD_COLUMNS = {
     "unique_id": "Series id: the product id, or 'product_id/customer_id' at the product x customer grain.",
     "ds": "Start of the period (the Monday of the week by default).",
-    "y": "Net units sold in the period (returns netted); 0 for a period without sales after the first sale.",
+    "y": "Net units sold in the period (returns netted), or a series file's value; a period without one "
+    "is 0 or interpolated, as gold.missing_periods says.",
     "revenue": "Sum of quantity x unit price.",
     "avg_unit_price": "Revenue / units when units > 0.",
     "promo_share": "Share of the period's gross units sold under an active promotion (0 to 1).",
