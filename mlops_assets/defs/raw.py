@@ -20,10 +20,12 @@ CONTRACT_CHECK = "matches_contract"
 
 DESCRIPTIONS = {
     "sales_orders": "Every sales order line ever received: one row per order and product; negative quantities"
-    " are returns. Corrected lines replace the earlier version of the same order line.",
+    " are returns. Corrected lines replace the earlier version of the same order line; lines rejected for an"
+    " unknown product or customer are taken back when it arrives.",
     "products": "The product master: name, brand, category, launch and discontinuation dates.",
     "customers": "The customer master: name, sales channel and region.",
-    "promotions": "Promotions by product (and customer, empty = all customers) with their discount.",
+    "promotions": "Promotions by product (and customer, empty = all customers) with their discount; a"
+    " promotion rejected for an unknown product or customer is taken back when it arrives.",
     "series": "Pre-aggregated sales series (series id, period, value) for users who already have weekly or"
     " monthly sales; a missing value means 'not reported' and is kept as such.",
 }
