@@ -156,6 +156,15 @@ def test_files_being_written_are_not_requested_and_the_reason_says_so(data_dir, 
     assert load_cursor(result.cursor) == {}
 
 
+def test_files_the_landing_zone_does_not_read_are_named_in_the_skip_reason(data_dir, instance):
+    _write(data_dir / "landing", "sales_orders.csv", ORDERS)
+    _write(data_dir / "landing", "sales_orders/w40.csv.bak", ORDERS)
+    result = _tick(data_dir, instance, None)
+    assert result.run_requests == []
+    assert "2 not read (sales_orders.csv: a file at the top of the landing zone: not read" in result.skip_message
+    assert "sales_orders/w40.csv.bak: not a landing file type" in result.skip_message
+
+
 def test_a_deleted_file_is_reported_and_requests_nothing(data_dir, instance):
     path = _write(data_dir / "landing", "products/products.csv", PRODUCTS)
     first = _tick(data_dir, instance, None)
