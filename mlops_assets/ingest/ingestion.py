@@ -28,6 +28,8 @@ from mlops_assets.schemas import PRICE_LIMIT, QUANTITY_LIMIT, VALUE_LIMIT
 
 REJECTED_COLUMNS = ["table_name", "source_file", "source_row", "column_name", "reason", "raw_record",
                     "rejected_at"]
+# Characters of one quarantined record (raw_record) at most, so that a very wide row stays small.
+RECORD_BUDGET = 20_000
 # Tokens that mean "no value" in a date or number cell (ids are taken literally: "NA" may be an id).
 _MISSING = {"", "NA", "na", "N/A", "n/a", "NaN", "nan", "NAN", "null", "NULL", "Null", "None", "none"}
 # Day-first, as French exports write them; ISO dates are tried before these.
@@ -260,6 +262,23 @@ def validate_table(raw: RawTable, spec: TableSpec, *, path: Path, source_file: s
     return IngestResult(rows, _rejected(problems, original, line, spec.name, source_file, ingested_at))
 
 
+def _record_json(record: dict, budget: int = RECORD_BUDGET) -> str:
+    """The record as JSON, each cell cut to RECORD_CHARS and the whole to about ``budget`` characters.
+
+    The landing file keeps the full record; the quarantine keeps enough of it to see the fault.
+    """
+    cells: dict[str, str] = {}
+    used = 0
+    for name, value in record.items():
+        cell = shorten(value, RECORD_CHARS)
+        used += len(str(name)) + len(cell)
+        if used > budget:
+            cells["..."] = f"{len(record) - len(cells)} more columns not kept"
+            break
+        cells[str(name)] = cell
+    return json.dumps(cells, ensure_ascii=False)
+
+
 def _rejected(problems: list[tuple[pd.Series, str, pd.Series]], original: pd.DataFrame, line: pd.Series,
               table: str, source_file: str, rejected_at: pd.Timestamp) -> pd.DataFrame:
     parts = [pd.DataFrame({"source_row": line[mask], "column_name": column or None,
@@ -270,9 +289,7 @@ def _rejected(problems: list[tuple[pd.Series, str, pd.Series]], original: pd.Dat
                              if c == "source_row" else "object") for c in REJECTED_COLUMNS})
     frame = pd.concat(parts).sort_values("source_row", kind="stable")
     records = original.loc[frame.index].to_dict("records")
-    # The landing file keeps the full record; the quarantine keeps enough of each cell to see the fault.
-    frame["raw_record"] = [json.dumps({str(k): shorten(v, RECORD_CHARS) for k, v in r.items()},
-                                      ensure_ascii=False) for r in records]
+    frame["raw_record"] = [_record_json(r) for r in records]
     frame["table_name"], frame["source_file"], frame["rejected_at"] = table, source_file, rejected_at
     frame = frame.astype({"source_row": "int64", "rejected_at": "datetime64[ns]"})
     return frame[REJECTED_COLUMNS].reset_index(drop=True)

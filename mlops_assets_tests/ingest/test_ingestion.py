@@ -357,3 +357,13 @@ def test_dates_in_common_formats_keep_the_calendar_day(tmp_path: Path) -> None:
     result = _read(_write(tmp_path / "series" / "d.csv", text), "series")
     assert result.rows["ds"].tolist() == [pd.Timestamp("2024-01-05")] * 5
     assert result.rejected["reason"].tolist() == ["ds '5' is not a date (expected yyyy-mm-dd or dd/mm/yyyy)"]
+
+
+def test_a_very_wide_rejected_row_is_kept_in_the_quarantine_within_a_budget(tmp_path: Path) -> None:
+    extra = [f"note_{i}" for i in range(200)]
+    text = (HEADER.strip() + "," + ",".join(extra) + "\n"
+            + "A,2024-01-01,C1,P1,abc,2," + ",".join(["w" * 500] * 200) + "\n")
+    result = _read(_write(tmp_path / "sales_orders" / "wide.csv", text))
+    record = json.loads(result.rejected["raw_record"].iloc[0])
+    assert len(result.rejected["raw_record"].iloc[0]) < 21_000
+    assert record["quantity"] == "abc" and record["..."].endswith("more columns not kept")
