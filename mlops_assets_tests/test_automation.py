@@ -131,6 +131,7 @@ def test_new_master_data_reruns_the_tables_that_name_its_ids_with_the_chain_belo
     _materialized(instance, {dg.AssetKey(["raw", "products"])})
     result = _tick(instance, cursor)
     assert _requested(result) == {"raw/sales_orders", "raw/promotions"} | _user(GOLD | BELOW_GOLD)
+    assert {"raw/sales_orders:matches_contract", "raw/promotions:matches_contract"} <= _requested_checks(result)
     # A failed blocking check on the master data re-runs nothing.
     _materialized(instance, RAW | GOLD | BELOW_GOLD)
     cursor = _tick(instance, result.cursor).cursor
