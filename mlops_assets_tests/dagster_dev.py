@@ -20,6 +20,17 @@ import requests
 from mlops_assets_tests.processes import free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
+# While this file exists in the data directory, the faulty_gold code location writes a bad gold table.
+BAD_GOLD_MARKER = "make_gold_bad"
+
+
+def faulty_gold_workspace(path: Path, repo: Path) -> Path:
+    """A workspace.yaml that loads ``mlops_assets_tests.faulty_gold`` in place of ``mlops_assets.definitions``."""
+    path.write_text(
+        "load_from:\n  - python_module:\n      module_name: mlops_assets_tests.faulty_gold\n"
+        f"      location_name: mlops_assets\n      working_directory: {repo}\n"
+    )
+    return path
 
 
 def _restore_sigint() -> None:

@@ -1,5 +1,8 @@
 """The product's Definitions as a code location whose gold table a test can make bad on purpose.
 
+Only `dagster dev` loads this module (through ``faulty_gold_workspace``): importing it patches the gold asset's
+work for the whole process, so no test imports it.
+
 The daemon test proves that a bad gold table stops the chain at gold's blocking check. Real data that passes
 the raw contracts and still breaks gold's is a bug, and bugs get fixed, so the test breaks the table itself:
 while the file ``BAD_GOLD_MARKER`` exists in the data directory, the gold asset writes its last row twice
@@ -16,18 +19,7 @@ import pandas as pd
 import mlops_assets.defs.gold as gold_defs
 from mlops_assets.definitions import defs
 from mlops_assets.settings import DATA_DIR_ENV
-
-BAD_GOLD_MARKER = "make_gold_bad"
-
-
-def write_workspace(path: Path, repo: Path) -> Path:
-    """A workspace.yaml that loads this module in place of ``mlops_assets.definitions``."""
-    path.write_text(
-        "load_from:\n  - python_module:\n      module_name: mlops_assets_tests.faulty_gold\n"
-        f"      location_name: mlops_assets\n      working_directory: {repo}\n"
-    )
-    return path
-
+from mlops_assets_tests.dagster_dev import BAD_GOLD_MARKER
 
 _build_gold = gold_defs.build_gold
 
@@ -41,4 +33,4 @@ def _build_gold_bad_on_demand(tables, settings):
 
 gold_defs.build_gold = _build_gold_bad_on_demand
 
-__all__ = ["BAD_GOLD_MARKER", "defs", "write_workspace"]
+__all__ = ["defs"]

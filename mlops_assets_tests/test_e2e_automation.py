@@ -26,8 +26,7 @@ from mlops_assets.definitions import defs
 from mlops_assets.defs.automation import RETRAIN_KEYS
 from mlops_assets.sample_data import write_new_week
 from mlops_assets.settings import DataPaths
-from mlops_assets_tests.dagster_dev import REPO, dagster_dev, graphql
-from mlops_assets_tests.faulty_gold import BAD_GOLD_MARKER, write_workspace
+from mlops_assets_tests.dagster_dev import BAD_GOLD_MARKER, REPO, dagster_dev, faulty_gold_workspace, graphql
 
 pytestmark = pytest.mark.e2e
 
@@ -148,7 +147,7 @@ def deployment(small_sample, tmp_path_factory):
     shutil.copytree(small_sample / "landing", data_dir / "landing")
     settings = data_dir / "settings.yaml"
     settings.write_text(FAST_SETTINGS)
-    workspace = write_workspace(data_dir / "workspace.yaml", REPO)
+    workspace = faulty_gold_workspace(data_dir / "workspace.yaml", REPO)
     with dagster_dev(data_dir, settings_file=str(settings), workspace=workspace) as url:
         yield data_dir, url
 
