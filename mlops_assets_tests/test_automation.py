@@ -15,11 +15,14 @@ GRAPH = defs.resolve_asset_graph()
 ALL_ASSETS = set(GRAPH.get_all_asset_keys())
 RAW = {k for k in ALL_ASSETS if k.path[0] == "raw"}
 GOLD = {dg.AssetKey(["gold", "sales_data_for_forecast"]), dg.AssetKey(["gold", "series_excluded"])}
-BELOW_GOLD = ALL_ASSETS - RAW - GOLD
+# Fed by the serving app's inference log, outside the graph: refreshed on a cron, not by upstream changes.
+LOG_FED = {dg.AssetKey(["monitoring", "serving_requests"])}
+BELOW_GOLD = ALL_ASSETS - RAW - GOLD - LOG_FED
 # Tables with a Pandera contract: all but the drift report (an HTML file) and the OpenAPI document.
 CONTRACT_TABLES = {
     *RAW, *GOLD, dg.AssetKey(["serving", "sales_overall"]),
-    *(dg.AssetKey(["monitoring", n]) for n in ("drift_summary", "forecast_history", "forecast_accuracy")),
+    *(dg.AssetKey(["monitoring", n]) for n in ("drift_summary", "forecast_history", "forecast_accuracy",
+                                                "serving_requests")),
     *(dg.AssetKey(["forecasting", n]) for n in ("backtest_forecasts", "series_evaluation", "series_champions",
                                                  "forecasts")),
 }
@@ -54,6 +57,12 @@ def _tick(instance: dg.DagsterInstance, cursor=None):
 
 
 # --- shape ------------------------------------------------------------------------------------------------------
+
+
+def test_the_inference_log_is_ingested_hourly_and_depends_on_no_asset():
+    for key in LOG_FED:
+        assert GRAPH.get(key).parent_keys == set()
+        assert "on_cron(0 * * * *" in repr(GRAPH.get(key).automation_condition)
 
 
 def test_assets_below_raw_are_automated_and_raw_assets_are_fed_by_the_landing_sensor():

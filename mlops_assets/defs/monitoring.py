@@ -13,10 +13,13 @@ from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, preview, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.monitoring.accuracy import accuracy_summary, append_history, realized_vs_backtest, score_forecasts
+from mlops_assets.monitoring.serving_requests import COLUMNS as REQUEST_COLUMNS
+from mlops_assets.monitoring.serving_requests import merge_requests, read_inference_log, requests_summary
 
 DRIFT_SUMMARY = "monitoring.drift_summary"
 FORECAST_HISTORY = "monitoring.forecast_history"
 FORECAST_ACCURACY = "monitoring.forecast_accuracy"
+SERVING_REQUESTS = "monitoring.serving_requests"
 DRIFT_CHECK = "drift_within_threshold"
 CONTRACT_CHECK = "matches_contract"
 ACCURACY_CHECK = "realized_accuracy_within_promise"
@@ -244,7 +247,49 @@ def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResourc
     )
 
 
-monitoring_assets = [drift_report, forecast_history, forecast_accuracy]
+@dg.asset(
+    key=["monitoring", "serving_requests"],
+    group_name="monitoring",
+    kinds={"duckdb", "prometheus"},
+    owners=OWNERS,
+    # The log grows outside Dagster: read it every hour (or materialize it by hand).
+    automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+    description="Every request the forecast endpoint (`make serve`) answered, from its inference log in "
+    "serving/logs/ of the data directory: when, which model version, which series and horizon, the status "
+    "and error, the latency. Keeps requests whose log file has since rotated away.",
+)
+def serving_requests(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
+    folder = project.paths.root / "serving" / "logs"
+    read = read_inference_log(folder)
+    existing = warehouse.read(SERVING_REQUESTS, missing_ok=True)
+    combined = merge_requests(existing if not existing.empty else None, read.requests)
+    added = len(combined) - len(existing)
+    warehouse.replace(SERVING_REQUESTS, combined)
+    summary = requests_summary(combined)
+    by_day = summary.pop("by_day", None)
+    context.log.info(
+        f"{added} requests added from {folder} ({len(combined)} in {SERVING_REQUESTS}); "
+        f"{len(read.skipped)} log lines skipped"
+    )
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            combined,
+            SERVING_REQUESTS,
+            REQUEST_COLUMNS,
+            requests_added=added,
+            log_folder=dg.MetadataValue.path(str(folder)),
+            requests_per_day=preview(by_day, rows=31) if by_day is not None else preview(combined),
+            error_share=summary.get("error_share", 0.0),
+            p50_latency_ms=summary.get("p50_latency_ms", 0.0),
+            p95_latency_ms=summary.get("p95_latency_ms", 0.0),
+            versions_served=dg.MetadataValue.json(summary.get("versions_served", [])),
+            errors_by_kind=dg.MetadataValue.json(summary.get("errors_by_kind", {})),
+            skipped_log_lines=dg.MetadataValue.json(read.skipped[:20]),
+        )
+    )
+
+
+monitoring_assets = [drift_report, forecast_history, forecast_accuracy, serving_requests]
 monitoring_checks = [
     pandera_check(
         asset=["monitoring", "drift_summary"],
@@ -269,5 +314,13 @@ monitoring_checks = [
         schema=lambda _wh, project: schemas.forecast_accuracy_schema(project.settings.interval_levels),
         blocking=False,
         description="Scored forecasts have SMAPE in 0-200 and are for periods after their training data.",
+    ),
+    pandera_check(
+        asset=["monitoring", "serving_requests"],
+        name=CONTRACT_CHECK,
+        table=SERVING_REQUESTS,
+        schema=lambda _wh, _project: schemas.SERVING_REQUESTS,
+        blocking=False,
+        description="One row per request id; an error kind exactly on the requests that did not answer 200.",
     ),
 ]

@@ -1,0 +1,104 @@
+"""The inference log ingested into monitoring.serving_requests: rotation, bad lines, summaries, the asset."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+
+from mlops_assets import schemas
+from mlops_assets.monitoring.serving_requests import merge_requests, read_inference_log, requests_summary
+from mlops_assets.serving.inference_log import FILE_NAME, InferenceLog
+from mlops_assets_tests.conftest import materialize_all
+
+KEY = dg.AssetKey(["monitoring", "serving_requests"])
+NODE = "monitoring__serving_requests"
+
+
+def write_requests(folder, specs, **log_options) -> None:
+    """specs: (request_id, version, status, error_kind, latency_ms, series)."""
+    log = InferenceLog(folder, **log_options)
+    for request_id, version, status, kind, latency, series in specs:
+        record = {"request_id": request_id, "model_version": version, "series": series, "h": [3] * len(series),
+                  "status": status, "error_kind": kind, "error": None if status == 200 else "bad",
+                  "latency_ms": latency, "forecast_rows": 3 * len(series) if status == 200 else 0}
+        log.write(record, b'{"predictions": []}' if status == 200 else None)
+    log.close()
+
+
+SPECS = [
+    ("r1", "1", 200, "none", 10.0, ["a", "b"]),
+    ("r2", "1", 400, "model_error", 2.0, ["zz"]),
+    ("r3", "2", 200, "none", 30.0, ["a"]),
+    ("r4", "2", 413, "too_many_rows", 1.0, []),
+]
+
+
+def test_lines_of_rotated_files_are_read_oldest_first_and_bad_lines_reported(tmp_path):
+    write_requests(tmp_path, SPECS * 5, max_file_bytes=600, backups=20)
+    assert len(list(tmp_path.iterdir())) > 3
+    with (tmp_path / FILE_NAME).open("a") as current:
+        current.write('{"request_id": "torn", "time": \n')
+    read = read_inference_log(tmp_path)
+    assert read.requests["request_id"].tolist() == [s[0] for s in SPECS] * 5
+    assert read.requests["requested_at"].is_monotonic_increasing
+    assert [(s["file"], s["reason"].split(":")[0]) for s in read.skipped] == [(FILE_NAME, "JSONDecodeError")]
+    first = read.requests.iloc[0]
+    assert (first["n_rows"], first["n_series"], first["series"], first["h_max"], first["forecast_rows"]) == (
+        2, 2, "a,b", 3, 6)
+
+
+def test_merge_keeps_requests_whose_file_rotated_away():
+    old = pd.DataFrame({"request_id": ["r1", "r2"], "requested_at": pd.to_datetime(["2026-01-01", "2026-01-02"])})
+    new = pd.DataFrame({"request_id": ["r2", "r3"], "requested_at": pd.to_datetime(["2026-01-02", "2026-01-03"])})
+    assert merge_requests(old, new)["request_id"].tolist() == ["r1", "r2", "r3"]
+
+
+def test_summary_per_day_and_overall(tmp_path):
+    write_requests(tmp_path, SPECS)
+    summary = requests_summary(read_inference_log(tmp_path).requests)
+    assert summary["requests"] == 4 and summary["error_share"] == 0.5 and summary["server_error_share"] == 0
+    assert summary["versions_served"] == ["1", "2"]
+    assert summary["errors_by_kind"] == {"model_error": 1, "too_many_rows": 1}
+    assert summary["p50_latency_ms"] == 6.0
+    day = summary["by_day"].iloc[0]
+    assert (day["requests"], day["versions_served"]) == (4, "1,2")
+
+
+def test_the_asset_ingests_the_log_once_and_keeps_what_rotated_away(tmp_path):
+    folder = tmp_path / "serving" / "logs"
+    write_requests(folder, SPECS[:2])
+    selection = dg.AssetSelection.assets(KEY)
+    first = materialize_all(tmp_path, selection=selection)
+    write_requests(folder, SPECS[2:])
+    # The oldest lines rotate out of the folder: the table must keep them.
+    lines = (folder / FILE_NAME).read_text().splitlines()
+    (folder / FILE_NAME).write_text("\n".join(lines[2:]) + "\n")
+    second = materialize_all(tmp_path, selection=selection)
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        table = con.execute("select request_id, status, model_version from monitoring.serving_requests").df()
+    assert table.values.tolist() == [["r1", 200, "1"], ["r2", 400, "1"], ["r3", 200, "2"], ["r4", 413, "2"]]
+    meta = second.asset_materializations_for_node(NODE)[0].metadata
+    assert meta["requests_added"].value == 2 and meta["dagster/row_count"].value == 4
+    assert meta["error_share"].value == 0.5 and meta["versions_served"].value == ["1", "2"]
+    assert "| day" in meta["requests_per_day"].value
+    assert first.asset_materializations_for_node(NODE)[0].metadata["requests_added"].value == 2
+    checks = second.get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [("matches_contract", True)]
+
+
+def test_the_asset_runs_before_any_request_was_served(tmp_path):
+    result = materialize_all(tmp_path, selection=dg.AssetSelection.assets(KEY))
+    meta = result.asset_materializations_for_node(NODE)[0].metadata
+    assert meta["dagster/row_count"].value == 0
+    assert [c.passed for c in result.get_asset_check_evaluations()] == [True]
+
+
+def test_the_contract_catches_an_error_kind_on_a_200(tmp_path):
+    write_requests(tmp_path, [("r1", "1", 200, "model_error", 1.0, ["a"]), ("r2", "1", 200, "none", 1.0, ["a"])])
+    with pytest.raises(pa.errors.SchemaErrors) as caught:
+        schemas.SERVING_REQUESTS.validate(read_inference_log(tmp_path).requests, lazy=True)
+    assert "error kind exactly" in str(caught.value)
