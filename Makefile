@@ -12,7 +12,7 @@ PORT ?= 3000
 SERVE_PORT ?= 5001
 SERVE_POLL_SECONDS ?= 10
 
-.PHONY: setup run dev test serve prometheus mlflow-ui bench lint clean
+.PHONY: setup run dev test serve prometheus monitor mlflow-ui bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -46,6 +46,10 @@ serve: setup
 prometheus:
 	prometheus --config.file=mlops_assets/monitoring/prometheus/prometheus.yml \
 	  --storage.tsdb.path=$(MLOPS_DATA_DIR)/prometheus --web.listen-address=127.0.0.1:9090
+
+# Evidently's UI on the workspace of monitoring/evidently_workspace: drift share and realized SMAPE over time.
+monitor: setup
+	$(BIN)/evidently ui --workspace $(MLOPS_DATA_DIR)/evidently --host 127.0.0.1 --port 8000
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p 5000

@@ -289,7 +289,40 @@ def serving_requests(context: dg.AssetExecutionContext, project: ProjectResource
     )
 
 
-monitoring_assets = [drift_report, forecast_history, forecast_accuracy, serving_requests]
+@dg.asset(
+    key=["monitoring", "evidently_workspace"],
+    group_name="monitoring",
+    deps=[DRIFT_SUMMARY_KEY, ["monitoring", "forecast_accuracy"]],
+    kinds={"evidently"},
+    owners=OWNERS,
+    automation_condition=downstream_condition(),
+    description="Drift share per drift report and realized SMAPE and interval coverage per forecast issue, as "
+    "runs of one project in an Evidently workspace (evidently/ in the data directory), with dashboard panels "
+    "of their trend: `make monitor` opens Evidently's UI on it.",
+)
+def evidently_workspace(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
+    from mlops_assets.monitoring.evidently_workspace import PROJECT, rebuild_workspace
+
+    folder = project.paths.root / "evidently"
+    summary = rebuild_workspace(
+        folder, warehouse.read(DRIFT_SUMMARY, missing_ok=True), warehouse.read(FORECAST_ACCURACY, missing_ok=True)
+    )
+    context.log.info(
+        f"Evidently project {PROJECT!r} in {folder}: {summary.drift_runs} drift runs, {summary.accuracy_runs} "
+        "accuracy runs (make monitor)"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "workspace": dg.MetadataValue.path(str(folder)),
+            "project_id": summary.project_id,
+            "drift_runs": summary.drift_runs,
+            "accuracy_runs": summary.accuracy_runs,
+            "ui": dg.MetadataValue.url(f"http://127.0.0.1:8000/projects/{summary.project_id}"),
+        }
+    )
+
+
+monitoring_assets = [drift_report, forecast_history, forecast_accuracy, serving_requests, evidently_workspace]
 monitoring_checks = [
     pandera_check(
         asset=["monitoring", "drift_summary"],
