@@ -393,3 +393,20 @@ SERVING_REQUESTS = DataFrameSchema(
     strict=False,
     name="monitoring.serving_requests",
 )
+
+
+SERVED_FORECASTS = DataFrameSchema(
+    {
+        "unique_id": _STR,
+        "ds": _DATE,
+        "model": _STR,
+        "model_version": Column(str, Check.str_matches(r"^\d+$"), nullable=False),
+        "y_hat": Column(float, nullable=False),
+        "issued_at": _DATE,
+        "horizon_step": Column(int, Check.ge(1)),
+        "request_id": _STR,
+    },
+    unique=["unique_id", "ds", "model_version"],
+    strict=False,
+    name="monitoring.served_forecasts",
+)

@@ -16,13 +16,13 @@ ALL_ASSETS = set(GRAPH.get_all_asset_keys())
 RAW = {k for k in ALL_ASSETS if k.path[0] == "raw"}
 GOLD = {dg.AssetKey(["gold", "sales_data_for_forecast"]), dg.AssetKey(["gold", "series_excluded"])}
 # Fed by the serving app's inference log, outside the graph: refreshed on a cron, not by upstream changes.
-LOG_FED = {dg.AssetKey(["monitoring", "serving_requests"])}
+LOG_FED = {dg.AssetKey(["monitoring", "serving_requests"]), dg.AssetKey(["monitoring", "served_forecasts"])}
 BELOW_GOLD = ALL_ASSETS - RAW - GOLD - LOG_FED
 # Tables with a Pandera contract: all but the drift report (an HTML file) and the OpenAPI document.
 CONTRACT_TABLES = {
     *RAW, *GOLD, dg.AssetKey(["serving", "sales_overall"]),
     *(dg.AssetKey(["monitoring", n]) for n in ("drift_summary", "forecast_history", "forecast_accuracy",
-                                                "serving_requests")),
+                                                "serving_requests", "served_forecasts")),
     *(dg.AssetKey(["forecasting", n]) for n in ("backtest_forecasts", "series_evaluation", "series_champions",
                                                  "forecasts")),
 }

@@ -14,12 +14,21 @@ from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pand
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.monitoring.accuracy import accuracy_summary, append_history, realized_vs_backtest, score_forecasts
 from mlops_assets.monitoring.serving_requests import COLUMNS as REQUEST_COLUMNS
-from mlops_assets.monitoring.serving_requests import merge_requests, read_inference_log, requests_summary
+from mlops_assets.monitoring.serving_requests import (
+    merge_requests,
+    merge_served,
+    read_inference_log,
+    requests_summary,
+    unscored_served,
+)
 
 DRIFT_SUMMARY = "monitoring.drift_summary"
 FORECAST_HISTORY = "monitoring.forecast_history"
 FORECAST_ACCURACY = "monitoring.forecast_accuracy"
 SERVING_REQUESTS = "monitoring.serving_requests"
+SERVED_FORECASTS = "monitoring.served_forecasts"
+SERVING_REQUESTS_KEY = dg.AssetKey(["monitoring", "serving_requests"])
+SERVED_FORECASTS_KEY = dg.AssetKey(["monitoring", "served_forecasts"])
 DRIFT_CHECK = "drift_within_threshold"
 CONTRACT_CHECK = "matches_contract"
 ACCURACY_CHECK = "realized_accuracy_within_promise"
@@ -199,10 +208,12 @@ def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
 @dg.asset(
     key=["monitoring", "forecast_accuracy"],
     group_name="monitoring",
-    deps=[["monitoring", "forecast_history"], ["gold", "sales_data_for_forecast"]],
+    deps=[["monitoring", "forecast_history"], ["gold", "sales_data_for_forecast"], SERVED_FORECASTS_KEY],
     kinds={"duckdb"},
     owners=OWNERS,
-    automation_condition=downstream_condition(),
+    # Served forecasts are scored when actuals or batch forecasts arrive, not on every hourly log read; and
+    # a deployment that never served must not wait for them.
+    automation_condition=downstream_condition().ignore(dg.AssetSelection.assets(SERVED_FORECASTS_KEY)),
     check_specs=[
         dg.AssetCheckSpec(
             ACCURACY_CHECK,
@@ -212,10 +223,15 @@ def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
         )
     ],
     description="Every past forecast that actuals now cover, scored: SMAPE (0-200, M4) and interval "
-    "coverage by series, by horizon step, by model version, and its trend over forecast issues.",
+    "coverage by series, by horizon step, by model version, and its trend over forecast issues. Forecasts "
+    "the endpoint served from a version with no batch forecast of that period are scored too (source served).",
 )
 def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     history = warehouse.read(FORECAST_HISTORY)
+    served = unscored_served(history, warehouse.read(SERVED_FORECASTS, missing_ok=True))
+    history = history.assign(source="batch")
+    if not served.empty:
+        history = pd.concat([history, served], ignore_index=True)
     gold = warehouse.read("gold.sales_data_for_forecast")
     scored = score_forecasts(history, gold[["unique_id", "ds", "y", "imputed"]])
     warehouse.replace(FORECAST_ACCURACY, scored)
@@ -247,31 +263,48 @@ def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResourc
     )
 
 
-@dg.asset(
-    key=["monitoring", "serving_requests"],
-    group_name="monitoring",
-    kinds={"duckdb", "prometheus"},
-    owners=OWNERS,
-    # The log grows outside Dagster: read it every hour (or materialize it by hand).
-    automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
-    description="Every request the forecast endpoint (`make serve`) answered, from its inference log in "
-    "serving/logs/ of the data directory: when, which model version, which series and horizon, the status "
-    "and error, the latency. Keeps requests whose log file has since rotated away.",
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            SERVING_REQUESTS_KEY,
+            group_name="monitoring",
+            kinds={"duckdb", "prometheus"},
+            owners=OWNERS,
+            # The log grows outside Dagster: read it every hour (or materialize it by hand).
+            automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+            description="Every request the forecast endpoint (`make serve`) answered, from its inference log in "
+            "serving/logs/ of the data directory: when, which model version, which series and horizon, the "
+            "status and error, the latency. Keeps requests whose log file has since rotated away.",
+        ),
+        dg.AssetSpec(
+            SERVED_FORECASTS_KEY,
+            group_name="monitoring",
+            kinds={"duckdb"},
+            owners=OWNERS,
+            automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+            description="The forecasts the endpoint answered, once per series, period and model version (when "
+            "first served), with the step ahead: scored against actuals by monitoring.forecast_accuracy where "
+            "the batch history has no forecast of that version.",
+        ),
+    ],
+    can_subset=False,
 )
 def serving_requests(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     folder = project.paths.root / "serving" / "logs"
     read = read_inference_log(folder)
     existing = warehouse.read(SERVING_REQUESTS, missing_ok=True)
     combined = merge_requests(existing if not existing.empty else None, read.requests)
+    served = merge_served(warehouse.read(SERVED_FORECASTS, missing_ok=True), read.forecasts)
     added = len(combined) - len(existing)
-    warehouse.replace(SERVING_REQUESTS, combined)
+    warehouse.write(replace={SERVING_REQUESTS: combined, SERVED_FORECASTS: served})
     summary = requests_summary(combined)
     by_day = summary.pop("by_day", None)
     context.log.info(
-        f"{added} requests added from {folder} ({len(combined)} in {SERVING_REQUESTS}); "
-        f"{len(read.skipped)} log lines skipped"
+        f"{added} requests added from {folder} ({len(combined)} in {SERVING_REQUESTS}, {len(served)} distinct "
+        f"forecasts served); {len(read.skipped)} log lines skipped"
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=SERVING_REQUESTS_KEY,
         metadata=table_metadata(
             combined,
             SERVING_REQUESTS,
@@ -285,8 +318,9 @@ def serving_requests(context: dg.AssetExecutionContext, project: ProjectResource
             versions_served=dg.MetadataValue.json(summary.get("versions_served", [])),
             errors_by_kind=dg.MetadataValue.json(summary.get("errors_by_kind", {})),
             skipped_log_lines=dg.MetadataValue.json(read.skipped[:20]),
-        )
+        ),
     )
+    yield dg.MaterializeResult(asset_key=SERVED_FORECASTS_KEY, metadata=table_metadata(served, SERVED_FORECASTS))
 
 
 @dg.asset(
@@ -355,5 +389,13 @@ monitoring_checks = [
         schema=lambda _wh, _project: schemas.SERVING_REQUESTS,
         blocking=False,
         description="One row per request id; an error kind exactly on the requests that did not answer 200.",
+    ),
+    pandera_check(
+        asset=SERVED_FORECASTS_KEY,
+        name=CONTRACT_CHECK,
+        table=SERVED_FORECASTS,
+        schema=lambda _wh, _project: schemas.SERVED_FORECASTS,
+        blocking=False,
+        description="One row per series, period and model version served, with the step ahead.",
     ),
 ]

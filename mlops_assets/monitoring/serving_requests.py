@@ -1,8 +1,12 @@
-"""The serving app's inference log as a table: one row per request, and what people ask of it.
+"""The serving app's inference log as tables: one row per request, and the forecasts it answered.
 
-The log files rotate away (bounded in size), so the table keeps every request it has seen: new lines are
+The log files rotate away (bounded in size), so the tables keep everything they have seen: new lines are
 added, lines already ingested (same request_id) are not duplicated, and nothing is dropped when a file
 rotates out. A line that is not a JSON request record is skipped and reported with its file and line.
+
+A served forecast is kept once per series, period and model version (the first time it was served): the
+same version always answers the same numbers. Those whose version has no batch forecast of that series and
+period in monitoring.forecast_history are scored by monitoring.forecast_accuracy beside the batch ones.
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ COLUMNS = {
     "log_file": "Inference log file the line was read from.",
 }
 _SHOWN_SERIES = 20
+FORECAST_KEY = ["unique_id", "ds", "model_version"]
 
 
 @dataclass
 class LogRead:
     requests: pd.DataFrame
+    forecasts: pd.DataFrame = field(default_factory=lambda: empty_served())
     skipped: list[dict] = field(default_factory=list)
 
 
@@ -67,18 +73,66 @@ def empty_requests() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=types.get(c, "object")) for c in COLUMNS})
 
 
+def _answered(record: dict, requested_at: pd.Timestamp) -> pd.DataFrame | None:
+    """The forecasts of a 200 answer, with the step ahead of each (None when the answer was not logged)."""
+    predictions = (record.get("answer") or {}).get("predictions")
+    if record.get("status") != 200 or not predictions:
+        return None
+    steps = np.concatenate([np.arange(1, int(h) + 1) for h in record.get("h") or []] or [np.array([], int)])
+    if len(steps) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for requested horizons summing to {len(steps)}")
+    frame = pd.DataFrame(predictions)
+    frame["ds"] = pd.to_datetime(frame["ds"])
+    return frame.assign(model_version=frame["model_version"].astype(str), issued_at=requested_at,
+                        horizon_step=steps, request_id=str(record["request_id"]))
+
+
 def read_inference_log(folder: Path) -> LogRead:
     """Every request line of the log files in `folder` (rotated ones included), oldest first."""
-    rows, skipped = [], []
+    rows, forecasts, skipped = [], [], []
     for path in log_files(folder) if folder.is_dir() else []:
         with path.open(encoding="utf-8", errors="replace") as lines:
             for number, line in enumerate(lines, start=1):
                 try:
-                    rows.append(_row(json.loads(line), path.name))
+                    record = json.loads(line)
+                    row = _row(record, path.name)
+                    answered = _answered(record, row["requested_at"])
                 except (ValueError, KeyError, TypeError, AttributeError) as error:
                     skipped.append({"file": path.name, "line": number, "reason": f"{type(error).__name__}: {error}"})
+                    continue
+                rows.append(row)
+                if answered is not None:
+                    forecasts.append(answered)
     frame = pd.DataFrame(rows, columns=list(COLUMNS)) if rows else empty_requests()
-    return LogRead(frame.astype(empty_requests().dtypes.to_dict()), skipped)
+    served = merge_served(None, pd.concat(forecasts, ignore_index=True)) if forecasts else empty_served()
+    return LogRead(frame.astype(empty_requests().dtypes.to_dict()), served, skipped)
+
+
+def empty_served() -> pd.DataFrame:
+    types = {"unique_id": "object", "ds": "datetime64[ns]", "model": "object", "model_version": "object",
+             "y_hat": "float64", "issued_at": "datetime64[ns]", "horizon_step": "int64", "request_id": "object"}
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in types.items()})
+
+
+def merge_served(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
+    """One row per series, period and version: the earliest serve kept; sorted by time, series, period."""
+    parts = [p for p in (existing, new) if p is not None and not p.empty]
+    if not parts:
+        return empty_served()
+    combined = pd.concat(parts, ignore_index=True)
+    combined = combined.astype({"ds": "datetime64[ns]", "issued_at": "datetime64[ns]"})
+    combined = combined.sort_values(["issued_at", "request_id", "unique_id", "ds"])
+    return combined.drop_duplicates(FORECAST_KEY, keep="first").reset_index(drop=True)
+
+
+def unscored_served(history: pd.DataFrame, served: pd.DataFrame) -> pd.DataFrame:
+    """Served forecasts that the batch history lacks (same series, period, version), marked source=served."""
+    if served.empty:
+        return served
+    batch_keys = history[FORECAST_KEY].astype({"model_version": str}).assign(ds=lambda d: pd.to_datetime(d["ds"]))
+    merged = served.merge(batch_keys.drop_duplicates(), on=FORECAST_KEY, how="left", indicator=True)
+    extra = merged.loc[merged["_merge"] == "left_only"].drop(columns=["_merge", "request_id"])
+    return extra.assign(source="served").reset_index(drop=True)
 
 
 def merge_requests(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:

@@ -299,10 +299,14 @@ def test_the_inference_log_reaches_monitoring_serving_requests(app):
     assert len(ok["answer"]["predictions"]) == 5 and ok["latency_ms"] > 0
     assert "unknown unique_id 'nope'" in lines["logged-error"]["error"]
 
-    result = materialize_all(app["data_dir"], selection=dg.AssetSelection.assets(["monitoring", "serving_requests"]))
+    selection = dg.AssetSelection.assets(["monitoring", "serving_requests"]).required_multi_asset_neighbors()
+    result = materialize_all(app["data_dir"], selection=selection)
     assert all(c.passed for c in result.get_asset_check_evaluations())
     with duckdb.connect(str(app["data_dir"] / "warehouse.duckdb"), read_only=True) as con:
         table = con.execute("select * from monitoring.serving_requests").df().set_index("request_id")
+        served = con.execute("select horizon_step from monitoring.served_forecasts where unique_id = 's6' "
+                             "order by horizon_step").df()
     assert table.loc["logged-ok", "status"] == 200 and table.loc["logged-ok", "model_version"] in {"1", "2"}
     assert table.loc["logged-error", "error_kind"] == "model_error"
     assert len(table) == len(lines)
+    assert served["horizon_step"].tolist() == [1, 2, 3, 4, 5]
