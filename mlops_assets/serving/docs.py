@@ -40,7 +40,8 @@ def app_document(document: dict[str, Any], server_url: str, limits: RequestLimit
     doc["info"]["description"] += (
         f" Limits per request: {limits.max_body_bytes:,} body bytes, {limits.max_rows:,} rows, "
         f"{limits.max_forecast_rows:,} forecast rows (the sum of h); beyond them the answer is 413 naming the "
-        "limit. Every answer carries the model version in the X-Model-Version header and a request id in "
+        "limit. This server refuses a boolean, fractional or out-of-range h instead of letting MLflow cast it. "
+        "Every answer carries the model version in the X-Model-Version header and a request id in "
         "X-Request-Id."
     )
     responses = doc["paths"]["/invocations"]["post"]["responses"]
