@@ -158,7 +158,7 @@ def test_forecast_accuracy_scores_what_the_endpoint_served(tmp_path):
     folder = tmp_path / "serving" / "logs"
     write_requests(folder, [("r1", "7", 200, "none", 3.0, ["a"])])
     gold = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2026-03-02", periods=2, freq="W-MON"),
-                         "y": [5.0, 15.0]})
+                         "y": [5.0, 15.0], "imputed": False})
     history = pd.DataFrame({"unique_id": ["a"], "ds": pd.to_datetime(["2026-03-02"]), "model": ["Naive"],
                             "model_version": ["6"], "y_hat": [4.0], "issued_at": pd.to_datetime(["2026-03-01"]),
                             "horizon_step": [1], "train_end": pd.to_datetime(["2026-02-23"])})
