@@ -224,6 +224,11 @@ def create_app(config: ServingConfig) -> FastAPI:
             kind = _error_kind(status)
         except RequestRefused as refused:
             status, answer, answer_type, kind = refused.status, refused.as_json(), "application/json", refused.kind
+        except Exception as error:  # counted and logged like any answer, not lost in a bare 500
+            log.exception(f"request {request_id} failed")
+            status, answer_type, kind = 500, "application/json", "server_error"
+            answer = json.dumps({"error_code": "INTERNAL_ERROR", "message": f"{type(error).__name__}: {error}"})
+            answer = answer.encode()
         seconds = time.perf_counter() - started
         forecast_rows = summary.forecast_rows if status == 200 else 0
         metrics.answered(status, kind, seconds, forecast_rows, len(set(summary.series)))

@@ -6,6 +6,7 @@ every half second. Versions 1 (champion) and 2 (challenger) are registered befor
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -30,6 +32,7 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
+import mlops_assets.serving.app as serving_app_module
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.model_registry import CHAMPION, register_and_gate, register_champions, rollback
 from mlops_assets.serving.inference_log import FILE_NAME
@@ -310,3 +313,28 @@ def test_the_inference_log_reaches_monitoring_serving_requests(app):
     assert table.loc["logged-error", "error_kind"] == "model_error"
     assert len(table) == len(lines)
     assert served["horizon_step"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_an_unexpected_failure_is_a_counted_and_logged_500(app, monkeypatch, tmp_path):
+    """In process, on the module's registry: a fault inside the app (injected) still gets an answer."""
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(serving_app_module, "check_request", broken)
+    config = serving_app_module.ServingConfig(NAME, "http://testserver", tmp_path / "logs", poll_seconds=3600)
+
+    async def call() -> tuple[httpx.Response, str]:
+        application = serving_app_module.create_app(config)
+        async with application.router.lifespan_context(application):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application),
+                                         base_url="http://testserver") as client:
+                answer = await client.post("/invocations", json=records(("s0", 1)))
+                return answer, (await client.get("/metrics")).text
+
+    response, exported = asyncio.run(call())
+    assert response.status_code == 500 and response.json() == {
+        "error_code": "INTERNAL_ERROR", "message": "RuntimeError: injected fault"}
+    assert 'serving_requests_total{error_kind="server_error",status="500"} 1.0' in exported
+    line = json.loads((tmp_path / "logs" / FILE_NAME).read_text())
+    assert (line["status"], line["error_kind"]) == (500, "server_error")
