@@ -59,9 +59,9 @@ class RequestSummary:
 
 
 def body_limit_message(size: int | None, limits: RequestLimits) -> str:
-    got = "more" if size is None else f"{size:,} bytes"
+    got = "is longer than" if size is None else f"has {size:,} bytes; more than"
     return (
-        f"the request body is {got}; the limit is {limits.max_body_bytes:,} bytes (serve --max-body-bytes): "
+        f"the request body {got} the limit of {limits.max_body_bytes:,} bytes (serve --max-body-bytes): "
         "split the series over several requests"
     )
 

@@ -129,7 +129,7 @@ def test_answers_like_mlflow_and_says_which_version_answered(app):
 
 
 OVERSIZED = {
-    "body bytes": (records(*[("s" + "1" * 200, 1)] * 100), 413, "the limit is 20,000 bytes"),
+    "body bytes": (records(*[("s" + "1" * 200, 1)] * 100), 413, "more than the limit of 20,000 bytes"),
     "rows": (records(*[("s1", 1)] * 101), 413, "101 rows; the limit is 100 rows"),
     "horizon x series": (records(*[("s1", 13)] * 39), 413, "507 forecast rows"),
     "h true": (records(("s1", True)), 400, "got true in row 0"),
@@ -350,3 +350,16 @@ def test_schemathesis_finds_no_server_error_in_the_app(app, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=420, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout or "passed" in result.stdout.lower(), result.stdout[-3000:]
+
+
+def test_a_chunked_body_without_a_length_is_cut_at_the_limit(app):
+    def chunks():
+        yield b'{"dataframe_records": ['
+        for _ in range(2_000):
+            yield b'{"unique_id": "s1", "h": 1},'
+        yield b'{"unique_id": "s1", "h": 1}]}'
+
+    response = requests.post(f"{app['base']}/invocations", data=chunks(), timeout=30,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert "the request body is longer than the limit of 20,000 bytes" in response.json()["message"]
