@@ -137,7 +137,9 @@ def hammer(url: str, body: str, clients: int, seconds: float) -> tuple[np.ndarra
 
 def alias_swap(name: str, version: str, url: str, poll_seconds: float, forecaster, champions) -> dict:
     """Move the champion to a new version under a running client; time to its first answer, failures."""
-    new = register_champions(forecaster, champions, name=name, run_id=None, description="swap", tags={})
+    # New tags: registration is idempotent, the champion's own champions and tags would reuse its version.
+    new = register_champions(forecaster, champions, name=name, run_id=None, description="swap",
+                             tags={"benchmark": f"alias swap {time.time():.0f}"})
     seen: list[tuple[float, int, str | None]] = []
     stop = threading.Event()
     body = json.dumps({"dataframe_records": [{"unique_id": champions["unique_id"].iloc[0], "h": 1}]})

@@ -91,7 +91,9 @@ def app(tmp_path_factory):
         with mlflow.start_run(experiment_id=experiment):
             register_and_gate(forecaster, champions, champions.assign(mae=1.0), name=NAME, run_id=None,
                               description="app test", tags={}, tolerance=0)
-            register_champions(forecaster, champions, name=NAME, run_id=None, description="app test v2", tags={})
+            # Other tags than version 1's: registration is idempotent on the champions and tags.
+            register_champions(forecaster, champions, name=NAME, run_id=None, description="app test v2",
+                               tags={"purpose": "second version"})
         port = free_port()
         with serving_app(tracking_uri, data_dir, port) as process:
             yield {"base": f"http://127.0.0.1:{port}", "data_dir": data_dir, "process": process, "work": work}
