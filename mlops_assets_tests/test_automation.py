@@ -155,9 +155,9 @@ def test_every_contract_check_below_raw_is_requested_with_its_asset():
     _materialized(instance, RAW)
     result = _tick(instance, cursor)
     # Raw is updated outside automation (the landing sensor's runs carry the raw checks): nothing is requested
-    # for its checks on their own.
+    # for its checks on their own. The inference-log tables are not below raw: their checks wait for them.
     assert _requested_checks(result) == {
-        f"{k.to_user_string()}:matches_contract" for k in CONTRACT_TABLES - RAW
+        f"{k.to_user_string()}:matches_contract" for k in CONTRACT_TABLES - RAW - LOG_FED
     }
     assert _requested_checks(_tick(instance, result.cursor)) == set()
 

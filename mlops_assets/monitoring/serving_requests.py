@@ -93,14 +93,20 @@ def read_inference_log(folder: Path) -> LogRead:
     for path in log_files(folder) if folder.is_dir() else []:
         with path.open(encoding="utf-8", errors="replace") as lines:
             for number, line in enumerate(lines, start=1):
+                where = {"file": path.name, "line": number}
                 try:
                     record = json.loads(line)
                     row = _row(record, path.name)
-                    answered = _answered(record, row["requested_at"])
                 except (ValueError, KeyError, TypeError, AttributeError) as error:
-                    skipped.append({"file": path.name, "line": number, "reason": f"{type(error).__name__}: {error}"})
+                    skipped.append({**where, "reason": f"{type(error).__name__}: {error}"})
                     continue
                 rows.append(row)
+                try:
+                    answered = _answered(record, row["requested_at"])
+                except (ValueError, KeyError, TypeError, AttributeError) as error:
+                    # The request still counts; only its forecasts cannot be placed by step.
+                    skipped.append({**where, "reason": f"answer not read: {type(error).__name__}: {error}"})
+                    continue
                 if answered is not None:
                     forecasts.append(answered)
     frame = pd.DataFrame(rows, columns=list(COLUMNS)) if rows else empty_requests()

@@ -197,8 +197,6 @@ def create_app(config: ServingConfig) -> FastAPI:
             inference_log.close()
 
     app = FastAPI(title=config.model_name, docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.watch = watch
-    app.state.metrics = metrics
     app.mount("/docs/static", StaticFiles(directory=STATIC_FOLDER), name="swagger-static")
 
     @app.post("/invocations")

@@ -135,13 +135,15 @@ def test_served_forecasts_are_kept_once_per_version_with_their_step(tmp_path):
     pd.testing.assert_frame_equal(again, served)
 
 
-def test_an_answer_that_does_not_match_its_horizons_is_skipped_with_its_line(tmp_path):
+def test_an_answer_that_does_not_match_its_horizons_keeps_its_request_and_names_its_line(tmp_path):
     log = InferenceLog(tmp_path)
     log.write({"request_id": "x", "model_version": "1", "series": ["a"], "h": [2], "status": 200,
                "error_kind": "none", "latency_ms": 1.0, "forecast_rows": 2}, answer("1", ["a"], 3))
     log.close()
     read = read_inference_log(tmp_path)
-    assert read.requests.empty and read.skipped[0]["line"] == 1 and "summing to 2" in read.skipped[0]["reason"]
+    assert read.requests["request_id"].tolist() == ["x"] and read.forecasts.empty
+    assert read.skipped[0]["line"] == 1 and read.skipped[0]["reason"].startswith("answer not read")
+    assert "summing to 2" in read.skipped[0]["reason"]
 
 
 def test_only_served_forecasts_the_batch_history_lacks_are_scored():
