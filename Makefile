@@ -10,8 +10,9 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 PORT ?= 3000
 SERVE_PORT ?= 5001
+SERVE_POLL_SECONDS ?= 10
 
-.PHONY: setup run dev test serve mlflow-ui bench lint clean
+.PHONY: setup run dev test serve prometheus monitor mlflow-ui bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -37,9 +38,18 @@ test: setup
 	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
 	$(BIN)/pytest -q
 
+# The champion behind MLflow's scoring protocol, following the alias; /docs, /metrics, /version.
 serve: setup
-	PATH=$(CURDIR)/$(BIN):$$PATH MLFLOW_TRACKING_URI=sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db \
-	$(BIN)/mlflow models serve -m models:/sales_forecast@champion --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
+	$(BIN)/python -m mlops_assets.serving.app --port $(SERVE_PORT) --poll-seconds $(SERVE_POLL_SECONDS)
+
+# A Prometheus on 127.0.0.1:9090 scraping `make serve` and evaluating its alert rules.
+prometheus:
+	prometheus --config.file=mlops_assets/monitoring/prometheus/prometheus.yml \
+	  --storage.tsdb.path=$(MLOPS_DATA_DIR)/prometheus --web.listen-address=127.0.0.1:9090
+
+# Evidently's UI on the workspace of monitoring/evidently_workspace: drift share and realized SMAPE over time.
+monitor: setup
+	$(BIN)/evidently ui --workspace $(MLOPS_DATA_DIR)/evidently --host 127.0.0.1 --port 8000
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p 5000

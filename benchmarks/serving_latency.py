@@ -1,7 +1,11 @@
-"""Latency of the champion model behind `mlflow models serve`, against calling the same model in-process.
+"""Latency of the serving app (`make serve`) against bare `mlflow models serve`, on the same model and requests.
 
-Measures the server's start time (until /ping answers) and p50/p99 latency of 1-series and 100-series
-requests (h = the trained horizon), each over a bounded number of requests on loopback.
+Both servers run side by side on 127.0.0.1; each scenario (1 or 100 series, h = the trained horizon, 1 or 4
+concurrent clients) is timed on one server then the other, for a bounded time each, and the pair is
+repeated in the opposite order so that a change of load on the machine hits both. Reported: requests/s,
+p50/p99 latency, the servers' CPU-seconds, the load average beside every wall time. Then the champion
+alias is moved under a running client: time from the move to the first answer from the new version, and
+the number of failed requests during the swap.
 
     python benchmarks/serving_latency.py                     # synthetic weekly data, temporary registry
     MLOPS_DATA_DIR=data python benchmarks/serving_latency.py # the product's registry and champion
@@ -17,32 +21,43 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
+import psutil
 import requests
+from mlflow import MlflowClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mlops_assets.registry.champion_model import ChampionForecaster  # noqa: E402
 from mlops_assets.registry.model_registry import (  # noqa: E402
+    CHAMPION,
     load_champion,
     register_and_gate,
+    register_champions,
 )
 from mlops_assets.settings import DATA_DIR_ENV, DataPaths, load_settings  # noqa: E402
 from mlops_assets_tests.processes import free_port, stop_process_group  # noqa: E402
 
 MODELS = ("SeasonalNaive", "Naive", "AutoTheta", "WindowAverage")
+REPO = Path(__file__).resolve().parents[1]
 
 
-def synthetic_registry(folder: Path, n_series: int, name: str) -> str:
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def synthetic_registry(folder: Path, n_series: int, name: str) -> tuple[str, ChampionForecaster, pd.DataFrame]:
     """A registry with one champion fitted on n_series synthetic weekly series; returns its tracking URI."""
     uri = f"sqlite:///{folder}/mlflow.db"
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.create_experiment("serving-benchmark", artifact_location=(folder / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=experiment)
     rng = np.random.default_rng(0)
     ds = pd.date_range("2022-01-03", periods=120, freq="W-MON")
     t = np.arange(len(ds))
@@ -57,45 +72,21 @@ def synthetic_registry(folder: Path, n_series: int, name: str) -> str:
     champions = pd.DataFrame({"unique_id": ids, "model": [MODELS[i % len(MODELS)] for i in range(n_series)]})
     champions["smape"] = 10.0
     forecaster = ChampionForecaster("W-MON", 52, 13).fit(history, champions)
-    with mlflow.start_run(experiment_id=experiment):
+    with mlflow.start_run():
         register_and_gate(
             forecaster, champions, champions, name=name, run_id=None, description="serving benchmark", tags={},
             tolerance=0,
         )
-    return uri
+    return uri, forecaster, champions
 
 
-def start_server(uri: str, name: str, port: int, log: Path, timeout_s: float) -> tuple[subprocess.Popen, float]:
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": uri,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+def start(command: list[str], env: dict, port: int, log: Path, timeout_s: float) -> tuple[subprocess.Popen, float]:
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            f"models:/{name}@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                               start_new_session=True, cwd=log.parent)
     while time.perf_counter() - started < timeout_s:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}; see {log}")
+            raise RuntimeError(f"{command[2:5]} exited with {process.returncode}; see {log}")
         try:
             if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
                 return process, time.perf_counter() - started
@@ -106,28 +97,93 @@ def start_server(uri: str, name: str, port: int, log: Path, timeout_s: float) ->
     raise RuntimeError(f"no /ping after {timeout_s} s; see {log}")
 
 
-def timed(call, n: int, budget_s: float) -> np.ndarray:
-    """Seconds per call over n calls (fewer if the budget runs out), after 3 warm-up calls."""
-    for _ in range(3):
-        call()
-    times, deadline = [], time.perf_counter() + budget_s
-    while len(times) < n and time.perf_counter() < deadline:
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return np.asarray(times)
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """CPU time of a server and its children (the bare server runs uvicorn in a child)."""
+    root = psutil.Process(process.pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def hammer(url: str, body: str, clients: int, seconds: float) -> tuple[np.ndarray, int, float]:
+    """`clients` threads posting `body` for `seconds`; (latencies in ms, failures, wall seconds)."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    failures = [0] * clients
+    deadline = time.perf_counter() + seconds
+
+    def client(i: int) -> None:
+        with requests.Session() as session:
+            for _ in range(3):  # warm the connection
+                session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+            while time.perf_counter() < deadline:
+                start_at = time.perf_counter()
+                response = session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+                latencies[i].append((time.perf_counter() - start_at) * 1000)
+                failures[i] += response.status_code != 200
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return np.concatenate([np.asarray(x) for x in latencies]), sum(failures), time.perf_counter() - began
+
+
+def alias_swap(name: str, version: str, url: str, poll_seconds: float, forecaster, champions) -> dict:
+    """Move the champion to a new version under a running client; time to its first answer, failures."""
+    # New tags: registration is idempotent, the champion's own champions and tags would reuse its version.
+    new = register_champions(forecaster, champions, name=name, run_id=None, description="swap",
+                             tags={"benchmark": f"alias swap {time.time():.0f}"})
+    seen: list[tuple[float, int, str | None]] = []
+    stop = threading.Event()
+    body = json.dumps({"dataframe_records": [{"unique_id": champions["unique_id"].iloc[0], "h": 1}]})
+
+    def client() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                response = session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
+                seen.append((time.perf_counter(), response.status_code, response.headers.get("X-Model-Version")))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    time.sleep(1.0)
+    moved = time.perf_counter()
+    MlflowClient().set_registered_model_alias(name, CHAMPION, new.version)
+    while time.perf_counter() - moved < poll_seconds + 60 and not any(
+        v == new.version for t, _, v in seen if t > moved
+    ):
+        time.sleep(0.02)
+    time.sleep(0.5)
+    stop.set()
+    thread.join()
+    first = next((t for t, _, v in seen if t > moved and v == new.version), None)
+    return {
+        "from": version,
+        "to": new.version,
+        "seconds": None if first is None else first - moved,
+        "requests": len(seen),
+        "failed": sum(status != 200 for _, status, _ in seen),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=300, help="synthetic series (ignored with a data dir)")
-    parser.add_argument("--requests", type=int, default=200, help="requests per scenario")
-    parser.add_argument("--budget", type=float, default=120.0, help="seconds at most per scenario")
+    parser.add_argument("--seconds", type=float, default=8.0, help="seconds per scenario and server, each pass")
+    parser.add_argument("--poll-seconds", type=float, default=2.0, help="the app's alias poll interval")
     parser.add_argument("--start-timeout", type=float, default=180.0)
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="serving-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    processes: list[subprocess.Popen] = []
     try:
+        swap_model = None
         if os.environ.get(DATA_DIR_ENV):
             paths, settings = DataPaths.from_env(), load_settings()
             name = settings.registered_model_name
@@ -135,52 +191,74 @@ def main() -> None:
             source = f"registry in {paths.root}"
         else:
             name, source = "sales_forecast_benchmark", f"synthetic, {args.series} weekly series"
-            uri = synthetic_registry(scratch, args.series, name)
+            uri, *swap_model = synthetic_registry(scratch, args.series, name)
         mlflow.set_tracking_uri(uri)
         model, version = load_champion(name)
         forecaster = model.unwrap_python_model().forecaster
-        ids = forecaster.series["unique_id"].tolist()
-        h = forecaster.horizon
+        ids, h = forecaster.series["unique_id"].tolist(), forecaster.horizon
 
-        port = free_port()
-        process, start_s = start_server(uri, name, port, scratch / "server.log", args.start_timeout)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO), DATA_DIR_ENV: str(scratch / "data"),
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        ports = {"bare mlflow": free_port(), "serving app": free_port()}
+        commands = {
+            "bare mlflow": [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
+                            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(ports["bare mlflow"])],
+            "serving app": [sys.executable, "-m", "mlops_assets.serving.app", "--model-name", name,
+                            "--tracking-uri", uri, "--port", str(ports["serving app"]),
+                            "--poll-seconds", str(args.poll_seconds)],
+        }
+        servers, starts = {}, {}
+        for which, command in commands.items():
+            servers[which], starts[which] = start(command, env, ports[which], scratch / f"{which}.log",
+                                                  args.start_timeout)
+            processes.append(servers[which])
+            print(f"{which}: /ping after {starts[which]:.1f} s ({load()})", flush=True)
+
         rows = []
-        try:
-            session = requests.Session()
-            for n_series in (1, 100):
-                request = pd.DataFrame({"unique_id": ids[:n_series], "h": h})
-                body = json.dumps({"dataframe_records": request.to_dict(orient="records")})
-
-                def over_http(body=body) -> None:
-                    response = session.post(
-                        f"http://127.0.0.1:{port}/invocations",
-                        data=body,
-                        headers={"Content-Type": "application/json"},
-                        timeout=60,
-                    )
-                    response.raise_for_status()
-
-                for where, call in (("HTTP", over_http), ("in-process", lambda r=request: model.predict(r))):
-                    times = timed(call, args.requests, args.budget) * 1000
-                    rows.append(
-                        {
-                            "series": min(n_series, len(ids)),
-                            "rows out": min(n_series, len(ids)) * h,
-                            "via": where,
-                            "requests": len(times),
-                            "p50 ms": np.percentile(times, 50),
-                            "p99 ms": np.percentile(times, 99),
-                            "mean ms": times.mean(),
-                        }
-                    )
-        finally:
-            stop_process_group(process, signal.SIGTERM)
+        for n_series in (1, 100):
+            body = json.dumps({"dataframe_records": [{"unique_id": u, "h": h} for u in ids[:n_series]]})
+            for clients in (1, 4):
+                for order in (("bare mlflow", "serving app"), ("serving app", "bare mlflow")):
+                    for which in order:
+                        cpu = cpu_seconds(servers[which])
+                        url = f"http://127.0.0.1:{ports[which]}/invocations"
+                        times, failed, wall = hammer(url, body, clients, args.seconds)
+                        rows.append({"series": min(n_series, len(ids)), "clients": clients, "server": which,
+                                     "requests": len(times), "failed": failed, "req/s": len(times) / wall,
+                                     "p50 ms": np.percentile(times, 50), "p99 ms": np.percentile(times, 99),
+                                     "server CPU-s": cpu_seconds(servers[which]) - cpu, "wall s": wall,
+                                     "load": os.getloadavg()[0]})
+                        print(f"  {n_series} series, {clients} clients, {which}: p50 {rows[-1]['p50 ms']:.1f} ms, "
+                              f"{rows[-1]['req/s']:.0f} req/s ({load()})", flush=True)
+        swap = None
+        if swap_model:
+            swap = alias_swap(name, version, f"http://127.0.0.1:{ports['serving app']}/invocations",
+                              args.poll_seconds, *swap_model)
     finally:
+        for process in processes:
+            stop_process_group(process, signal.SIGTERM)
         shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"\nmodel {name} version {version} ({source}), horizon {h}")
-    print(f"server start until /ping answers: {start_s:.1f} s\n")
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    table = pd.DataFrame(rows)
+    summary = (
+        table.groupby(["series", "clients", "server"], sort=False)
+        .agg(requests=("requests", "sum"), failed=("failed", "sum"), req_s=("req/s", "mean"),
+             p50_ms=("p50 ms", "median"), p99_ms=("p99 ms", "median"), cpu_s=("server CPU-s", "sum"),
+             wall_s=("wall s", "sum"), load=("load", "mean"))
+        .reset_index()
+    )
+    app_rows = summary[summary["server"] == "serving app"].set_index(["series", "clients"])
+    bare_rows = summary[summary["server"] == "bare mlflow"].set_index(["series", "clients"])
+    ratio = (app_rows["p50_ms"] / bare_rows["p50_ms"]).rename("p50 app/bare").reset_index()
+    print(f"\nmodel {name} version {version} ({source}), horizon {h}, load at the end {os.getloadavg()}")
+    print("start until /ping answers: " + ", ".join(f"{k} {v:.1f} s" for k, v in starts.items()) + "\n")
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print("\n" + ratio.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if swap:
+        seconds = "never" if swap["seconds"] is None else f"{swap['seconds']:.2f} s"
+        print(f"\nalias move {swap['from']} -> {swap['to']} (poll every {args.poll_seconds:g} s): first answer from "
+              f"the new version after {seconds}; {swap['failed']} of {swap['requests']} requests failed during the "
+              f"swap ({load()})")
 
 
 if __name__ == "__main__":

@@ -370,3 +370,43 @@ DRIFT_SUMMARY = DataFrameSchema(
     strict=False,
     name="monitoring.drift_summary",
 )
+
+
+SERVING_REQUESTS = DataFrameSchema(
+    {
+        "request_id": _STR,
+        "requested_at": _DATE,
+        "model_version": Column(str, Check.str_matches(r"^\d+$"), nullable=False),
+        "status": Column(int, Check.in_range(100, 599)),
+        "error_kind": _STR,
+        "n_rows": Column(int, Check.ge(0)),
+        "forecast_rows": Column(int, Check.ge(0)),
+        "latency_ms": Column(float, Check.ge(0)),
+    },
+    checks=[
+        Check(lambda df: (df["status"] == 200) == (df["error_kind"] == "none"),
+              error="a request has an error kind exactly when it did not answer 200"),
+        Check(lambda df: (df["status"] == 200) | (df["forecast_rows"] == 0),
+              error="a failed request returned no forecast rows"),
+    ],
+    unique=["request_id"],
+    strict=False,
+    name="monitoring.serving_requests",
+)
+
+
+SERVED_FORECASTS = DataFrameSchema(
+    {
+        "unique_id": _STR,
+        "ds": _DATE,
+        "model": _STR,
+        "model_version": Column(str, Check.str_matches(r"^\d+$"), nullable=False),
+        "y_hat": Column(float, nullable=False),
+        "issued_at": _DATE,
+        "horizon_step": Column(int, Check.ge(1)),
+        "request_id": _STR,
+    },
+    unique=["unique_id", "ds", "model_version"],
+    strict=False,
+    name="monitoring.served_forecasts",
+)

@@ -15,11 +15,14 @@ GRAPH = defs.resolve_asset_graph()
 ALL_ASSETS = set(GRAPH.get_all_asset_keys())
 RAW = {k for k in ALL_ASSETS if k.path[0] == "raw"}
 GOLD = {dg.AssetKey(["gold", "sales_data_for_forecast"]), dg.AssetKey(["gold", "series_excluded"])}
-BELOW_GOLD = ALL_ASSETS - RAW - GOLD
+# Fed by the serving app's inference log, outside the graph: refreshed on a cron, not by upstream changes.
+LOG_FED = {dg.AssetKey(["monitoring", "serving_requests"]), dg.AssetKey(["monitoring", "served_forecasts"])}
+BELOW_GOLD = ALL_ASSETS - RAW - GOLD - LOG_FED
 # Tables with a Pandera contract: all but the drift report (an HTML file) and the OpenAPI document.
 CONTRACT_TABLES = {
     *RAW, *GOLD, dg.AssetKey(["serving", "sales_overall"]),
-    *(dg.AssetKey(["monitoring", n]) for n in ("drift_summary", "forecast_history", "forecast_accuracy")),
+    *(dg.AssetKey(["monitoring", n]) for n in ("drift_summary", "forecast_history", "forecast_accuracy",
+                                                "serving_requests", "served_forecasts")),
     *(dg.AssetKey(["forecasting", n]) for n in ("backtest_forecasts", "series_evaluation", "series_champions",
                                                  "forecasts")),
 }
@@ -54,6 +57,12 @@ def _tick(instance: dg.DagsterInstance, cursor=None):
 
 
 # --- shape ------------------------------------------------------------------------------------------------------
+
+
+def test_the_inference_log_is_ingested_hourly_and_depends_on_no_asset():
+    for key in LOG_FED:
+        assert GRAPH.get(key).parent_keys == set()
+        assert "on_cron(0 * * * *" in repr(GRAPH.get(key).automation_condition)
 
 
 def test_assets_below_raw_are_automated_and_raw_assets_are_fed_by_the_landing_sensor():
@@ -146,9 +155,9 @@ def test_every_contract_check_below_raw_is_requested_with_its_asset():
     _materialized(instance, RAW)
     result = _tick(instance, cursor)
     # Raw is updated outside automation (the landing sensor's runs carry the raw checks): nothing is requested
-    # for its checks on their own.
+    # for its checks on their own. The inference-log tables are not below raw: their checks wait for them.
     assert _requested_checks(result) == {
-        f"{k.to_user_string()}:matches_contract" for k in CONTRACT_TABLES - RAW
+        f"{k.to_user_string()}:matches_contract" for k in CONTRACT_TABLES - RAW - LOG_FED
     }
     assert _requested_checks(_tick(instance, result.cursor)) == set()
 

@@ -13,10 +13,22 @@ from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, preview, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.monitoring.accuracy import accuracy_summary, append_history, realized_vs_backtest, score_forecasts
+from mlops_assets.monitoring.serving_requests import COLUMNS as REQUEST_COLUMNS
+from mlops_assets.monitoring.serving_requests import (
+    merge_requests,
+    merge_served,
+    read_inference_log,
+    requests_summary,
+    unscored_served,
+)
 
 DRIFT_SUMMARY = "monitoring.drift_summary"
 FORECAST_HISTORY = "monitoring.forecast_history"
 FORECAST_ACCURACY = "monitoring.forecast_accuracy"
+SERVING_REQUESTS = "monitoring.serving_requests"
+SERVED_FORECASTS = "monitoring.served_forecasts"
+SERVING_REQUESTS_KEY = dg.AssetKey(["monitoring", "serving_requests"])
+SERVED_FORECASTS_KEY = dg.AssetKey(["monitoring", "served_forecasts"])
 DRIFT_CHECK = "drift_within_threshold"
 CONTRACT_CHECK = "matches_contract"
 ACCURACY_CHECK = "realized_accuracy_within_promise"
@@ -196,10 +208,12 @@ def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
 @dg.asset(
     key=["monitoring", "forecast_accuracy"],
     group_name="monitoring",
-    deps=[["monitoring", "forecast_history"], ["gold", "sales_data_for_forecast"]],
+    deps=[["monitoring", "forecast_history"], ["gold", "sales_data_for_forecast"], SERVED_FORECASTS_KEY],
     kinds={"duckdb"},
     owners=OWNERS,
-    automation_condition=downstream_condition(),
+    # Served forecasts are scored when actuals or batch forecasts arrive, not on every hourly log read; and
+    # a deployment that never served must not wait for them.
+    automation_condition=downstream_condition().ignore(dg.AssetSelection.assets(SERVED_FORECASTS_KEY)),
     check_specs=[
         dg.AssetCheckSpec(
             ACCURACY_CHECK,
@@ -209,10 +223,15 @@ def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
         )
     ],
     description="Every past forecast that actuals now cover, scored: SMAPE (0-200, M4) and interval "
-    "coverage by series, by horizon step, by model version, and its trend over forecast issues.",
+    "coverage by series, by horizon step, by model version, and its trend over forecast issues. Forecasts "
+    "the endpoint served from a version with no batch forecast of that period are scored too (source served).",
 )
 def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     history = warehouse.read(FORECAST_HISTORY)
+    served = unscored_served(history, warehouse.read(SERVED_FORECASTS, missing_ok=True))
+    history = history.assign(source="batch")
+    if not served.empty:
+        history = pd.concat([history, served], ignore_index=True)
     gold = warehouse.read("gold.sales_data_for_forecast")
     scored = score_forecasts(history, gold[["unique_id", "ds", "y", "imputed"]])
     warehouse.replace(FORECAST_ACCURACY, scored)
@@ -244,7 +263,100 @@ def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResourc
     )
 
 
-monitoring_assets = [drift_report, forecast_history, forecast_accuracy]
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            SERVING_REQUESTS_KEY,
+            group_name="monitoring",
+            kinds={"duckdb", "prometheus"},
+            owners=OWNERS,
+            # The log grows outside Dagster: read it every hour (or materialize it by hand).
+            automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+            description="Every request the forecast endpoint (`make serve`) answered, from its inference log in "
+            "serving/logs/ of the data directory: when, which model version, which series and horizon, the "
+            "status and error, the latency. Keeps requests whose log file has since rotated away.",
+        ),
+        dg.AssetSpec(
+            SERVED_FORECASTS_KEY,
+            group_name="monitoring",
+            kinds={"duckdb"},
+            owners=OWNERS,
+            automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+            description="The forecasts the endpoint answered, once per series, period and model version (when "
+            "first served), with the step ahead: scored against actuals by monitoring.forecast_accuracy where "
+            "the batch history has no forecast of that version.",
+        ),
+    ],
+    can_subset=False,
+)
+def serving_requests(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
+    folder = project.paths.root / "serving" / "logs"
+    read = read_inference_log(folder)
+    existing = warehouse.read(SERVING_REQUESTS, missing_ok=True)
+    combined = merge_requests(existing if not existing.empty else None, read.requests)
+    served = merge_served(warehouse.read(SERVED_FORECASTS, missing_ok=True), read.forecasts)
+    added = len(combined) - len(existing)
+    warehouse.write(replace={SERVING_REQUESTS: combined, SERVED_FORECASTS: served})
+    summary = requests_summary(combined)
+    by_day = summary.pop("by_day", None)
+    context.log.info(
+        f"{added} requests added from {folder} ({len(combined)} in {SERVING_REQUESTS}, {len(served)} distinct "
+        f"forecasts served); {len(read.skipped)} log lines skipped"
+    )
+    yield dg.MaterializeResult(
+        asset_key=SERVING_REQUESTS_KEY,
+        metadata=table_metadata(
+            combined,
+            SERVING_REQUESTS,
+            REQUEST_COLUMNS,
+            requests_added=added,
+            log_folder=dg.MetadataValue.path(str(folder)),
+            requests_per_day=preview(by_day, rows=31) if by_day is not None else preview(combined),
+            error_share=summary.get("error_share", 0.0),
+            p50_latency_ms=summary.get("p50_latency_ms", 0.0),
+            p95_latency_ms=summary.get("p95_latency_ms", 0.0),
+            versions_served=dg.MetadataValue.json(summary.get("versions_served", [])),
+            errors_by_kind=dg.MetadataValue.json(summary.get("errors_by_kind", {})),
+            skipped_log_lines=dg.MetadataValue.json(read.skipped[:20]),
+        ),
+    )
+    yield dg.MaterializeResult(asset_key=SERVED_FORECASTS_KEY, metadata=table_metadata(served, SERVED_FORECASTS))
+
+
+@dg.asset(
+    key=["monitoring", "evidently_workspace"],
+    group_name="monitoring",
+    deps=[DRIFT_SUMMARY_KEY, ["monitoring", "forecast_accuracy"]],
+    kinds={"evidently"},
+    owners=OWNERS,
+    automation_condition=downstream_condition(),
+    description="Drift share per drift report and realized SMAPE and interval coverage per forecast issue, as "
+    "runs of one project in an Evidently workspace (evidently/ in the data directory), with dashboard panels "
+    "of their trend: `make monitor` opens Evidently's UI on it.",
+)
+def evidently_workspace(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
+    from mlops_assets.monitoring.evidently_workspace import PROJECT, rebuild_workspace
+
+    folder = project.paths.root / "evidently"
+    summary = rebuild_workspace(
+        folder, warehouse.read(DRIFT_SUMMARY, missing_ok=True), warehouse.read(FORECAST_ACCURACY, missing_ok=True)
+    )
+    context.log.info(
+        f"Evidently project {PROJECT!r} in {folder}: {summary.drift_runs} drift runs, {summary.accuracy_runs} "
+        "accuracy runs (make monitor)"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "workspace": dg.MetadataValue.path(str(folder)),
+            "project_id": summary.project_id,
+            "drift_runs": summary.drift_runs,
+            "accuracy_runs": summary.accuracy_runs,
+            "ui": dg.MetadataValue.url(f"http://127.0.0.1:8000/projects/{summary.project_id}"),
+        }
+    )
+
+
+monitoring_assets = [drift_report, forecast_history, forecast_accuracy, serving_requests, evidently_workspace]
 monitoring_checks = [
     pandera_check(
         asset=["monitoring", "drift_summary"],
@@ -269,5 +381,21 @@ monitoring_checks = [
         schema=lambda _wh, project: schemas.forecast_accuracy_schema(project.settings.interval_levels),
         blocking=False,
         description="Scored forecasts have SMAPE in 0-200 and are for periods after their training data.",
+    ),
+    pandera_check(
+        asset=["monitoring", "serving_requests"],
+        name=CONTRACT_CHECK,
+        table=SERVING_REQUESTS,
+        schema=lambda _wh, _project: schemas.SERVING_REQUESTS,
+        blocking=False,
+        description="One row per request id; an error kind exactly on the requests that did not answer 200.",
+    ),
+    pandera_check(
+        asset=SERVED_FORECASTS_KEY,
+        name=CONTRACT_CHECK,
+        table=SERVED_FORECASTS,
+        schema=lambda _wh, _project: schemas.SERVED_FORECASTS,
+        blocking=False,
+        description="One row per series, period and model version served, with the step ahead.",
     ),
 ]

@@ -111,11 +111,12 @@ def served(tmp_path_factory):
         champions = pd.DataFrame({"unique_id": SERIES, "model": MODELS, "smape": np.linspace(5, 12, len(SERIES))})
         evaluation = champions.assign(mae=1.0)
         forecaster = ChampionForecaster("W-MON", 52, HORIZON).fit(weekly_history(), champions)
-        for _ in range(2):
+        # Distinct tags: registration is idempotent, the same champions and tags would reuse version 1.
+        for attempt in range(2):
             with mlflow.start_run(experiment_id=experiment):
                 registered, decision = register_and_gate(
-                    forecaster, champions, evaluation, name=NAME, run_id=None, description="serving test", tags={},
-                    tolerance=0,
+                    forecaster, champions, evaluation, name=NAME, run_id=None, description="serving test",
+                    tags={"attempt": str(attempt)}, tolerance=0,
                 )
         assert decision.promoted
         with model_server(tracking_uri, work) as base:

@@ -1,0 +1,66 @@
+"""The forecast API's Swagger UI page, served offline from the swagger-ui-bundle package's files."""
+
+from __future__ import annotations
+
+import copy
+import html
+from pathlib import Path
+from typing import Any
+
+from swagger_ui_bundle import swagger_ui_path
+
+from mlops_assets.serving.limits import RequestLimits
+
+STATIC_FOLDER = Path(swagger_ui_path)
+
+
+def swagger_page(title: str, openapi_url: str, static_url: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{html.escape(title)}</title>
+  <link rel="stylesheet" href="{static_url}/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{static_url}/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({{url: "{openapi_url}", dom_id: "#swagger-ui", deepLinking: true}});
+  </script>
+</body>
+</html>
+"""
+
+
+def app_document(document: dict[str, Any], server_url: str, limits: RequestLimits) -> dict[str, Any]:
+    """The model's document (registry/serving_openapi's) as this app serves it: its address, limits, extra paths."""
+    doc = copy.deepcopy(document)
+    doc["servers"] = [{"url": server_url}]
+    doc["info"]["description"] += (
+        f" Limits per request: {limits.max_body_bytes:,} body bytes, {limits.max_rows:,} rows, "
+        f"{limits.max_forecast_rows:,} forecast rows (the sum of h); beyond them the answer is 413 naming the "
+        "limit. This server refuses a boolean, fractional or out-of-range h instead of letting MLflow cast it. "
+        "Every answer carries the model version in the X-Model-Version header and a request id in "
+        "X-Request-Id."
+    )
+    responses = doc["paths"]["/invocations"]["post"]["responses"]
+    responses["413"] = {
+        "description": "The request is larger than a limit (body bytes, rows, or forecast rows)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    doc["paths"]["/version"] = {
+        "get": {
+            "operationId": "version",
+            "summary": "The model and registry version answering now, and the champion alias's last known version",
+            "responses": {"200": {"description": "model, model_version, champion_alias_version, reloads"}},
+        }
+    }
+    doc["paths"]["/metrics"] = {
+        "get": {
+            "operationId": "metrics",
+            "summary": "Prometheus metrics: requests, latency, forecast rows, model version, reloads",
+            "responses": {"200": {"description": "Prometheus text exposition format"}},
+        }
+    }
+    return doc

@@ -1,0 +1,173 @@
+"""Bounds on one forecast request, checked before MLflow's scoring server parses it.
+
+Without them a 1.9 MB request (54,000 rows of h=13) made a 170 MB answer and a 1.2 GB server, a deeply
+nested body crashed the JSON parser (HTTP 500), and MLflow's cast to int64 accepted ``h: true`` as 1 and
+wrapped ``h = 2**63`` into a negative number. Each refusal names the limit and how to stay within it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+CONTENT_TYPES = ("application/json", "text/csv", "application/x-parquet")
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Per request: body bytes, request rows, and forecast rows (the sum of h, i.e. horizon x series)."""
+
+    max_body_bytes: int = 1_048_576
+    max_rows: int = 5_000
+    max_forecast_rows: int = 20_000
+
+
+class RequestRefused(Exception):
+    """A request refused before the model sees it: HTTP status, MLflow-style error code, and a kind for metrics."""
+
+    def __init__(self, message: str, *, status: int, kind: str, error_code: str):
+        super().__init__(message)
+        self.message, self.status, self.kind, self.error_code = message, status, kind, error_code
+
+    def as_json(self) -> bytes:
+        return json.dumps({"error_code": self.error_code, "message": self.message}).encode()
+
+
+def too_large(message: str, kind: str) -> RequestRefused:
+    return RequestRefused(message, status=413, kind=kind, error_code="RESOURCE_LIMIT_EXCEEDED")
+
+
+def invalid(message: str) -> RequestRefused:
+    return RequestRefused(message, status=400, kind="invalid_request", error_code="INVALID_PARAMETER_VALUE")
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """What a valid request asks for: one entry per row."""
+
+    series: list[str]
+    h: list[int]
+
+    @property
+    def forecast_rows(self) -> int:
+        return sum(self.h)
+
+
+def body_limit_message(size: int | None, limits: RequestLimits) -> str:
+    got = "is longer than" if size is None else f"has {size:,} bytes; more than"
+    return (
+        f"the request body {got} the limit of {limits.max_body_bytes:,} bytes (serve --max-body-bytes): "
+        "split the series over several requests"
+    )
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _columns(payload: Any) -> tuple[list[Any], list[Any]] | None:
+    """(unique_id cells, h cells) of a JSON body in any of MLflow's DataFrame forms, None for other forms."""
+    if not isinstance(payload, dict):
+        return None
+    if isinstance(payload.get("dataframe_records"), list):
+        records = payload["dataframe_records"]
+        if not all(isinstance(r, dict) for r in records):
+            raise invalid("dataframe_records must be a list of objects such as {\"unique_id\": \"a\", \"h\": 13}")
+        return [r.get("unique_id") for r in records], [r.get("h") for r in records]
+    split = payload.get("dataframe_split")
+    if isinstance(split, dict) and isinstance(split.get("columns"), list) and isinstance(split.get("data"), list):
+        rows = split["data"]
+        if not all(isinstance(r, list) and len(r) == len(split["columns"]) for r in rows):
+            raise invalid(f"every dataframe_split row must be a list of {len(split['columns'])} cells, one per column")
+        columns = split["columns"]
+        pick = {name: columns.index(name) for name in ("unique_id", "h") if name in columns}
+        return ([r[pick["unique_id"]] if "unique_id" in pick else None for r in rows],
+                [r[pick["h"]] if "h" in pick else None for r in rows])
+    inputs = payload.get("inputs", payload.get("instances"))
+    if isinstance(inputs, dict) and all(isinstance(v, list) for v in inputs.values()):
+        n = max((len(v) for v in inputs.values()), default=0)
+        return list(inputs.get("unique_id", [None] * n)), list(inputs.get("h", [None] * n))
+    if isinstance(inputs, list) and all(isinstance(r, dict) for r in inputs):
+        return [r.get("unique_id") for r in inputs], [r.get("h") for r in inputs]
+    return None
+
+
+def _table_columns(frame: pd.DataFrame) -> tuple[list[Any], list[Any]]:
+    n = len(frame)
+    ids = frame["unique_id"].tolist() if "unique_id" in frame else [None] * n
+    h = frame["h"].tolist() if "h" in frame else [None] * n
+    return ids, h
+
+
+def _whole_h(value: Any, row: int, horizon: int) -> int | None:
+    """The row's h as an int in 1..horizon; None when absent (the model names missing columns itself)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        shown = json.dumps(value)[:40] if not isinstance(value, float) else repr(value)
+        raise invalid(f"h must be a whole number from 1 to {horizon}, got {shown} in row {row}")
+    h = int(value)
+    if h < 1:
+        raise invalid(f"h must be at least 1, got h={h} in row {row}")
+    if h > horizon:
+        raise invalid(
+            f"h={h} in row {row} is beyond the trained horizon of {horizon} periods; ask for h from 1 to {horizon}"
+        )
+    return h
+
+
+def check_request(body: bytes, content_type: str | None, limits: RequestLimits, horizon: int) -> RequestSummary:
+    """Refuse what would be too large or what MLflow's casts would silently change; else summarize the request.
+
+    Bodies in a form this does not recognize are passed on unchecked (beyond their size): MLflow's parser
+    then answers them with its own 400.
+    """
+    if len(body) > limits.max_body_bytes:
+        raise too_large(body_limit_message(len(body), limits), "body_too_large")
+    kind = media_type(content_type)
+    if kind == "application/json":
+        try:
+            columns = _columns(json.loads(body))
+        except RecursionError as error:
+            raise invalid("the JSON body is nested too deeply; send a flat table of rows") from error
+        except (UnicodeDecodeError, ValueError):
+            return RequestSummary([], [])  # MLflow answers malformed JSON with its own 400
+    elif kind == "text/csv":
+        try:
+            columns = _table_columns(pd.read_csv(io.BytesIO(body), dtype={"unique_id": str}))
+        except Exception:  # whatever the parser's complaint, MLflow's own parse answers it with a 400
+            return RequestSummary([], [])
+    elif kind == "application/x-parquet":
+        try:
+            columns = _table_columns(pd.read_parquet(io.BytesIO(body)))
+        except Exception:  # as for CSV: MLflow's own parse answers it
+            return RequestSummary([], [])
+    else:
+        columns = None
+    if columns is None:
+        return RequestSummary([], [])
+    ids, hs = columns
+    if len(ids) > limits.max_rows:
+        raise too_large(
+            f"the request has {len(ids):,} rows; the limit is {limits.max_rows:,} rows per request "
+            "(serve --max-rows): split it into several requests",
+            "too_many_rows",
+        )
+    for row, uid in enumerate(ids):
+        if isinstance(uid, dict | list):
+            raise invalid(f"unique_id in row {row} is a JSON {type(uid).__name__}; it must be a string")
+    h = [_whole_h(value, row, horizon) for row, value in enumerate(hs)]
+    forecast_rows = sum(v for v in h if v is not None)
+    if forecast_rows > limits.max_forecast_rows:
+        raise too_large(
+            f"the request asks for {forecast_rows:,} forecast rows (the sum of h over {len(h):,} rows); the limit "
+            f"is {limits.max_forecast_rows:,} per request (serve --max-forecast-rows): ask for fewer series or a "
+            "shorter h per request",
+            "too_many_forecast_rows",
+        )
+    return RequestSummary([str(u) for u in ids], [v or 0 for v in h])
