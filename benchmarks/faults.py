@@ -94,6 +94,7 @@ def _arm(how: str, target: str) -> None:
                 return publish(exports, table, df, write_id)
             if how == "mid_export":
                 path = warehouse.snapshot_path(exports, table)
+                path.parent.mkdir(parents=True, exist_ok=True)
                 path.with_name(f".{path.name}.{os.getpid()}.tmp").write_bytes(b"PAR1 half a file")
             if how == "after_export":
                 publish(exports, table, df, write_id)

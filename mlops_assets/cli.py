@@ -3,6 +3,7 @@
     mlops-assets summary                     tables, row counts and where everything is
     mlops-assets plot --product "Etorki"     the actuals-and-forecast plot of one product
     mlops-assets rollback --version 3        point the alias champion at an earlier model version
+    mlops-assets relocate                    after moving or copying the data directory: MLflow uses the new place
 
 Every command reads the Parquet snapshots in <data dir>/exports, never the DuckDB file, so it works while a
 run holds the warehouse.
@@ -80,6 +81,16 @@ def rollback(version: str) -> str:
     )
 
 
+def relocate(paths: DataPaths) -> str:
+    from mlops_assets.registry.relocation import relocate_store
+
+    moved = relocate_store(paths.mlflow / "mlflow.db", paths.mlflow_artifacts)
+    if not moved:
+        return f"the MLflow store in {paths.mlflow} already points at {paths.mlflow_artifacts}: nothing to do"
+    return "\n".join(f"{count} MLflow artifact locations moved from {old} to {paths.mlflow_artifacts.as_uri()}"
+                     for old, count in moved.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("--out", type=Path, help="PNG file to write (default: <data dir>/plots/<id>.png)")
     back = commands.add_parser("rollback", help="point the alias champion at an earlier model version")
     back.add_argument("--version", required=True)
+    commands.add_parser("relocate", help="after moving or copying the data directory: MLflow uses the new place")
     args = parser.parse_args(argv)
     paths = DataPaths.from_env()
     try:
@@ -97,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "plot":
             for path in plot_product(paths, args.product, args.out):
                 print(f"wrote {path}")
+        elif args.command == "relocate":
+            print(relocate(paths))
         else:
             print(rollback(args.version))
     except (LookupError, ValueError) as error:

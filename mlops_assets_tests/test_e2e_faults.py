@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -22,6 +23,9 @@ def test_drift_report_appended_by_a_killed_run_is_not_appended_again(small_sampl
     assert materialize_all(tmp_path, selection=upstream | DRIFT).success
     first = read_snapshot(DataPaths(tmp_path).exports, "monitoring.drift_summary")
     assert len(first) == 1 and first["input_fingerprint"].notna().all()
+    # The report's path is stored relative to the data directory, so that the directory can move.
+    report = Path(first["report_path"].iloc[0])
+    assert not report.is_absolute() and (tmp_path / report).is_file()
     # A fresh instance knows no earlier materialization: as after a run killed once the row was appended.
     forgetful = dg.DagsterInstance.ephemeral()
     again = materialize_all(tmp_path, instance=forgetful, selection=DRIFT)

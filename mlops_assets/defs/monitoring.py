@@ -99,7 +99,8 @@ def drift_report(
             "drift_share": float(done["drift_share"]),
             "drifted_columns": dg.MetadataValue.json(drifted),
             "method": str(done["method"]),
-            "report": dg.MetadataValue.path(str(done["report_path"])) if done["report_path"] else "",
+            "report": dg.MetadataValue.path(str(project.paths.root / done["report_path"]))
+            if done["report_path"] else "",
             "mlflow_run_id": str(done["mlflow_run_id"]),
             "input_fingerprint": fingerprint,
         })
@@ -135,7 +136,8 @@ def drift_report(
                 "drifted_columns": ",".join(result.drifted_columns),
                 "n_columns": int(result.n_columns),
                 "method": result.method,
-                "report_path": str(result.html_path or ""),
+                # Relative to the data directory, which may be moved or copied.
+                "report_path": str(result.html_path.relative_to(project.paths.root)) if result.html_path else "",
                 "mlflow_run_id": run.info.run_id,
                 "dagster_run_id": context.run_id,
                 "input_fingerprint": fingerprint,
