@@ -229,7 +229,7 @@ def test_a_bad_gold_table_stops_the_chain_and_a_fixed_one_flows_on_and_drift_ret
     )
     assert manual.returncode == 0, manual.stderr[-3000:]
 
-    # Done when the retraining has run; the runs it sets off below the forecasts are not waited for.
+    # Done when the retraining has run; the refresh it sets off below the forecasts is not part of this test.
     after = wait_until(
         url, deadline, "no retraining on drift after the fix",
         lambda all_runs: any(r.created >= fixed and r.tags.get("mlops/trigger") == "drift" for r in all_runs),
