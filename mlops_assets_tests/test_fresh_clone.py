@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pandas as pd
 from mlops_assets_tests.conftest import VENDORED_DATA
 
 TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 # Where one machine keeps its checkouts and their neighbours; a user's clone has none of it.
 MACHINE_ROOTS = ("/work/", "/home/", "/Users/", "/root/", "/srv/", "/mnt/", "/opt/")
 
@@ -49,3 +51,21 @@ def test_vendored_datasets_carry_their_provenance_and_licence() -> None:
         assert f"`{name}`" in notes
         # Small enough to keep in git; the full files stay outside the repository (benchmarks read them).
         assert (VENDORED_DATA / name).stat().st_size < 200_000
+
+
+def _make(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", "-C", str(REPO), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_make_test_stops_at_once_with_the_command_that_installs_missing_programs() -> None:
+    missing = _make("system-packages", "TEST_PROGRAMS=/nonexistent/chromium:chromium /nonexistent/promtool:prometheus",
+                    "APT_GET=/nonexistent/apt-get")
+    assert missing.returncode == 2
+    assert "sudo apt-get install -y --no-install-recommends chromium prometheus" in missing.stdout
+    present = _make("system-packages", "TEST_PROGRAMS=/bin/sh:dash", "APT_GET=/nonexistent/apt-get")
+    assert (present.returncode, present.stdout) == (0, "")
+
+
+def test_ci_only_calls_make_test() -> None:
+    lines = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert lines[-1] == "make test" and not any("apt-get" in line for line in lines)
