@@ -56,8 +56,13 @@ run: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mlops-assets materialize
 	$(BIN)/mlops-assets summary
 
+# The daemon logs every sensor tick at info (about 85 lines a minute): warning keeps the console for what
+# needs a look; runs, ticks and their logs are all in the UI. DEV_LOG_LEVEL=info brings the ticks back.
+DEV_LOG_LEVEL ?= warning
 dev: setup $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	@echo "Dagster UI on http://127.0.0.1:$(PORT) in a few seconds (webserver + daemon; Ctrl-C stops both)"
+	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT) --log-level $(DEV_LOG_LEVEL)
 
 test: setup system-packages
 	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
