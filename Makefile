@@ -11,6 +11,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 PORT ?= 3000
 SERVE_PORT ?= 5001
+MLFLOW_PORT ?= 5000
 # System programs the end-to-end tests drive, and the Debian package that provides each.
 TEST_PROGRAMS := /usr/bin/chromium:chromium /usr/bin/promtool:prometheus /usr/bin/prometheus:prometheus
 APT_GET ?= apt-get
@@ -19,15 +20,15 @@ APT_GET ?= apt-get
 
 setup: $(VENV)/.installed
 
-# pip prints one "Collecting" line per package: shown as a running count, the full log kept beside the venv.
+# pip prints a "Collecting" or "Processing" line per package: shown as a running count; the full log in the venv.
 $(VENV)/.installed: pyproject.toml
 	@start=$$SECONDS; echo "setup 1/2: virtual environment $(VENV) ($(PYTHON))"; \
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	$(BIN)/python -m pip install --quiet --upgrade pip; \
 	echo "setup 2/2: installing mlops_assets and its dependencies (2-6 min the first time; log: $(VENV)/install.log)"; \
 	$(BIN)/pip install --progress-bar off -e '.[test]' 2>&1 | tee $(VENV)/install.log | awk \
-	  '/^Collecting /{n++; if (n % 25 == 0) printf "  %d packages resolved (%d s)\n", n, systime() - t0} \
-	   /^Installing collected/{printf "  installing %d packages (%d s)\n", n, systime() - t0} \
+	  '/^(Collecting|Processing) /{n++; if (n % 25 == 0) printf "  %d packages resolved (%d s)\n", n, systime() - t0; fflush()} \
+	   /^Installing collected/{printf "  installing %d packages (%d s)\n", n, systime() - t0; fflush()} \
 	   /^Successfully installed/{print "  done"}' t0="$$(date +%s)" \
 	  || { echo "install failed; the last lines of $(VENV)/install.log:"; tail -20 $(VENV)/install.log; exit 1; }; \
 	touch $@; echo "setup took $$((SECONDS - start)) s"
@@ -52,7 +53,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 run: setup $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m mlops_assets.sample_data --landing $(MLOPS_DATA_DIR)/landing $(SAMPLE_ARGS)
+	$(BIN)/python -m mlops_assets.sample_data --landing $(MLOPS_DATA_DIR)/landing
 	$(BIN)/mlops-assets materialize
 	$(BIN)/mlops-assets summary
 
@@ -73,7 +74,7 @@ serve: setup
 	$(BIN)/mlflow models serve -m models:/sales_forecast@champion --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
 
 mlflow-ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p $(MLFLOW_PORT)
 
 bench: setup
 	$(BIN)/python benchmarks/backtest_speed.py --sizes 1000,5000

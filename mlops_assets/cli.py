@@ -41,10 +41,10 @@ def summary(paths: DataPaths) -> str:
     lines += [
         "",
         f"snapshots for other processes: {paths.exports}/<schema>/<table>.parquet",
-        "  mlops-assets sql \"select origin, count(*) from serving.sales_overall group by origin\"",
+        "  .venv/bin/mlops-assets sql \"select origin, count(*) from serving.sales_overall group by origin\"",
         f"plots:          {paths.plots}",
         f"drift reports:  {paths.reports / 'drift'}",
-        f"MLflow:         make mlflow-ui  (store {paths.mlflow_tracking_uri})",
+        f"MLflow:         make mlflow-ui, then open http://127.0.0.1:5000  (store {paths.mlflow_tracking_uri})",
         "Dagster UI:     make dev, then open http://127.0.0.1:3000",
     ]
     return "\n".join(lines)
