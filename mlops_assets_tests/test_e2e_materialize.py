@@ -187,3 +187,9 @@ def test_cli_summary_plot_and_unknown_product(chain, monkeypatch, capsys, tmp_pa
     assert target.read_bytes().startswith(b"\x89PNG")
     assert cli.main(["plot", "--product", name[:-1] + "#"]) == 2
     assert f'Closest: "{name}"' in capsys.readouterr().err
+
+
+def test_the_backtest_says_how_many_series_it_did_and_how_fast(chain):
+    _, instance, result = chain
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert [m for m in messages if re.fullmatch(r"backtest done: \d+ series in [\d.]+ s \([\d.]+ series/s\)", m)]

@@ -1,17 +1,13 @@
-"""The vendored real datasets through the real raw and gold assets, and the documented batch command."""
+"""The vendored real datasets through the real raw and gold assets (test_readme runs the batch example)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-import yaml
 
 from mlops_assets.settings import DataPaths
 from mlops_assets_tests.conftest import VENDORED_DATA, materialize_all
@@ -62,27 +58,3 @@ def test_carparts_monthly_missing_values_are_reported_not_turned_into_sales(tmp_
     assert len(gold) == source["y"].notna().sum()
     assert (gold["ds"].dt.day == 1).all()
 
-
-def test_documented_batch_command_runs_the_whole_chain(tmp_path):
-    """README: `dagster asset materialize -m mlops_assets.definitions --select '*'` on a series file."""
-    jewelry = pd.read_csv(VENDORED_DATA / "jewelry_weekly.csv")
-    subset = jewelry[jewelry["unique_id"].isin(sorted(jewelry["unique_id"].unique())[:12])]
-    _land(tmp_path, subset.rename(columns={"unique_id": "item", "ds": "week", "y": "units"}), "items.csv")
-    settings = yaml.safe_load((REPO / "settings" / "jewelry_weekly.yaml").read_text())
-    settings["column_mapping"] = {"series": {"unique_id": "item", "ds": "week", "y": "units"}}
-    settings["models"] = ["Naive", "SeasonalNaive", "HistoricAverage", "AutoTheta"]
-    settings_file = tmp_path / "settings.yaml"
-    settings_file.write_text(yaml.safe_dump(settings))
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    env = {**os.environ, "MLOPS_DATA_DIR": str(tmp_path), "MLOPS_SETTINGS": str(settings_file),
-           "DAGSTER_HOME": str(home)}
-    dagster = Path(sys.executable).parent / "dagster"
-    done = subprocess.run([str(dagster), "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "*"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    forecasts = _read(tmp_path, "forecasting.forecasts")
-    assert forecasts["unique_id"].nunique() == 12
-    assert forecasts.groupby("unique_id").size().eq(13).all()
-    overall = pd.read_parquet(DataPaths(tmp_path).exports / "serving" / "sales_overall.parquet")
-    assert overall.groupby("origin")["unique_id"].nunique().to_dict() == {"Predict": 12, "Train": 12}

@@ -3,6 +3,7 @@
 
 import hashlib
 import tempfile
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -83,8 +84,14 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
     if not backtest.empty:
         context.log.info(f"input unchanged (fingerprint {fingerprint}): kept the existing backtest")
     else:
-        context.log.info(f"backtesting {len(models)} models on {history['unique_id'].nunique()} series")
+        n_series = history["unique_id"].nunique()
+        context.log.info(f"backtesting {len(models)} models on {n_series} series ({settings.backtest.windows} "
+                         f"windows of {settings.horizon}); the longest step of a run")
+        started = time.monotonic()
         backtest = run_backtest(history, settings, models)
+        seconds = time.monotonic() - started
+        context.log.info(f"backtest done: {n_series} series in {seconds:.1f} s "
+                         f"({n_series / max(seconds, 1e-9):.1f} series/s)")
         warehouse.replace(BACKTEST, backtest)
     return dg.MaterializeResult(
         metadata=table_metadata(
