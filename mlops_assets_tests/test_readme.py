@@ -150,6 +150,14 @@ def _runs_in(home: Path) -> int:
         return instance.get_runs_count()
 
 
+def _check_make_run_again(root: Path, env: dict[str, str]) -> None:
+    """"make run is idempotent": again, it redraws no plot, registers nothing, and what it prints runs."""
+    again = _run(Command("make run", "bash"), root, env)
+    assert "0 drawn" in again and "nothing registered" in again, again[-3000:]
+    printed = [line.strip() for line in again.splitlines() if "mlops-assets sql" in line]
+    assert printed and "Predict" in _run(Command(printed[0], "bash"), root, env)
+
+
 def test_every_readme_command_runs_as_written(clone):
     root, env, ports = clone
     blocks = readme_blocks(_adapt((REPO / "README.md").read_text(), root, ports))
@@ -157,22 +165,23 @@ def test_every_readme_command_runs_as_written(clone):
     assert "make run" in seen and "make dev" in seen and ".venv/bin/mlops-assets materialize" in seen
     outputs, first_run = {}, True
     for block in blocks:
-        servers = []
+        servers, pending = [], []
         try:
-            for command in block:
-                if command.text.startswith("make test"):
+            for command in [*block, None]:
+                if command is not None and command.server is None:
+                    if not command.text.startswith("make test"):
+                        pending.append(command)
                     continue
-                if command.server is None:
-                    outputs[command.text] = _run(command, root, env)
-                    if command.text.startswith("make run") and first_run:
+                if pending:
+                    # The block's commands up to a server run in one shell: an `export` holds for the next.
+                    script = Command("\n".join(c.text for c in pending), pending[0].language)
+                    outputs[script.text] = _run(script, root, env)
+                    if script.text.startswith("make run") and first_run:
                         first_run = False
-                        # "make run is idempotent": again, it redraws no plot and registers nothing.
-                        again = _run(command, root, env)
-                        assert "0 drawn" in again and "nothing registered" in again, again[-3000:]
-                        # The query `mlops-assets summary` suggests runs as printed.
-                        printed = [line.strip() for line in again.splitlines() if "mlops-assets sql" in line]
-                        assert printed and "Predict" in _run(Command(printed[0], "bash"), root, env)
-                    continue
+                        _check_make_run_again(root, env)
+                    pending = []
+                if command is None:
+                    break
                 after_make_run = command.server == "dev" and "jewelry" not in command.text
                 before = _runs_in(root / "data" / "dagster_home") if after_make_run else 0
                 servers.append(_serve(command, root, env, ports[command.server]))
