@@ -44,10 +44,9 @@ def _evaluated_dataset(history: pd.DataFrame):
     """The eligible gold series as an MLflow dataset: its digest tells two runs on the same data apart."""
     import mlflow.data
 
-    return mlflow.data.from_pandas(
-        history, name="gold.sales_data_for_forecast (eligible series)", targets="y",
-        source="exports/gold/sales_data_for_forecast.parquet",
-    )
+    # No path as the source: MLflow cannot tell which kind of source a relative path is and warns; the
+    # default source (the code that logged it) is what the run's own source tags say anyway.
+    return mlflow.data.from_pandas(history, name="gold.sales_data_for_forecast (eligible series)", targets="y")
 
 
 def data_fingerprint(history: pd.DataFrame) -> str:
