@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make run` (sample data through the whole graph) and `make test`.
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,16 +12,42 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 PORT ?= 3000
 SERVE_PORT ?= 5001
 SERVE_POLL_SECONDS ?= 10
+MLFLOW_PORT ?= 5000
+# System programs the end-to-end tests drive, and the Debian package that provides each.
+TEST_PROGRAMS := /usr/bin/chromium:chromium /usr/bin/promtool:prometheus /usr/bin/prometheus:prometheus
+APT_GET ?= apt-get
 
-.PHONY: setup run dev test serve prometheus monitor mlflow-ui bench lint clean
+.PHONY: setup system-packages run dev test serve prometheus monitor mlflow-ui bench lint clean
 
 setup: $(VENV)/.installed
 
+# pip prints a "Collecting" or "Processing" line per package: shown as a running count; the full log in the venv.
 $(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+	@start=$$SECONDS; echo "setup 1/2: virtual environment $(VENV) ($(PYTHON))"; \
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	$(BIN)/python -m pip install --quiet --upgrade pip; \
+	echo "setup 2/2: installing mlops_assets and its dependencies (2-6 min the first time; log: $(VENV)/install.log)"; \
+	$(BIN)/pip install --progress-bar off -e '.[test]' 2>&1 | tee $(VENV)/install.log | awk \
+	  '/^(Collecting|Processing) /{n++; if (n % 25 == 0) printf "  %d packages resolved (%d s)\n", n, systime() - t0; fflush()} \
+	   /^Installing collected/{printf "  installing %d packages (%d s)\n", n, systime() - t0; fflush()} \
+	   /^Successfully installed/{print "  done"}' t0="$$(date +%s)" \
+	  || { echo "install failed; the last lines of $(VENV)/install.log:"; tail -20 $(VENV)/install.log; exit 1; }; \
+	touch $@; echo "setup took $$((SECONDS - start)) s"
+
+# The browser and Prometheus tests drive Debian's programs: installed with apt when root, else one command to run.
+system-packages:
+	@missing=""; for entry in $(TEST_PROGRAMS); do \
+	  test -x "$${entry%%:*}" || missing="$$missing $${entry##*:}"; done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' ' | sed 's/ $$//'); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null; then \
+	  start=$$SECONDS; echo "installing Debian packages the tests need: $$missing (apt-get, about a minute)"; \
+	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  echo "  done in $$((SECONDS - start)) s"; \
+	else \
+	  echo "make test needs the Debian packages $$missing. Install them, then run make test again:"; \
+	  echo "  sudo apt-get install -y --no-install-recommends $$missing"; exit 2; \
+	fi
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -28,13 +55,18 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 run: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m mlops_assets.sample_data --landing $(MLOPS_DATA_DIR)/landing
-	$(BIN)/dagster asset materialize -m mlops_assets.definitions --select '*'
+	$(BIN)/mlops-assets materialize
 	$(BIN)/mlops-assets summary
 
+# The daemon logs every sensor tick at info (about 85 lines a minute): warning keeps the console for what
+# needs a look; runs, ticks and their logs are all in the UI. DEV_LOG_LEVEL=info brings the ticks back.
+DEV_LOG_LEVEL ?= warning
 dev: setup $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	@echo "Dagster UI on http://127.0.0.1:$(PORT) in a few seconds (webserver + daemon; Ctrl-C stops both)"
+	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT) --log-level $(DEV_LOG_LEVEL)
 
-test: setup
+test: setup system-packages
 	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
 	$(BIN)/pytest -q
 
@@ -52,7 +84,7 @@ monitor: setup
 	$(BIN)/evidently ui --workspace $(MLOPS_DATA_DIR)/evidently --host 127.0.0.1 --port 8000
 
 mlflow-ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p 5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p $(MLFLOW_PORT)
 
 bench: setup
 	$(BIN)/python benchmarks/backtest_speed.py --sizes 1000,5000

@@ -102,14 +102,15 @@ def _arm(how: str, target: str) -> None:
 
         warehouse.publish_snapshot = publish_around
     elif how in ("before_register", "after_register"):
-        register = mlflow.register_model
+        # model_registry registers through the client (mlflow.register_model prints to stderr on every call).
+        register = mlflow.MlflowClient.create_model_version
 
         def register_around(*args, **kwargs):
             if how == "after_register":
                 register(*args, **kwargs)
             _die()
 
-        mlflow.register_model = register_around
+        mlflow.MlflowClient.create_model_version = register_around
     elif how == "after_promotion":
         apply = model_registry.apply_promotion
 

@@ -1,20 +1,24 @@
 """`mlops-assets`: the commands an operator runs beside Dagster.
 
+    mlops-assets materialize                 run the whole graph (or --select a part), one line per step
     mlops-assets summary                     tables, row counts and where everything is
+    mlops-assets sql "select ..."            DuckDB SQL on the snapshots: schema.table names work as views
     mlops-assets plot --product "Etorki"     the actuals-and-forecast plot of one product
     mlops-assets rollback --version 3        point the alias champion at an earlier model version
     mlops-assets relocate                    after moving or copying the data directory: MLflow uses the new place
 
-Every command reads the Parquet snapshots in <data dir>/exports, never the DuckDB file, so it works while a
-run holds the warehouse.
+Every command but materialize reads the Parquet snapshots in <data dir>/exports, never the DuckDB file, so
+it works while a run holds the warehouse.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
 from mlops_assets.settings import DataPaths, load_settings
@@ -38,13 +42,35 @@ def summary(paths: DataPaths) -> str:
     lines += [
         "",
         f"snapshots for other processes: {paths.exports}/<schema>/<table>.parquet",
-        f"  duckdb -c \"select * from '{snapshot_path(paths.exports, 'serving.sales_overall')}' limit 5\"",
+        "  .venv/bin/mlops-assets sql \"select origin, count(*) from serving.sales_overall group by origin\"",
         f"plots:          {paths.plots}",
         f"drift reports:  {paths.reports / 'drift'}",
-        f"MLflow:         make mlflow-ui  (store {paths.mlflow_tracking_uri})",
+        f"MLflow:         make mlflow-ui, then open http://127.0.0.1:5000  (store {paths.mlflow_tracking_uri})",
         "Dagster UI:     make dev, then open http://127.0.0.1:3000",
     ]
     return "\n".join(lines)
+
+
+def sql(paths: DataPaths, query: str, as_csv: bool = False) -> str:
+    """Run DuckDB SQL in memory, each snapshot visible as a view named like its table (gold.sales_...)."""
+    with duckdb.connect() as con:
+        for snapshot in sorted(paths.exports.glob("*/*.parquet")):
+            schema, table = snapshot.parent.name, snapshot.stem
+            con.execute(f'create schema if not exists "{schema}"')
+            path = str(snapshot).replace("'", "''")
+            con.execute(f"create view \"{schema}\".\"{table}\" as select * from read_parquet('{path}')")
+        try:
+            result = con.sql(query)
+        except duckdb.Error as error:
+            tables = ", ".join(f"{p.parent.name}.{p.stem}" for p in sorted(paths.exports.glob("*/*.parquet")))
+            raise ValueError(f"{error}\ntables: {tables or f'none yet in {paths.exports}: run `make run`'}") from None
+        if result is None:
+            return ""
+        frame = result.df()
+    if as_csv:
+        return frame.to_csv(index=False).rstrip("\n")
+    with_rows = f"({len(frame)} rows)"
+    return f"{frame.to_string(index=False, max_rows=60)}\n{with_rows}"
 
 
 def plot_product(paths: DataPaths, product: str, out: Path | None) -> list[Path]:
@@ -94,7 +120,12 @@ def relocate(paths: DataPaths) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("materialize", help="materialize the graph in DAGSTER_HOME, one line per step")
+    run.add_argument("--select", default="*", help="Dagster asset selection (default '*': everything)")
     commands.add_parser("summary", help="tables, row counts and where everything is")
+    query = commands.add_parser("sql", help="DuckDB SQL on the table snapshots (schema.table names work)")
+    query.add_argument("query", help="e.g. \"select origin, count(*) from serving.sales_overall group by origin\"")
+    query.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
     plot = commands.add_parser("plot", help="write the plot of one product by name")
     plot.add_argument("--product", required=True, help="product name, or a part of it")
     plot.add_argument("--out", type=Path, help="PNG file to write (default: <data dir>/plots/<id>.png)")
@@ -104,8 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = DataPaths.from_env()
     try:
-        if args.command == "summary":
+        if args.command == "materialize":
+            from mlops_assets.runner import materialize
+
+            result = materialize(args.select, paths)
+            if not result.success:
+                print("error: the run failed; the failing step is named above, its log in the Dagster UI "
+                      "(make dev)", file=sys.stderr)
+                return 1
+        elif args.command == "summary":
             print(summary(paths))
+        elif args.command == "sql":
+            print(sql(paths, args.query, args.csv))
         elif args.command == "plot":
             for path in plot_product(paths, args.product, args.out):
                 print(f"wrote {path}")
@@ -124,5 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def entry_point() -> None:
+    """The console script: ``main``, then an exit that skips interpreter teardown after a run.
+
+    After a run, duckdb 2.0's bindings print about 120 lines of "nanobind: leaked ..." while the interpreter
+    tears its modules down; nothing is left open by then (every connection is closed and the process ends).
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -19,6 +19,9 @@ from mlops_assets.defs.raw import raw_assets, raw_checks
 from mlops_assets.defs.registry import sales_forecast_model, serving_openapi
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.serving import sales_overall, serving_checks
+from mlops_assets.logs import console_logger, quiet_third_party
+
+quiet_third_party()
 
 ASSETS = [
     *raw_assets,
@@ -38,6 +41,8 @@ defs = dg.Definitions(
     sensors=[landing_zone_sensor, automation_sensor, retrain_on_drift_sensor],
     schedules=[weekly_schedule()],
     resources=build_resources(),
+    # Asset messages and one line per step on the console; every event stays in the instance for the UI.
+    loggers={"console": console_logger},
     # One process per run: DuckDB takes one writer at a time, and StatsForecast already uses every core.
     executor=dg.in_process_executor,
 )

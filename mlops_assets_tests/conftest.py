@@ -11,7 +11,8 @@ import pytest
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.sample_data import generate_sample
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# Small real datasets inside the repository (provenance and licence in data/README.md): a clone has no ../shared.
+VENDORED_DATA = Path(__file__).resolve().parent / "data"
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 

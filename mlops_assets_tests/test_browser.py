@@ -7,7 +7,7 @@ stopped through GraphQL, so the only run is the one the browser launched. Screen
 folder and to benchmarks/out/screenshots/ (git-ignored) for a person to look at.
 
 Playwright's own browser download is not reachable here: launch Debian's /usr/bin/chromium instead
-(.ci/run installs it with apt when missing).
+(`make test` installs it with apt when missing, or names the command to run).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import dagster as dg
@@ -111,6 +112,29 @@ def test_mlflow_run_has_the_metrics_and_the_champion_alias(chain):
     assert str(client.get_model_version_by_alias("sales_forecast", "champion").version) == "1"
 
 
+def test_mlflow_reads_as_an_mlflow_user_expects(chain):
+    data_dir, _, _ = chain
+    client = mlflow.MlflowClient(DataPaths(data_dir).mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name("sales_forecast")
+    # The experiment opens on its runs, not on MLflow 3's GenAI traces page, and says what it holds.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "forecasting/series_evaluation" in experiment.tags["mlflow.note.content"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert {r.data.tags.get("kind", "evaluation") for r in runs} == {"evaluation", "drift_report"}
+    for run in runs:
+        assert run.data.tags["mlflow.note.content"]
+        assert run.data.tags["mlflow.source.name"] == f"mlops_assets {run.data.tags['dagster_asset']}"
+        assert not [name for name in run.data.metrics if name.count("smape") > 1]
+    evaluation = next(r for r in runs if r.data.tags["dagster_asset"] == "forecasting/series_evaluation")
+    assert "SMAPE" in evaluation.data.tags["mlflow.note.content"]
+    inputs = evaluation.inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.name.startswith("gold.sales_data_for_forecast")
+    assert inputs[0].dataset.digest and [t.value for t in inputs[0].tags] == ["evaluation"]
+    drift = next(r for r in runs if r.data.tags.get("kind") == "drift_report")
+    assert re.search(r"current \d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d against reference \d{4}",
+                     drift.data.tags["mlflow.note.content"])
+
+
 def test_cli_summary_lists_tables_and_the_champion_mix(chain):
     from mlops_assets.cli import summary
 
@@ -163,3 +187,9 @@ def test_cli_summary_plot_and_unknown_product(chain, monkeypatch, capsys, tmp_pa
     assert target.read_bytes().startswith(b"\x89PNG")
     assert cli.main(["plot", "--product", name[:-1] + "#"]) == 2
     assert f'Closest: "{name}"' in capsys.readouterr().err
+
+
+def test_the_backtest_says_how_many_series_it_did_and_how_fast(chain):
+    _, instance, result = chain
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert [m for m in messages if re.fullmatch(r"backtest done: \d+ series in [\d.]+ s \([\d.]+ series/s\)", m)]

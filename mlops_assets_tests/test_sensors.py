@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from mlops_assets.definitions import defs
@@ -20,6 +21,7 @@ from mlops_assets.defs.automation import (
 from mlops_assets.defs.monitoring import DRIFT_CHECK, DRIFT_REPORT_KEY
 from mlops_assets.defs.resources import ProjectResource
 from mlops_assets.ingest.landing_watch import dump_cursor, load_cursor, scan_landing
+from mlops_assets.warehouse import publish_snapshot
 
 PRODUCTS = b"product_id,product_name,brand,category\nP1,Comte,Jura,Hard cheese\n"
 ORDERS = b"order_id,order_date,customer_id,product_id,quantity,unit_price\nSO-1,2026-09-28,C1,P1,2,10.5\n"
@@ -193,6 +195,23 @@ def test_first_load_also_makes_the_raw_tables_that_have_no_file(data_dir):
         ("sales_orders", "first-sales_orders"),
         ("series", "first-series"),
     ]
+
+
+def test_files_a_command_line_run_already_ingested_start_nothing(data_dir, instance):
+    """`make dev` after `make run`: the sensor's cursor is empty, but the warehouse has every file."""
+    _write(data_dir / "landing", "products/products.csv", PRODUCTS)
+    _write(data_dir / "landing", "sales_orders/w40.csv", ORDERS)
+    publish_snapshot(data_dir / "exports", "raw.ingested_files", pd.DataFrame({
+        "table_name": ["products", "customers"],
+        "source_file": ["products/products.csv", "customers/customers.csv"],
+        "sha256": [hashlib.sha256(PRODUCTS).hexdigest(), hashlib.sha256(ORDERS).hexdigest()],
+    }))
+    result = _tick(data_dir, instance, None)
+    # Same content in another table's folder is still new to that table.
+    assert [r.asset_selection[0].path[-1] for r in result.run_requests] == ["sales_orders"]
+    assert set(load_cursor(result.cursor)) == {"products/products.csv", "sales_orders/w40.csv"}
+    again = _tick(data_dir, instance, result.cursor)
+    assert again.run_requests == [] and again.skip_message == "landing zone: 0 new or changed, 2 unchanged"
 
 
 # --- retrain_on_drift_sensor ----------------------------------------------------------------------------------

@@ -13,10 +13,12 @@
 """
 
 import dagster as dg
+import pandas as pd
 
 from mlops_assets.defs.resources import ProjectResource
 from mlops_assets.ingest.landing_watch import dump_cursor, load_cursor, scan_landing
 from mlops_assets.settings import load_settings
+from mlops_assets.warehouse import snapshot_path
 
 SENSOR_INTERVAL_SECONDS = 5
 # Dependency order of the raw assets (sales orders and promotions check their ids against products and
@@ -72,6 +74,15 @@ def expensive_condition() -> dg.AutomationCondition:
     return downstream_condition()
 
 
+def _ingested(project: ProjectResource) -> set[tuple[str, str]]:
+    """(table, sha256) of every file the warehouse holds, from the snapshot: never waits on a run's lock."""
+    snapshot = snapshot_path(project.paths.exports, "raw.ingested_files")
+    if not snapshot.exists():
+        return set()
+    files = pd.read_parquet(snapshot, columns=["table_name", "sha256"])
+    return set(zip(files["table_name"], files["sha256"], strict=True))
+
+
 @dg.sensor(
     name="landing_zone_sensor",
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
@@ -81,7 +92,7 @@ def expensive_condition() -> dg.AutomationCondition:
     "Files under a temporary name (.tmp, .part) or modified in the last 2 s are left for a later look.",
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, project: ProjectResource):
-    scan = scan_landing(project.paths.landing, load_cursor(context.cursor))
+    scan = scan_landing(project.paths.landing, load_cursor(context.cursor), ingested=_ingested(project))
     context.update_cursor(dump_cursor(scan.cursor))
     if not scan.ready:
         return dg.SkipReason(scan.summary())

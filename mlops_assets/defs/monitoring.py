@@ -36,6 +36,10 @@ DRIFT_REPORT_KEY = dg.AssetKey(["monitoring", "drift_report"])
 DRIFT_SUMMARY_KEY = dg.AssetKey(["monitoring", "drift_summary"])
 
 
+
+def _window(window: tuple[pd.Timestamp, pd.Timestamp]) -> str:
+    return f"{window[0]:%Y-%m-%d} to {window[1]:%Y-%m-%d}"
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -119,8 +123,12 @@ def drift_report(
         stamp=stamp,
     )
     mlflow_tracking.activate()
-    with mlflow.start_run(run_name=f"drift-{stamp}") as run:
-        mlflow.set_tags({"dagster_run_id": context.run_id, "kind": "drift_report"})
+    description = (
+        f"Evidently data drift of gold: current {_window(result.current_window)} against reference "
+        f"{_window(result.reference_window)}; drift share {result.drift_share:.2f} ({result.method})."
+    )
+    with mlflow.start_run(run_name=f"drift-{stamp}", description=description,
+                          tags={**mlflow_tracking.run_tags(context), "kind": "drift_report"}) as run:
         mlflow.log_metrics({"drift_share": result.drift_share, "drifted_columns": len(result.drifted_columns)})
         if result.html_path:
             mlflow.log_artifact(str(result.html_path))

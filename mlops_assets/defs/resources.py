@@ -136,6 +136,13 @@ class Warehouse(_RunScoped):
         return self.read(table)
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_DESCRIPTION = (
+    "Backtest evaluations of the forecasting model zoo (one run per evaluation of forecasting/series_evaluation, "
+    "its registered per-series champion model) and drift reports of gold (monitoring/drift_report)."
+)
+
+
 class MlflowTracking(_RunScoped):
     """MLflow tracking and registry on one URI (SQLite in the data directory by default).
 
@@ -173,8 +180,25 @@ class MlflowTracking(_RunScoped):
         else:
             location = Path(self.artifact_root).resolve().as_uri() if self.artifact_root else None
             experiment_id = mlflow.create_experiment(self.experiment_name, artifact_location=location)
+        if found is None or EXPERIMENT_KIND_TAG not in found.tags:
+            # Without the kind, MLflow 3's UI opens an experiment on its (empty) GenAI traces page.
+            client = mlflow.MlflowClient()
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+            client.set_experiment_tag(experiment_id, "mlflow.note.content", EXPERIMENT_DESCRIPTION)
         mlflow.set_experiment(experiment_id=experiment_id)
         return experiment_id
+
+    def run_tags(self, context: dg.AssetExecutionContext) -> dict[str, str]:
+        """Tags of a run an asset logs: the same source whether a sensor, the UI or the CLI started it."""
+        # The first key of a multi-asset (drift_report beside drift_summary) names it.
+        asset = sorted(key.to_user_string() for key in context.selected_asset_keys)[0]
+        return {
+            "dagster_run_id": context.run_id,
+            "dagster_asset": asset,
+            # MLflow otherwise names the program that started the process (dagster, mlops-assets, pytest).
+            "mlflow.source.name": f"mlops_assets {asset}",
+            "mlflow.source.type": "JOB",
+        }
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """Where `mlflow ui --backend-store-uri <uri>` (default port 5000) shows the run."""

@@ -39,7 +39,8 @@ def sales_overall(context: dg.AssetExecutionContext, project: ProjectResource, w
     series_plots = write_series_plots(overall, folder, project.settings.plots.max_series)
     context.log.info(
         f"{SALES_OVERALL}: {len(overall)} rows; PNGs of the {len(series_plots.written)} series that sold the "
-        f"most in {folder} (plots.max_series {project.settings.plots.max_series}), "
+        f"most in {folder} (plots.max_series {project.settings.plots.max_series}): "
+        f"{len(series_plots.drawn)} drawn, {len(series_plots.written) - len(series_plots.drawn)} unchanged; "
         f"{len(series_plots.removed)} stale PNGs removed; {series_plots.unplotted} series not plotted "
         "(`mlops-assets plot --product <id>` draws any series)"
     )
@@ -51,6 +52,7 @@ def sales_overall(context: dg.AssetExecutionContext, project: ProjectResource, w
             rows_by_origin=dg.MetadataValue.json(overall["origin"].value_counts().to_dict()),
             plots_folder=dg.MetadataValue.path(str(folder)),
             plotted_series=len(series_plots.written),
+            redrawn_series=len(series_plots.drawn),
             unplotted_series=series_plots.unplotted,
             top_series=dg.MetadataValue.md(png_markdown(plot_top_series(overall), "top series by volume")),
         )

@@ -34,10 +34,13 @@ class LandingScan:
     deleted: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # "path: why it is not read"
     unchanged: int = 0
+    already_ingested: int = 0  # new to the cursor, but the warehouse holds the same content (say, from `make run`)
     cursor: dict[str, list] = field(default_factory=dict)
 
     def summary(self) -> str:
         parts = [f"{len(self.ready)} new or changed", f"{self.unchanged} unchanged"]
+        if self.already_ingested:
+            parts.append(f"{self.already_ingested} already ingested with the same content")
         if self.ready:
             parts[0] += f" ({', '.join(f.path for f in self.ready[:5])})"
         if self.settling:
@@ -62,13 +65,14 @@ def dump_cursor(cursor: dict[str, list]) -> str:
 
 def scan_landing(
     landing_root: Path, cursor: dict[str, list], *, settle_seconds: float = SETTLE_SECONDS,
-    now: float | None = None,
+    now: float | None = None, ingested: set[tuple[str, str]] | None = None,
 ) -> LandingScan:
     """Compare the landing folders with the cursor (path -> [size, mtime, sha256]) of files already seen.
 
     The hash is computed only when size or mtime moved, so a quiet landing zone costs one stat per file.
     A file not read yet (temporary name, or modified less than ``settle_seconds`` ago) keeps its previous
-    cursor entry, so it is compared again at the next look.
+    cursor entry, so it is compared again at the next look. A file whose (table, sha256) is in ``ingested``
+    was loaded by another route (a run from the command line) and is not new.
     """
     landing_root = Path(landing_root)
     now = time.time() if now is None else now
@@ -102,6 +106,9 @@ def scan_landing(
             scan.cursor[relative] = [stat.st_size, stat.st_mtime, digest]
             if known and known[2] == digest:
                 scan.unchanged += 1  # touched but same content
+                continue
+            if (table, digest) in (ingested or set()):
+                scan.already_ingested += 1
                 continue
             scan.ready.append(LandingFile(table, relative, digest))
     scan.deleted = sorted(set(cursor) - present)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,15 @@ NUMERICAL_FEATURES = ("relative_sales", "avg_unit_price", "promo_share")
 CATEGORICAL_FEATURES = ("is_zero", "category")
 # Above this many reference rows Evidently switches from tests (K-S, chi-square) to distances.
 EVIDENTLY_SIZE_SWITCH = 1000
+# What the report shows for each feature: Evidently labels its axes and tables with the column name, so the
+# name carries the unit a person reads the values in.
+DISPLAY_NAMES = {
+    "relative_sales": "units sold (x the series' reference mean)",
+    "avg_unit_price": "unit price (x the series' reference mean)",
+    "promo_share": "share of units on promotion (0-1)",
+    "is_zero": "no sale in the period (True/False)",
+    "category": "category",
+}
 
 
 @dataclass
@@ -120,6 +130,23 @@ def _unique_paths(report_dir: Path, stamp: str) -> tuple[Path, Path]:
         suffix += 1
 
 
+def _window_text(window: tuple[pd.Timestamp, pd.Timestamp], periods: int, rows: int) -> str:
+    return f"{window[0]:%Y-%m-%d} to {window[1]:%Y-%m-%d} ({periods} periods, {rows:,} series-periods)"
+
+
+def _with_header(html: str, reference: str, current: str) -> str:
+    """The windows, named with their dates, above Evidently's report (which calls them only Reference/Current)."""
+    header = (
+        '<div style="font-family: sans-serif; padding: 12px 24px; border-bottom: 1px solid #ccc">'
+        "<h2 style=\"margin: 0 0 6px\">Drift of gold.sales_data_for_forecast</h2>"
+        f"<div><b>Current</b>: {escape(current)}</div><div><b>Reference</b>: {escape(reference)}</div>"
+        "<div>Units and prices are relative to each series' own mean in the reference window, so that large "
+        "and small series weigh the same: 1.0 is the series' usual level.</div></div>"
+    )
+    start = html.find(">", html.find("<body")) + 1 if "<body" in html else 0
+    return html[:start] + header + html[start:]
+
+
 def _parse(snapshot: dict[str, Any], kinds: dict[str, str]) -> tuple[float, pd.DataFrame]:
     failed = {
         t["metric_config"]["metric_id"]
@@ -198,19 +225,30 @@ def compute_drift(
         empty = pd.DataFrame(columns=["column", "kind", "drifted", "score", "method", "threshold"])
         method = "; ".join(["no feature varies, nothing compared", *notes])
         return DriftResult(0.0, [], 0, method, empty, html_path=None, **windows)
-    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
-    snapshot = Report([DataDriftPreset(columns=columns)], include_tests=True).run(
-        current_data=Dataset.from_pandas(cur[columns].reset_index(drop=True), data_definition=definition),
-        reference_data=Dataset.from_pandas(ref[columns].reset_index(drop=True), data_definition=definition),
+    shown = {column: DISPLAY_NAMES.get(column, column) for column in columns}
+    definition = DataDefinition(numerical_columns=[shown[c] for c in numerical],
+                                categorical_columns=[shown[c] for c in categorical])
+
+    def dataset(frame: pd.DataFrame) -> Dataset:
+        return Dataset.from_pandas(frame[columns].rename(columns=shown).reset_index(drop=True),
+                                   data_definition=definition)
+
+    snapshot = Report([DataDriftPreset(columns=list(shown.values()))], include_tests=True).run(
+        current_data=dataset(cur), reference_data=dataset(ref)
     )
-    kinds = {**{c: "numerical" for c in numerical}, **{c: "categorical" for c in categorical}}
+    kinds = {**{shown[c]: "numerical" for c in numerical}, **{shown[c]: "categorical" for c in categorical}}
     share, per_column = _parse(snapshot.dict(), kinds)
+    per_column["column"] = per_column["column"].map({label: column for column, label in shown.items()})
+    per_column = per_column.sort_values("column").reset_index(drop=True)
 
     html_path = json_path = None
     if report_dir is not None:
         stamp = stamp or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         html_path, json_path = _unique_paths(Path(report_dir), stamp)
-        html_path.write_text(snapshot.get_html_str(as_iframe=False), encoding="utf-8")
+        reference = _window_text(windows["reference_window"], len(ref_ds), len(ref))
+        current = _window_text(windows["current_window"], len(cur_ds), len(cur))
+        html_path.write_text(_with_header(snapshot.get_html_str(as_iframe=False), reference, current),
+                             encoding="utf-8")
         json_path.write_text(snapshot.json(), encoding="utf-8")
 
     return DriftResult(

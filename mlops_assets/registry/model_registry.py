@@ -160,8 +160,11 @@ def register_champions(
             artifact = f"champions/{name}-v{expected}.csv"
             client.log_text(active_run_id, table.to_csv(index=False), artifact)
             info = log_forecast_model(forecaster, model_version=str(expected))
-            registered: ModelVersion = mlflow.register_model(
-                info.model_uri, name, tags={**version_tags, CHAMPIONS_ARTIFACT_TAG: artifact}
+            # The client, not mlflow.register_model: that one prints "Registered model ... already exists"
+            # to stderr on every call, even the first (the model was created just above, with a description).
+            registered: ModelVersion = client.create_model_version(
+                name, info.model_uri, run_id=active_run_id, model_id=info.model_id,
+                tags={**version_tags, CHAMPIONS_ARTIFACT_TAG: artifact},
             )
             if int(registered.version) == expected:
                 break

@@ -12,6 +12,7 @@ import io
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,17 +22,25 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
 
 DPI = 80
 SERIES_SIZE = (8.0, 3.6)
 ACTUAL_COLOR = "#1f4e79"
 FORECAST_COLOR = "#d9534f"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# A PNG carries the digest of what it shows, so a rerun on the same rows redraws nothing. Bump the version
+# when the drawing itself changes.
+DIGEST_KEY = "mlops_assets_digest"
+DRAWING_VERSION = "1"
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: plt.Figure, digest: str | None = None) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    with warnings.catch_warnings():
+        # A series of a few periods leaves AutoDateLocator without a preferred interval; its fallback is fine.
+        warnings.filterwarnings("ignore", message="AutoDateLocator was unable", category=UserWarning)
+        fig.savefig(buffer, format="png", dpi=DPI, metadata={DIGEST_KEY: digest} if digest else None)
     return buffer.getvalue()
 
 
@@ -180,6 +189,7 @@ class SeriesPlots:
     """What write_series_plots left in its folder."""
 
     written: list[Path]  # one PNG per plotted series, in unique_id order
+    drawn: list[Path]  # the PNGs of ``written`` drawn this time; the others already showed the same rows
     unplotted: int  # series of the table without a PNG
     removed: list[Path]  # PNGs of series no longer plotted
 
@@ -203,17 +213,21 @@ def write_series_plots(overall: pd.DataFrame, folder: Path, max_series: int) -> 
     rows = overall[unique_ids.isin(plotted)]
     groups = dict(iter(rows.groupby(rows["unique_id"].astype(str), sort=True)))
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, drawn = [], []
     # One figure redrawn per series: creating a figure costs more than drawing a small plot.
     fig, ax = plt.subplots(figsize=SERIES_SIZE)
     try:
         for unique_id in plotted:
+            path = folder / names[unique_id]
+            written.append(path)
+            digest = series_digest(groups[unique_id])
+            if _stored_digest(path) == digest:
+                continue
             ax.clear()
             _draw_series(ax, groups[unique_id], unique_id)
             _series_layout(fig)
-            path = folder / names[unique_id]
-            _write_atomic(path, _png(fig))
-            written.append(path)
+            _write_atomic(path, _png(fig, digest))
+            drawn.append(path)
     finally:
         plt.close(fig)
     keep = {path.name for path in written}
@@ -222,7 +236,25 @@ def write_series_plots(overall: pd.DataFrame, folder: Path, max_series: int) -> 
         if path.name not in keep and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path)
-    return SeriesPlots(written=written, unplotted=len(ranked) - len(plotted), removed=removed)
+    return SeriesPlots(written=written, drawn=drawn, unplotted=len(ranked) - len(plotted), removed=removed)
+
+
+def series_digest(rows: pd.DataFrame) -> str:
+    """A hash of the rows a series plot shows (order-independent), and of the way it is drawn."""
+    columns = sorted(rows.columns)
+    ordered = rows[columns].sort_values(["origin", "ds"] if {"origin", "ds"} <= set(columns) else columns)
+    hashed = pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()
+    return hashlib.sha256(f"{DRAWING_VERSION}|{DPI}|{SERIES_SIZE}|{columns}".encode() + hashed).hexdigest()
+
+
+def _stored_digest(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    try:
+        with Image.open(path) as image:
+            return image.text.get(DIGEST_KEY)
+    except (OSError, SyntaxError):  # not a readable PNG: draw it again
+        return None
 
 
 def plot_total_sales(gold: pd.DataFrame) -> bytes:

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,3 +130,17 @@ def test_flat_series_without_prices_compare_nothing(tmp_path):
     assert (result.drift_share, result.n_columns, result.drifted_columns) == (0.0, 0, [])
     assert result.method.startswith("no feature varies")
     assert result.html_path is None and list(tmp_path.iterdir()) == []
+
+
+def test_the_report_names_its_windows_by_date_and_its_axes_by_unit(tmp_path):
+    result = compute_drift(make_gold(n_series=10, n_weeks=80, shift_weeks=13), report_dir=tmp_path, stamp="s")
+    html = result.html_path.read_text(encoding="utf-8")
+    body = html[html.find("<body"):]
+    assert "<b>Current</b>: 2025-04-14 to 2025-07-07 (13 periods, 130 series-periods)" in body[:2000]
+    assert "<b>Reference</b>: 2024-04-15 to 2025-04-07 (52 periods, 520 series-periods)" in body[:2000]
+    assert re.search(r"units sold \(x the series(&#x27;|')? reference mean\)", html)
+    assert "relative_sales" not in html
+    # The tables and the metadata keep the feature names the code and the drift summary use.
+    assert set(result.per_column["column"]) == {"relative_sales", "avg_unit_price", "promo_share", "is_zero",
+                                                "category"}
+    assert "relative_sales" in result.drifted_columns

@@ -386,3 +386,17 @@ def test_model_validates_requests_itself(lifecycle, request_columns, message):
     with pytest.raises(MlflowException, match=message) as caught:
         model.predict(None, pd.DataFrame(request_columns))
     assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_registration_prints_nothing_and_links_the_run_and_the_logged_model(store, capfd):
+    history = weekly_history()
+    champions = choose(EVAL_1)
+    forecaster = ChampionForecaster("W-MON", 52, HORIZON).fit(history, champions)
+    capfd.readouterr()
+    with mlflow.start_run(experiment_id=store) as run:
+        registered = register_champions(forecaster, champions, name="quiet_forecast", run_id=None,
+                                        description="first", tags={})
+    assert "already exists" not in capfd.readouterr().err
+    version = mlflow.MlflowClient().get_model_version("quiet_forecast", registered.version)
+    assert version.run_id == run.info.run_id
+    assert version.source.startswith("models:/m-"), version.source

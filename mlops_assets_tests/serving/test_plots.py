@@ -132,6 +132,28 @@ def test_write_series_plots_is_deterministic(overall, tmp_path):
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
 
 
+def test_write_series_plots_redraws_only_series_whose_rows_changed(overall, tmp_path):
+    first = plots.write_series_plots(overall, tmp_path, max_series=500)
+    assert first.drawn == first.written
+    before = {p.name: p.stat().st_mtime_ns for p in first.written}
+    again = plots.write_series_plots(overall.sample(frac=1.0, random_state=1), tmp_path, max_series=500)
+    assert again.written == first.written and again.drawn == []
+    assert {p.name: p.stat().st_mtime_ns for p in again.written} == before
+    changed = overall.copy()
+    changed.loc[(changed["unique_id"] == "P002") & (changed["origin"] == "Predict"), "sales"] += 1.0
+    (tmp_path / "P004.png").write_bytes(b"not a png")
+    third = plots.write_series_plots(changed, tmp_path, max_series=500)
+    assert [p.name for p in third.drawn] == ["P002.png", "P004.png"]
+    assert_png((tmp_path / "P004.png").read_bytes())
+
+
+def test_a_monthly_series_plots_without_a_matplotlib_warning(tmp_path, recwarn):
+    # 51 months is carparts' span, where AutoDateLocator warns that it falls back to another interval.
+    gold = make_gold(["P1"], periods=51).assign(ds=lambda g: pd.date_range("1998-01-01", periods=51, freq="MS"))
+    plots.plot_series(build_sales_overall(gold, make_forecasts(gold, horizon=1)), "P1", tmp_path / "p.png")
+    assert [str(w.message) for w in recwarn.list] == []
+
+
 def constant_overall(units: dict[str, float], forecast: dict[str, float] | None = None) -> pd.DataFrame:
     gold = pd.concat(
         pd.DataFrame(
