@@ -117,6 +117,24 @@ class LockSettings(_Strict):
     )
 
 
+class ComputeSettings(_Strict):
+    engine: Literal["local", "dask"] = Field(
+        "local",
+        description="Where the backtest runs, one task per bucket of series: 'local': a process pool on this "
+        "machine; 'dask': a Dask cluster (the scheduler at `address`, or a LocalCluster started for the step).",
+    )
+    address: str | None = Field(
+        None, description="Dask scheduler address, e.g. tcp://10.0.0.5:8786; empty: a LocalCluster per step."
+    )
+    workers: int | None = Field(
+        None, ge=1, description="Local pool processes or LocalCluster workers; default: this machine's cores."
+    )
+    bucket_series: int = Field(
+        2000, ge=1, description="Most series in one bucket (one task); the driver holds one bucket's results."
+    )
+    retries: int = Field(1, ge=0, description="Times a failed bucket is run again before the step fails.")
+
+
 class Settings(_Strict):
     frequency: str = Field("W-MON", description="pandas offset alias of the period: W-MON, D, MS, ...")
     horizon: int = Field(13, ge=1, description="Periods to forecast.")
@@ -148,6 +166,7 @@ class Settings(_Strict):
     plots: PlotSettings = PlotSettings()
     automation: AutomationSettings = AutomationSettings()
     locks: LockSettings = LockSettings()
+    compute: ComputeSettings = ComputeSettings()
     seed: int = 42
 
     @field_validator("frequency")
@@ -213,9 +232,11 @@ class Settings(_Strict):
 
     def fingerprint(self) -> str:
         # The registry registers a new model version when this changes; how many PNGs are drawn, when the
-        # gold layer warns and how long a run waits for a lock are not part of the model, so changing them
-        # must not register one.
-        settings = self.model_dump(exclude={"plots": True, "locks": True, "gold": {"warn_excluded_share"}})
+        # gold layer warns, how long a run waits for a lock and the engine that computes it are not part of
+        # the model, so changing them must not register one.
+        settings = self.model_dump(
+            exclude={"plots": True, "locks": True, "compute": True, "gold": {"warn_excluded_share"}}
+        )
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -261,6 +282,11 @@ class DataPaths:
     def exports(self) -> Path:
         """Parquet snapshots of every table, replaced atomically, for readers in other processes."""
         return self.root / "exports"
+
+    @property
+    def engine(self) -> Path:
+        """Bucket inputs and result parts of the heavy steps; on a cluster, a disk every worker mounts."""
+        return self.root / "engine"
 
     @property
     def mlflow(self) -> Path:

@@ -154,6 +154,35 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) 
     write_tables(con, replace={table: df})
 
 
+def replace_from_parquet(con: duckdb.DuckDBPyConnection, table: str, pattern: str, order_by: str) -> int:
+    """Replace a table with Parquet files' rows, sorted, in one transaction, without pandas; returns the rows.
+
+    DuckDB streams and spills the files itself, so a table larger than this process' memory can be loaded.
+    """
+    con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            f"create or replace table {table} as select * from read_parquet(?) order by {order_by}", [pattern]
+        )
+        rows = con.execute(f"select count(*) from {table}").fetchone()[0]
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return int(rows)
+
+
+def publish_snapshot_from_table(con: duckdb.DuckDBPyConnection, exports: Path, table: str) -> Path:
+    """publish_snapshot written by DuckDB from the stored table, for tables too large for a DataFrame."""
+    target = snapshot_path(exports, table)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    con.execute(f"copy {_checked(table)} to '{tmp}' (format parquet)")
+    os.replace(tmp, target)
+    return target
+
+
 def snapshot_path(exports: Path, table: str) -> Path:
     schema, name = _checked(table).split(".")
     return exports / schema / f"{name}.parquet"

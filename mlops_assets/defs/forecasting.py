@@ -2,6 +2,8 @@
 
 
 import hashlib
+import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -14,13 +16,13 @@ from mlops_assets import schemas
 from mlops_assets.defs.automation import downstream_condition, expensive_condition
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
-from mlops_assets.forecasting.backtest import run_backtest
-from mlops_assets.forecasting.metrics import evaluate
-from mlops_assets.forecasting.selection import choose_champions, selection_summary
+from mlops_assets.forecasting.engine import BucketFailure, backtest_by_bucket, evaluate_by_bucket
+from mlops_assets.forecasting.selection import choose_from_evaluations, selection_summary
 from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry.model_registry import load_champion
 from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share, png_markdown
 from mlops_assets.settings import Settings
+from mlops_assets.warehouse import table_exists
 
 BACKTEST = "forecasting.backtest_forecasts"
 EVALUATION = "forecasting.series_evaluation"
@@ -32,6 +34,13 @@ BACKTEST_KEY = dg.AssetKey(["forecasting", "backtest_forecasts"])
 CHAMPIONS_KEY = dg.AssetKey(["forecasting", "series_champions"])
 
 
+# The gold series that can be forecast, as SQL: the heavy steps let DuckDB cut it by bucket.
+ELIGIBLE_SQL = (
+    "select unique_id, ds, y from gold.sales_data_for_forecast "
+    "where unique_id not in (select unique_id from gold.series_excluded)"
+)
+
+
 def eligible_history(warehouse: Warehouse) -> pd.DataFrame:
     """The gold series that can be forecast: gold minus gold.series_excluded."""
     gold = warehouse.read("gold.sales_data_for_forecast")
@@ -40,13 +49,19 @@ def eligible_history(warehouse: Warehouse) -> pd.DataFrame:
     return gold.loc[keep, ["unique_id", "ds", "y"]].sort_values(["unique_id", "ds"]).reset_index(drop=True)
 
 
-def _evaluated_dataset(history: pd.DataFrame):
-    """The eligible gold series as an MLflow dataset: its digest tells two runs on the same data apart."""
-    import mlflow.data
+def _evaluated_dataset(history_fingerprint: str):
+    """The eligible gold series as an MLflow dataset: its digest tells two runs on the same data apart.
 
-    # No path as the source: MLflow cannot tell which kind of source a relative path is and warns; the
-    # default source (the code that logged it) is what the run's own source tags say anyway.
-    return mlflow.data.from_pandas(history, name="gold.sales_data_for_forecast (eligible series)", targets="y")
+    Described, not loaded: the digest is the fingerprint DuckDB computes, so the run process never holds
+    the history (see the engine).
+    """
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types import ColSpec, Schema
+
+    schema = Schema([ColSpec("string", "unique_id"), ColSpec("datetime", "ds"), ColSpec("double", "y")])
+    return MetaDataset(CodeDatasetSource({}), name="gold.sales_data_for_forecast (eligible series)",
+                       digest=history_fingerprint, schema=schema)
 
 
 def data_fingerprint(history: pd.DataFrame) -> str:
@@ -54,53 +69,99 @@ def data_fingerprint(history: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.values.tobytes()).hexdigest()[:16]
 
 
-def backtest_fingerprint(history: pd.DataFrame, settings: Settings, models: list[str]) -> str:
-    spec = f"{data_fingerprint(history)}|{settings.frequency}|{settings.horizon}|{settings.step}|" \
+def eligible_summary(warehouse: Warehouse) -> tuple[int, str]:
+    """Series count and an order-free fingerprint of the eligible history, computed inside DuckDB."""
+    found = warehouse.query(
+        f"select count(distinct unique_id) as n, count(*) as rows, "
+        f"coalesce(sum(hash(unique_id::varchar, ds, y))::varchar, '') as h from ({ELIGIBLE_SQL})"
+    ).iloc[0]
+    return int(found["n"]), hashlib.sha256(f"{found['rows']}|{found['h']}".encode()).hexdigest()[:16]
+
+
+def backtest_fingerprint(data: str, settings: Settings, models: list[str]) -> str:
+    spec = f"{data}|{settings.frequency}|{settings.horizon}|{settings.step}|" \
            f"{settings.backtest.windows}|{settings.season}|{','.join(models)}"
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def _table_rows(warehouse: Warehouse, table: str) -> int:
+    with warehouse.connection() as con:
+        return int(con.execute(f"select count(*) from {table}").fetchone()[0]) if table_exists(con, table) else 0
 
 
 @dg.asset(
     key=["forecasting", "backtest_forecasts"],
     group_name="forecasting",
     deps=[["gold", "sales_data_for_forecast"], ["gold", "series_excluded"]],
-    kinds={"statsforecast", "duckdb"},
+    kinds={"statsforecast", "duckdb", "dask"},
     owners=OWNERS,
     automation_condition=expensive_condition(),
     description="Rolling-origin cross-validation of the model zoo on every eligible series: what each model "
-    "would have forecast at each cutoff, next to what happened. Skipped when its input is unchanged.",
+    "would have forecast at each cutoff, next to what happened. Computed by bucket of series on the engine "
+    "of settings.compute (local process pool or Dask). Skipped when its input is unchanged.",
 )
 def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     settings = project.settings
     models = settings.models or default_models(settings)
-    history = eligible_history(warehouse)
-    if history.empty:
+    n_series, data = eligible_summary(warehouse)
+    if n_series == 0:
         raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")
-    fingerprint = backtest_fingerprint(history, settings, models)
+    fingerprint = backtest_fingerprint(data, settings, models)
     previous = latest_metadata(context, context.asset_key)
     unchanged = metadata_value(previous, "input_fingerprint") == fingerprint
-    backtest = warehouse.read(BACKTEST, missing_ok=True) if unchanged else pd.DataFrame()
-    if not backtest.empty:
+    engine_metadata = {}
+    if unchanged and _table_rows(warehouse, BACKTEST):
         context.log.info(f"input unchanged (fingerprint {fingerprint}): kept the existing backtest")
     else:
-        n_series = history["unique_id"].nunique()
-        context.log.info(f"backtesting {len(models)} models on {n_series} series ({settings.backtest.windows} "
+        context.log.info(f"backtesting {len(models)} models on {n_series:,} series ({settings.backtest.windows} "
                          f"windows of {settings.horizon}); the longest step of a run")
         started = time.monotonic()
-        backtest = run_backtest(history, settings, models)
+        root = project.paths.engine / "backtest"
+        try:
+            run = backtest_by_bucket(
+                warehouse.connection, ELIGIBLE_SQL, root, fingerprint, settings, models, context.log.info
+            )
+        except BucketFailure as err:
+            raise dg.Failure(description=str(err), metadata={
+                "failed_series": dg.MetadataValue.json(
+                    {b.name: list(b.unique_ids) for b in err.failed}
+                ),
+            }) from err
+        warehouse.replace_from_parquet(BACKTEST, run.parts, order_by="unique_id, model, cutoff, ds")
+        shutil.rmtree(root, ignore_errors=True)
+        engine_metadata = {
+            "engine": settings.compute.engine,
+            "workers": run.workers,
+            "buckets": len(run.buckets),
+            "bucket_cost_max_over_mean": round(max(b.cost for b in run.buckets) * len(run.buckets)
+                                               / sum(b.cost for b in run.buckets), 4),
+            "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in run.reports), 1),
+            "worker_peak_mb": round(max((r["worker_peak_mb"] for r in run.reports), default=0.0), 1),
+        }
         seconds = time.monotonic() - started
         context.log.info(f"backtest done: {n_series} series in {seconds:.1f} s "
                          f"({n_series / max(seconds, 1e-9):.1f} series/s)")
-        warehouse.replace(BACKTEST, backtest)
+    head = warehouse.query(f"select * from {BACKTEST} order by unique_id, model, cutoff, ds limit 10")
+    cutoffs = warehouse.query(f"select distinct cutoff from {BACKTEST} order by cutoff")["cutoff"]
     return dg.MaterializeResult(
-        metadata=table_metadata(
-            backtest,
-            BACKTEST,
-            input_fingerprint=fingerprint,
-            models=dg.MetadataValue.json(models),
-            series=int(history["unique_id"].nunique()),
-            cutoffs=dg.MetadataValue.json(sorted(str(c.date()) for c in backtest["cutoff"].unique())),
-        )
+        metadata={
+            **table_metadata(head, BACKTEST),
+            "dagster/row_count": _table_rows(warehouse, BACKTEST),
+            "input_fingerprint": fingerprint,
+            "models": dg.MetadataValue.json(models),
+            "series": n_series,
+            "cutoffs": dg.MetadataValue.json([str(pd.Timestamp(c).date()) for c in cutoffs]),
+            **engine_metadata,
+        }
+    )
+
+
+def evaluate_stored_backtest(warehouse: Warehouse, settings: Settings):
+    """The evaluation and the guard's window evaluations, read from the stored backtest one bucket at a time."""
+    n_series, _ = eligible_summary(warehouse)
+    return evaluate_by_bucket(
+        warehouse.connection, BACKTEST, ELIGIBLE_SQL, settings.season,
+        math.ceil(n_series / settings.compute.bucket_series),
     )
 
 
@@ -123,13 +184,14 @@ def series_evaluation(
     if fingerprint and metadata_value(previous, "input_fingerprint") == fingerprint:
         context.log.info(f"backtest unchanged (fingerprint {fingerprint}): kept the evaluation and its MLflow run")
         return dg.MaterializeResult(metadata=previous)
-    backtest = warehouse.read(BACKTEST)
-    history = eligible_history(warehouse)
-    evaluation = evaluate(backtest, history, settings.season)
-    champions, decision = _choose(settings, evaluation, backtest, history)
+    evaluation, windows = evaluate_stored_backtest(warehouse, settings)
+    champions, decision = _choose(settings, evaluation, windows)
     summary = selection_summary(evaluation, champions)
     warehouse.replace(EVALUATION, evaluation)
-    run_id, url = _log_evaluation_run(context, mlflow_tracking, settings, history, evaluation, summary, decision)
+    history_fingerprint = eligible_summary(warehouse)[1]
+    run_id, url = _log_evaluation_run(
+        context, mlflow_tracking, settings, history_fingerprint, evaluation, summary, decision
+    )
     return dg.MaterializeResult(
         metadata=table_metadata(
             evaluation,
@@ -138,19 +200,17 @@ def series_evaluation(
             input_fingerprint=fingerprint or "",
             mlflow_run_id=run_id,
             mlflow_run=dg.MetadataValue.url(url),
-            data_fingerprint=data_fingerprint(history),
+            data_fingerprint=history_fingerprint,
             smape_by_model=dg.MetadataValue.md(_per_model(evaluation).to_markdown()),
             smape_plot=dg.MetadataValue.md(png_markdown(plot_smape_distribution(evaluation), "SMAPE by model")),
         )
     )
 
 
-def _choose(settings, evaluation: pd.DataFrame, backtest: pd.DataFrame, history: pd.DataFrame):
-    return choose_champions(
+def _choose(settings, evaluation: pd.DataFrame, windows):
+    return choose_from_evaluations(
         evaluation,
-        backtest,
-        history,
-        settings.season,
+        windows,
         mode=settings.selection.mode,
         tolerance=settings.selection.global_tolerance,
     )
@@ -166,7 +226,8 @@ def _code_version() -> str:
     return version("mlops_assets")
 
 
-def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, evaluation, summary, decision):
+def _log_evaluation_run(context, tracking: MlflowTracking, settings, history_fingerprint, evaluation, summary,
+                        decision):
     experiment_id = tracking.activate()
     description = (
         f"Backtest of {evaluation['model'].nunique()} models on {evaluation['unique_id'].nunique()} series of "
@@ -177,7 +238,7 @@ def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, ev
     )
     with mlflow.start_run(run_name=f"evaluation-{context.run_id[:8]}", description=description,
                           tags=tracking.run_tags(context)) as run:
-        mlflow.log_input(_evaluated_dataset(history), context="evaluation")
+        mlflow.log_input(_evaluated_dataset(history_fingerprint), context="evaluation")
         mlflow.log_params(
             {
                 "frequency": settings.frequency,
@@ -187,7 +248,7 @@ def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, ev
                 "season_length": settings.season,
                 "models": ",".join(sorted(evaluation["model"].unique())),
                 "series": int(evaluation["unique_id"].nunique()),
-                "data_fingerprint": data_fingerprint(history),
+                "data_fingerprint": history_fingerprint,
                 "settings_fingerprint": settings.fingerprint(),
                 "code_version": _code_version(),
                 "selection_mode_setting": settings.selection.mode,
@@ -236,7 +297,8 @@ def _log_evaluation_run(context, tracking: MlflowTracking, settings, history, ev
 )
 def series_champions(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     evaluation = warehouse.read(EVALUATION)
-    champions, decision = _choose(project.settings, evaluation, warehouse.read(BACKTEST), eligible_history(warehouse))
+    _, windows = evaluate_stored_backtest(warehouse, project.settings)
+    champions, decision = _choose(project.settings, evaluation, windows)
     summary = selection_summary(evaluation, champions)
     warehouse.replace(CHAMPIONS, champions)
     context.log.info(f"selection mode {decision['mode']} (setting {decision['requested_mode']}): {decision['reason']}")

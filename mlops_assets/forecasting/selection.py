@@ -179,6 +179,20 @@ def guard_decision(earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float) 
     }
 
 
+def window_evaluations(
+    backtest: pd.DataFrame, history: pd.DataFrame, season_length: int
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Evaluations of each series' backtest without its last window and of that window alone (None: one window).
+
+    Per series, so it can be computed bucket by bucket and concatenated.
+    """
+    bt = backtest.astype({"unique_id": str})
+    is_last = bt["cutoff"] == bt.groupby("unique_id", sort=False)["cutoff"].transform("max")
+    if (~is_last).sum() == 0:
+        return None
+    return evaluate(bt[~is_last], history, season_length), evaluate(bt[is_last], history, season_length)
+
+
 def choose_champions(
     evaluation: pd.DataFrame,
     backtest: pd.DataFrame,
@@ -195,15 +209,24 @@ def choose_champions(
     """
     if mode not in SELECTION_MODES:
         raise ValueError(f"selection mode {mode!r} is not one of {SELECTION_MODES}")
+    windows = window_evaluations(backtest, history, season_length) if mode == "auto" else None
+    return choose_from_evaluations(evaluation, windows, mode, tolerance)
+
+
+def choose_from_evaluations(
+    evaluation: pd.DataFrame,
+    windows: tuple[pd.DataFrame, pd.DataFrame] | None,
+    mode: str = "auto",
+    tolerance: float = 0.02,
+) -> tuple[pd.DataFrame, dict]:
+    """choose_champions from the evaluations alone (``windows``: window_evaluations), without the backtest."""
+    if mode not in SELECTION_MODES:
+        raise ValueError(f"selection mode {mode!r} is not one of {SELECTION_MODES}")
     if mode == "auto":
-        bt = backtest.astype({"unique_id": str})
-        is_last = bt["cutoff"] == bt.groupby("unique_id", sort=False)["cutoff"].transform("max")
-        if (~is_last).sum() == 0:
+        if windows is None:
             decision = {"mode": "per_series", "reason": "one backtest window: no later window to check the choice"}
         else:
-            earlier = evaluate(bt[~is_last], history, season_length)
-            last = evaluate(bt[is_last], history, season_length)
-            decision = guard_decision(earlier, last, tolerance)
+            decision = guard_decision(*windows, tolerance)
     else:
         decision = {"mode": mode, "reason": f"settings.selection.mode is {mode}"}
     decision["requested_mode"] = mode

@@ -1,0 +1,406 @@
+"""Heavy work by bucket of series, on a local process pool or a Dask cluster, each result written as it arrives.
+
+A bucket is a set of whole series and one task: one StatsForecast call over the bucket (never one call per
+series, which costs Fugue's backends 20-30x the CPU of the pandas call). Buckets are balanced by cost
+(series length x models) with the longest-processing-time rule, so that no worker idles while another
+finishes long series; ties are broken by a stable hash of ``unique_id``, so the same data always gives the
+same buckets and a rerun finds the parts an interrupted run left.
+
+Each task reads its bucket's input file and writes its result as one Parquet part; the driver only ever
+holds one bucket's bookkeeping, never the results. A bucket that raises is run again ``retries`` times; one
+that still fails is reported with its series (BucketFailure) once every other bucket has finished, and the
+finished parts stay on disk for the rerun.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import heapq
+import logging
+import math
+import multiprocessing
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.forecasting.parallel import _default_signal_handlers
+from mlops_assets.settings import ComputeSettings, Settings
+
+
+@dataclass(frozen=True)
+class Bucket:
+    index: int
+    unique_ids: tuple[str, ...]
+    cost: float
+
+    @property
+    def name(self) -> str:
+        return f"bucket-{self.index:05d}"
+
+
+class BucketFailure(RuntimeError):
+    """Buckets that failed after their retries, named with their series; finished buckets are kept."""
+
+    def __init__(self, failed: dict[Bucket, BaseException], attempts: int, total: int):
+        self.failed = failed
+        lines = []
+        for bucket, error in sorted(failed.items(), key=lambda item: item[0].index):
+            shown = ", ".join(bucket.unique_ids[:20])
+            more = f" and {len(bucket.unique_ids) - 20} more" if len(bucket.unique_ids) > 20 else ""
+            lines.append(f"{bucket.name} ({len(bucket.unique_ids)} series: {shown}{more}): "
+                         f"{type(error).__name__}: {error}")
+        super().__init__(
+            f"{len(failed)} of {total} buckets failed {attempts} time(s) each; the other buckets' results are "
+            "kept and a rerun computes only the failed ones.\n" + "\n".join(lines)
+        )
+
+
+def stable_hash(unique_id: str) -> int:
+    """The same integer for the same id in every process and Python version (unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(str(unique_id).encode(), digest_size=8).digest(), "big")
+
+
+def bucket_count(n_series: int, compute: ComputeSettings, workers: int) -> int:
+    """At most ``bucket_series`` series per bucket, and a multiple of the workers so none is left idle."""
+    if n_series <= 0:
+        return 0
+    wanted = max(math.ceil(n_series / compute.bucket_series), workers)
+    return min(n_series, math.ceil(wanted / workers) * workers)
+
+
+def plan_buckets(lengths: pd.Series, n_models: int, n_buckets: int) -> list[Bucket]:
+    """Series (index: unique_id, value: length) into ``n_buckets`` buckets of nearly equal cost.
+
+    Longest processing time first: the costliest series goes to the bucket with the least cost so far.
+    Each bucket's series are sorted; empty buckets are dropped.
+    """
+    if lengths.empty:
+        return []
+    order = sorted(((float(n) * n_models, str(uid)) for uid, n in lengths.items()),
+                   key=lambda item: (-item[0], stable_hash(item[1]), item[1]))
+    heap = [(0.0, i) for i in range(max(1, n_buckets))]
+    members: list[list[str]] = [[] for _ in heap]
+    costs = [0.0] * len(heap)
+    for cost, uid in order:
+        total, i = heapq.heappop(heap)
+        members[i].append(uid)
+        costs[i] = total + cost
+        heapq.heappush(heap, (costs[i], i))
+    kept = [(tuple(sorted(m)), c) for m, c in zip(members, costs, strict=True) if m]
+    kept.sort(key=lambda item: item[0][0])
+    return [Bucket(i, uids, cost) for i, (uids, cost) in enumerate(kept)]
+
+
+def plan_id(fingerprint: str, buckets: list[Bucket]) -> str:
+    """Names the folder of a plan's parts: same data, settings and buckets, same folder."""
+    digest = hashlib.sha256(fingerprint.encode())
+    for bucket in buckets:
+        digest.update("\x1f".join(bucket.unique_ids).encode() + b"\x1e")
+    return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------- engines
+class _LocalEngine:
+    """A forked process pool whose workers answer SIGTERM (see parallel.py)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_default_signal_handlers
+        )
+
+    def submit(self, fn: Callable, *args: Any) -> cf.Future:
+        return self._pool.submit(fn, *args)
+
+    def wait_first(self, pending: set) -> tuple[set, set]:
+        done, rest = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        return set(done), set(rest)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _DaskEngine:
+    """A Dask client: to the scheduler at ``address``, or to a LocalCluster of single-threaded workers."""
+
+    def __init__(self, address: str | None, workers: int | None):
+        from distributed import Client, LocalCluster
+
+        self._cluster = None
+        if address:
+            self._client = Client(address)
+        else:
+            self._cluster = LocalCluster(
+                n_workers=workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            self._client = Client(self._cluster)
+        self.workers = max(1, sum(self._client.nthreads().values()))
+
+    def submit(self, fn: Callable, *args: Any):
+        return self._client.submit(fn, *args, pure=False)
+
+    def wait_first(self, pending: set) -> tuple[set, set]:
+        from distributed import wait
+
+        done, rest = wait(list(pending), return_when="FIRST_COMPLETED")
+        return set(done), set(rest)
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+@contextmanager
+def open_engine(compute: ComputeSettings) -> Iterator[_LocalEngine | _DaskEngine]:
+    engine = (
+        _DaskEngine(compute.address, compute.workers)
+        if compute.engine == "dask"
+        else _LocalEngine(compute.workers or os.cpu_count() or 1)
+    )
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    series_done: int
+    series_total: int
+    elapsed: float
+    reused: int
+
+    @property
+    def message(self) -> str:
+        rate = self.series_done / self.elapsed if self.elapsed > 0 else 0.0
+        left = (self.series_total - self.series_done) / rate if rate > 0 else float("nan")
+        eta = f", about {left:.0f} s left" if math.isfinite(left) and self.done < self.total else ""
+        reused = f" ({self.reused} kept from an earlier attempt)" if self.reused else ""
+        return (f"{self.done}/{self.total} buckets{reused}, {self.series_done:,}/{self.series_total:,} series, "
+                f"{rate:,.1f} series/s{eta}")
+
+
+def run_buckets(
+    engine: _LocalEngine | _DaskEngine,
+    task: Callable[[Bucket], dict],
+    buckets: list[Bucket],
+    *,
+    retries: int,
+    done: Callable[[Bucket], bool] = lambda _b: False,
+    on_progress: Callable[[Progress], None] = lambda _p: None,
+    on_retry: Callable[[Bucket, BaseException, int], None] = lambda _b, _e, _n: None,
+) -> list[dict]:
+    """Run ``task`` on every bucket not already ``done``; the tasks' small reports, sorted by bucket.
+
+    Raises BucketFailure after every other bucket finished when some bucket failed 1 + ``retries`` times.
+    """
+    start = time.perf_counter()
+    todo = [b for b in buckets if not done(b)]
+    reused = len(buckets) - len(todo)
+    series_total = sum(len(b.unique_ids) for b in buckets)
+    series_done = series_total - sum(len(b.unique_ids) for b in todo)
+    futures = {engine.submit(task, b): (b, 1) for b in todo}
+    reports, failed = [], {}
+    while futures:
+        finished, _ = engine.wait_first(set(futures))
+        for future in finished:
+            bucket, attempt = futures.pop(future)
+            error = future.exception()
+            if error is None:
+                reports.append(future.result())
+                series_done += len(bucket.unique_ids)
+                on_progress(Progress(len(buckets) - len(todo) + len(reports), len(buckets), series_done,
+                                     series_total, time.perf_counter() - start, reused))
+            elif attempt <= retries:
+                on_retry(bucket, error, attempt)
+                futures[engine.submit(task, bucket)] = (bucket, attempt + 1)
+            else:
+                failed[bucket] = error
+    if failed:
+        raise BucketFailure(failed, retries + 1, len(buckets))
+    return sorted(reports, key=lambda r: r["bucket"])
+
+
+# ---------------------------------------------------------------------------------------- the backtest task
+@dataclass(frozen=True)
+class BacktestTask:
+    """One bucket's backtest: read ``inputs/<bucket>.parquet``, write ``parts/<bucket>.parquet``.
+
+    The folder must be reachable by every worker under the same path (the data directory on a shared disk).
+    """
+
+    folder: str
+    settings: Settings
+    models: tuple[str, ...]
+
+    def input_path(self, bucket: Bucket) -> Path:
+        return Path(self.folder) / "inputs" / f"{bucket.name}.parquet"
+
+    def part_path(self, bucket: Bucket) -> Path:
+        return Path(self.folder) / "parts" / f"{bucket.name}.parquet"
+
+    def is_done(self, bucket: Bucket) -> bool:
+        return self.part_path(bucket).exists()
+
+    def __call__(self, bucket: Bucket) -> dict:
+        cpu = time.process_time()
+        history = pd.read_parquet(self.input_path(bucket))
+        # One process per bucket already: a pool inside the task would only compete with the other workers.
+        backtest = run_backtest(history, self.settings, list(self.models), n_jobs=1)
+        write_part(backtest, self.part_path(bucket))
+        return {
+            "bucket": bucket.index,
+            "series": len(bucket.unique_ids),
+            "rows": len(backtest),
+            "cpu_seconds": time.process_time() - cpu,
+            "worker_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+def write_part(df: pd.DataFrame, path: Path) -> None:
+    """Written aside and renamed: a part that exists is whole, so a rerun can trust it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------ the driver
+Connect = Callable[[], Any]  # a context manager yielding a DuckDB connection (Warehouse.connection)
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    folder: Path
+    buckets: list[Bucket]
+    reports: list[dict]
+    workers: int
+
+    @property
+    def parts(self) -> str:
+        return str(self.folder / "parts" / "*.parquet")
+
+
+def backtest_by_bucket(
+    connect: Connect,
+    history_sql: str,
+    root: Path,
+    fingerprint: str,
+    settings: Settings,
+    models: list[str],
+    log: Callable[[str], None] = lambda _m: None,
+) -> BacktestRun:
+    """Backtest the series of ``history_sql`` (unique_id, ds, y) bucket by bucket into Parquet parts.
+
+    The inputs are cut by DuckDB straight to one file per bucket, so neither the history nor the backtest
+    passes through this process. The parts land in ``root/<plan id>/parts``; parts of an earlier, failed
+    attempt at the same plan are kept and not recomputed.
+    """
+    with connect() as con:
+        lengths = con.execute(
+            f"select unique_id::varchar as unique_id, count(*) as n from ({history_sql}) group by 1"
+        ).df().set_index("unique_id")["n"]
+    compute = settings.compute
+    with open_engine(compute) as engine:
+        buckets = plan_buckets(lengths, len(models), bucket_count(len(lengths), compute, engine.workers))
+        folder = root / plan_id(fingerprint, buckets)
+        task = BacktestTask(str(folder), settings, tuple(models))
+        _export_inputs(connect, history_sql, task, [b for b in buckets if not task.is_done(b)])
+        costs = [b.cost for b in buckets]
+        log(f"{compute.engine} engine, {engine.workers} workers: {len(lengths):,} series in {len(buckets)} buckets "
+            f"(cost max/mean {max(costs) / (sum(costs) / len(costs)):.3f}), parts in {folder}")
+        reports = run_buckets(
+            engine,
+            task,
+            buckets,
+            retries=compute.retries,
+            done=task.is_done,
+            on_progress=lambda p: log(f"backtest: {p.message}"),
+            on_retry=lambda b, e, n: log(f"backtest: {b.name} failed (attempt {n}: {type(e).__name__}: {e}); "
+                                         "running it again"),
+        )
+        return BacktestRun(folder, buckets, reports, engine.workers)
+
+
+def _export_inputs(connect: Connect, history_sql: str, task: BacktestTask, buckets: list[Bucket]) -> None:
+    if not buckets:
+        return
+    assignment = pd.DataFrame(
+        [(uid, b.index) for b in buckets for uid in b.unique_ids], columns=["unique_id", "bucket"]
+    )
+    with connect() as con:
+        con.register("_bucket_assignment", assignment)
+        con.execute(
+            f"create or replace temp table _bucket_history as select h.unique_id::varchar as unique_id, h.ds, "
+            f"h.y::double as y, a.bucket from ({history_sql}) h join _bucket_assignment a "
+            "on h.unique_id::varchar = a.unique_id"
+        )
+        for bucket in buckets:
+            path = task.input_path(bucket)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            con.execute(
+                f"copy (select unique_id, ds, y from _bucket_history where bucket = {bucket.index} "
+                f"order by unique_id, ds) to '{tmp}' (format parquet)"
+            )
+            os.replace(tmp, path)
+        con.execute("drop table _bucket_history")
+        con.unregister("_bucket_assignment")
+
+
+def evaluate_by_bucket(
+    connect: Connect,
+    backtest_table: str,
+    history_sql: str,
+    season_length: int,
+    n_buckets: int,
+) -> tuple[pd.DataFrame, tuple[pd.DataFrame, pd.DataFrame] | None]:
+    """metrics.evaluate and selection.window_evaluations of a stored backtest, read one bucket at a time.
+
+    Buckets are DuckDB hashes of unique_id: every series is whole in one bucket, and each bucket is read,
+    scored and dropped before the next one, so memory follows the bucket and not the table.
+    """
+    from mlops_assets.forecasting.metrics import evaluate
+    from mlops_assets.forecasting.selection import window_evaluations
+
+    evaluations, earlier, last = [], [], []
+    for b in range(max(1, n_buckets)):
+        where = f"hash(unique_id::varchar) % {max(1, n_buckets)} = {b}"
+        with connect() as con:
+            backtest = con.execute(f"select * from {backtest_table} where {where}").df()
+            history = con.execute(f"select unique_id::varchar as unique_id, ds, y from ({history_sql}) "
+                                  f"where {where}").df()
+        if backtest.empty:
+            continue
+        evaluations.append(evaluate(backtest, history, season_length))
+        windows = window_evaluations(backtest, history, season_length)
+        if windows is not None:
+            earlier.append(windows[0])
+            last.append(windows[1])
+    if not evaluations:
+        raise ValueError(f"{backtest_table} is empty: nothing to evaluate")
+    evaluation = _sorted(pd.concat(evaluations, ignore_index=True))
+    if not earlier:
+        return evaluation, None
+    return evaluation, (_sorted(pd.concat(earlier, ignore_index=True)), _sorted(pd.concat(last, ignore_index=True)))
+
+
+def _sorted(evaluation: pd.DataFrame) -> pd.DataFrame:
+    return evaluation.sort_values(["unique_id", "model"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,200 @@
+"""The engine: buckets balanced by cost, results identical to one StatsForecast call on the local pool and on a
+real Dask LocalCluster, parts written by bucket, a failing bucket retried and then named by its series."""
+
+from __future__ import annotations
+
+import tracemalloc
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.forecasting.engine import (
+    Bucket,
+    BucketFailure,
+    backtest_by_bucket,
+    bucket_count,
+    evaluate_by_bucket,
+    open_engine,
+    plan_buckets,
+    run_buckets,
+)
+from mlops_assets.forecasting.metrics import evaluate
+from mlops_assets.forecasting.selection import window_evaluations
+from mlops_assets.settings import ComputeSettings, Settings
+
+MODELS = ["Naive", "SeasonalNaive", "WindowAverage"]
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A real two-worker Dask cluster, reached by address like a user's existing scheduler."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def _settings(**compute) -> Settings:
+    return Settings(horizon=4, season_length=4, backtest={"windows": 2}, models=MODELS,
+                    compute={"workers": 2, **compute})
+
+
+def _history(n_series: int, seed: int = 0, length: int = 30) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2023-01-02", periods=length, freq="W-MON")
+    return pd.DataFrame({
+        "unique_id": np.repeat([f"s{i:03d}" for i in range(n_series)], length),
+        "ds": np.tile(ds, n_series),
+        "y": rng.gamma(2.0, 10.0, n_series * length),
+    })
+
+
+@contextmanager
+def _database(path: Path, history: pd.DataFrame):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(path)) as con:
+        con.register("h", history)
+        con.execute("create or replace table history as select * from h")
+
+    @contextmanager
+    def connect():
+        with duckdb.connect(str(path)) as con:
+            yield con
+
+    yield connect
+
+
+def _stored(run) -> pd.DataFrame:
+    with duckdb.connect() as con:
+        return con.execute(f"select * from read_parquet('{run.parts}') order by unique_id, model, cutoff, ds").df()
+
+
+def test_buckets_balance_by_cost_not_by_count():
+    # Lengths like the weekly competition set (80 to 2,600 weeks): a split by count leaves one worker idle.
+    rng = np.random.default_rng(3)
+    lengths = pd.Series(rng.integers(80, 2600, 400), index=[f"u{i}" for i in range(400)])
+    buckets = plan_buckets(lengths, n_models=9, n_buckets=4)
+    costs = np.array([b.cost for b in buckets])
+    assert costs.max() / costs.mean() < 1.01
+    by_count = [lengths.iloc[i::4].sum() for i in range(4)]
+    assert max(by_count) / np.mean(by_count) > costs.max() / costs.mean()
+    assert sorted(u for b in buckets for u in b.unique_ids) == sorted(lengths.index)
+    # The same series give the same buckets, whatever their order.
+    shuffled = plan_buckets(lengths.sample(frac=1, random_state=1), n_models=9, n_buckets=4)
+    assert [b.unique_ids for b in shuffled] == [b.unique_ids for b in buckets]
+
+
+def test_bucket_count_caps_series_per_bucket_and_keeps_every_worker_busy():
+    compute = ComputeSettings(bucket_series=1000)
+    assert bucket_count(10_000, compute, workers=4) == 12
+    assert bucket_count(10, compute, workers=4) == 4
+    assert bucket_count(3, compute, workers=4) == 3
+    assert bucket_count(0, compute, workers=4) == 0
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_engine_backtest_equals_one_statsforecast_call(tmp_path, engine, scheduler):
+    history = _history(12)
+    address = scheduler if engine == "dask" else None
+    settings = _settings(engine=engine, bucket_series=4, address=address)
+    with _database(tmp_path / "w.duckdb", history) as connect:
+        run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
+    assert len(run.buckets) == 4 and run.workers == 2
+    assert len(list((run.folder / "parts").glob("*.parquet"))) == 4
+    stored = _stored(run)
+    whole = run_backtest(history, settings, MODELS, n_jobs=1)
+    whole = whole.sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
+    assert stored["y_hat"].dtype == np.float64
+    pd.testing.assert_frame_equal(stored, whole, check_exact=False, rtol=0, atol=1e-9)
+
+
+def test_driver_memory_follows_the_bucket_not_the_backtest(tmp_path):
+    history = _history(400, length=80)
+    settings = Settings(horizon=13, season_length=4, backtest={"windows": 4}, models=MODELS,
+                        compute={"workers": 2, "bucket_series": 20})
+    with _database(tmp_path / "w.duckdb", history) as connect:
+        tracemalloc.start()
+        run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    full = _stored(run).memory_usage(deep=True).sum()
+    # The whole backtest is never in the driver: its peak is a fraction of the table it wrote.
+    assert peak < full / 4, (peak, full)
+    assert len(run.buckets) == 20
+
+
+def test_evaluation_by_bucket_equals_the_whole_evaluation(tmp_path):
+    history = _history(15)
+    settings = _settings()
+    backtest = run_backtest(history, settings, MODELS, n_jobs=1)
+    with _database(tmp_path / "w.duckdb", history) as connect:
+        with connect() as con:
+            con.register("b", backtest)
+            con.execute("create table backtest as select * from b")
+        evaluation, (earlier, last) = evaluate_by_bucket(connect, "backtest", "select * from history", 4, 4)
+    pd.testing.assert_frame_equal(evaluation, evaluate(backtest, history, 4))
+    whole_earlier, whole_last = window_evaluations(backtest, history, 4)
+    pd.testing.assert_frame_equal(earlier, whole_earlier)
+    pd.testing.assert_frame_equal(last, whole_last)
+
+
+class _FailsOnce:
+    """Raises on a bucket's first attempt (a marker file remembers it across processes), then succeeds."""
+
+    def __init__(self, folder: Path, always: str | None = None):
+        self.folder, self.always = folder, always
+
+    def __call__(self, bucket: Bucket) -> dict:
+        if self.always in bucket.unique_ids:
+            raise ValueError(f"cannot fit {self.always}")
+        marker = self.folder / f"{bucket.name}.tried"
+        if not marker.exists():
+            marker.touch()
+            raise RuntimeError("worker lost")
+        (self.folder / f"{bucket.name}.done").touch()
+        return {"bucket": bucket.index}
+
+
+def _buckets() -> list[Bucket]:
+    return [Bucket(i, (f"a{i}", f"b{i}"), 1.0) for i in range(4)]
+
+
+def test_a_failing_bucket_is_retried(tmp_path):
+    retried = []
+    with open_engine(ComputeSettings(workers=2)) as engine:
+        reports = run_buckets(engine, _FailsOnce(tmp_path), _buckets(), retries=1,
+                              on_retry=lambda b, e, n: retried.append((b.index, n)))
+    assert [r["bucket"] for r in reports] == [0, 1, 2, 3]
+    assert sorted(retried) == [(0, 1), (1, 1), (2, 1), (3, 1)]
+
+
+def test_a_bucket_that_still_fails_names_its_series_and_keeps_the_others(tmp_path):
+    with open_engine(ComputeSettings(workers=2)) as engine, pytest.raises(BucketFailure) as failure:
+        run_buckets(engine, _FailsOnce(tmp_path, always="a2"), _buckets(), retries=1)
+    message = str(failure.value)
+    assert "1 of 4 buckets failed 2 time(s)" in message
+    assert "bucket-00002 (2 series: a2, b2): ValueError: cannot fit a2" in message
+    assert sorted(p.name for p in tmp_path.glob("*.done")) == [f"bucket-0000{i}.done" for i in (0, 1, 3)]
+    # The rerun computes only the failed bucket.
+    calls = []
+    with open_engine(ComputeSettings(workers=2)) as engine:
+        run_buckets(engine, _FailsOnce(tmp_path), _buckets(), retries=1,
+                    done=lambda b: (tmp_path / f"{b.name}.done").exists(),
+                    on_progress=lambda p: calls.append(p))
+    assert [p.done for p in calls] == [4] and calls[0].reused == 3
+
+
+def test_a_bad_series_fails_its_bucket_on_dask_by_name(tmp_path, scheduler):
+    history = _history(8)
+    history.loc[history["unique_id"] == "s005", "y"] = np.nan
+    settings = _settings(engine="dask", bucket_series=2, address=scheduler)
+    with _database(tmp_path / "w.duckdb", history) as connect, pytest.raises(BucketFailure) as failure:
+        backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
+    assert "1 of 4 buckets failed 2 time(s)" in str(failure.value)
+    assert "s005" in str(failure.value) and "y is missing or infinite" in str(failure.value)
+    assert len(list((tmp_path / "engine").glob("*/parts/*.parquet"))) == 3
