@@ -41,14 +41,6 @@ ELIGIBLE_SQL = (
 )
 
 
-def eligible_history(warehouse: Warehouse) -> pd.DataFrame:
-    """The gold series that can be forecast: gold minus gold.series_excluded."""
-    gold = warehouse.read("gold.sales_data_for_forecast")
-    excluded = warehouse.read("gold.series_excluded")
-    keep = ~gold["unique_id"].isin(excluded["unique_id"])
-    return gold.loc[keep, ["unique_id", "ds", "y"]].sort_values(["unique_id", "ds"]).reset_index(drop=True)
-
-
 def _evaluated_dataset(history_fingerprint: str):
     """The eligible gold series as an MLflow dataset: its digest tells two runs on the same data apart.
 
@@ -62,11 +54,6 @@ def _evaluated_dataset(history_fingerprint: str):
     schema = Schema([ColSpec("string", "unique_id"), ColSpec("datetime", "ds"), ColSpec("double", "y")])
     return MetaDataset(CodeDatasetSource({}), name="gold.sales_data_for_forecast (eligible series)",
                        digest=history_fingerprint, schema=schema)
-
-
-def data_fingerprint(history: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(history[["unique_id", "ds", "y"]], index=False)
-    return hashlib.sha256(hashed.values.tobytes()).hexdigest()[:16]
 
 
 def eligible_summary(warehouse: Warehouse) -> tuple[int, str]:

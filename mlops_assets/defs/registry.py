@@ -3,20 +3,21 @@
 
 import dagster as dg
 import mlflow
+import pandas as pd
 
 from mlops_assets.defs.automation import downstream_condition, expensive_condition
 from mlops_assets.defs.forecasting import (
     CHAMPIONS,
     CHAMPIONS_KEY,
+    ELIGIBLE_SQL,
     EVALUATION,
     EVALUATION_KEY,
-    data_fingerprint,
-    eligible_history,
+    eligible_summary,
 )
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
+from mlops_assets.forecasting.engine import refit_by_bucket
 from mlops_assets.registry import model_registry
-from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.pyfunc_model import request_constraints
 from mlops_assets.serving.openapi import build_openapi, write_openapi
 
@@ -53,11 +54,12 @@ def sales_forecast_model(
 ):
     settings = project.settings
     name = settings.registered_model_name
-    history = eligible_history(warehouse)
+    _, data = eligible_summary(warehouse)
+    last_period = pd.Timestamp(warehouse.query(f"select max(ds) as ds from ({ELIGIBLE_SQL})")["ds"].iloc[0])
     champions = warehouse.read(CHAMPIONS)
     evaluation = warehouse.read(EVALUATION)
     mlflow_tracking.activate()
-    fingerprint = f"{data_fingerprint(history)}-{settings.fingerprint()}"
+    fingerprint = f"{data}-{settings.fingerprint()}"
     previous = latest_metadata(context, MODEL_KEY)
     champion = model_registry.alias_version(name, model_registry.CHAMPION)
     if metadata_value(previous, "fingerprint") == fingerprint and champion:
@@ -66,9 +68,16 @@ def sales_forecast_model(
         )
         return dg.MaterializeResult(metadata={**previous, "registered": False})
 
-    forecaster = ChampionForecaster(
-        settings.frequency, settings.season, settings.horizon, tuple(settings.interval_levels)
-    ).fit(history, champions[["unique_id", "model"]])
+    forecaster = refit_by_bucket(
+        warehouse.connection,
+        f"select h.unique_id, h.ds, h.y, c.model from ({ELIGIBLE_SQL}) h join {CHAMPIONS} c using (unique_id)",
+        project.paths.engine / "refit",
+        settings,
+        context.log.info,
+    )
+    missing = sorted(set(champions["unique_id"]) - set(forecaster.series["unique_id"]))
+    if missing:
+        raise dg.Failure(f"{len(missing)} champion series have no eligible history, e.g. {missing[:10]}")
     evaluation_run = metadata_value(latest_metadata(context, EVALUATION_KEY), "mlflow_run_id")
     version, decision = model_registry.register_and_gate(
         forecaster,
@@ -76,11 +85,11 @@ def sales_forecast_model(
         evaluation,
         name=name,
         run_id=evaluation_run,
-        description=f"{len(champions)} series of gold.sales_data_for_forecast up to {history['ds'].max().date()}"
-        f" (data {data_fingerprint(history)}); frequency {settings.frequency}, horizon {settings.horizon}, "
+        description=f"{len(champions)} series of gold.sales_data_for_forecast up to {last_period.date()}"
+        f" (data {data}); frequency {settings.frequency}, horizon {settings.horizon}, "
         f"{settings.backtest.windows} backtest windows; Dagster run {context.run_id}.",
         tags={
-            "data_fingerprint": data_fingerprint(history),
+            "data_fingerprint": data,
             "settings_fingerprint": settings.fingerprint(),
             "dagster_run_id": context.run_id,
             "frequency": settings.frequency,

@@ -251,7 +251,7 @@ class BacktestTask:
     models: tuple[str, ...]
 
     def input_path(self, bucket: Bucket) -> Path:
-        return Path(self.folder) / "inputs" / f"{bucket.name}.parquet"
+        return input_path(Path(self.folder), bucket)
 
     def part_path(self, bucket: Bucket) -> Path:
         return Path(self.folder) / "parts" / f"{bucket.name}.parquet"
@@ -272,6 +272,36 @@ class BacktestTask:
             "cpu_seconds": time.process_time() - cpu,
             "worker_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
+
+
+@dataclass(frozen=True)
+class RefitTask:
+    """One bucket's champions fitted on their full history: ``inputs/<bucket>.parquet`` has unique_id, ds, y
+    and the series' champion ``model``; the fitted forecaster comes back to the driver to be combined."""
+
+    folder: str
+    settings: Settings
+
+    def __call__(self, bucket: Bucket) -> dict:
+        from mlops_assets.registry.champion_model import ChampionForecaster
+
+        cpu = time.process_time()
+        data = pd.read_parquet(input_path(Path(self.folder), bucket))
+        champions = data[["unique_id", "model"]].drop_duplicates("unique_id")
+        forecaster = ChampionForecaster(
+            self.settings.frequency, self.settings.season, self.settings.horizon,
+            tuple(self.settings.interval_levels), n_jobs=1,
+        ).fit(data[["unique_id", "ds", "y"]], champions)
+        return {
+            "bucket": bucket.index,
+            "forecaster": forecaster,
+            "cpu_seconds": time.process_time() - cpu,
+            "worker_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+def input_path(folder: Path, bucket: Bucket) -> Path:
+    return folder / "inputs" / f"{bucket.name}.parquet"
 
 
 def write_part(df: pd.DataFrame, path: Path) -> None:
@@ -322,7 +352,7 @@ def backtest_by_bucket(
         buckets = plan_buckets(lengths, len(models), bucket_count(len(lengths), compute, engine.workers))
         folder = root / plan_id(fingerprint, buckets)
         task = BacktestTask(str(folder), settings, tuple(models))
-        _export_inputs(connect, history_sql, task, [b for b in buckets if not task.is_done(b)])
+        _export_inputs(connect, history_sql, folder, [b for b in buckets if not task.is_done(b)])
         costs = [b.cost for b in buckets]
         log(f"{compute.engine} engine, {engine.workers} workers: {len(lengths):,} series in {len(buckets)} buckets "
             f"(cost max/mean {max(costs) / (sum(costs) / len(costs)):.3f}), parts in {folder}")
@@ -339,7 +369,44 @@ def backtest_by_bucket(
         return BacktestRun(folder, buckets, reports, engine.workers)
 
 
-def _export_inputs(connect: Connect, history_sql: str, task: BacktestTask, buckets: list[Bucket]) -> None:
+def refit_by_bucket(
+    connect: Connect,
+    champions_sql: str,
+    root: Path,
+    settings: Settings,
+    log: Callable[[str], None] = lambda _m: None,
+):
+    """The champions (``champions_sql``: unique_id, ds, y, model) refit bucket by bucket on the engine and
+    combined into one ChampionForecaster (which holds every series' fitted model)."""
+    import shutil
+
+    from mlops_assets.registry.champion_model import ChampionForecaster
+
+    with connect() as con:
+        lengths = con.execute(
+            f"select unique_id::varchar as unique_id, count(*) as n from ({champions_sql}) group by 1"
+        ).df().set_index("unique_id")["n"]
+    compute = settings.compute
+    with open_engine(compute) as engine:
+        buckets = plan_buckets(lengths, 1, bucket_count(len(lengths), compute, engine.workers))
+        folder = root / plan_id(f"refit-{time.time_ns()}", buckets)
+        task = RefitTask(str(folder), settings)
+        try:
+            _export_inputs(connect, champions_sql, folder, buckets)
+            log(f"refit: {compute.engine} engine, {engine.workers} workers, {len(lengths):,} series in "
+                f"{len(buckets)} buckets")
+            reports = run_buckets(
+                engine, task, buckets, retries=compute.retries,
+                on_progress=lambda p: log(f"refit: {p.message}"),
+                on_retry=lambda b, e, n: log(f"refit: {b.name} failed (attempt {n}: {type(e).__name__}: {e}); "
+                                             "running it again"),
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return ChampionForecaster.combine([r["forecaster"] for r in reports])
+
+
+def _export_inputs(connect: Connect, history_sql: str, folder: Path, buckets: list[Bucket]) -> None:
     if not buckets:
         return
     assignment = pd.DataFrame(
@@ -348,16 +415,15 @@ def _export_inputs(connect: Connect, history_sql: str, task: BacktestTask, bucke
     with connect() as con:
         con.register("_bucket_assignment", assignment)
         con.execute(
-            f"create or replace temp table _bucket_history as select h.unique_id::varchar as unique_id, h.ds, "
-            f"h.y::double as y, a.bucket from ({history_sql}) h join _bucket_assignment a "
-            "on h.unique_id::varchar = a.unique_id"
+            "create or replace temp table _bucket_history as select h.* replace (h.unique_id::varchar as unique_id), "
+            f"a.bucket from ({history_sql}) h join _bucket_assignment a on h.unique_id::varchar = a.unique_id"
         )
         for bucket in buckets:
-            path = task.input_path(bucket)
+            path = input_path(folder, bucket)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
             con.execute(
-                f"copy (select unique_id, ds, y from _bucket_history where bucket = {bucket.index} "
+                f"copy (select * exclude (bucket) from _bucket_history where bucket = {bucket.index} "
                 f"order by unique_id, ds) to '{tmp}' (format parquet)"
             )
             os.replace(tmp, path)

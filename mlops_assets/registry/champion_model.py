@@ -123,6 +123,25 @@ class ChampionForecaster:
         )
         return self
 
+    @classmethod
+    def combine(cls, parts: Sequence[ChampionForecaster]) -> ChampionForecaster:
+        """One forecaster from forecasters with the same settings fitted on disjoint series (engine buckets)."""
+        if not parts:
+            raise ValueError("combine needs at least one fitted forecaster")
+        first = parts[0]
+        out = cls(first.frequency, first.season_length, first.horizon, first.levels, first.n_jobs)
+        uids = np.concatenate([p._uids.to_numpy(dtype=object) for p in parts])
+        repeated = pd.Index(uids)[pd.Index(uids).duplicated()].unique().tolist()
+        if repeated:
+            raise ValueError(f"series fitted in more than one part: {repeated[:10]}")
+        fitted = [m for p in parts for m in p._fitted]
+        order = np.argsort(uids, kind="stable")
+        out._uids = pd.Index(uids[order])
+        out._fitted = np.empty(len(order), dtype=object)
+        out._fitted[:] = [fitted[i] for i in order]
+        out._series = pd.concat([p._series for p in parts], ignore_index=True).iloc[order].reset_index(drop=True)
+        return out
+
     def _fit_group(self, sub: pd.DataFrame, name: str) -> tuple[list[str], list]:
         model = build_models([name], self.season_length, self.horizon)[0]
         fallback = build_fallback(self.season_length, self.horizon)

@@ -1,0 +1,187 @@
+"""The whole chain at scale, per engine: wall and CPU-seconds per asset, peak memory, ratio to bare StatsForecast.
+
+Synthetic weekly series (benchmarks/backtest_speed.py's generator: 156 weeks, yearly season, every fifth
+series intermittent) land as pre-aggregated series; every asset of the graph is then materialized in turn,
+with its checks, on a real Dagster instance, DuckDB file and MLflow store. Each configuration runs in a fresh
+process, so that its peak resident memory is its own. The baseline is the bare StatsForecast
+``cross_validation`` + ``forecast`` (with the same interval levels) on the same data and models, in one call
+each with every core.
+
+    nice -n 19 python benchmarks/scale.py --sizes 10000,30000 --engines local,dask
+
+Targets (issue 14): chain CPU within 1.15x of the bare calls, dask within 1.15x of local, peak memory of the
+run process at the largest size within 1.3x of the smallest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from backtest_speed import synthetic_weekly
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _peaks() -> tuple[float, float]:
+    """Peak resident MB of this process and of its largest reaped descendant (pool or Dask workers)."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+
+def _nodes():
+    """The graph's nodes (an asset or a multi-asset) in dependency order."""
+    from mlops_assets.definitions import ASSETS, defs
+
+    order = {key: i for i, key in enumerate(defs.resolve_asset_graph().toposorted_asset_keys)}
+    return sorted(ASSETS, key=lambda node: min(order[k] for k in node.keys))
+
+
+def run_chain(data_dir: Path, settings_file: Path) -> dict:
+    """Every node materialized in turn with its checks; per node wall, CPU, the checks' share, peak memory."""
+    import dagster as dg
+
+    from mlops_assets.definitions import ASSETS, CHECKS
+    from mlops_assets.defs.resources import build_resources
+
+    (data_dir / "dagster_home").mkdir(parents=True, exist_ok=True)
+    instance = dg.DagsterInstance.local_temp(str(data_dir / "dagster_home"))
+    resources = build_resources(str(data_dir), str(settings_file), landing_settle_seconds=0.0)
+    rows = []
+    for node in _nodes():
+        wall, cpu = time.perf_counter(), _cpu()
+        result = dg.materialize([*ASSETS, *CHECKS], resources=resources, instance=instance,
+                                selection=dg.AssetSelection.assets(*node.keys))
+        wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+        starts, checks = {}, 0.0
+        for entry in instance.all_logs(result.run_id):
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                starts[event.step_key] = entry.timestamp
+            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and "matches_contract" in event.step_key:
+                checks += entry.timestamp - starts.get(event.step_key, entry.timestamp)
+        own, workers = _peaks()
+        rows.append({"asset": "+".join(k.to_user_string() for k in node.keys), "wall": wall, "cpu": cpu,
+                     "check_wall": checks, "peak_mb": own, "worker_peak_mb": workers,
+                     "load": os.getloadavg()[0], "ok": result.success})
+    return {"rows": rows}
+
+
+def run_bare(data_dir: Path) -> dict:
+    import pandas as pd
+    from statsforecast import StatsForecast
+
+    from mlops_assets.forecasting.zoo import build_fallback, build_models, default_models
+    from mlops_assets.settings import Settings
+
+    settings = Settings()
+    names = default_models(settings)
+    df = pd.read_csv(next((data_dir / "landing" / "series").glob("*.csv")), parse_dates=["ds"])
+    sf = StatsForecast(models=build_models(names, settings.season, settings.horizon), freq=settings.frequency,
+                       n_jobs=-1, fallback_model=build_fallback(settings.season, settings.horizon))
+    wall, cpu = time.perf_counter(), _cpu()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Historical data .* shorter than season_length")
+        sf.cross_validation(df=df, h=settings.horizon, n_windows=settings.backtest.windows,
+                            step_size=settings.step)
+        cv_wall, cv_cpu = time.perf_counter() - wall, _cpu() - cpu
+        sf.forecast(df=df, h=settings.horizon, level=settings.interval_levels)
+    own, workers = _peaks()
+    return {"cv_wall": cv_wall, "cv_cpu": cv_cpu, "wall": time.perf_counter() - wall, "cpu": _cpu() - cpu,
+            "peak_mb": own, "worker_peak_mb": workers, "load": os.getloadavg()[0]}
+
+
+def _child(kind: str, data_dir: Path, settings_file: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "DAGSTER_DISABLE_TELEMETRY": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    log = data_dir / "run.log"
+    with log.open("w") as err:
+        out = subprocess.run([sys.executable, __file__, "--child", kind, "--data", str(data_dir), "--settings",
+                              str(settings_file)], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+    if out.returncode:
+        sys.exit(f"{kind} run failed; its log:\n{log.read_text()[-5000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _table(results: dict) -> None:
+    print(f"\n{'series':>7} {'engine':>6} {'asset':<44} {'wall s':>8} {'CPU s':>8} {'checks s':>8} "
+          f"{'peak MB':>8} {'worker MB':>9} {'load':>5}")
+    for (n, engine), result in results.items():
+        if engine == "bare":
+            print(f"{n:>7} {'bare':>6} {'cross_validation (+ forecast)':<44} {result['wall']:>8.1f} "
+                  f"{result['cpu']:>8.1f} {'':>8} {result['peak_mb']:>8.0f} {result['worker_peak_mb']:>9.0f} "
+                  f"{result['load']:>5.1f}")
+            continue
+        for row in result["rows"]:
+            print(f"{n:>7} {engine:>6} {row['asset']:<44} {row['wall']:>8.1f} {row['cpu']:>8.1f} "
+                  f"{row['check_wall']:>8.1f} {row['peak_mb']:>8.0f} {row['worker_peak_mb']:>9.0f} "
+                  f"{row['load']:>5.1f}")
+
+
+def _summary(results: dict, sizes: list[int], engines: list[str]) -> None:
+    print(f"\n{'series':>7} {'engine':>6} {'chain wall s':>12} {'chain CPU s':>11} {'backtest CPU / bare CV':>22} "
+          f"{'chain CPU / bare':>16} {'vs local CPU':>12} {'peak MB':>8}")
+    for n in sizes:
+        bare = results[(n, "bare")]
+        for engine in engines:
+            rows = results[(n, engine)]["rows"]
+            wall, cpu = sum(r["wall"] for r in rows), sum(r["cpu"] for r in rows)
+            backtest = next(r for r in rows if r["asset"] == "forecasting/backtest_forecasts")
+            local = sum(r["cpu"] for r in results[(n, "local")]["rows"]) if (n, "local") in results else cpu
+            print(f"{n:>7} {engine:>6} {wall:>12.1f} {cpu:>11.1f} {backtest['cpu'] / bare['cv_cpu']:>22.3f} "
+                  f"{cpu / bare['cpu']:>16.3f} {cpu / local:>12.3f} {max(r['peak_mb'] for r in rows):>8.0f}")
+    for engine in engines:
+        small, large = (max(r["peak_mb"] for r in results[(n, engine)]["rows"]) for n in (sizes[0], sizes[-1]))
+        print(f"{engine}: peak memory of the run process at {sizes[-1]:,} series / at {sizes[0]:,}: "
+              f"{large / small:.3f} (target <= 1.3)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,3000")
+    parser.add_argument("--engines", default="local,dask")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--child", choices=["chain", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        result = run_chain(args.data, args.settings) if args.child == "chain" else run_bare(args.data)
+        print(json.dumps(result))
+        return
+    sizes, engines = [int(s) for s in args.sizes.split(",")], args.engines.split(",")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            history = synthetic_weekly(n)
+            for kind in ["bare", *engines]:
+                data_dir = Path(tmp) / f"{n}-{kind}"
+                (data_dir / "landing" / "series").mkdir(parents=True)
+                history.to_csv(data_dir / "landing" / "series" / "synthetic.csv", index=False)
+                settings = data_dir / "settings.yaml"
+                settings.write_text(f"source: series\ncompute: {{engine: {kind if kind != 'bare' else 'local'}, "
+                                    f"workers: {args.workers}}}\n")
+                print(f"{n:,} series, {kind}: load {os.getloadavg()[0]:.1f}", flush=True)
+                results[(n, kind)] = _child("chain" if kind != "bare" else "bare", data_dir, settings)
+                print(json.dumps(results[(n, kind)]), flush=True)
+    _table(results)
+    _summary(results, sizes, engines)
+
+
+if __name__ == "__main__":
+    main()
