@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import resource
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,10 @@ from typing import Any
 import pandas as pd
 
 from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.parallel import _default_signal_handlers
+from mlops_assets.forecasting.selection import window_evaluations
+from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.settings import ComputeSettings, Settings
 
 
@@ -283,8 +287,6 @@ class RefitTask:
     settings: Settings
 
     def __call__(self, bucket: Bucket) -> dict:
-        from mlops_assets.registry.champion_model import ChampionForecaster
-
         cpu = time.process_time()
         data = pd.read_parquet(input_path(Path(self.folder), bucket))
         champions = data[["unique_id", "model"]].drop_duplicates("unique_id")
@@ -343,10 +345,7 @@ def backtest_by_bucket(
     passes through this process. The parts land in ``root/<plan id>/parts``; parts of an earlier, failed
     attempt at the same plan are kept and not recomputed.
     """
-    with connect() as con:
-        lengths = con.execute(
-            f"select unique_id::varchar as unique_id, count(*) as n from ({history_sql}) group by 1"
-        ).df().set_index("unique_id")["n"]
+    lengths = _series_lengths(connect, history_sql)
     compute = settings.compute
     with open_engine(compute) as engine:
         buckets = plan_buckets(lengths, len(models), bucket_count(len(lengths), compute, engine.workers))
@@ -378,14 +377,7 @@ def refit_by_bucket(
 ):
     """The champions (``champions_sql``: unique_id, ds, y, model) refit bucket by bucket on the engine and
     combined into one ChampionForecaster (which holds every series' fitted model)."""
-    import shutil
-
-    from mlops_assets.registry.champion_model import ChampionForecaster
-
-    with connect() as con:
-        lengths = con.execute(
-            f"select unique_id::varchar as unique_id, count(*) as n from ({champions_sql}) group by 1"
-        ).df().set_index("unique_id")["n"]
+    lengths = _series_lengths(connect, champions_sql)
     compute = settings.compute
     with open_engine(compute) as engine:
         buckets = plan_buckets(lengths, 1, bucket_count(len(lengths), compute, engine.workers))
@@ -404,6 +396,13 @@ def refit_by_bucket(
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     return ChampionForecaster.combine([r["forecaster"] for r in reports])
+
+
+def _series_lengths(connect: Connect, sql: str) -> pd.Series:
+    with connect() as con:
+        return con.execute(
+            f"select unique_id::varchar as unique_id, count(*) as n from ({sql}) group by 1"
+        ).df().set_index("unique_id")["n"]
 
 
 def _export_inputs(connect: Connect, history_sql: str, folder: Path, buckets: list[Bucket]) -> None:
@@ -443,9 +442,6 @@ def evaluate_by_bucket(
     Buckets are DuckDB hashes of unique_id: every series is whole in one bucket, and each bucket is read,
     scored and dropped before the next one, so memory follows the bucket and not the table.
     """
-    from mlops_assets.forecasting.metrics import evaluate
-    from mlops_assets.forecasting.selection import window_evaluations
-
     evaluations, earlier, last = [], [], []
     for b in range(max(1, n_buckets)):
         where = f"hash(unique_id::varchar) % {max(1, n_buckets)} = {b}"
