@@ -154,31 +154,36 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) 
     write_tables(con, replace={table: df})
 
 
-def replace_from_parquet(con: duckdb.DuckDBPyConnection, table: str, pattern: str, order_by: str) -> int:
-    """Replace a table with Parquet files' rows, sorted, in one transaction, without pandas; returns the rows.
+def replace_from_parquet(con: duckdb.DuckDBPyConnection, table: str, pattern: str, order_by: str) -> tuple[int, str]:
+    """Replace a table with Parquet files' rows, sorted, in one transaction, without pandas.
 
     DuckDB streams and spills the files itself, so a table larger than this process' memory can be loaded.
+    Returns the rows and the write id (see ``write_tables``).
     """
     con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
+    _create_versions(con)
+    write_id = uuid.uuid4().hex
     con.execute("begin transaction")
     try:
         con.execute(
             f"create or replace table {table} as select * from read_parquet(?) order by {order_by}", [pattern]
         )
         rows = con.execute(f"select count(*) from {table}").fetchone()[0]
+        _record_version(con, table, write_id)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return int(rows)
+    return int(rows), write_id
 
 
-def publish_snapshot_from_table(con: duckdb.DuckDBPyConnection, exports: Path, table: str) -> Path:
+def publish_snapshot_from_table(con: duckdb.DuckDBPyConnection, exports: Path, table: str, write_id: str) -> Path:
     """publish_snapshot written by DuckDB from the stored table, for tables too large for a DataFrame."""
     target = snapshot_path(exports, table)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    con.execute(f"copy {_checked(table)} to '{tmp}' (format parquet)")
+    stamp = f"{{{WRITE_ID_KEY.decode()}: '{uuid.UUID(write_id).hex}'}}"
+    con.execute(f"copy {_checked(table)} to '{tmp}' (format parquet, kv_metadata {stamp})")
     os.replace(tmp, target)
     return target
 

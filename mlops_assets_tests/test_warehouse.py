@@ -136,3 +136,18 @@ def test_writer_gives_up_after_its_bound_and_names_the_reader(tmp_path):
     message = str(refused.value)
     assert f"held open by process {reader.pid}" in message
     assert "waited 1 s" in message and "locks.warehouse_wait_seconds" in message and "exports/" in message
+
+
+def test_table_loaded_from_parquet_parts_is_stamped_and_needs_no_repair(tmp_path):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in range(3):
+        pd.DataFrame({"unique_id": [f"s{i}b", f"s{i}a"], "y": [float(i), 0.5]}).to_parquet(parts / f"p{i}.parquet")
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        rows, write_id = warehouse.replace_from_parquet(con, "forecasting.parts", str(parts / "*.parquet"), "unique_id")
+        snapshot = warehouse.publish_snapshot_from_table(con, tmp_path / "exports", "forecasting.parts", write_id)
+        assert rows == 6 and warehouse.snapshot_write_id(snapshot) == write_id
+        assert warehouse.reconcile_snapshots(con, tmp_path / "exports") == []
+        stored = con.execute("select * from forecasting.parts").df()
+    assert stored["unique_id"].tolist() == sorted(stored["unique_id"])
+    pd.testing.assert_frame_equal(pd.read_parquet(snapshot), stored)

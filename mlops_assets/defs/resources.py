@@ -130,8 +130,8 @@ class Warehouse(_RunScoped):
     def replace_from_parquet(self, table: str, pattern: str, order_by: str) -> int:
         """Replace a table with the rows of Parquet files (a glob), sorted, never holding them in memory."""
         with self.connection() as con:
-            rows = warehouse.replace_from_parquet(con, table, pattern, order_by)
-            warehouse.publish_snapshot_from_table(con, Path(self.exports_dir), table)
+            rows, write_id = warehouse.replace_from_parquet(con, table, pattern, order_by)
+            warehouse.publish_snapshot_from_table(con, Path(self.exports_dir), table, write_id)
         return rows
 
     def replace(self, table: str, df: pd.DataFrame) -> None:
