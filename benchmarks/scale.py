@@ -8,6 +8,7 @@ process, so that its peak resident memory is its own. The baseline is the bare S
 each with every core.
 
     nice -n 19 python benchmarks/scale.py --sizes 10000,30000 --engines local,dask
+    nice -n 19 python benchmarks/scale.py --bucket 2000     # one task: CPU, peak memory, file sizes
 
 Targets (issue 14): chain CPU within 1.15x of the bare calls, dask within 1.15x of local, peak memory of the
 run process at the largest size within 1.3x of the smallest.
@@ -106,6 +107,27 @@ def run_bare(data_dir: Path) -> dict:
             "peak_mb": own, "worker_peak_mb": workers, "load": os.getloadavg()[0]}
 
 
+def one_bucket(n: int) -> dict:
+    """One backtest task on a bucket of ``n`` series, as a worker runs it: the per-bucket figures of the plan."""
+    from mlops_assets.forecasting.engine import BacktestTask, Bucket
+    from mlops_assets.forecasting.zoo import default_models
+    from mlops_assets.settings import Settings
+
+    settings = Settings()
+    history = synthetic_weekly(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        bucket = Bucket(0, tuple(sorted(history["unique_id"].unique())), 0.0)
+        task = BacktestTask(tmp, settings, tuple(default_models(settings)))
+        task.input_path(bucket).parent.mkdir(parents=True)
+        history.to_parquet(task.input_path(bucket), index=False)
+        del history
+        wall = time.perf_counter()
+        report = task(bucket)
+        wall = time.perf_counter() - wall
+        return {**report, "wall": wall, "input_mb": task.input_path(bucket).stat().st_size / 2**20,
+                "part_mb": task.part_path(bucket).stat().st_size / 2**20, "load": os.getloadavg()[0]}
+
+
 def _child(kind: str, data_dir: Path, settings_file: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "DAGSTER_DISABLE_TELEMETRY": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
@@ -156,6 +178,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,3000")
     parser.add_argument("--engines", default="local,dask")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--bucket", type=int, help="only time one backtest task on a bucket of this many series")
     parser.add_argument("--child", choices=["chain", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--settings", type=Path, help=argparse.SUPPRESS)
@@ -163,6 +186,9 @@ def main() -> None:
     if args.child:
         result = run_chain(args.data, args.settings) if args.child == "chain" else run_bare(args.data)
         print(json.dumps(result))
+        return
+    if args.bucket:
+        print(json.dumps(one_bucket(args.bucket)))
         return
     sizes, engines = [int(s) for s in args.sizes.split(",")], args.engines.split(",")
     results = {}
