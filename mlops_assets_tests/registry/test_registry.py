@@ -88,11 +88,13 @@ def store(tmp_path_factory):
     db_dir = Path(tempfile.mkdtemp(prefix="mlflow-test-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(f"sqlite:///{db_dir}/mlflow.db")
+    mlflow.set_registry_uri(f"sqlite:///{db_dir}/mlflow.db")
     experiment = mlflow.create_experiment(
         "registry-test", artifact_location=tmp_path_factory.mktemp("artifacts").as_uri()
     )
     yield experiment
     mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
     if previous:
         os.environ["MLFLOW_TRACKING_URI"] = previous
     shutil.rmtree(db_dir, ignore_errors=True)

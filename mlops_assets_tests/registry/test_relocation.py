@@ -36,7 +36,9 @@ def workspace(monkeypatch):
     root = Path(tempfile.mkdtemp(prefix="relocate-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     yield root
+    # activate() points the process's tracking and registry URIs at stores this fixture deletes.
     mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     shutil.rmtree(root, ignore_errors=True)
 

@@ -56,11 +56,14 @@ def temporary_tracking(work: Path) -> Iterator[tuple[str, str]]:
     db_dir = Path(tempfile.mkdtemp(prefix="mlflow-serving-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     tracking_uri = f"sqlite:///{db_dir}/mlflow.db"
     previous = os.environ.get("MLFLOW_TRACKING_URI")
+    # The registry URI too: an earlier test's resources may have pointed it at a store since deleted.
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     try:
         yield tracking_uri, mlflow.create_experiment("serving-test", artifact_location=(work / "artifacts").as_uri())
     finally:
         mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
         if previous:
             os.environ["MLFLOW_TRACKING_URI"] = previous
         shutil.rmtree(db_dir, ignore_errors=True)
