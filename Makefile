@@ -83,8 +83,12 @@ prometheus:
 monitor: setup
 	$(BIN)/evidently ui --workspace $(MLOPS_DATA_DIR)/evidently --host 127.0.0.1 --port 8000
 
+# MLflow's GenAI job workers (not used here) and uvicorn's access log made about 350 lines a session.
 mlflow-ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p $(MLFLOW_PORT)
+	@echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT) in a few seconds (Ctrl-C stops it)"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false PYTHONWARNINGS='ignore:starlette.middleware.wsgi is deprecated' \
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p $(MLFLOW_PORT) \
+	  --uvicorn-opts "--log-level warning"
 
 bench: setup
 	$(BIN)/python benchmarks/backtest_speed.py --sizes 1000,5000
