@@ -13,6 +13,7 @@ PORT ?= 3000
 SERVE_PORT ?= 5001
 SERVE_POLL_SECONDS ?= 10
 MLFLOW_PORT ?= 5000
+MONITOR_PORT ?= 8000
 # System programs the end-to-end tests drive, and the Debian package that provides each.
 TEST_PROGRAMS := /usr/bin/chromium:chromium /usr/bin/promtool:prometheus /usr/bin/prometheus:prometheus
 APT_GET ?= apt-get
@@ -81,10 +82,14 @@ prometheus:
 
 # Evidently's UI on the workspace of monitoring/evidently_workspace: drift share and realized SMAPE over time.
 monitor: setup
-	$(BIN)/evidently ui --workspace $(MLOPS_DATA_DIR)/evidently --host 127.0.0.1 --port 8000
+	$(BIN)/evidently ui --workspace $(MLOPS_DATA_DIR)/evidently --host 127.0.0.1 --port $(MONITOR_PORT)
 
+# MLflow's GenAI job workers (not used here) and uvicorn's access log made about 350 lines a session.
 mlflow-ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p $(MLFLOW_PORT)
+	@echo "MLflow UI on http://127.0.0.1:$(MLFLOW_PORT) in a few seconds (Ctrl-C stops it)"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false PYTHONWARNINGS='ignore:starlette.middleware.wsgi is deprecated' \
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db -h 127.0.0.1 -p $(MLFLOW_PORT) \
+	  --uvicorn-opts "--log-level warning"
 
 bench: setup
 	$(BIN)/python benchmarks/backtest_speed.py --sizes 1000,5000

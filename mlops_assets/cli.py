@@ -14,6 +14,7 @@ it works while a run holds the warehouse.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -172,6 +173,7 @@ def entry_point() -> None:
     tears its modules down; nothing is left open by then (every connection is closed and the process ends).
     """
     code = main()
+    logging.shutdown()  # the run's last log lines are still on their way to the handlers
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

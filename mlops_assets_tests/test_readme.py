@@ -4,11 +4,11 @@
 What is adapted, and why:
 - the copy links the repository's files and the installed `.venv`, with a pyproject.toml older than the
   venv's install marker, so `make` does not install again (that is what `make test` did just before);
-- fixed ports (3000, 5000, 5001) and the batch example's `/tmp/jewelry` become free ports and a temporary
+- fixed ports (3000, 5000, 5001, 8000) and the batch example's `/tmp/jewelry` become free ports and a temporary
   folder, so that parallel runs do not collide;
 - `make test` is not run: it is what runs this test;
-- `make dev`, `make serve` and `make mlflow-ui` serve until stopped: each is started, must answer, and is
-  stopped; the commands after it in its block run while it serves.
+- `make dev`, `make serve`, `make mlflow-ui` and `make monitor` serve until stopped: each is started, must
+  answer, and is stopped; the commands after it in its block run while it serves.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
 LINKED = ["Makefile", "mlops_assets", "mlops_assets_tests", "settings", "benchmarks", "dagster.yaml",
           "workspace.yaml", "README.md"]
-SERVERS = {"make dev": "dev", "make serve": "serve", "make mlflow-ui": "mlflow"}
+SERVERS = {"make dev": "dev", "make serve": "serve", "make mlflow-ui": "mlflow", "make monitor": "monitor"}
 RUNS = "{ runsOrError { ... on Runs { results { runId } } } }"
 
 
@@ -91,16 +91,16 @@ def clone(tmp_path_factory) -> tuple[Path, dict[str, str], dict[str, int]]:
     # An older pyproject than the venv's install marker: make sees the install as done.
     (root / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
     os.utime(root / "pyproject.toml", (0, 0))
-    ports = {"dev": free_port(), "serve": free_port(), "mlflow": free_port()}
+    ports = {"dev": free_port(), "serve": free_port(), "mlflow": free_port(), "monitor": free_port()}
     drop = {"MLOPS_DATA_DIR", "MLOPS_SETTINGS", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "VIRTUAL_ENV"}
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("PYTEST")}
     env.update(PYTHONPATH=str(root), HOME=str(root), PORT=str(ports["dev"]), SERVE_PORT=str(ports["serve"]),
-               MLFLOW_PORT=str(ports["mlflow"]))
+               MLFLOW_PORT=str(ports["mlflow"]), MONITOR_PORT=str(ports["monitor"]))
     return root, env, ports
 
 
 def _adapt(text: str, root: Path, ports: dict[str, int]) -> str:
-    for fixed, kind in (("3000", "dev"), ("5001", "serve"), ("5000", "mlflow")):
+    for fixed, kind in (("3000", "dev"), ("5001", "serve"), ("5000", "mlflow"), ("8000", "monitor")):
         text = text.replace(f"127.0.0.1:{fixed}", f"127.0.0.1:{ports[kind]}")
     return text.replace("/tmp/jewelry", str(root / "tmp_jewelry"))
 
@@ -119,7 +119,7 @@ def _restore_sigint() -> None:
 
 def _answers(kind: str, port: int) -> bool:
     url = {"dev": f"http://127.0.0.1:{port}/graphql", "serve": f"http://127.0.0.1:{port}/ping",
-           "mlflow": f"http://127.0.0.1:{port}/"}[kind]
+           "mlflow": f"http://127.0.0.1:{port}/", "monitor": f"http://127.0.0.1:{port}/"}[kind]
     try:
         if kind == "dev":
             return requests.post(url, json={"query": RUNS}, timeout=5).ok

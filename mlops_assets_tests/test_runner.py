@@ -1,5 +1,6 @@
 """`mlops-assets materialize`: runs recorded in DAGSTER_HOME (by default inside the data directory)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,8 @@ def test_the_command_records_the_run_in_the_data_directory_and_prints_one_line_p
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stderr.splitlines()
-    assert [line for line in lines if "done in" in line][-1].split(" ", 1)[1].startswith("[10/10] ")
+    counted = [re.search(r"\[\s*(\d+)/(\d+)\] \S+: (done in|skipped|FAILED)", line) for line in lines]
+    assert [(int(m[1]), int(m[2])) for m in counted if m] == [(n, 10) for n in range(1, 11)], lines
     assert not [line for line in lines if "DEBUG" in line or "Warning" in line or "nanobind" in line], lines
     # No DAGSTER_HOME given: the run lands in <data dir>/dagster_home, where `make dev` will look.
     home = tmp_path / "dagster_home"
