@@ -239,11 +239,12 @@ SERIES_CHAMPIONS = DataFrameSchema(
 )
 
 
-def _bounds(levels: Iterable[int]) -> dict[str, Column]:
+def _bounds(levels: Iterable[int], non_negative: bool = True) -> dict[str, Column]:
+    low = 0 if non_negative else None
     cols = {}
     for level in levels:
-        cols[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=False)
-        cols[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=False)
+        cols[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT, low), nullable=False)
+        cols[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT, low), nullable=False)
     return cols
 
 
@@ -258,15 +259,16 @@ def _ordered_bounds(levels: Iterable[int]) -> list[Check]:
     return checks
 
 
-def forecasts_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
+def forecasts_schema(levels: Iterable[int] = (80, 95), non_negative: bool = True) -> DataFrameSchema:
+    """``non_negative=False`` where forecasts are not clipped at 0 (settings.intervals.clip)."""
     levels = list(levels)
     return DataFrameSchema(
         {
             "unique_id": _STR,
             "ds": _DATE,
             "model": _STR,
-            "y_hat": Column(float, _within(VALUE_LIMIT, 0), nullable=False),
-            **_bounds(levels),
+            "y_hat": Column(float, _within(VALUE_LIMIT, 0 if non_negative else None), nullable=False),
+            **_bounds(levels, non_negative),
             "model_version": _STR,
         },
         checks=_ordered_bounds(levels),

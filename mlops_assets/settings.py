@@ -54,6 +54,20 @@ class SelectionSettings(_Strict):
     )
 
 
+class IntervalSettings(_Strict):
+    method: Literal["backtest", "model"] = Field(
+        "backtest",
+        description="'backtest': conformal on the champions' backtest errors, scaled per series, one smooth "
+        "growth over the steps (mlops_assets/forecasting/intervals.py); 'model': each model's own intervals. "
+        "Widths never shrink from one step to the next either way.",
+    )
+    clip: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Clip forecasts and bounds at 0: 'auto' only when the history has no negative value "
+        "(returns), 'always', 'never'.",
+    )
+
+
 class DriftSettings(_Strict):
     recent_periods: int = Field(13, ge=2, description="Periods in the current window.")
     reference_periods: int = Field(52, ge=2, description="Periods in the reference window before it.")
@@ -129,6 +143,7 @@ class Settings(_Strict):
     )
     models: list[str] | None = Field(None, description="StatsForecast model names; default: the zoo.")
     interval_levels: list[int] = Field([80, 95], description="Prediction interval levels, in percent.")
+    intervals: IntervalSettings = IntervalSettings()
     column_mapping: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per landing table, canonical column -> the file's column, e.g. "

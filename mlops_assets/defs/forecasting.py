@@ -276,7 +276,8 @@ def series_champions(context: dg.AssetExecutionContext, project: ProjectResource
     owners=OWNERS,
     automation_condition=downstream_condition(),
     description="The next horizon of every series, scored by loading models:/sales_forecast@champion (the "
-    "registry round trip a batch job makes), with 80% and 95% prediction intervals, clipped at zero.",
+    "registry round trip a batch job makes), with 80% and 95% prediction intervals calibrated on the backtest "
+    "(settings.intervals), clipped at zero unless the history has negative values (returns).",
 )
 def forecasts(
     context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse, mlflow_tracking: MlflowTracking
@@ -304,6 +305,12 @@ def forecasts(
             last_period=str(predicted["ds"].max().date()),
         )
     )
+
+
+def _clipped(warehouse: Warehouse, settings: Settings) -> bool:
+    """Whether the champion clips at 0: as ChampionForecaster decides it from the same history."""
+    clip = settings.intervals.clip
+    return clip == "always" or (clip == "auto" and bool((eligible_history(warehouse)["y"] >= 0).all()))
 
 
 forecasting_assets = [backtest_forecasts, series_evaluation, series_champions, forecasts]
@@ -336,8 +343,11 @@ forecasting_checks = [
         asset=["forecasting", "forecasts"],
         name=CONTRACT_CHECK,
         table=FORECASTS,
-        schema=lambda _wh, project: schemas.forecasts_schema(project.settings.interval_levels),
+        schema=lambda wh, project: schemas.forecasts_schema(
+            project.settings.interval_levels, non_negative=_clipped(wh, project.settings)
+        ),
         blocking=True,
-        description="One row per series and future period, non-negative, inside ordered interval bounds.",
+        description="One row per series and future period, inside ordered interval bounds; non-negative when "
+        "forecasts are clipped at 0 (settings.intervals.clip).",
     ),
 ]

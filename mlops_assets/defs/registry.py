@@ -6,6 +6,7 @@ import mlflow
 
 from mlops_assets.defs.automation import downstream_condition, expensive_condition
 from mlops_assets.defs.forecasting import (
+    BACKTEST,
     CHAMPIONS,
     CHAMPIONS_KEY,
     EVALUATION,
@@ -15,8 +16,9 @@ from mlops_assets.defs.forecasting import (
 )
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
+from mlops_assets.forecasting.intervals import last_window_coverage
 from mlops_assets.registry import model_registry
-from mlops_assets.registry.champion_model import ChampionForecaster
+from mlops_assets.registry.champion_model import forecaster_for
 from mlops_assets.registry.pyfunc_model import request_constraints
 from mlops_assets.serving.openapi import build_openapi, write_openapi
 
@@ -66,9 +68,21 @@ def sales_forecast_model(
         )
         return dg.MaterializeResult(metadata={**previous, "registered": False})
 
-    forecaster = ChampionForecaster(
-        settings.frequency, settings.season, settings.horizon, tuple(settings.interval_levels)
-    ).fit(history, champions[["unique_id", "model"]])
+    backtest = warehouse.read(BACKTEST)
+    forecaster = forecaster_for(settings).fit(history, champions[["unique_id", "model"]], backtest)
+    # The check of the backtest calibration: set on the earlier windows, scored on the last one.
+    coverage = (
+        last_window_coverage(
+            backtest, champions, history, settings.interval_levels, settings.horizon, clip=forecaster.clipped
+        )
+        if settings.intervals.method == "backtest"
+        else {}
+    )
+    held = ", ".join(f"{cov:.1f}% for {lv}%" for lv, cov in coverage.items())
+    context.log.info(
+        f"intervals: {settings.intervals.method}" + (f" (held {held} of the last backtest window)" if held else "")
+        + f"; clipped at 0: {forecaster.clipped}"
+    )
     evaluation_run = metadata_value(latest_metadata(context, EVALUATION_KEY), "mlflow_run_id")
     version, decision = model_registry.register_and_gate(
         forecaster,
@@ -107,6 +121,9 @@ def sales_forecast_model(
             **({"champion_smape_before": float(decision.current_smape)} if decision.current_smape is not None else {}),
             "champion_version": model_registry.alias_version(name, model_registry.CHAMPION) or "",
             "series": len(champions),
+            "interval_method": settings.intervals.method,
+            "clipped_at_zero": forecaster.clipped,
+            **{f"last_window_coverage_{lv}": float(cov) for lv, cov in coverage.items()},
             "fingerprint": fingerprint,
             "mlflow_run_id": version.run_id,
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment, version.run_id)),

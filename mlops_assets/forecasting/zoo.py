@@ -51,8 +51,8 @@ MODEL_NAMES: tuple[str, ...] = (
 # no finite forecast: Naive needs a single observation and has native intervals, so it cannot fail.
 FALLBACK_MODEL = "Naive"
 
-# Conformal windows for models without native intervals; short series use as many as they have
-# (statsforecast needs at least two windows, i.e. 2 * horizon + 1 observations).
+# Conformal windows for models without native intervals; the champion model gives short series as many as
+# they have room for (statsforecast needs at least two windows, i.e. 2 * horizon + 1 observations).
 CONFORMAL_WINDOWS = 5
 
 # Chosen by measured accuracy per CPU-second (benchmarks/accuracy.py --cost, table in benchmarks/RESULTS.md):
@@ -158,19 +158,20 @@ def has_native_intervals(name: str) -> bool:
 
 
 def build_models(
-    names: Sequence[str], season_length: int, horizon: int, conformal_windows: int = CONFORMAL_WINDOWS
+    names: Sequence[str], season_length: int, horizon: int, conformal_windows: int | None = CONFORMAL_WINDOWS
 ) -> list:
     """StatsForecast model instances, alias = name; models without native intervals get conformal ones.
 
     Conformal scores are only computed when a model is fitted (or asked for intervals), so the backtest,
-    which asks for point forecasts only, pays nothing for them.
+    which asks for point forecasts only, pays nothing for them. ``conformal_windows=None``: no conformal
+    intervals (for point forecasts whose intervals come from elsewhere).
     """
     builders = _builders(season_length, horizon)
     models = []
     for name in validate_names(names):
         model = builders[name]()
         model.alias = name
-        if getattr(model, "only_conformal_intervals", False):
+        if conformal_windows is not None and getattr(model, "only_conformal_intervals", False):
             model.prediction_intervals = ConformalIntervals(h=horizon, n_windows=max(conformal_windows, 2))
         models.append(model)
     return models

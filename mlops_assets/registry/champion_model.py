@@ -5,9 +5,15 @@ share a champion are fitted together in one StatsForecast call. The fitted state
 objects, so the whole forecaster pickles (the MLflow pyfunc wrapper stores it that way).
 
 Robustness: a series whose champion raises while fitting, or whose fitted champion gives a non-finite
-forecast or interval (e.g. SeasonalNaive on a series shorter than one season, or conformal intervals on a
-series shorter than 2 * horizon + 1), is refitted with ``zoo.FALLBACK_MODEL``. ``series.fitted_model`` and
-the ``model`` column of the forecasts then name the model that really produced the numbers.
+forecast or interval (e.g. SeasonalNaive on a series shorter than one season), is refitted with
+``zoo.FALLBACK_MODEL``. ``series.fitted_model`` and the ``model`` column of the forecasts then name the
+model that really produced the numbers.
+
+Intervals: ``intervals="backtest"`` (the product's default) calibrates them on the champions' backtest errors
+(``forecasting.intervals``), so fit takes the backtest; ``intervals="model"`` uses each model's own, with
+conformal windows fitted to each series' length. Either way widths never shrink from one step to the
+next. ``clip``: "auto" clips forecasts and bounds at 0 only when the history has no negative value
+(returns), "always" and "never" say what they mean.
 """
 
 from __future__ import annotations
@@ -19,10 +25,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
-from mlops_assets.forecasting.zoo import FALLBACK_MODEL, build_fallback, build_models, validate_names
+from mlops_assets.forecasting.zoo import (
+    CONFORMAL_WINDOWS,
+    FALLBACK_MODEL,
+    build_fallback,
+    build_models,
+    validate_names,
+)
 
 _MIN_SERIES_PER_PROCESS_POOL = 200
+INTERVAL_METHODS = ("backtest", "model")
+CLIP_MODES = ("auto", "always", "never")
 
 
 class ForecastRequestError(ValueError):
@@ -55,9 +70,19 @@ class ChampionForecaster:
         horizon: int,
         levels: tuple[int, ...] = (80, 95),
         n_jobs: int = -1,
+        intervals: str = "model",
+        clip: str = "auto",
     ):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if intervals not in INTERVAL_METHODS:
+            raise ValueError(f"intervals must be one of {INTERVAL_METHODS}, got {intervals!r}")
+        if clip not in CLIP_MODES:
+            raise ValueError(f"clip must be one of {CLIP_MODES}, got {clip!r}")
+        self.intervals = intervals
+        self.clip = clip
+        self.clipped = clip == "always"
+        self._calibration: Calibration | None = None
         self.frequency = frequency
         self.season_length = int(season_length)
         self.horizon = int(horizon)
@@ -75,8 +100,15 @@ class ChampionForecaster:
         )
 
     # ----------------------------------------------------------------------------------------- fit
-    def fit(self, history: pd.DataFrame, champions: pd.DataFrame) -> ChampionForecaster:
-        """Fit every champion on its series' full history (series without a champion are ignored)."""
+    def fit(
+        self, history: pd.DataFrame, champions: pd.DataFrame, backtest: pd.DataFrame | None = None
+    ) -> ChampionForecaster:
+        """Fit every champion on its series' full history (series without a champion are ignored).
+
+        ``backtest`` (forecasting.backtest_forecasts) is required with ``intervals="backtest"``.
+        """
+        if self.intervals == "backtest" and backtest is None:
+            raise ValueError("intervals='backtest' calibrates on the backtest: pass fit(..., backtest=...)")
         _require_columns(history, ["unique_id", "ds", "y"], "history")
         _require_columns(champions, ["unique_id", "model"], "champions")
         champions = champions[["unique_id", "model"]].astype({"unique_id": str, "model": str})
@@ -96,6 +128,9 @@ class ChampionForecaster:
                 "exclude them upstream (gold.series_excluded) before fitting"
             )
         history = history.sort_values(["unique_id", "ds"], kind="stable")
+        self.clipped = self.clip == "always" or (self.clip == "auto" and bool((history["y"] >= 0).all()))
+        if self.intervals == "backtest":
+            self._calibration = calibrate(backtest, champions, history, self.levels, self.horizon)
 
         uids, fitted, names = [], [], []
         for name, group in champions.groupby("model", sort=True):
@@ -124,7 +159,23 @@ class ChampionForecaster:
         return self
 
     def _fit_group(self, sub: pd.DataFrame, name: str) -> tuple[list[str], list]:
-        model = build_models([name], self.season_length, self.horizon)[0]
+        """Fit one champion on its series; with the model's own intervals, by conformal windows that fit."""
+        if self.intervals == "backtest":
+            return self._fit_windows(sub, name, None)
+        sizes = sub.groupby("unique_id", sort=True).size()
+        # Each conformal window refits on the data before it, which must still hold a horizon and one more
+        # period (WindowAverage averages the last horizon): room for (n - horizon - 1) // horizon windows;
+        # statsforecast needs 2, shorter series fall back to Naive (and say so in fitted_model).
+        windows = ((sizes - self.horizon - 1) // self.horizon).clip(2, CONFORMAL_WINDOWS)
+        uids, fitted = [], []
+        for n_windows, members in windows.groupby(windows, sort=True):
+            group_uids, group_fitted = self._fit_windows(sub[sub["unique_id"].isin(members.index)], name, n_windows)
+            uids.extend(group_uids)
+            fitted.extend(group_fitted)
+        return uids, fitted
+
+    def _fit_windows(self, sub: pd.DataFrame, name: str, conformal_windows: int | None) -> tuple[list[str], list]:
+        model = build_models([name], self.season_length, self.horizon, conformal_windows)[0]
         fallback = build_fallback(self.season_length, self.horizon)
         fallback.alias = FALLBACK_MODEL
         # Worker processes cost about a second to start: not worth it for a small group.
@@ -145,9 +196,13 @@ class ChampionForecaster:
             fitted[i]._fallback = type(fitted[i]) is not type(model)
         return uids, fitted
 
+    def _own_levels(self) -> list[float] | None:
+        """The levels to ask the fitted models for: none when the intervals come from the backtest."""
+        return None if getattr(self, "_calibration", None) is not None else list(self.levels)
+
     def _predicts_finite(self, fitted_model) -> bool:
         try:
-            res = fitted_model.predict(h=self.horizon, level=list(self.levels))
+            res = fitted_model.predict(h=self.horizon, level=self._own_levels())
         except Exception:  # noqa: BLE001 - any failure means: use the fallback for this series
             return False
         return all(np.isfinite(np.asarray(v, dtype=float)).all() for v in res.values())
@@ -164,7 +219,10 @@ class ChampionForecaster:
         h: int | None = None,
         levels: Sequence[float] | None = None,
     ) -> pd.DataFrame:
-        """Forecasts h periods after each series' train_end, with lo_<level>/hi_<level> bounds, >= 0."""
+        """Forecasts h periods after each series' train_end, with lo_<level>/hi_<level> bounds.
+
+        Bounds widen (or stay) from one step to the next; everything is clipped at 0 when ``clipped``.
+        """
         h = self.horizon if h is None else h
         if isinstance(h, bool) or not isinstance(h, numbers.Integral):
             raise HorizonError(f"h must be an integer between 1 and {self.horizon}, got {h!r}")
@@ -181,11 +239,21 @@ class ChampionForecaster:
         n = len(positions)
         mean = np.empty((n, h))
         bounds = {(side, lv): np.empty((n, h)) for lv in levels for side in ("lo", "hi")}
+        own = self._own_levels()
         for row, pos in enumerate(positions):
-            res = self._fitted[pos].predict(h=self.horizon, level=sorted(levels) or None)
+            res = self._fitted[pos].predict(h=self.horizon, level=sorted(levels) if own and levels else None)
             mean[row] = res["mean"][:h]
-            for (side, lv), out in bounds.items():
-                out[row] = res[f"{side}-{_level_name(lv)}"][:h]
+            if own:
+                for (side, lv), out in bounds.items():
+                    out[row] = res[f"{side}-{_level_name(lv)}"][:h]
+        uids = self._uids[positions]
+        for lv in levels:
+            if own:
+                lo, hi = bounds[("lo", lv)], bounds[("hi", lv)]
+            else:
+                half = self._calibration.half_widths(uids, h, lv)
+                lo, hi = mean - half, mean + half
+            bounds[("lo", lv)], bounds[("hi", lv)] = non_decreasing_bounds(mean, lo, hi)
 
         series = self._series.iloc[positions]
         offset = pd.tseries.frequencies.to_offset(self.frequency)
@@ -196,13 +264,16 @@ class ChampionForecaster:
                 "unique_id": np.repeat(series["unique_id"].to_numpy(), h),
                 "ds": pd.to_datetime(np.ravel(ds)).astype("datetime64[ns]"),
                 "model": np.repeat(series["fitted_model"].to_numpy(), h),
-                "y_hat": np.clip(mean.ravel(), 0, None),
+                "y_hat": self._clip(mean.ravel()),
             }
         )
         for lv in levels:
             for side in ("lo", "hi"):
-                out[f"{side}_{_level_name(lv)}"] = np.clip(bounds[(side, lv)].ravel(), 0, None)
+                out[f"{side}_{_level_name(lv)}"] = self._clip(bounds[(side, lv)].ravel())
         return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+
+    def _clip(self, values: np.ndarray) -> np.ndarray:
+        return np.clip(values, 0, None) if getattr(self, "clipped", True) else values
 
     def _positions(self, unique_ids: Sequence[str] | None) -> np.ndarray:
         if unique_ids is None:
@@ -245,12 +316,20 @@ def _require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
         raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def forecast_champions(history: pd.DataFrame, champions: pd.DataFrame, settings) -> pd.DataFrame:
-    """Fit every series' champion and forecast settings.horizon periods with settings.interval_levels."""
-    forecaster = ChampionForecaster(
+def forecaster_for(settings) -> ChampionForecaster:
+    """An unfitted forecaster configured by the settings (frequency, horizon, levels, intervals, clipping)."""
+    return ChampionForecaster(
         frequency=settings.frequency,
         season_length=settings.season,
         horizon=settings.horizon,
         levels=tuple(settings.interval_levels),
+        intervals=settings.intervals.method,
+        clip=settings.intervals.clip,
     )
-    return forecaster.fit(history, champions).predict()
+
+
+def forecast_champions(
+    history: pd.DataFrame, champions: pd.DataFrame, settings, backtest: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Fit every series' champion and forecast settings.horizon periods with settings.interval_levels."""
+    return forecaster_for(settings).fit(history, champions, backtest).predict()
