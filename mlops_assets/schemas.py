@@ -178,6 +178,19 @@ def gold_schema(grain: list[str], frequency: str) -> DataFrameSchema:
     )
 
 
+REGRESSORS = DataFrameSchema(
+    {
+        "unique_id": _STR,
+        "ds": _DATE,
+        "is_future": Column(bool, nullable=False),
+        "promo_depth": Column(float, Check.in_range(0, 100), nullable=False),
+        "holiday_days": Column(float, Check.in_range(0, 366), nullable=False),
+    },
+    unique=["unique_id", "ds"],
+    strict=True,
+    name="gold.regressors",
+)
+
 SERIES_EXCLUDED = DataFrameSchema(
     {
         "unique_id": Column(str, unique=True),
@@ -314,16 +327,17 @@ def failure_summary(error: pa.errors.SchemaErrors, limit: int = 20) -> tuple[int
 
 
 def _history_columns(levels: Iterable[int]) -> dict[str, Column]:
+    # No sign check: forecasts of series with returns are not clipped at 0 (settings.intervals.clip).
     bounds = {}
     for level in levels:
-        bounds[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=True)
-        bounds[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=True)
+        bounds[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT), nullable=True)
+        bounds[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT), nullable=True)
     return {
         "unique_id": _STR,
         "ds": _DATE,
         "model": _STR,
         "model_version": _STR,
-        "y_hat": Column(float, _within(VALUE_LIMIT, 0), nullable=False),
+        "y_hat": Column(float, _within(VALUE_LIMIT), nullable=False),
         **bounds,
         "train_end": Column("datetime64[ns]", nullable=True, coerce=True),
         "issued_at": Column("datetime64[ns]", nullable=False, coerce=True),

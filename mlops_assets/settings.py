@@ -68,6 +68,20 @@ class IntervalSettings(_Strict):
     )
 
 
+class RegressorSettings(_Strict):
+    use: list[Literal["promo_depth", "holiday_days"]] = Field(
+        ["promo_depth", "holiday_days"],
+        description="Regressors the global model (LightGBM) uses: promo_depth (planned promotions' mean "
+        "discount in the period), holiday_days (public holidays in the period); see gold/regressors.py.",
+    )
+    country: str | None = Field("US", description="Country of the public holidays (holidays package code).")
+    last_known: list[str] = Field(
+        [],
+        description="Regressors whose future is not known (a price): after each cutoff, and in the final "
+        "forecast, their last known value is used.",
+    )
+
+
 class DriftSettings(_Strict):
     recent_periods: int = Field(13, ge=2, description="Periods in the current window.")
     reference_periods: int = Field(52, ge=2, description="Periods in the reference window before it.")
@@ -144,6 +158,10 @@ class Settings(_Strict):
     models: list[str] | None = Field(None, description="StatsForecast model names; default: the zoo.")
     interval_levels: list[int] = Field([80, 95], description="Prediction interval levels, in percent.")
     intervals: IntervalSettings = IntervalSettings()
+    regressors: RegressorSettings = RegressorSettings()
+    combination_size: int = Field(
+        3, ge=2, description="Models in each series' Combination candidate: the median of its best ones."
+    )
     column_mapping: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per landing table, canonical column -> the file's column, e.g. "

@@ -17,7 +17,7 @@ from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehou
 from mlops_assets.forecasting.backtest import run_backtest
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.selection import choose_champions, selection_summary
-from mlops_assets.forecasting.zoo import default_models
+from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
 from mlops_assets.registry.model_registry import load_champion
 from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share, png_markdown
 from mlops_assets.settings import Settings
@@ -49,22 +49,37 @@ def _evaluated_dataset(history: pd.DataFrame):
     return mlflow.data.from_pandas(history, name="gold.sales_data_for_forecast (eligible series)", targets="y")
 
 
+def model_regressors(warehouse: Warehouse, settings: Settings, models: list[str]) -> pd.DataFrame | None:
+    """gold.regressors' columns in settings.regressors.use, when a model of the list uses them (LightGBM)."""
+    if GLOBAL_MODEL not in models and COMBINATION not in models:
+        return None
+    table = warehouse.read("gold.regressors", missing_ok=True)
+    if table.empty or not settings.regressors.use:
+        return None
+    return table[["unique_id", "ds", *settings.regressors.use]]
+
+
 def data_fingerprint(history: pd.DataFrame) -> str:
     hashed = pd.util.hash_pandas_object(history[["unique_id", "ds", "y"]], index=False)
     return hashlib.sha256(hashed.values.tobytes()).hexdigest()[:16]
 
 
-def backtest_fingerprint(history: pd.DataFrame, settings: Settings, models: list[str]) -> str:
+def backtest_fingerprint(
+    history: pd.DataFrame, settings: Settings, models: list[str], regressors: pd.DataFrame | None = None
+) -> str:
+    x = "" if regressors is None else hashlib.sha256(
+        pd.util.hash_pandas_object(regressors, index=False).values.tobytes()).hexdigest()[:16]
     spec = f"{data_fingerprint(history)}|{settings.frequency}|{settings.horizon}|{settings.step}|" \
-           f"{settings.backtest.windows}|{settings.season}|{','.join(models)}"
+           f"{settings.backtest.windows}|{settings.season}|{','.join(models)}|{x}|{settings.combination_size}|" \
+           f"{settings.regressors.model_dump_json()}"
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
 @dg.asset(
     key=["forecasting", "backtest_forecasts"],
     group_name="forecasting",
-    deps=[["gold", "sales_data_for_forecast"], ["gold", "series_excluded"]],
-    kinds={"statsforecast", "duckdb"},
+    deps=[["gold", "sales_data_for_forecast"], ["gold", "series_excluded"], ["gold", "regressors"]],
+    kinds={"statsforecast", "lightgbm", "duckdb"},
     owners=OWNERS,
     automation_condition=expensive_condition(),
     description="Rolling-origin cross-validation of the model zoo on every eligible series: what each model "
@@ -76,7 +91,8 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
     history = eligible_history(warehouse)
     if history.empty:
         raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")
-    fingerprint = backtest_fingerprint(history, settings, models)
+    x = model_regressors(warehouse, settings, models)
+    fingerprint = backtest_fingerprint(history, settings, models, x)
     previous = latest_metadata(context, context.asset_key)
     unchanged = metadata_value(previous, "input_fingerprint") == fingerprint
     backtest = warehouse.read(BACKTEST, missing_ok=True) if unchanged else pd.DataFrame()
@@ -87,7 +103,7 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
         context.log.info(f"backtesting {len(models)} models on {n_series} series ({settings.backtest.windows} "
                          f"windows of {settings.horizon}); the longest step of a run")
         started = time.monotonic()
-        backtest = run_backtest(history, settings, models)
+        backtest = run_backtest(history, settings, models, regressors=x)
         seconds = time.monotonic() - started
         context.log.info(f"backtest done: {n_series} series in {seconds:.1f} s "
                          f"({n_series / max(seconds, 1e-9):.1f} series/s)")
@@ -308,7 +324,7 @@ def forecasts(
 
 
 def _clipped(warehouse: Warehouse, settings: Settings) -> bool:
-    """Whether the champion clips at 0: as ChampionForecaster decides it from the same history."""
+    """Whether every series is clipped at 0, as ChampionForecaster decides it from the same history."""
     clip = settings.intervals.clip
     return clip == "always" or (clip == "auto" and bool((eligible_history(warehouse)["y"] >= 0).all()))
 

@@ -13,6 +13,7 @@ from mlops_assets.defs.forecasting import (
     EVALUATION_KEY,
     data_fingerprint,
     eligible_history,
+    model_regressors,
 )
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
@@ -38,7 +39,7 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
 @dg.asset(
     key=MODEL_KEY,
     group_name="registry",
-    deps=[["forecasting", "series_champions"], ["gold", "sales_data_for_forecast"]],
+    deps=[["forecasting", "series_champions"], ["gold", "sales_data_for_forecast"], ["gold", "regressors"]],
     kinds={"mlflow", "statsforecast"},
     owners=OWNERS,
     automation_condition=expensive_condition(),
@@ -69,7 +70,8 @@ def sales_forecast_model(
         return dg.MaterializeResult(metadata={**previous, "registered": False})
 
     backtest = warehouse.read(BACKTEST)
-    forecaster = forecaster_for(settings).fit(history, champions[["unique_id", "model"]], backtest)
+    x = model_regressors(warehouse, settings, sorted(champions["model"].unique()))
+    forecaster = forecaster_for(settings).fit(history, champions[["unique_id", "model"]], backtest, x)
     # The check of the backtest calibration: set on the earlier windows, scored on the last one.
     coverage = (
         last_window_coverage(

@@ -45,7 +45,14 @@ MODEL_NAMES: tuple[str, ...] = (
     "AutoCES",
     "MSTL",
     "AutoARIMA",
+    "LightGBM",
+    "Combination",
 )
+# Not StatsForecast models: the global model (forecasting.global_model) and the per-series combination of
+# the best few others (forecasting.combinations); the backtest and the champion model run them themselves.
+GLOBAL_MODEL = "LightGBM"
+COMBINATION = "Combination"
+STATSFORECAST_NAMES: tuple[str, ...] = tuple(n for n in MODEL_NAMES if n not in (GLOBAL_MODEL, COMBINATION))
 
 # Used by StatsForecast when a model raises on a series, and by the champion model when a model yields
 # no finite forecast: Naive needs a single observation and has native intervals, so it cannot fail.
@@ -154,6 +161,8 @@ def default_models(settings: Settings) -> list[str]:
 
 
 def has_native_intervals(name: str) -> bool:
+    if name not in STATSFORECAST_NAMES:
+        return False
     return not getattr(build_models([name], 2, 2)[0], "only_conformal_intervals", False)
 
 
@@ -169,6 +178,8 @@ def build_models(
     builders = _builders(season_length, horizon)
     models = []
     for name in validate_names(names):
+        if name not in builders:
+            raise ValueError(f"{name} is not a StatsForecast model: the backtest and the champion model run it")
         model = builders[name]()
         model.alias = name
         if conformal_windows is not None and getattr(model, "only_conformal_intervals", False):

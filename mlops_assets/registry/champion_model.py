@@ -25,11 +25,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from mlops_assets.forecasting.combinations import final_members
+from mlops_assets.forecasting.global_model import forecast_global
 from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
 from mlops_assets.forecasting.zoo import (
+    COMBINATION,
     CONFORMAL_WINDOWS,
     FALLBACK_MODEL,
+    GLOBAL_MODEL,
     build_fallback,
     build_models,
     validate_names,
@@ -72,6 +76,9 @@ class ChampionForecaster:
         n_jobs: int = -1,
         intervals: str = "model",
         clip: str = "auto",
+        combination_size: int = 3,
+        last_known: tuple[str, ...] = (),
+        seed: int = 42,
     ):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -81,7 +88,11 @@ class ChampionForecaster:
             raise ValueError(f"clip must be one of {CLIP_MODES}, got {clip!r}")
         self.intervals = intervals
         self.clip = clip
+        self.combination_size = int(combination_size)
+        self.last_known = tuple(last_known)
+        self.seed = int(seed)
         self.clipped = clip == "always"
+        self._no_clip: frozenset[str] = frozenset()
         self._calibration: Calibration | None = None
         self.frequency = frequency
         self.season_length = int(season_length)
@@ -101,14 +112,23 @@ class ChampionForecaster:
 
     # ----------------------------------------------------------------------------------------- fit
     def fit(
-        self, history: pd.DataFrame, champions: pd.DataFrame, backtest: pd.DataFrame | None = None
+        self,
+        history: pd.DataFrame,
+        champions: pd.DataFrame,
+        backtest: pd.DataFrame | None = None,
+        regressors: pd.DataFrame | None = None,
     ) -> ChampionForecaster:
         """Fit every champion on its series' full history (series without a champion are ignored).
 
-        ``backtest`` (forecasting.backtest_forecasts) is required with ``intervals="backtest"``.
+        ``backtest`` (forecasting.backtest_forecasts) is required with ``intervals="backtest"`` and for
+        Combination champions; ``regressors`` (unique_id, ds, one column each, history and the next horizon)
+        feed LightGBM.
         """
         if self.intervals == "backtest" and backtest is None:
             raise ValueError("intervals='backtest' calibrates on the backtest: pass fit(..., backtest=...)")
+        precomputed = sorted(set(champions["model"]) & {GLOBAL_MODEL, COMBINATION})
+        if precomputed and self.intervals != "backtest":
+            raise ValueError(f"{precomputed} have no intervals of their own: use intervals='backtest'")
         _require_columns(history, ["unique_id", "ds", "y"], "history")
         _require_columns(champions, ["unique_id", "model"], "champions")
         champions = champions[["unique_id", "model"]].astype({"unique_id": str, "model": str})
@@ -128,14 +148,23 @@ class ChampionForecaster:
                 "exclude them upstream (gold.series_excluded) before fitting"
             )
         history = history.sort_values(["unique_id", "ds"], kind="stable")
-        self.clipped = self.clip == "always" or (self.clip == "auto" and bool((history["y"] >= 0).all()))
+        # 'auto' decides per series: a series with returns (a negative period) is forecast unclipped.
+        negative = history.groupby("unique_id", sort=True)["y"].min() < 0
+        unclipped = {"always": [], "never": list(negative.index), "auto": list(negative.index[negative])}
+        self._no_clip = frozenset(map(str, unclipped[self.clip]))
+        self.clipped = not self._no_clip
         if self.intervals == "backtest":
             self._calibration = calibrate(backtest, champions, history, self.levels, self.horizon)
 
         uids, fitted, names = [], [], []
         for name, group in champions.groupby("model", sort=True):
             sub = history[history["unique_id"].isin(group["unique_id"])]
-            group_uids, group_fitted = self._fit_group(sub, name)
+            if name == GLOBAL_MODEL:
+                group_uids, group_fitted = self._fit_global(history, regressors, sorted(group["unique_id"]))
+            elif name == COMBINATION:
+                group_uids, group_fitted = self._fit_combination(history, regressors, backtest, sub)
+            else:
+                group_uids, group_fitted = self._fit_group(sub, name)
             uids.extend(group_uids)
             fitted.extend(group_fitted)
             names.extend([name] * len(group_uids))
@@ -196,6 +225,44 @@ class ChampionForecaster:
             fitted[i]._fallback = type(fitted[i]) is not type(model)
         return uids, fitted
 
+    def _global_means(self, history: pd.DataFrame, regressors: pd.DataFrame | None, uids: list[str]) -> pd.DataFrame:
+        """LightGBM trained on every series' history: the next horizon of ``uids`` (rows: series, columns: steps)."""
+        predicted = forecast_global(history, regressors, self.frequency, self.season_length, self.horizon, uids,
+                                    self.last_known, self.seed)
+        return predicted.pivot(index="unique_id", columns="ds", values="y_hat").reindex(uids)
+
+    def _fit_global(self, history: pd.DataFrame, regressors: pd.DataFrame | None, uids: list[str]):
+        means = self._global_means(history, regressors, uids)
+        return self._precomputed(history, list(means.index), means.to_numpy())
+
+    def _fit_combination(self, history, regressors, backtest: pd.DataFrame, sub: pd.DataFrame):
+        """Each series' median of its best models' forecasts (forecasting.combinations), fitted here."""
+        uids = sorted(sub["unique_id"].unique())
+        members = final_members(backtest[backtest["unique_id"].astype(str).isin(uids)], self.combination_size)
+        forecasts = []
+        for name, group in members.groupby("model", sort=True):
+            ids = sorted(group["unique_id"])
+            if name == GLOBAL_MODEL:
+                means = self._global_means(history, regressors, ids).to_numpy()
+            else:
+                group_uids, group_fitted = self._fit_windows(sub[sub["unique_id"].isin(ids)], name, None)
+                means = np.vstack([fm.predict(h=self.horizon)["mean"] for fm in group_fitted])
+                ids = group_uids
+            forecasts.append(pd.DataFrame(means, index=pd.Index(ids, name="unique_id")))
+        combined = pd.concat(forecasts).groupby(level="unique_id").median().reindex(uids)
+        return self._precomputed(sub, uids, combined.to_numpy())
+
+    def _precomputed(self, history: pd.DataFrame, uids: list[str], means: np.ndarray) -> tuple[list[str], list]:
+        values = dict(tuple(history.groupby("unique_id", sort=False)["y"]))
+        fitted = []
+        for uid, mean in zip(uids, means, strict=True):
+            model = _Precomputed(mean)
+            if not self._predicts_finite(model):
+                model = build_fallback(self.season_length, self.horizon).fit(y=values[uid].to_numpy(dtype=float))
+            model._fallback = not isinstance(model, _Precomputed)
+            fitted.append(model)
+        return list(uids), fitted
+
     def _own_levels(self) -> list[float] | None:
         """The levels to ask the fitted models for: none when the intervals come from the backtest."""
         return None if getattr(self, "_calibration", None) is not None else list(self.levels)
@@ -221,7 +288,8 @@ class ChampionForecaster:
     ) -> pd.DataFrame:
         """Forecasts h periods after each series' train_end, with lo_<level>/hi_<level> bounds.
 
-        Bounds widen (or stay) from one step to the next; everything is clipped at 0 when ``clipped``.
+        Bounds widen (or stay) from one step to the next; forecasts and bounds are clipped at 0 except for
+        the series the ``clip`` rule leaves unclipped (``clipped`` is False when there are any).
         """
         h = self.horizon if h is None else h
         if isinstance(h, bool) or not isinstance(h, numbers.Integral):
@@ -264,16 +332,16 @@ class ChampionForecaster:
                 "unique_id": np.repeat(series["unique_id"].to_numpy(), h),
                 "ds": pd.to_datetime(np.ravel(ds)).astype("datetime64[ns]"),
                 "model": np.repeat(series["fitted_model"].to_numpy(), h),
-                "y_hat": self._clip(mean.ravel()),
+                "y_hat": mean.ravel(),
             }
         )
         for lv in levels:
             for side in ("lo", "hi"):
-                out[f"{side}_{_level_name(lv)}"] = self._clip(bounds[(side, lv)].ravel())
+                out[f"{side}_{_level_name(lv)}"] = bounds[(side, lv)].ravel()
+        keep = out["unique_id"].isin(getattr(self, "_no_clip", frozenset())).to_numpy()
+        values = [c for c in out.columns if c == "y_hat" or c.startswith(("lo_", "hi_"))]
+        out.loc[~keep, values] = out.loc[~keep, values].clip(lower=0)
         return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
-
-    def _clip(self, values: np.ndarray) -> np.ndarray:
-        return np.clip(values, 0, None) if getattr(self, "clipped", True) else values
 
     def _positions(self, unique_ids: Sequence[str] | None) -> np.ndarray:
         if unique_ids is None:
@@ -306,6 +374,16 @@ class ChampionForecaster:
         return out
 
 
+class _Precomputed:
+    """A forecast computed when fitting (the global model's, a combination's): predict cuts its first h steps."""
+
+    def __init__(self, mean: np.ndarray):
+        self.mean = np.asarray(mean, dtype=float)
+
+    def predict(self, h: int, X=None, level=None) -> dict[str, np.ndarray]:  # noqa: N803 - statsforecast's name
+        return {"mean": self.mean[:h]}
+
+
 def _is_fallback(fitted_model) -> bool:
     return bool(getattr(fitted_model, "_fallback", False))
 
@@ -325,11 +403,18 @@ def forecaster_for(settings) -> ChampionForecaster:
         levels=tuple(settings.interval_levels),
         intervals=settings.intervals.method,
         clip=settings.intervals.clip,
+        combination_size=settings.combination_size,
+        last_known=tuple(settings.regressors.last_known),
+        seed=settings.seed,
     )
 
 
 def forecast_champions(
-    history: pd.DataFrame, champions: pd.DataFrame, settings, backtest: pd.DataFrame | None = None
+    history: pd.DataFrame,
+    champions: pd.DataFrame,
+    settings,
+    backtest: pd.DataFrame | None = None,
+    regressors: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Fit every series' champion and forecast settings.horizon periods with settings.interval_levels."""
-    return forecaster_for(settings).fit(history, champions, backtest).predict()
+    return forecaster_for(settings).fit(history, champions, backtest, regressors).predict()

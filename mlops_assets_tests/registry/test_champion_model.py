@@ -205,8 +205,39 @@ def test_clipping_follows_the_history_unless_set():
     assert (clipped[["y_hat", "lo_80", "lo_95"]] == 0).all().all()
     positive = _history(n_series=1, n=30)
     assert ChampionForecaster("W-MON", 4, 4).fit(positive, champions).clipped
+
     small = positive.assign(y=positive["y"] - positive["y"].min() + 0.1)
     never = ChampionForecaster("W-MON", 4, 4, clip="never").fit(small, champions).predict()
     assert (never["lo_95"] < 0).any()
+    # 'auto' decides per series: the series with returns is spared, the other (whose interval reaches
+    # below 0) clipped.
+    both = pd.concat([history, small.assign(unique_id="s1")])
+    two = ChampionForecaster("W-MON", 4, 4).fit(both, pd.DataFrame({"unique_id": ["s0", "s1"], "model": "Naive"}))
+    out = two.predict().set_index("unique_id")
+    assert (out.loc["s0", "y_hat"] == -4.0).all() and (out.loc["s1", "lo_95"] == 0).any()
+    assert not two.clipped
     with pytest.raises(ValueError, match="clip"):
         ChampionForecaster("W-MON", 4, 4, clip="sometimes")
+
+
+def test_global_model_and_combination_champions_are_fitted_and_named():
+    settings = Settings(horizon=8, season_length=4, backtest={"windows": 2})
+    history = _history(n_series=4, n=80)
+    holidays = history[["unique_id", "ds"]].drop_duplicates()
+    future = pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(4)], 8),
+                           "ds": np.tile(pd.date_range(history["ds"].max(), periods=9, freq="W-MON")[1:], 4)})
+    regressors = pd.concat([holidays, future]).assign(holiday_days=0.0)
+    models = ["Naive", "SeasonalNaive", "LightGBM", "Combination"]
+    backtest = run_backtest(history, settings, models=models, regressors=regressors)
+    assert set(backtest["model"]) == set(models)
+    champions = pd.DataFrame({"unique_id": ["s0", "s1", "s2", "s3"],
+                              "model": ["LightGBM", "Combination", "Naive", "LightGBM"]})
+    with pytest.raises(ValueError, match="intervals='backtest'"):
+        ChampionForecaster("W-MON", 4, 8, intervals="model").fit(history, champions, backtest, regressors)
+    forecaster = ChampionForecaster("W-MON", 4, 8, intervals="backtest").fit(history, champions, backtest, regressors)
+    assert forecaster.series["fitted_model"].tolist() == champions["model"].tolist()
+    out = forecaster.predict(h=5)
+    assert len(out) == 20 and np.isfinite(out[["y_hat", "lo_80", "hi_95"]].to_numpy()).all()
+    assert _widths_never_shrink(out) or not forecaster.clipped
+    again = cloudpickle.loads(cloudpickle.dumps(forecaster)).predict(h=5)
+    pd.testing.assert_frame_equal(again, out)
