@@ -52,6 +52,14 @@ class SelectionSettings(_Strict):
         description="The one model for all series is the simplest whose mean SMAPE is within this share of "
         "the best one's.",
     )
+    margin: float = Field(
+        0.0, ge=0, lt=1, description="'auto' keeps per-series choice only when it beats one model for all by "
+        "this share on the guard's windows."
+    )
+    guard_windows: int = Field(
+        1, ge=1, description="'auto' checks this many of the last backtest windows, each with choices made on "
+        "the windows before it (at most windows - 1 are checked)."
+    )
 
 
 class IntervalSettings(_Strict):

@@ -169,6 +169,8 @@ def _choose(settings, evaluation: pd.DataFrame, backtest: pd.DataFrame, history:
         settings.season,
         mode=settings.selection.mode,
         tolerance=settings.selection.global_tolerance,
+        margin=settings.selection.margin,
+        guard_windows=settings.selection.guard_windows,
     )
 
 

@@ -152,11 +152,12 @@ def _score_on(evaluation: pd.DataFrame, picks: pd.Series) -> pd.Series:
     return pd.Series(table.reindex(keys).to_numpy(dtype=float), index=picks.index)
 
 
-def guard_decision(earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float) -> dict:
+def guard_decision(earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float, margin: float = 0.0) -> dict:
     """Per-series vs one-model choice made on the earlier windows, both scored on the last window.
 
     ``earlier`` and ``last`` are evaluations (unique_id, model, smape) of the backtest without its last
     window and of the last window alone. Series where either choice has no last-window SMAPE are left out.
+    Per-series choice wins only when its SMAPE is below the one model's by at least ``margin`` (relative).
     """
     per_series = select_champions(earlier).set_index("unique_id")["model"]
     one = global_model(earlier, tolerance)
@@ -168,7 +169,7 @@ def guard_decision(earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float) 
     if not both.any():
         return {"mode": "per_series", "reason": "no series scored in the last window", "global_model": one}
     ps_smape, gl_smape = float(ps[both].mean()), float(gl[both].mean())
-    mode = "per_series" if ps_smape <= gl_smape else "global"
+    mode = "per_series" if ps_smape <= gl_smape * (1 - margin) else "global"
     return {
         "mode": mode,
         "reason": f"last-window SMAPE: per-series choice {ps_smape:.2f} vs {one} for all {gl_smape:.2f}",
@@ -179,6 +180,34 @@ def guard_decision(earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float) 
     }
 
 
+def _guard(backtest: pd.DataFrame, history: pd.DataFrame, season_length: int, tolerance: float, margin: float,
+           guard_windows: int) -> dict:
+    bt = backtest.astype({"unique_id": str})
+    # 1 = each series' last window, 2 = the one before, ...
+    rank = bt.groupby("unique_id", sort=False)["cutoff"].rank(method="dense", ascending=False)
+    checks = []
+    for r in range(1, max(guard_windows, 1) + 1):
+        if not (rank > r).any() or not (rank == r).any():
+            break
+        earlier = evaluate(bt[rank > r], history, season_length)
+        checks.append(guard_decision(earlier, evaluate(bt[rank == r], history, season_length), tolerance, margin))
+    if not checks:
+        return {"mode": "per_series", "reason": "one backtest window: no later window to check the choice"}
+    keys = ("per_series_last_window_smape", "global_last_window_smape")
+    if len(checks) == 1 or not all(k in c for c in checks for k in keys):
+        return checks[0]
+    ps, gl = (float(np.mean([c[k] for c in checks])) for k in keys)
+    return {
+        "mode": "per_series" if ps <= gl * (1 - margin) else "global",
+        "reason": f"SMAPE over the last {len(checks)} windows, each chosen on the ones before: per-series "
+        f"choice {ps:.2f} vs the one model for all {gl:.2f} (margin {margin:.0%})",
+        "global_model": checks[0]["global_model"],
+        "per_series_last_window_smape": ps,
+        "global_last_window_smape": gl,
+        "series_compared": int(checks[0]["series_compared"]),
+    }
+
+
 def choose_champions(
     evaluation: pd.DataFrame,
     backtest: pd.DataFrame,
@@ -186,24 +215,21 @@ def choose_champions(
     season_length: int,
     mode: str = "auto",
     tolerance: float = 0.02,
+    margin: float = 0.0,
+    guard_windows: int = 1,
 ) -> tuple[pd.DataFrame, dict]:
     """The champions under ``mode`` and a record of how they were chosen.
 
     per_series: select_champions. global: the simplest model within ``tolerance`` of the best mean SMAPE, for
     every series. auto: per_series unless the guard (guard_decision on each series' last backtest window)
     finds one model for all did better out of sample; with a single window there is nothing to check on.
+    ``guard_windows``: how many of the last windows the guard checks, each with choices made on the windows
+    before it, the SMAPEs averaged over the checks; ``margin``: see guard_decision.
     """
     if mode not in SELECTION_MODES:
         raise ValueError(f"selection mode {mode!r} is not one of {SELECTION_MODES}")
     if mode == "auto":
-        bt = backtest.astype({"unique_id": str})
-        is_last = bt["cutoff"] == bt.groupby("unique_id", sort=False)["cutoff"].transform("max")
-        if (~is_last).sum() == 0:
-            decision = {"mode": "per_series", "reason": "one backtest window: no later window to check the choice"}
-        else:
-            earlier = evaluate(bt[~is_last], history, season_length)
-            last = evaluate(bt[is_last], history, season_length)
-            decision = guard_decision(earlier, last, tolerance)
+        decision = _guard(backtest, history, season_length, tolerance, margin, guard_windows)
     else:
         decision = {"mode": mode, "reason": f"settings.selection.mode is {mode}"}
     decision["requested_mode"] = mode
