@@ -408,7 +408,8 @@ def test_each_version_gets_its_own_run_when_the_evaluation_run_is_reused(store):
     history = weekly_history(n_series=2)
     champions = pd.DataFrame({"unique_id": ["s0", "s1"], "model": "Naive"})
     forecaster = ChampionForecaster("W-MON", 52, HORIZON).fit(history, champions)
-    with mlflow.start_run(experiment_id=store) as evaluation_run:
+    mlflow.set_experiment(experiment_id=store)
+    with mlflow.start_run() as evaluation_run:
         pass
     runs = []
     for step in (1, 2):
