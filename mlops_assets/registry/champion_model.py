@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.forecasting.combinations import final_members
-from mlops_assets.forecasting.global_model import forecast_global
 from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
 from mlops_assets.forecasting.zoo import (
@@ -227,6 +226,9 @@ class ChampionForecaster:
 
     def _global_means(self, history: pd.DataFrame, regressors: pd.DataFrame | None, uids: list[str]) -> pd.DataFrame:
         """LightGBM trained on every series' history: the next horizon of ``uids`` (rows: series, columns: steps)."""
+        # Imported here: a served model holds LightGBM's forecasts, not LightGBM, and loads without it.
+        from mlops_assets.forecasting.global_model import forecast_global
+
         predicted = forecast_global(history, regressors, self.frequency, self.season_length, self.horizon, uids,
                                     self.last_known, self.seed)
         return predicted.pivot(index="unique_id", columns="ds", values="y_hat").reindex(uids)
