@@ -87,7 +87,7 @@ def backtest_fingerprint(
 )
 def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     settings = project.settings
-    models = settings.models or default_models(settings)
+    models = default_models(settings)
     history = eligible_history(warehouse)
     if history.empty:
         raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")

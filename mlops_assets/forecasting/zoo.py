@@ -154,10 +154,21 @@ def validate_names(names: Sequence[str]) -> list[str]:
 
 
 def default_models(settings: Settings) -> list[str]:
-    """settings.models when set (validated), else the default zoo of the settings' frequency."""
+    """settings.models when set (validated), else the default zoo of the settings' frequency.
+
+    LightGBM and Combination have no intervals of their own: with ``intervals.method: model`` the default
+    zoo leaves them out and naming them is an error.
+    """
+    own_intervals = settings.intervals.method == "model"
     if settings.models is not None:
-        return validate_names(settings.models)
-    return list(DEFAULT_ZOO[frequency_family(settings.frequency)])
+        names = validate_names(settings.models)
+        without = sorted(set(names) & {GLOBAL_MODEL, COMBINATION})
+        if own_intervals and without:
+            raise ValueError(f"settings.models lists {without}, which have no intervals of their own: "
+                             "use intervals.method 'backtest' or leave them out")
+        return names
+    names = list(DEFAULT_ZOO[frequency_family(settings.frequency)])
+    return [n for n in names if n not in (GLOBAL_MODEL, COMBINATION)] if own_intervals else names
 
 
 def has_native_intervals(name: str) -> bool:

@@ -93,3 +93,11 @@ def test_zoo():
             assert m.prediction_intervals.h == 13
     with pytest.raises(ValueError, match="supported"):
         build_models(["Nope"], 52, 13)
+
+
+def test_models_without_own_intervals_need_backtest_intervals():
+    own = Settings(intervals={"method": "model"}, models=["Naive", "LightGBM"])
+    with pytest.raises(ValueError, match="no intervals of their own"):
+        default_models(own)
+    plain = default_models(Settings(intervals={"method": "model"}))
+    assert "LightGBM" not in plain and "Combination" not in plain
