@@ -59,6 +59,10 @@ def model_regressors(warehouse: Warehouse, settings: Settings, models: list[str]
     return table[["unique_id", "ds", *settings.regressors.use]]
 
 
+def frame_fingerprint(df: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()[:16]
+
+
 def data_fingerprint(history: pd.DataFrame) -> str:
     hashed = pd.util.hash_pandas_object(history[["unique_id", "ds", "y"]], index=False)
     return hashlib.sha256(hashed.values.tobytes()).hexdigest()[:16]
@@ -67,8 +71,7 @@ def data_fingerprint(history: pd.DataFrame) -> str:
 def backtest_fingerprint(
     history: pd.DataFrame, settings: Settings, models: list[str], regressors: pd.DataFrame | None = None
 ) -> str:
-    x = "" if regressors is None else hashlib.sha256(
-        pd.util.hash_pandas_object(regressors, index=False).values.tobytes()).hexdigest()[:16]
+    x = "" if regressors is None else frame_fingerprint(regressors)
     spec = f"{data_fingerprint(history)}|{settings.frequency}|{settings.horizon}|{settings.step}|" \
            f"{settings.backtest.windows}|{settings.season}|{','.join(models)}|{x}|{settings.combination_size}|" \
            f"{settings.regressors.model_dump_json()}"

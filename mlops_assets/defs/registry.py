@@ -13,6 +13,7 @@ from mlops_assets.defs.forecasting import (
     EVALUATION_KEY,
     data_fingerprint,
     eligible_history,
+    frame_fingerprint,
     model_regressors,
 )
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
@@ -60,7 +61,11 @@ def sales_forecast_model(
     champions = warehouse.read(CHAMPIONS)
     evaluation = warehouse.read(EVALUATION)
     mlflow_tracking.activate()
-    fingerprint = f"{data_fingerprint(history)}-{settings.fingerprint()}"
+    x = model_regressors(warehouse, settings, sorted(champions["model"].unique()))
+    # New planned promotions change LightGBM's forecasts: they register a new version too.
+    fingerprint = f"{data_fingerprint(history)}-{settings.fingerprint()}" + (
+        "" if x is None else f"-{frame_fingerprint(x)}"
+    )
     previous = latest_metadata(context, MODEL_KEY)
     champion = model_registry.alias_version(name, model_registry.CHAMPION)
     if metadata_value(previous, "fingerprint") == fingerprint and champion:
@@ -70,7 +75,6 @@ def sales_forecast_model(
         return dg.MaterializeResult(metadata={**previous, "registered": False})
 
     backtest = warehouse.read(BACKTEST)
-    x = model_regressors(warehouse, settings, sorted(champions["model"].unique()))
     forecaster = forecaster_for(settings).fit(history, champions[["unique_id", "model"]], backtest, x)
     # The check of the backtest calibration: set on the earlier windows, scored on the last one.
     coverage = (
@@ -101,6 +105,7 @@ def sales_forecast_model(
             "dagster_run_id": context.run_id,
             "frequency": settings.frequency,
             "horizon": str(settings.horizon),
+            **({} if x is None else {"regressors_fingerprint": frame_fingerprint(x)}),
         },
         tolerance=settings.promotion_tolerance,
         selection=_selection_record(context),
