@@ -103,8 +103,10 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
         context.log.info(f"input unchanged (fingerprint {fingerprint}): kept the existing backtest")
     else:
         n_series = history["unique_id"].nunique()
+        used = [c for c in x.columns if c not in ("unique_id", "ds")] if x is not None else []
         context.log.info(f"backtesting {len(models)} models on {n_series} series ({settings.backtest.windows} "
-                         f"windows of {settings.horizon}); the longest step of a run")
+                         f"windows of {settings.horizon}); the longest step of a run"
+                         + (f"; LightGBM with regressors {used}" if used else ""))
         started = time.monotonic()
         backtest = run_backtest(history, settings, models, regressors=x)
         seconds = time.monotonic() - started
