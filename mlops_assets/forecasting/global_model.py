@@ -29,10 +29,13 @@ def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
     return dates.isocalendar().week.to_numpy(dtype=float)
 
 
-def _mlforecast(frequency: str, season_length: int, seed: int) -> MLForecast:
+def _mlforecast(frequency: str, season_length: int, seed: int, longest: int) -> MLForecast:
     season = max(int(season_length), 1)
-    lags = sorted({1, 2, 3, season})
-    windows = sorted({4, season} - {1})
+    # Rows whose features are incomplete are dropped: a season lag and window need season + 2 periods, so
+    # when no series is that long (an early cutoff of short data) they are left out, or nothing would remain.
+    seasonal = {season} if longest >= season + 2 else set()
+    lags = sorted({1, 2, 3} | seasonal)
+    windows = sorted(({4} | seasonal) - {1})
     model = lgb.LGBMRegressor(
         n_estimators=200, learning_rate=0.05, num_leaves=31, min_child_samples=20, subsample=0.8,
         subsample_freq=1, colsample_bytree=0.8, random_state=seed, n_jobs=1, verbosity=-1, deterministic=True,
@@ -85,7 +88,7 @@ def forecast_global(
         train = train.merge(x, on=["unique_id", "ds"], how="left")
         train[columns] = train[columns].fillna(0.0)
         future = x[x["ds"] > x["unique_id"].map(cutoff)]
-    mlf = _mlforecast(frequency, season_length, seed)
+    mlf = _mlforecast(frequency, season_length, seed, int(train.groupby("unique_id").size().max()))
     mlf.fit(train, static_features=[])
     ids = sorted(train["unique_id"].unique()) if unique_ids is None else sorted(map(str, unique_ids))
     if future is not None:

@@ -61,3 +61,10 @@ def test_last_known_fills_the_future_with_the_value_at_the_cutoff():
     out = known_at(x, pd.Timestamp("2024-01-08"), ["price"])
     assert out["price"].tolist() == [1.0, 2.0, 2.0, 2.0]
     assert out["promo_depth"].tolist() == [0, 0, 10.0, 0]
+
+
+def test_series_shorter_than_a_season_and_two_are_still_forecast():
+    # 40 weeks, season 52: the season lag and window would leave no complete training row.
+    history, regressors = _data(n_series=4, n=40)
+    out = backtest_global(history, regressors, "W-MON", 52, H, 2, H)
+    assert len(out) == 4 * 2 * H and np.isfinite(out["y_hat"]).all()
