@@ -13,12 +13,19 @@ the holdout is dropped as well), to tell a rule that is robust from one that was
     python benchmarks/accuracy.py --origins 4          # also the three origins before the last
     python benchmarks/accuracy.py --cost               # also each model's series/s (results: RESULTS.md)
     python benchmarks/accuracy.py --datasets jewelry --models Naive,SeasonalNaive,AutoTheta
+    python benchmarks/accuracy.py --quality --origins 4 --datasets sample,jewelry,carparts,m5
+
+``--quality`` compares, on the same holdouts, today's default (the zoo, the models' own intervals) with each
+addition alone (LightGBM without and with regressors, the per-series Combination, the backtest-calibrated
+intervals) and with all of them: holdout sMAPE, coverage of the 80% and 95% intervals, CPU-seconds per
+1,000 series. Each configuration's backtest is the union of its parts', run once and timed per part.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 import warnings
@@ -31,7 +38,7 @@ from statsforecast import StatsForecast
 from mlops_assets.forecasting.backtest import run_backtest
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.selection import SELECTION_MODES, choose_champions, selection_summary
-from mlops_assets.forecasting.zoo import build_fallback, build_models, default_models
+from mlops_assets.forecasting.zoo import STATSFORECAST_NAMES, build_fallback, build_models, default_models
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.settings import Settings
 
@@ -50,6 +57,10 @@ def _dataset(name: str) -> Path:
             "mlops_assets_tests/data/README.md describes the conversion. `--datasets sample` runs without it."
         )
     return path
+
+
+def _read(name: str) -> pd.DataFrame:
+    return pd.read_csv(_dataset(name), parse_dates=["ds"], dtype={"unique_id": str})
 
 
 def _last_periods(df: pd.DataFrame, h: int, origin: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -106,11 +117,161 @@ def carparts(settings: Settings, origin: int = 0) -> tuple[pd.DataFrame, pd.Data
     return train.reset_index(drop=True), test[["unique_id", "ds", "y"]].reset_index(drop=True), source
 
 
+def m5(settings: Settings, origin: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    df = _read("m5_weekly_ca3_hobbies2.csv")
+    train, test = _last_periods(df[["unique_id", "ds", "y"]], settings.horizon, origin)
+    return train, test, "m5_weekly_ca3_hobbies2.csv"
+
+
 DATASETS = {
     "sample": (sample_weekly, Settings()),
     "jewelry": (jewelry, Settings()),
     "carparts": (carparts, Settings(source="series", frequency="MS", horizon=6)),
+    "m5": (m5, Settings(regressors={"last_known": ["sell_price"]})),
 }
+
+
+def dataset_regressors(name: str, settings: Settings, train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """The regressors a user of each dataset has, for its whole span (all are known ahead except the M5 price,
+    which the backtest and the forecast replace by its last known value: settings.regressors.last_known).
+
+    sample: planned promotions and US holidays from the product's own path; jewelry, carparts: US holidays;
+    m5: the week's price, SNAP days and event days from the file.
+    """
+    from mlops_assets.gold.regressors import build_regressors, holiday_days
+
+    rows = pd.concat([train, test])[["unique_id", "ds"]]
+    if name == "m5":
+        df = _read("m5_weekly_ca3_hobbies2.csv")
+        x = rows.merge(df[["unique_id", "ds", "sell_price", "snap_days", "event_days"]], on=["unique_id", "ds"])
+        return x.assign(sell_price=x.groupby("unique_id")["sell_price"].ffill().bfill())
+    if name == "sample":
+        from mlops_assets.ingest.ingestion import read_landing_file
+        from mlops_assets.sample_data import generate_sample
+
+        with tempfile.TemporaryDirectory() as tmp:
+            files = generate_sample(Path(tmp))
+            promotions = read_landing_file(files["promotions"], "promotions", landing_root=Path(tmp)).rows
+        x = build_regressors(rows.assign(product_id=rows["unique_id"]), promotions, settings.frequency, 0,
+                             settings.grain, settings.regressors.country)
+        return x.drop(columns="is_future")
+    return rows.assign(holiday_days=holiday_days(rows["ds"], settings.frequency, settings.regressors.country))
+
+
+def _cpu() -> float:
+    """CPU-seconds of this process and its finished children (StatsForecast's worker pools)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed(fn, *args, **kwargs):
+    cpu, wall = _cpu(), time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, _cpu() - cpu, time.perf_counter() - wall
+
+
+QUALITY_CONFIGS = {
+    # name: (extra candidates beside the zoo, LightGBM with regressors, intervals)
+    "today": ((), False, "model"),
+    "+intervals": ((), False, "backtest"),
+    "+LightGBM": (("LightGBM",), False, "backtest"),
+    "+LightGBM+regressors": (("LightGBM",), True, "backtest"),
+    "+Combination": (("Combination",), False, "backtest"),
+    "new default": (("LightGBM", "Combination"), True, "backtest"),
+}
+
+
+def coverage_of(test: pd.DataFrame, forecasts: pd.DataFrame, level: int) -> float:
+    merged = test.merge(forecasts, on=["unique_id", "ds"], how="inner")
+    inside = (merged["y"] >= merged[f"lo_{level}"] - 1e-9) & (merged["y"] <= merged[f"hi_{level}"] + 1e-9)
+    return float(100 * inside.mean())
+
+
+def quality(name: str, origin: int) -> list[dict]:
+    """Every QUALITY_CONFIGS configuration on one dataset and holdout origin."""
+    from mlops_assets.forecasting.combinations import combine_backtest
+    from mlops_assets.forecasting.global_model import backtest_global
+    from mlops_assets.registry.champion_model import forecaster_for
+
+    load, settings = DATASETS[name]
+    train, test, _ = load(settings, origin)
+    sizes = train.groupby("unique_id").size()
+    keep = sizes.index[sizes >= settings.min_series_length]
+    train, test = train[train["unique_id"].isin(keep)], test[test["unique_id"].isin(keep)]
+    n_series = train["unique_id"].nunique()
+    x = dataset_regressors(name, settings, train, test)
+    # Today's default zoo: the StatsForecast models (LightGBM and Combination are the additions measured).
+    zoo = [n for n in default_models(settings) if n in STATSFORECAST_NAMES]
+    zoo_bt, zoo_cpu, _ = _timed(run_backtest, train, settings, models=zoo)
+    gbm = {}
+    for with_x in (False, True):
+        gbm[with_x] = _timed(backtest_global, train, x if with_x else None, settings.frequency, settings.season,
+                             settings.horizon, settings.backtest.windows, settings.step,
+                             settings.regressors.last_known, settings.seed)
+    rows = []
+    for config, (extra, with_x, intervals) in QUALITY_CONFIGS.items():
+        parts, cpu = [zoo_bt], zoo_cpu
+        if "LightGBM" in extra:
+            parts.append(gbm[with_x][0])
+            cpu += gbm[with_x][1]
+        backtest = pd.concat(parts, ignore_index=True)
+        if "Combination" in extra:
+            combined, c, _ = _timed(combine_backtest, backtest, settings.combination_size)
+            backtest, cpu = pd.concat([backtest, combined], ignore_index=True), cpu + c
+        (champions, decision), c, _ = _timed(_select, backtest, train, settings)
+        model_settings = settings.model_copy(update={"intervals": settings.intervals.model_copy(
+            update={"method": intervals})})
+        forecaster = forecaster_for(model_settings)
+        fitted, c2, _ = _timed(forecaster.fit, train, champions[["unique_id", "model"]], backtest,
+                               x if with_x else None)
+        forecasts = fitted.predict()
+        rows.append({
+            "dataset": name, "origin": origin, "config": config, "series": n_series,
+            "smape": holdout_smape(test, forecasts, "y_hat"),
+            "seasonal_naive": holdout_smape(test, _seasonal_naive(train, settings), "SeasonalNaive"),
+            "cov80": coverage_of(test, forecasts, 80), "cov95": coverage_of(test, forecasts, 95),
+            "cpu_per_1000": 1000 * (cpu + c + c2) / n_series, "mode": decision["mode"],
+            "mix": champions["model"].value_counts(normalize=True).round(2).head(3).to_dict(),
+            "load": os.getloadavg()[0],
+        })
+    return rows
+
+
+def _select(backtest: pd.DataFrame, train: pd.DataFrame, settings: Settings):
+    evaluation = evaluate(backtest, train, settings.season)
+    return choose_champions(evaluation, backtest, train, settings.season, mode=settings.selection.mode,
+                            tolerance=settings.selection.global_tolerance)
+
+
+def _seasonal_naive(train: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    sf = StatsForecast(models=build_models(["SeasonalNaive"], settings.season, settings.horizon),
+                       freq=settings.frequency, n_jobs=1,
+                       fallback_model=build_fallback(settings.season, settings.horizon))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sf.forecast(df=train, h=settings.horizon)
+
+
+def print_quality(rows: list[dict]) -> None:
+    print("\nholdout sMAPE (0-200), interval coverage (%), CPU-s per 1,000 series (backtest + selection + fit)")
+    print(f"{'dataset':<9}{'origin':>6}  {'config':<22}{'sMAPE':>7}{'SN':>7}{'cov80':>7}{'cov95':>7}{'CPU-s/1k':>10}"
+          f"{'load':>6}  selection, champion mix")
+    for r in rows:
+        print(f"{r['dataset']:<9}{r['origin']:>6}  {r['config']:<22}{r['smape']:>7.2f}{r['seasonal_naive']:>7.2f}"
+              f"{r['cov80']:>7.1f}{r['cov95']:>7.1f}{r['cpu_per_1000']:>10.1f}{r['load']:>6.1f}  "
+              f"{r['mode']}, {r['mix']}")
+    frame = pd.DataFrame(rows)
+    summary = frame.groupby("config", sort=False).agg(
+        smape=("smape", "mean"), cov80=("cov80", "mean"), cov95=("cov95", "mean"), cpu=("cpu_per_1000", "mean"))
+    today = frame[frame["config"] == "today"].set_index(["dataset", "origin"])["smape"]
+    for config in summary.index:
+        mine = frame[frame["config"] == config].set_index(["dataset", "origin"])
+        summary.loc[config, "beats_today"] = f"{int((mine['smape'] < today - 1e-9).sum())}/{len(mine)}"
+        worse = int((mine["smape"] > mine["seasonal_naive"] + 1e-9).sum())
+        summary.loc[config, "worse_than_SN"] = f"{worse}/{len(mine)}"
+    summary["cpu_ratio"] = summary["cpu"] / summary.loc["today", "cpu"]
+    print("\nover all holdouts")
+    print(summary.round(2).to_string())
 
 
 def holdout_smape(actual: pd.DataFrame, forecasts: pd.DataFrame, column: str) -> float:
@@ -148,7 +309,8 @@ def run(name: str, models: list[str] | None, cost: bool = False, origin: int = 0
     sizes = train.groupby("unique_id").size()
     keep = sizes.index[sizes >= settings.min_series_length]
     train, test = train[train["unique_id"].isin(keep)], test[test["unique_id"].isin(keep)]
-    names = models or default_models(settings)
+    # This protocol scores StatsForecast models one by one; --quality measures LightGBM and Combination.
+    names = models or [n for n in default_models(settings) if n in STATSFORECAST_NAMES]
 
     t0 = time.perf_counter()
     backtest = run_backtest(train, settings, models=names)
@@ -235,7 +397,16 @@ def main() -> None:
     parser.add_argument("--cost", action="store_true", help="also time each model alone (series/s, 1 core)")
     parser.add_argument("--origins", type=int, default=1, help="holdout origins, the last and those before it")
     parser.add_argument("--selection", default="auto", choices=SELECTION_MODES, help="selection.mode to use")
+    parser.add_argument("--quality", action="store_true", help="today's default vs each addition (see above)")
     args = parser.parse_args()
+    if args.quality:
+        rows = []
+        for name in args.datasets.split(","):
+            for origin in range(args.origins):
+                rows.extend(quality(name, origin))
+                print_quality(rows[-len(QUALITY_CONFIGS):])
+        print_quality(rows)
+        return
     models = args.models.split(",") if args.models else None
     results = []
     for name in args.datasets.split(","):

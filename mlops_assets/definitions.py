@@ -13,7 +13,7 @@ from mlops_assets.defs.automation import (
     weekly_schedule,
 )
 from mlops_assets.defs.forecasting import forecasting_assets, forecasting_checks
-from mlops_assets.defs.gold import gold_checks, gold_tables
+from mlops_assets.defs.gold import gold_checks, gold_tables, regressors
 from mlops_assets.defs.monitoring import monitoring_assets, monitoring_checks
 from mlops_assets.defs.raw import raw_assets, raw_checks
 from mlops_assets.defs.registry import sales_forecast_model, serving_openapi
@@ -26,6 +26,7 @@ quiet_third_party()
 ASSETS = [
     *raw_assets,
     gold_tables,
+    regressors,
     *forecasting_assets,
     sales_forecast_model,
     serving_openapi,

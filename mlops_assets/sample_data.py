@@ -3,6 +3,12 @@
 The sample carries what real sales data throws at a forecaster: a Christmas peak, trends, promotions
 that lift sales, niche products that sell in few weeks, products launched late or discontinued, and
 returns. Everything derives from one seed, so the same seed writes byte-identical files.
+
+Promotions (about 1.5 per product, 10-40% off, half of them for one customer, three planned after the
+end of the data) multiply a customer's expected units on their days by about ``1 + 4 * discount``: the
+chance of an order line and its size each by the square root, so 25% off doubles the units. In the
+weekly gold the median product sells 1.28x more in weeks with at least 10% mean discount depth than in
+weeks without (customer-only promotions and part-week promotions dilute it).
 """
 
 from __future__ import annotations

@@ -178,6 +178,19 @@ def gold_schema(grain: list[str], frequency: str) -> DataFrameSchema:
     )
 
 
+REGRESSORS = DataFrameSchema(
+    {
+        "unique_id": _STR,
+        "ds": _DATE,
+        "is_future": Column(bool, nullable=False),
+        "promo_depth": Column(float, Check.in_range(0, 100), nullable=False),
+        "holiday_days": Column(float, Check.in_range(0, 366), nullable=False),
+    },
+    unique=["unique_id", "ds"],
+    strict=True,
+    name="gold.regressors",
+)
+
 SERIES_EXCLUDED = DataFrameSchema(
     {
         "unique_id": Column(str, unique=True),
@@ -239,11 +252,12 @@ SERIES_CHAMPIONS = DataFrameSchema(
 )
 
 
-def _bounds(levels: Iterable[int]) -> dict[str, Column]:
+def _bounds(levels: Iterable[int], non_negative: bool = True) -> dict[str, Column]:
+    low = 0 if non_negative else None
     cols = {}
     for level in levels:
-        cols[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=False)
-        cols[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=False)
+        cols[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT, low), nullable=False)
+        cols[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT, low), nullable=False)
     return cols
 
 
@@ -258,15 +272,16 @@ def _ordered_bounds(levels: Iterable[int]) -> list[Check]:
     return checks
 
 
-def forecasts_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
+def forecasts_schema(levels: Iterable[int] = (80, 95), non_negative: bool = True) -> DataFrameSchema:
+    """``non_negative=False`` where forecasts are not clipped at 0 (settings.intervals.clip)."""
     levels = list(levels)
     return DataFrameSchema(
         {
             "unique_id": _STR,
             "ds": _DATE,
             "model": _STR,
-            "y_hat": Column(float, _within(VALUE_LIMIT, 0), nullable=False),
-            **_bounds(levels),
+            "y_hat": Column(float, _within(VALUE_LIMIT, 0 if non_negative else None), nullable=False),
+            **_bounds(levels, non_negative),
             "model_version": _STR,
         },
         checks=_ordered_bounds(levels),
@@ -312,16 +327,17 @@ def failure_summary(error: pa.errors.SchemaErrors, limit: int = 20) -> tuple[int
 
 
 def _history_columns(levels: Iterable[int]) -> dict[str, Column]:
+    # No sign check: forecasts of series with returns are not clipped at 0 (settings.intervals.clip).
     bounds = {}
     for level in levels:
-        bounds[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=True)
-        bounds[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT, 0), nullable=True)
+        bounds[f"lo_{level}"] = Column(float, _within(VALUE_LIMIT), nullable=True)
+        bounds[f"hi_{level}"] = Column(float, _within(VALUE_LIMIT), nullable=True)
     return {
         "unique_id": _STR,
         "ds": _DATE,
         "model": _STR,
         "model_version": _STR,
-        "y_hat": Column(float, _within(VALUE_LIMIT, 0), nullable=False),
+        "y_hat": Column(float, _within(VALUE_LIMIT), nullable=False),
         **bounds,
         "train_end": Column("datetime64[ns]", nullable=True, coerce=True),
         "issued_at": Column("datetime64[ns]", nullable=False, coerce=True),

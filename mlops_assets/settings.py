@@ -52,6 +52,42 @@ class SelectionSettings(_Strict):
         description="The one model for all series is the simplest whose mean SMAPE is within this share of "
         "the best one's.",
     )
+    margin: float = Field(
+        0.0, ge=0, lt=1, description="'auto' keeps per-series choice only when it beats one model for all by "
+        "this share on the guard's windows."
+    )
+    guard_windows: int = Field(
+        1, ge=1, description="'auto' checks this many of the last backtest windows, each with choices made on "
+        "the windows before it (at most windows - 1 are checked)."
+    )
+
+
+class IntervalSettings(_Strict):
+    method: Literal["backtest", "model"] = Field(
+        "backtest",
+        description="'backtest': conformal on the champions' backtest errors, scaled per series, one smooth "
+        "growth over the steps (mlops_assets/forecasting/intervals.py); 'model': each model's own intervals. "
+        "Widths never shrink from one step to the next either way.",
+    )
+    clip: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Clip forecasts and bounds at 0: 'auto' only when the history has no negative value "
+        "(returns), 'always', 'never'.",
+    )
+
+
+class RegressorSettings(_Strict):
+    use: list[Literal["promo_depth", "holiday_days"]] = Field(
+        ["promo_depth", "holiday_days"],
+        description="Regressors the global model (LightGBM) uses: promo_depth (planned promotions' mean "
+        "discount in the period), holiday_days (public holidays in the period); see gold/regressors.py.",
+    )
+    country: str | None = Field("US", description="Country of the public holidays (holidays package code).")
+    last_known: list[str] = Field(
+        [],
+        description="Regressors whose future is not known (a price): after each cutoff, and in the final "
+        "forecast, their last known value is used.",
+    )
 
 
 class DriftSettings(_Strict):
@@ -147,6 +183,11 @@ class Settings(_Strict):
     )
     models: list[str] | None = Field(None, description="StatsForecast model names; default: the zoo.")
     interval_levels: list[int] = Field([80, 95], description="Prediction interval levels, in percent.")
+    intervals: IntervalSettings = IntervalSettings()
+    regressors: RegressorSettings = RegressorSettings()
+    combination_size: int = Field(
+        3, ge=2, description="Models in each series' Combination candidate: the median of its best ones."
+    )
     column_mapping: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per landing table, canonical column -> the file's column, e.g. "

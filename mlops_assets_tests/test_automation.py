@@ -14,7 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
 GRAPH = defs.resolve_asset_graph()
 ALL_ASSETS = set(GRAPH.get_all_asset_keys())
 RAW = {k for k in ALL_ASSETS if k.path[0] == "raw"}
-GOLD = {dg.AssetKey(["gold", "sales_data_for_forecast"]), dg.AssetKey(["gold", "series_excluded"])}
+GOLD = {dg.AssetKey(["gold", n]) for n in ("sales_data_for_forecast", "series_excluded", "regressors")}
 # Fed by the serving app's inference log, outside the graph: refreshed on a cron, not by upstream changes.
 LOG_FED = {dg.AssetKey(["monitoring", "serving_requests"]), dg.AssetKey(["monitoring", "served_forecasts"])}
 BELOW_GOLD = ALL_ASSETS - RAW - GOLD - LOG_FED

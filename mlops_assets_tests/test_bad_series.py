@@ -57,7 +57,7 @@ def test_each_hostile_series_is_excluded_with_a_reason_or_forecast():
     assert champions.loc["CONST", "smape"] == 0.0
     assert champions.loc["CONST", "model"] == "Naive"  # every model is perfect: the simplest wins the tie
 
-    forecasts = forecast_champions(eligible, champions.reset_index()[["unique_id", "model"]], SETTINGS)
+    forecasts = forecast_champions(eligible, champions.reset_index()[["unique_id", "model"]], SETTINGS, backtest)
     const = forecasts[forecasts["unique_id"] == "CONST"]
     assert len(const) == SETTINGS.horizon and np.allclose(const["y_hat"], 5.0)
     assert np.isfinite(forecasts[["y_hat", "lo_95", "hi_95"]].to_numpy()).all()

@@ -18,7 +18,7 @@ from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pand
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.forecasting.engine import BucketFailure, backtest_by_bucket, evaluate_by_bucket
 from mlops_assets.forecasting.selection import choose_from_evaluations, selection_summary
-from mlops_assets.forecasting.zoo import default_models
+from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
 from mlops_assets.registry.model_registry import load_champion
 from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share, png_markdown
 from mlops_assets.settings import Settings
@@ -65,9 +65,38 @@ def eligible_summary(warehouse: Warehouse) -> tuple[int, str]:
     return int(found["n"]), hashlib.sha256(f"{found['rows']}|{found['h']}".encode()).hexdigest()[:16]
 
 
-def backtest_fingerprint(data: str, settings: Settings, models: list[str]) -> str:
+def regressors_sql(warehouse: Warehouse, settings: Settings, models: list[str]) -> str | None:
+    """gold.regressors' columns in settings.regressors.use, as SQL, when a model of the list uses them."""
+    if GLOBAL_MODEL not in models and COMBINATION not in models:
+        return None
+    if not settings.regressors.use:
+        return None
+    with warehouse.connection() as con:
+        if not table_exists(con, "gold.regressors"):
+            return None
+    columns = ", ".join(f'"{c}"' for c in settings.regressors.use)
+    return f"select unique_id::varchar as unique_id, ds, {columns} from gold.regressors"
+
+
+def model_regressors(warehouse: Warehouse, settings: Settings, models: list[str]) -> pd.DataFrame | None:
+    """The regressors of regressors_sql as a frame (the registry's refit), or None."""
+    sql = regressors_sql(warehouse, settings, models)
+    return None if sql is None else warehouse.query(f"{sql} order by unique_id, ds")
+
+
+def sql_fingerprint(warehouse: Warehouse, sql: str | None) -> str:
+    """An order-free fingerprint of a query's rows, computed inside DuckDB ('' for no query)."""
+    if sql is None:
+        return ""
+    found = warehouse.query(f"select count(*) as rows, coalesce(sum(hash(columns(*)))::varchar, '') as h "
+                            f"from ({sql})").iloc[0]
+    return hashlib.sha256("|".join(map(str, found.tolist())).encode()).hexdigest()[:16]
+
+
+def backtest_fingerprint(data: str, settings: Settings, models: list[str], regressors: str = "") -> str:
     spec = f"{data}|{settings.frequency}|{settings.horizon}|{settings.step}|" \
-           f"{settings.backtest.windows}|{settings.season}|{','.join(models)}"
+           f"{settings.backtest.windows}|{settings.season}|{','.join(models)}|{regressors}|" \
+           f"{settings.combination_size}|{settings.regressors.model_dump_json()}"
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
@@ -79,8 +108,8 @@ def _table_rows(warehouse: Warehouse, table: str) -> int:
 @dg.asset(
     key=["forecasting", "backtest_forecasts"],
     group_name="forecasting",
-    deps=[["gold", "sales_data_for_forecast"], ["gold", "series_excluded"]],
-    kinds={"statsforecast", "duckdb", "dask"},
+    deps=[["gold", "sales_data_for_forecast"], ["gold", "series_excluded"], ["gold", "regressors"]],
+    kinds={"statsforecast", "lightgbm", "duckdb", "dask"},
     owners=OWNERS,
     automation_condition=expensive_condition(),
     description="Rolling-origin cross-validation of the model zoo on every eligible series: what each model "
@@ -89,11 +118,12 @@ def _table_rows(warehouse: Warehouse, table: str) -> int:
 )
 def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     settings = project.settings
-    models = settings.models or default_models(settings)
+    models = default_models(settings)
     n_series, data = eligible_summary(warehouse)
     if n_series == 0:
         raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")
-    fingerprint = backtest_fingerprint(data, settings, models)
+    x_sql = regressors_sql(warehouse, settings, models)
+    fingerprint = backtest_fingerprint(data, settings, models, sql_fingerprint(warehouse, x_sql))
     previous = latest_metadata(context, context.asset_key)
     unchanged = metadata_value(previous, "input_fingerprint") == fingerprint
     engine_metadata = {}
@@ -101,12 +131,14 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
         context.log.info(f"input unchanged (fingerprint {fingerprint}): kept the existing backtest")
     else:
         context.log.info(f"backtesting {len(models)} models on {n_series:,} series ({settings.backtest.windows} "
-                         f"windows of {settings.horizon}); the longest step of a run")
+                         f"windows of {settings.horizon}); the longest step of a run"
+                         + (f"; LightGBM with regressors {settings.regressors.use}" if x_sql else ""))
         started = time.monotonic()
         root = project.paths.engine / "backtest"
         try:
             run = backtest_by_bucket(
-                warehouse.connection, ELIGIBLE_SQL, root, fingerprint, settings, models, context.log.info
+                warehouse.connection, ELIGIBLE_SQL, root, fingerprint, settings, models, context.log.info,
+                regressors_sql=x_sql,
             )
         except BucketFailure as err:
             raise dg.Failure(description=str(err), metadata={
@@ -148,7 +180,7 @@ def evaluate_stored_backtest(warehouse: Warehouse, settings: Settings):
     n_series, _ = eligible_summary(warehouse)
     return evaluate_by_bucket(
         warehouse.connection, BACKTEST, ELIGIBLE_SQL, settings.season,
-        math.ceil(n_series / settings.compute.bucket_series),
+        math.ceil(n_series / settings.compute.bucket_series), settings.selection.guard_windows,
     )
 
 
@@ -200,6 +232,7 @@ def _choose(settings, evaluation: pd.DataFrame, windows):
         windows,
         mode=settings.selection.mode,
         tolerance=settings.selection.global_tolerance,
+        margin=settings.selection.margin,
     )
 
 
@@ -325,7 +358,8 @@ def series_champions(context: dg.AssetExecutionContext, project: ProjectResource
     owners=OWNERS,
     automation_condition=downstream_condition(),
     description="The next horizon of every series, scored by loading models:/sales_forecast@champion (the "
-    "registry round trip a batch job makes), with 80% and 95% prediction intervals, clipped at zero.",
+    "registry round trip a batch job makes), with 80% and 95% prediction intervals calibrated on the backtest "
+    "(settings.intervals), clipped at zero unless the history has negative values (returns).",
 )
 def forecasts(
     context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse, mlflow_tracking: MlflowTracking
@@ -353,6 +387,15 @@ def forecasts(
             last_period=str(predicted["ds"].max().date()),
         )
     )
+
+
+def _clipped(warehouse: Warehouse, settings: Settings) -> bool:
+    """Whether every series is clipped at 0, as ChampionForecaster decides it from the same history."""
+    clip = settings.intervals.clip
+    if clip != "auto":
+        return clip == "always"
+    negative = warehouse.query(f"select count(*) as n from ({ELIGIBLE_SQL}) where y < 0").iloc[0]["n"]
+    return int(negative) == 0
 
 
 forecasting_assets = [backtest_forecasts, series_evaluation, series_champions, forecasts]
@@ -385,8 +428,11 @@ forecasting_checks = [
         asset=["forecasting", "forecasts"],
         name=CONTRACT_CHECK,
         table=FORECASTS,
-        schema=lambda _wh, project: schemas.forecasts_schema(project.settings.interval_levels),
+        schema=lambda wh, project: schemas.forecasts_schema(
+            project.settings.interval_levels, non_negative=_clipped(wh, project.settings)
+        ),
         blocking=True,
-        description="One row per series and future period, non-negative, inside ordered interval bounds.",
+        description="One row per series and future period, inside ordered interval bounds; non-negative when "
+        "forecasts are clipped at 0 (settings.intervals.clip).",
     ),
 ]

@@ -9,10 +9,12 @@ from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
 from mlops_assets.gold.aggregation import build_gold
 from mlops_assets.gold.exclusions import summarize_exclusions
+from mlops_assets.gold.regressors import build_regressors
 from mlops_assets.serving.plots import plot_total_sales, png_markdown
 
 GOLD = "gold.sales_data_for_forecast"
 EXCLUDED = "gold.series_excluded"
+REGRESSORS = "gold.regressors"
 CONTRACT_CHECK = "matches_contract"
 EXCLUDED_SHARE_CHECK = "excluded_share"
 RAW_INPUTS = ("sales_orders", "products", "customers", "promotions", "series")
@@ -127,7 +129,49 @@ def excluded_share_check(warehouse: Warehouse, project: ProjectResource) -> dg.A
     )
 
 
+REGRESSOR_COLUMNS = {
+    "is_future": "True for the horizon after the series' last period: values the business planned.",
+    "promo_depth": "Mean over the period's days of the deepest promotion discount on the product, percent.",
+    "holiday_days": "Public holidays in the period (settings.regressors.country).",
+}
+
+
+@dg.asset(
+    key=["gold", "regressors"],
+    group_name="gold",
+    deps=[["gold", "sales_data_for_forecast"], ["raw", "promotions"]],
+    kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    automation_condition=downstream_condition(),
+    description="What the business knows about each series' periods, past and the next horizon: planned "
+    "promotions' discount depth and public holidays. The global model (LightGBM) uses them.",
+)
+def regressors(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
+    settings = project.settings
+    gold = warehouse.read(GOLD)
+    table = build_regressors(gold, warehouse.read("raw.promotions", missing_ok=True), settings.frequency,
+                             settings.horizon, settings.grain, settings.regressors.country)
+    warehouse.replace(REGRESSORS, table)
+    future = table[table["is_future"]]
+    context.log.info(f"{REGRESSORS}: {len(table)} rows; {int((future['promo_depth'] > 0).sum())} future "
+                     f"periods under a planned promotion")
+    return dg.MaterializeResult(metadata=table_metadata(
+        table, REGRESSORS, REGRESSOR_COLUMNS,
+        promoted_share=float((table["promo_depth"] > 0).mean()) if len(table) else 0.0,
+        planned_promotion_periods=int((future["promo_depth"] > 0).sum()),
+        holiday_country=settings.regressors.country or "",
+    ))
+
+
 gold_checks = [
+    pandera_check(
+        asset=["gold", "regressors"],
+        name=CONTRACT_CHECK,
+        table=REGRESSORS,
+        schema=lambda _wh, _project: schemas.REGRESSORS,
+        blocking=True,
+        description="One row per series and period, past and future; depths in percent, holiday counts.",
+    ),
     pandera_check(
         asset=["gold", "sales_data_for_forecast"],
         name=CONTRACT_CHECK,

@@ -7,17 +7,22 @@ import pandas as pd
 
 from mlops_assets.defs.automation import downstream_condition, expensive_condition
 from mlops_assets.defs.forecasting import (
+    BACKTEST,
     CHAMPIONS,
     CHAMPIONS_KEY,
     ELIGIBLE_SQL,
     EVALUATION,
     EVALUATION_KEY,
     eligible_summary,
+    model_regressors,
+    regressors_sql,
+    sql_fingerprint,
 )
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
-from mlops_assets.forecasting.engine import refit_by_bucket
+from mlops_assets.forecasting.intervals import last_window_coverage
 from mlops_assets.registry import model_registry
+from mlops_assets.registry.champion_model import forecaster_for
 from mlops_assets.registry.pyfunc_model import request_constraints
 from mlops_assets.serving.openapi import build_openapi, write_openapi
 
@@ -37,7 +42,7 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
 @dg.asset(
     key=MODEL_KEY,
     group_name="registry",
-    deps=[["forecasting", "series_champions"], ["gold", "sales_data_for_forecast"]],
+    deps=[["forecasting", "series_champions"], ["gold", "sales_data_for_forecast"], ["gold", "regressors"]],
     kinds={"mlflow", "statsforecast"},
     owners=OWNERS,
     automation_condition=expensive_condition(),
@@ -59,7 +64,10 @@ def sales_forecast_model(
     champions = warehouse.read(CHAMPIONS)
     evaluation = warehouse.read(EVALUATION)
     mlflow_tracking.activate()
-    fingerprint = f"{data}-{settings.fingerprint()}"
+    models = sorted(champions["model"].unique())
+    x_fingerprint = sql_fingerprint(warehouse, regressors_sql(warehouse, settings, models))
+    # New planned promotions change LightGBM's forecasts: they register a new version too.
+    fingerprint = f"{data}-{settings.fingerprint()}" + (f"-{x_fingerprint}" if x_fingerprint else "")
     previous = latest_metadata(context, MODEL_KEY)
     champion = model_registry.alias_version(name, model_registry.CHAMPION)
     if metadata_value(previous, "fingerprint") == fingerprint and champion:
@@ -68,16 +76,28 @@ def sales_forecast_model(
         )
         return dg.MaterializeResult(metadata={**previous, "registered": False})
 
-    forecaster = refit_by_bucket(
-        warehouse.connection,
-        f"select h.unique_id, h.ds, h.y, c.model from ({ELIGIBLE_SQL}) h join {CHAMPIONS} c using (unique_id)",
-        project.paths.engine / "refit",
-        settings,
-        context.log.info,
-    )
-    missing = sorted(set(champions["unique_id"]) - set(forecaster.series["unique_id"]))
+    # In this process, not by bucket on the engine: the calibrated intervals pool the backtest errors of
+    # every series, and the global model's forecasts need its regressors.
+    history = warehouse.query(f"{ELIGIBLE_SQL} order by unique_id, ds")
+    x = model_regressors(warehouse, settings, models)
+    backtest = warehouse.read(BACKTEST)
+    forecaster = forecaster_for(settings).fit(history, champions[["unique_id", "model"]], backtest, x)
+    missing = sorted(set(champions["unique_id"].astype(str)) - set(history["unique_id"].astype(str)))
     if missing:
         raise dg.Failure(f"{len(missing)} champion series have no eligible history, e.g. {missing[:10]}")
+    # The check of the backtest calibration: set on the earlier windows, scored on the last one.
+    coverage = (
+        last_window_coverage(
+            backtest, champions, history, settings.interval_levels, settings.horizon, clip=forecaster.clipped
+        )
+        if settings.intervals.method == "backtest"
+        else {}
+    )
+    held = ", ".join(f"{cov:.1f}% for {lv}%" for lv, cov in coverage.items())
+    context.log.info(
+        f"intervals: {settings.intervals.method}" + (f" (held {held} of the last backtest window)" if held else "")
+        + f"; clipped at 0: {forecaster.clipped}"
+    )
     evaluation_run = metadata_value(latest_metadata(context, EVALUATION_KEY), "mlflow_run_id")
     version, decision = model_registry.register_and_gate(
         forecaster,
@@ -94,6 +114,7 @@ def sales_forecast_model(
             "dagster_run_id": context.run_id,
             "frequency": settings.frequency,
             "horizon": str(settings.horizon),
+            **({"regressors_fingerprint": x_fingerprint} if x_fingerprint else {}),
         },
         tolerance=settings.promotion_tolerance,
         selection=_selection_record(context),
@@ -116,6 +137,9 @@ def sales_forecast_model(
             **({"champion_smape_before": float(decision.current_smape)} if decision.current_smape is not None else {}),
             "champion_version": model_registry.alias_version(name, model_registry.CHAMPION) or "",
             "series": len(champions),
+            "interval_method": settings.intervals.method,
+            "clipped_at_zero": forecaster.clipped,
+            **{f"last_window_coverage_{lv}": float(cov) for lv, cov in coverage.items()},
             "fingerprint": fingerprint,
             "mlflow_run_id": version.run_id,
             "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment, version.run_id)),

@@ -5,6 +5,9 @@ followed by ``settings.horizon`` periods of actuals. For each window a model is 
 and including its cutoff only (StatsForecast slices each series at the cutoff before fitting; the test
 suite checks it by making the future absurd and seeing the forecasts not move).
 
+The global model (LightGBM) and the per-series combination are not StatsForecast models: they run beside
+it through the same cutoffs (forecasting.global_model, forecasting.combinations), with the regressors.
+
 A model that raises on a series is replaced, for that series and window, by ``zoo.FALLBACK_MODEL`` under
 the failing model's name; a model that cannot forecast a short window (SeasonalNaive with less than one
 season of data) gives NaN, which the selection never picks.
@@ -17,8 +20,18 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from mlops_assets.forecasting.combinations import combine_backtest
+from mlops_assets.forecasting.global_model import backtest_global
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
-from mlops_assets.forecasting.zoo import build_fallback, build_models, default_models, validate_names
+from mlops_assets.forecasting.zoo import (
+    COMBINATION,
+    GLOBAL_MODEL,
+    STATSFORECAST_NAMES,
+    build_fallback,
+    build_models,
+    default_models,
+    validate_names,
+)
 from mlops_assets.settings import Settings
 
 BACKTEST_COLUMNS = ["unique_id", "cutoff", "ds", "y", "model", "y_hat"]
@@ -56,13 +69,31 @@ def run_backtest(
     settings: Settings,
     models: list[str] | None = None,
     n_jobs: int = -1,
+    regressors: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Backtest forecasts in long format: unique_id, cutoff, ds, y, model, y_hat.
 
     Sorted by unique_id, model, cutoff, ds. ``models`` defaults to ``zoo.default_models(settings)``.
+    ``regressors`` (gold.regressors' columns) feed the global model.
     """
     names = validate_names(models) if models is not None else default_models(settings)
     df = validate_history(df, settings.min_series_length)
+    local = [n for n in names if n in STATSFORECAST_NAMES]
+    parts = [_statsforecast_backtest(df, settings, local, n_jobs)] if local else []
+    if GLOBAL_MODEL in names:
+        parts.append(backtest_global(
+            df, regressors, settings.frequency, settings.season, settings.horizon, settings.backtest.windows,
+            settings.step, last_known=settings.regressors.last_known, seed=settings.seed,
+        ))
+    backtest = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    if COMBINATION in names:
+        backtest = pd.concat([backtest, combine_backtest(backtest, settings.combination_size)], ignore_index=True)
+    if len(names) > len(local):
+        backtest = backtest.sort_values(["unique_id", "model", "cutoff", "ds"], kind="stable", ignore_index=True)
+    return backtest
+
+
+def _statsforecast_backtest(df: pd.DataFrame, settings: Settings, names: list[str], n_jobs: int) -> pd.DataFrame:
     sf = StatsForecast(
         models=build_models(names, settings.season, settings.horizon),
         freq=settings.frequency,

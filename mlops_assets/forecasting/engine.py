@@ -22,7 +22,6 @@ import math
 import multiprocessing
 import os
 import resource
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +35,6 @@ from mlops_assets.forecasting.backtest import run_backtest
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.parallel import _default_signal_handlers
 from mlops_assets.forecasting.selection import window_evaluations
-from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.settings import ComputeSettings, Settings
 
 
@@ -253,6 +251,7 @@ class BacktestTask:
     folder: str
     settings: Settings
     models: tuple[str, ...]
+    with_regressors: bool = False
 
     def input_path(self, bucket: Bucket) -> Path:
         return input_path(Path(self.folder), bucket)
@@ -266,8 +265,11 @@ class BacktestTask:
     def __call__(self, bucket: Bucket) -> dict:
         cpu = time.process_time()
         history = pd.read_parquet(self.input_path(bucket))
+        regressors = pd.read_parquet(input_path(Path(self.folder), bucket, "regressors")) if self.with_regressors \
+            else None
         # One process per bucket already: a pool inside the task would only compete with the other workers.
-        backtest = run_backtest(history, self.settings, list(self.models), n_jobs=1)
+        # The global model is global within its bucket: buckets hold up to compute.bucket_series series.
+        backtest = run_backtest(history, self.settings, list(self.models), n_jobs=1, regressors=regressors)
         write_part(backtest, self.part_path(bucket))
         return {
             "bucket": bucket.index,
@@ -278,32 +280,8 @@ class BacktestTask:
         }
 
 
-@dataclass(frozen=True)
-class RefitTask:
-    """One bucket's champions fitted on their full history: ``inputs/<bucket>.parquet`` has unique_id, ds, y
-    and the series' champion ``model``; the fitted forecaster comes back to the driver to be combined."""
-
-    folder: str
-    settings: Settings
-
-    def __call__(self, bucket: Bucket) -> dict:
-        cpu = time.process_time()
-        data = pd.read_parquet(input_path(Path(self.folder), bucket))
-        champions = data[["unique_id", "model"]].drop_duplicates("unique_id")
-        forecaster = ChampionForecaster(
-            self.settings.frequency, self.settings.season, self.settings.horizon,
-            tuple(self.settings.interval_levels), n_jobs=1,
-        ).fit(data[["unique_id", "ds", "y"]], champions)
-        return {
-            "bucket": bucket.index,
-            "forecaster": forecaster,
-            "cpu_seconds": time.process_time() - cpu,
-            "worker_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
-
-
-def input_path(folder: Path, bucket: Bucket) -> Path:
-    return folder / "inputs" / f"{bucket.name}.parquet"
+def input_path(folder: Path, bucket: Bucket, kind: str = "history") -> Path:
+    return folder / "inputs" / (f"{bucket.name}.parquet" if kind == "history" else f"{bucket.name}.{kind}.parquet")
 
 
 def write_part(df: pd.DataFrame, path: Path) -> None:
@@ -338,8 +316,11 @@ def backtest_by_bucket(
     settings: Settings,
     models: list[str],
     log: Callable[[str], None] = lambda _m: None,
+    regressors_sql: str | None = None,
 ) -> BacktestRun:
     """Backtest the series of ``history_sql`` (unique_id, ds, y) bucket by bucket into Parquet parts.
+
+    ``regressors_sql`` (unique_id, ds, regressor columns) is cut by bucket the same way, for the global model.
 
     The inputs are cut by DuckDB straight to one file per bucket, so neither the history nor the backtest
     passes through this process. The parts land in ``root/<plan id>/parts``; parts of an earlier, failed
@@ -350,8 +331,11 @@ def backtest_by_bucket(
     with open_engine(compute) as engine:
         buckets = plan_buckets(lengths, len(models), bucket_count(len(lengths), compute, engine.workers))
         folder = root / plan_id(fingerprint, buckets)
-        task = BacktestTask(str(folder), settings, tuple(models))
-        _export_inputs(connect, history_sql, folder, [b for b in buckets if not task.is_done(b)])
+        task = BacktestTask(str(folder), settings, tuple(models), with_regressors=regressors_sql is not None)
+        todo = [b for b in buckets if not task.is_done(b)]
+        _export_inputs(connect, history_sql, folder, todo)
+        if regressors_sql is not None:
+            _export_inputs(connect, regressors_sql, folder, todo, kind="regressors")
         costs = [b.cost for b in buckets]
         log(f"{compute.engine} engine, {engine.workers} workers: {len(lengths):,} series in {len(buckets)} buckets "
             f"(cost max/mean {max(costs) / (sum(costs) / len(costs)):.3f}), parts in {folder}")
@@ -368,36 +352,6 @@ def backtest_by_bucket(
         return BacktestRun(folder, buckets, reports, engine.workers)
 
 
-def refit_by_bucket(
-    connect: Connect,
-    champions_sql: str,
-    root: Path,
-    settings: Settings,
-    log: Callable[[str], None] = lambda _m: None,
-):
-    """The champions (``champions_sql``: unique_id, ds, y, model) refit bucket by bucket on the engine and
-    combined into one ChampionForecaster (which holds every series' fitted model)."""
-    lengths = _series_lengths(connect, champions_sql)
-    compute = settings.compute
-    with open_engine(compute) as engine:
-        buckets = plan_buckets(lengths, 1, bucket_count(len(lengths), compute, engine.workers))
-        folder = root / plan_id(f"refit-{time.time_ns()}", buckets)
-        task = RefitTask(str(folder), settings)
-        try:
-            _export_inputs(connect, champions_sql, folder, buckets)
-            log(f"refit: {compute.engine} engine, {engine.workers} workers, {len(lengths):,} series in "
-                f"{len(buckets)} buckets")
-            reports = run_buckets(
-                engine, task, buckets, retries=compute.retries,
-                on_progress=lambda p: log(f"refit: {p.message}"),
-                on_retry=lambda b, e, n: log(f"refit: {b.name} failed (attempt {n}: {type(e).__name__}: {e}); "
-                                             "running it again"),
-            )
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-    return ChampionForecaster.combine([r["forecaster"] for r in reports])
-
-
 def _series_lengths(connect: Connect, sql: str) -> pd.Series:
     with connect() as con:
         return con.execute(
@@ -405,7 +359,9 @@ def _series_lengths(connect: Connect, sql: str) -> pd.Series:
         ).df().set_index("unique_id")["n"]
 
 
-def _export_inputs(connect: Connect, history_sql: str, folder: Path, buckets: list[Bucket]) -> None:
+def _export_inputs(
+    connect: Connect, history_sql: str, folder: Path, buckets: list[Bucket], kind: str = "history"
+) -> None:
     if not buckets:
         return
     assignment = pd.DataFrame(
@@ -418,7 +374,7 @@ def _export_inputs(connect: Connect, history_sql: str, folder: Path, buckets: li
             f"a.bucket from ({history_sql}) h join _bucket_assignment a on h.unique_id::varchar = a.unique_id"
         )
         for bucket in buckets:
-            path = input_path(folder, bucket)
+            path = input_path(folder, bucket, kind)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
             con.execute(
@@ -436,13 +392,15 @@ def evaluate_by_bucket(
     history_sql: str,
     season_length: int,
     n_buckets: int,
-) -> tuple[pd.DataFrame, tuple[pd.DataFrame, pd.DataFrame] | None]:
+    guard_windows: int = 1,
+) -> tuple[pd.DataFrame, list[tuple[pd.DataFrame, pd.DataFrame]]]:
     """metrics.evaluate and selection.window_evaluations of a stored backtest, read one bucket at a time.
 
     Buckets are DuckDB hashes of unique_id: every series is whole in one bucket, and each bucket is read,
     scored and dropped before the next one, so memory follows the bucket and not the table.
     """
-    evaluations, earlier, last = [], [], []
+    evaluations: list[pd.DataFrame] = []
+    pairs: list[tuple[list[pd.DataFrame], list[pd.DataFrame]]] = []
     for b in range(max(1, n_buckets)):
         where = f"hash(unique_id::varchar) % {max(1, n_buckets)} = {b}"
         with connect() as con:
@@ -452,16 +410,18 @@ def evaluate_by_bucket(
         if backtest.empty:
             continue
         evaluations.append(evaluate(backtest, history, season_length))
-        windows = window_evaluations(backtest, history, season_length)
-        if windows is not None:
-            earlier.append(windows[0])
-            last.append(windows[1])
+        for r, (earlier, window) in enumerate(window_evaluations(backtest, history, season_length, guard_windows)):
+            if r == len(pairs):
+                pairs.append(([], []))
+            pairs[r][0].append(earlier)
+            pairs[r][1].append(window)
     if not evaluations:
         raise ValueError(f"{backtest_table} is empty: nothing to evaluate")
     evaluation = _sorted(pd.concat(evaluations, ignore_index=True))
-    if not earlier:
-        return evaluation, None
-    return evaluation, (_sorted(pd.concat(earlier, ignore_index=True)), _sorted(pd.concat(last, ignore_index=True)))
+    return evaluation, [
+        (_sorted(pd.concat(earlier, ignore_index=True)), _sorted(pd.concat(window, ignore_index=True)))
+        for earlier, window in pairs
+    ]
 
 
 def _sorted(evaluation: pd.DataFrame) -> pd.DataFrame:

@@ -152,11 +152,12 @@ def _score_on(evaluation: pd.DataFrame, picks: pd.Series) -> pd.Series:
     return pd.Series(table.reindex(keys).to_numpy(dtype=float), index=picks.index)
 
 
-def guard_decision(earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float) -> dict:
+def guard_decision(earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float, margin: float = 0.0) -> dict:
     """Per-series vs one-model choice made on the earlier windows, both scored on the last window.
 
     ``earlier`` and ``last`` are evaluations (unique_id, model, smape) of the backtest without its last
     window and of the last window alone. Series where either choice has no last-window SMAPE are left out.
+    Per-series choice wins only when its SMAPE is below the one model's by at least ``margin`` (relative).
     """
     per_series = select_champions(earlier).set_index("unique_id")["model"]
     one = global_model(earlier, tolerance)
@@ -168,7 +169,7 @@ def guard_decision(earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float) 
     if not both.any():
         return {"mode": "per_series", "reason": "no series scored in the last window", "global_model": one}
     ps_smape, gl_smape = float(ps[both].mean()), float(gl[both].mean())
-    mode = "per_series" if ps_smape <= gl_smape else "global"
+    mode = "per_series" if ps_smape <= gl_smape * (1 - margin) else "global"
     return {
         "mode": mode,
         "reason": f"last-window SMAPE: per-series choice {ps_smape:.2f} vs {one} for all {gl_smape:.2f}",
@@ -180,17 +181,42 @@ def guard_decision(earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float) 
 
 
 def window_evaluations(
-    backtest: pd.DataFrame, history: pd.DataFrame, season_length: int
-) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """Evaluations of each series' backtest without its last window and of that window alone (None: one window).
+    backtest: pd.DataFrame, history: pd.DataFrame, season_length: int, guard_windows: int = 1
+) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """For each of the last ``guard_windows`` windows, counted back from each series' last: the evaluation of the
+    backtest before that window, and of that window alone. Empty with a single window.
 
-    Per series, so it can be computed bucket by bucket and concatenated.
+    Per series, so it can be computed bucket by bucket and concatenated pair by pair.
     """
     bt = backtest.astype({"unique_id": str})
-    is_last = bt["cutoff"] == bt.groupby("unique_id", sort=False)["cutoff"].transform("max")
-    if (~is_last).sum() == 0:
-        return None
-    return evaluate(bt[~is_last], history, season_length), evaluate(bt[is_last], history, season_length)
+    # 1 = each series' last window, 2 = the one before, ...
+    rank = bt.groupby("unique_id", sort=False)["cutoff"].rank(method="dense", ascending=False)
+    pairs = []
+    for r in range(1, max(guard_windows, 1) + 1):
+        if not (rank > r).any() or not (rank == r).any():
+            break
+        pairs.append((evaluate(bt[rank > r], history, season_length), evaluate(bt[rank == r], history, season_length)))
+    return pairs
+
+
+def guard_over_windows(pairs: list[tuple[pd.DataFrame, pd.DataFrame]], tolerance: float, margin: float) -> dict:
+    """guard_decision on each (earlier, window) pair of window_evaluations, the SMAPEs averaged over them."""
+    checks = [guard_decision(earlier, window, tolerance, margin) for earlier, window in pairs]
+    if not checks:
+        return {"mode": "per_series", "reason": "one backtest window: no later window to check the choice"}
+    keys = ("per_series_last_window_smape", "global_last_window_smape")
+    if len(checks) == 1 or not all(k in c for c in checks for k in keys):
+        return checks[0]
+    ps, gl = (float(np.mean([c[k] for c in checks])) for k in keys)
+    return {
+        "mode": "per_series" if ps <= gl * (1 - margin) else "global",
+        "reason": f"SMAPE over the last {len(checks)} windows, each chosen on the ones before: per-series "
+        f"choice {ps:.2f} vs the one model for all {gl:.2f} (margin {margin:.0%})",
+        "global_model": checks[0]["global_model"],
+        "per_series_last_window_smape": ps,
+        "global_last_window_smape": gl,
+        "series_compared": int(checks[0]["series_compared"]),
+    }
 
 
 def choose_champions(
@@ -200,33 +226,35 @@ def choose_champions(
     season_length: int,
     mode: str = "auto",
     tolerance: float = 0.02,
+    margin: float = 0.0,
+    guard_windows: int = 1,
 ) -> tuple[pd.DataFrame, dict]:
     """The champions under ``mode`` and a record of how they were chosen.
 
     per_series: select_champions. global: the simplest model within ``tolerance`` of the best mean SMAPE, for
     every series. auto: per_series unless the guard (guard_decision on each series' last backtest window)
     finds one model for all did better out of sample; with a single window there is nothing to check on.
+    ``guard_windows``: how many of the last windows the guard checks, each with choices made on the windows
+    before it, the SMAPEs averaged over the checks; ``margin``: see guard_decision.
     """
     if mode not in SELECTION_MODES:
         raise ValueError(f"selection mode {mode!r} is not one of {SELECTION_MODES}")
-    windows = window_evaluations(backtest, history, season_length) if mode == "auto" else None
-    return choose_from_evaluations(evaluation, windows, mode, tolerance)
+    windows = window_evaluations(backtest, history, season_length, guard_windows) if mode == "auto" else []
+    return choose_from_evaluations(evaluation, windows, mode, tolerance, margin)
 
 
 def choose_from_evaluations(
     evaluation: pd.DataFrame,
-    windows: tuple[pd.DataFrame, pd.DataFrame] | None,
+    windows: list[tuple[pd.DataFrame, pd.DataFrame]],
     mode: str = "auto",
     tolerance: float = 0.02,
+    margin: float = 0.0,
 ) -> tuple[pd.DataFrame, dict]:
     """choose_champions from the evaluations alone (``windows``: window_evaluations), without the backtest."""
     if mode not in SELECTION_MODES:
         raise ValueError(f"selection mode {mode!r} is not one of {SELECTION_MODES}")
     if mode == "auto":
-        if windows is None:
-            decision = {"mode": "per_series", "reason": "one backtest window: no later window to check the choice"}
-        else:
-            decision = guard_decision(*windows, tolerance)
+        decision = guard_over_windows(windows, tolerance, margin)
     else:
         decision = {"mode": mode, "reason": f"settings.selection.mode is {mode}"}
     decision["requested_mode"] = mode

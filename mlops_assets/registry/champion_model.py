@@ -5,9 +5,15 @@ share a champion are fitted together in one StatsForecast call. The fitted state
 objects, so the whole forecaster pickles (the MLflow pyfunc wrapper stores it that way).
 
 Robustness: a series whose champion raises while fitting, or whose fitted champion gives a non-finite
-forecast or interval (e.g. SeasonalNaive on a series shorter than one season, or conformal intervals on a
-series shorter than 2 * horizon + 1), is refitted with ``zoo.FALLBACK_MODEL``. ``series.fitted_model`` and
-the ``model`` column of the forecasts then name the model that really produced the numbers.
+forecast or interval (e.g. SeasonalNaive on a series shorter than one season), is refitted with
+``zoo.FALLBACK_MODEL``. ``series.fitted_model`` and the ``model`` column of the forecasts then name the
+model that really produced the numbers.
+
+Intervals: ``intervals="backtest"`` (the product's default) calibrates them on the champions' backtest errors
+(``forecasting.intervals``), so fit takes the backtest; ``intervals="model"`` uses each model's own, with
+conformal windows fitted to each series' length. Either way widths never shrink from one step to the
+next. ``clip``: "auto" clips forecasts and bounds at 0 only when the history has no negative value
+(returns), "always" and "never" say what they mean.
 """
 
 from __future__ import annotations
@@ -19,10 +25,22 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from mlops_assets.forecasting.combinations import final_members
+from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
-from mlops_assets.forecasting.zoo import FALLBACK_MODEL, build_fallback, build_models, validate_names
+from mlops_assets.forecasting.zoo import (
+    COMBINATION,
+    CONFORMAL_WINDOWS,
+    FALLBACK_MODEL,
+    GLOBAL_MODEL,
+    build_fallback,
+    build_models,
+    validate_names,
+)
 
 _MIN_SERIES_PER_PROCESS_POOL = 200
+INTERVAL_METHODS = ("backtest", "model")
+CLIP_MODES = ("auto", "always", "never")
 
 
 class ForecastRequestError(ValueError):
@@ -55,9 +73,26 @@ class ChampionForecaster:
         horizon: int,
         levels: tuple[int, ...] = (80, 95),
         n_jobs: int = -1,
+        intervals: str = "model",
+        clip: str = "auto",
+        combination_size: int = 3,
+        last_known: tuple[str, ...] = (),
+        seed: int = 42,
     ):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if intervals not in INTERVAL_METHODS:
+            raise ValueError(f"intervals must be one of {INTERVAL_METHODS}, got {intervals!r}")
+        if clip not in CLIP_MODES:
+            raise ValueError(f"clip must be one of {CLIP_MODES}, got {clip!r}")
+        self.intervals = intervals
+        self.clip = clip
+        self.combination_size = int(combination_size)
+        self.last_known = tuple(last_known)
+        self.seed = int(seed)
+        self.clipped = clip == "always"
+        self._no_clip: frozenset[str] = frozenset()
+        self._calibration: Calibration | None = None
         self.frequency = frequency
         self.season_length = int(season_length)
         self.horizon = int(horizon)
@@ -75,8 +110,24 @@ class ChampionForecaster:
         )
 
     # ----------------------------------------------------------------------------------------- fit
-    def fit(self, history: pd.DataFrame, champions: pd.DataFrame) -> ChampionForecaster:
-        """Fit every champion on its series' full history (series without a champion are ignored)."""
+    def fit(
+        self,
+        history: pd.DataFrame,
+        champions: pd.DataFrame,
+        backtest: pd.DataFrame | None = None,
+        regressors: pd.DataFrame | None = None,
+    ) -> ChampionForecaster:
+        """Fit every champion on its series' full history (series without a champion are ignored).
+
+        ``backtest`` (forecasting.backtest_forecasts) is required with ``intervals="backtest"`` and for
+        Combination champions; ``regressors`` (unique_id, ds, one column each, history and the next horizon)
+        feed LightGBM.
+        """
+        if self.intervals == "backtest" and backtest is None:
+            raise ValueError("intervals='backtest' calibrates on the backtest: pass fit(..., backtest=...)")
+        precomputed = sorted(set(champions["model"]) & {GLOBAL_MODEL, COMBINATION})
+        if precomputed and self.intervals != "backtest":
+            raise ValueError(f"{precomputed} have no intervals of their own: use intervals='backtest'")
         _require_columns(history, ["unique_id", "ds", "y"], "history")
         _require_columns(champions, ["unique_id", "model"], "champions")
         champions = champions[["unique_id", "model"]].astype({"unique_id": str, "model": str})
@@ -96,11 +147,23 @@ class ChampionForecaster:
                 "exclude them upstream (gold.series_excluded) before fitting"
             )
         history = history.sort_values(["unique_id", "ds"], kind="stable")
+        # 'auto' decides per series: a series with returns (a negative period) is forecast unclipped.
+        negative = history.groupby("unique_id", sort=True)["y"].min() < 0
+        unclipped = {"always": [], "never": list(negative.index), "auto": list(negative.index[negative])}
+        self._no_clip = frozenset(map(str, unclipped[self.clip]))
+        self.clipped = not self._no_clip
+        if self.intervals == "backtest":
+            self._calibration = calibrate(backtest, champions, history, self.levels, self.horizon)
 
         uids, fitted, names = [], [], []
         for name, group in champions.groupby("model", sort=True):
             sub = history[history["unique_id"].isin(group["unique_id"])]
-            group_uids, group_fitted = self._fit_group(sub, name)
+            if name == GLOBAL_MODEL:
+                group_uids, group_fitted = self._fit_global(history, regressors, sorted(group["unique_id"]))
+            elif name == COMBINATION:
+                group_uids, group_fitted = self._fit_combination(history, regressors, backtest, sub)
+            else:
+                group_uids, group_fitted = self._fit_group(sub, name)
             uids.extend(group_uids)
             fitted.extend(group_fitted)
             names.extend([name] * len(group_uids))
@@ -123,27 +186,24 @@ class ChampionForecaster:
         )
         return self
 
-    @classmethod
-    def combine(cls, parts: Sequence[ChampionForecaster]) -> ChampionForecaster:
-        """One forecaster from forecasters with the same settings fitted on disjoint series (engine buckets)."""
-        if not parts:
-            raise ValueError("combine needs at least one fitted forecaster")
-        first = parts[0]
-        out = cls(first.frequency, first.season_length, first.horizon, first.levels, first.n_jobs)
-        uids = np.concatenate([p._uids.to_numpy(dtype=object) for p in parts])
-        repeated = pd.Index(uids)[pd.Index(uids).duplicated()].unique().tolist()
-        if repeated:
-            raise ValueError(f"series fitted in more than one part: {repeated[:10]}")
-        fitted = [m for p in parts for m in p._fitted]
-        order = np.argsort(uids, kind="stable")
-        out._uids = pd.Index(uids[order])
-        out._fitted = np.empty(len(order), dtype=object)
-        out._fitted[:] = [fitted[i] for i in order]
-        out._series = pd.concat([p._series for p in parts], ignore_index=True).iloc[order].reset_index(drop=True)
-        return out
-
     def _fit_group(self, sub: pd.DataFrame, name: str) -> tuple[list[str], list]:
-        model = build_models([name], self.season_length, self.horizon)[0]
+        """Fit one champion on its series; with the model's own intervals, by conformal windows that fit."""
+        if self.intervals == "backtest":
+            return self._fit_windows(sub, name, None)
+        sizes = sub.groupby("unique_id", sort=True).size()
+        # Each conformal window refits on the data before it, which must still hold a horizon and one more
+        # period (WindowAverage averages the last horizon): room for (n - horizon - 1) // horizon windows;
+        # statsforecast needs 2, shorter series fall back to Naive (and say so in fitted_model).
+        windows = ((sizes - self.horizon - 1) // self.horizon).clip(2, CONFORMAL_WINDOWS)
+        uids, fitted = [], []
+        for n_windows, members in windows.groupby(windows, sort=True):
+            group_uids, group_fitted = self._fit_windows(sub[sub["unique_id"].isin(members.index)], name, n_windows)
+            uids.extend(group_uids)
+            fitted.extend(group_fitted)
+        return uids, fitted
+
+    def _fit_windows(self, sub: pd.DataFrame, name: str, conformal_windows: int | None) -> tuple[list[str], list]:
+        model = build_models([name], self.season_length, self.horizon, conformal_windows)[0]
         fallback = build_fallback(self.season_length, self.horizon)
         fallback.alias = FALLBACK_MODEL
         # Worker processes cost about a second to start: not worth it for a small group.
@@ -164,9 +224,54 @@ class ChampionForecaster:
             fitted[i]._fallback = type(fitted[i]) is not type(model)
         return uids, fitted
 
+    def _global_means(self, history: pd.DataFrame, regressors: pd.DataFrame | None, uids: list[str]) -> pd.DataFrame:
+        """LightGBM trained on every series' history: the next horizon of ``uids`` (rows: series, columns: steps)."""
+        # Imported here: a served model holds LightGBM's forecasts, not LightGBM, and loads without it.
+        from mlops_assets.forecasting.global_model import forecast_global
+
+        predicted = forecast_global(history, regressors, self.frequency, self.season_length, self.horizon, uids,
+                                    self.last_known, self.seed)
+        return predicted.pivot(index="unique_id", columns="ds", values="y_hat").reindex(uids)
+
+    def _fit_global(self, history: pd.DataFrame, regressors: pd.DataFrame | None, uids: list[str]):
+        means = self._global_means(history, regressors, uids)
+        return self._precomputed(history, list(means.index), means.to_numpy())
+
+    def _fit_combination(self, history, regressors, backtest: pd.DataFrame, sub: pd.DataFrame):
+        """Each series' median of its best models' forecasts (forecasting.combinations), fitted here."""
+        uids = sorted(sub["unique_id"].unique())
+        members = final_members(backtest[backtest["unique_id"].astype(str).isin(uids)], self.combination_size)
+        forecasts = []
+        for name, group in members.groupby("model", sort=True):
+            ids = sorted(group["unique_id"])
+            if name == GLOBAL_MODEL:
+                means = self._global_means(history, regressors, ids).to_numpy()
+            else:
+                group_uids, group_fitted = self._fit_windows(sub[sub["unique_id"].isin(ids)], name, None)
+                means = np.vstack([fm.predict(h=self.horizon)["mean"] for fm in group_fitted])
+                ids = group_uids
+            forecasts.append(pd.DataFrame(means, index=pd.Index(ids, name="unique_id")))
+        combined = pd.concat(forecasts).groupby(level="unique_id").median().reindex(uids)
+        return self._precomputed(sub, uids, combined.to_numpy())
+
+    def _precomputed(self, history: pd.DataFrame, uids: list[str], means: np.ndarray) -> tuple[list[str], list]:
+        values = dict(tuple(history.groupby("unique_id", sort=False)["y"]))
+        fitted = []
+        for uid, mean in zip(uids, means, strict=True):
+            model = _Precomputed(mean)
+            if not self._predicts_finite(model):
+                model = build_fallback(self.season_length, self.horizon).fit(y=values[uid].to_numpy(dtype=float))
+            model._fallback = not isinstance(model, _Precomputed)
+            fitted.append(model)
+        return list(uids), fitted
+
+    def _own_levels(self) -> list[float] | None:
+        """The levels to ask the fitted models for: none when the intervals come from the backtest."""
+        return None if getattr(self, "_calibration", None) is not None else list(self.levels)
+
     def _predicts_finite(self, fitted_model) -> bool:
         try:
-            res = fitted_model.predict(h=self.horizon, level=list(self.levels))
+            res = fitted_model.predict(h=self.horizon, level=self._own_levels())
         except Exception:  # noqa: BLE001 - any failure means: use the fallback for this series
             return False
         return all(np.isfinite(np.asarray(v, dtype=float)).all() for v in res.values())
@@ -183,7 +288,11 @@ class ChampionForecaster:
         h: int | None = None,
         levels: Sequence[float] | None = None,
     ) -> pd.DataFrame:
-        """Forecasts h periods after each series' train_end, with lo_<level>/hi_<level> bounds, >= 0."""
+        """Forecasts h periods after each series' train_end, with lo_<level>/hi_<level> bounds.
+
+        Bounds widen (or stay) from one step to the next; forecasts and bounds are clipped at 0 except for
+        the series the ``clip`` rule leaves unclipped (``clipped`` is False when there are any).
+        """
         h = self.horizon if h is None else h
         if isinstance(h, bool) or not isinstance(h, numbers.Integral):
             raise HorizonError(f"h must be an integer between 1 and {self.horizon}, got {h!r}")
@@ -200,11 +309,21 @@ class ChampionForecaster:
         n = len(positions)
         mean = np.empty((n, h))
         bounds = {(side, lv): np.empty((n, h)) for lv in levels for side in ("lo", "hi")}
+        own = self._own_levels()
         for row, pos in enumerate(positions):
-            res = self._fitted[pos].predict(h=self.horizon, level=sorted(levels) or None)
+            res = self._fitted[pos].predict(h=self.horizon, level=sorted(levels) if own and levels else None)
             mean[row] = res["mean"][:h]
-            for (side, lv), out in bounds.items():
-                out[row] = res[f"{side}-{_level_name(lv)}"][:h]
+            if own:
+                for (side, lv), out in bounds.items():
+                    out[row] = res[f"{side}-{_level_name(lv)}"][:h]
+        uids = self._uids[positions]
+        for lv in levels:
+            if own:
+                lo, hi = bounds[("lo", lv)], bounds[("hi", lv)]
+            else:
+                half = self._calibration.half_widths(uids, h, lv)
+                lo, hi = mean - half, mean + half
+            bounds[("lo", lv)], bounds[("hi", lv)] = non_decreasing_bounds(mean, lo, hi)
 
         series = self._series.iloc[positions]
         offset = pd.tseries.frequencies.to_offset(self.frequency)
@@ -215,12 +334,15 @@ class ChampionForecaster:
                 "unique_id": np.repeat(series["unique_id"].to_numpy(), h),
                 "ds": pd.to_datetime(np.ravel(ds)).astype("datetime64[ns]"),
                 "model": np.repeat(series["fitted_model"].to_numpy(), h),
-                "y_hat": np.clip(mean.ravel(), 0, None),
+                "y_hat": mean.ravel(),
             }
         )
         for lv in levels:
             for side in ("lo", "hi"):
-                out[f"{side}_{_level_name(lv)}"] = np.clip(bounds[(side, lv)].ravel(), 0, None)
+                out[f"{side}_{_level_name(lv)}"] = bounds[(side, lv)].ravel()
+        keep = out["unique_id"].isin(getattr(self, "_no_clip", frozenset())).to_numpy()
+        values = [c for c in out.columns if c == "y_hat" or c.startswith(("lo_", "hi_"))]
+        out.loc[~keep, values] = out.loc[~keep, values].clip(lower=0)
         return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
 
     def _positions(self, unique_ids: Sequence[str] | None) -> np.ndarray:
@@ -254,6 +376,16 @@ class ChampionForecaster:
         return out
 
 
+class _Precomputed:
+    """A forecast computed when fitting (the global model's, a combination's): predict cuts its first h steps."""
+
+    def __init__(self, mean: np.ndarray):
+        self.mean = np.asarray(mean, dtype=float)
+
+    def predict(self, h: int, X=None, level=None) -> dict[str, np.ndarray]:  # noqa: N803 - statsforecast's name
+        return {"mean": self.mean[:h]}
+
+
 def _is_fallback(fitted_model) -> bool:
     return bool(getattr(fitted_model, "_fallback", False))
 
@@ -264,12 +396,27 @@ def _require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
         raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def forecast_champions(history: pd.DataFrame, champions: pd.DataFrame, settings) -> pd.DataFrame:
-    """Fit every series' champion and forecast settings.horizon periods with settings.interval_levels."""
-    forecaster = ChampionForecaster(
+def forecaster_for(settings) -> ChampionForecaster:
+    """An unfitted forecaster configured by the settings (frequency, horizon, levels, intervals, clipping)."""
+    return ChampionForecaster(
         frequency=settings.frequency,
         season_length=settings.season,
         horizon=settings.horizon,
         levels=tuple(settings.interval_levels),
+        intervals=settings.intervals.method,
+        clip=settings.intervals.clip,
+        combination_size=settings.combination_size,
+        last_known=tuple(settings.regressors.last_known),
+        seed=settings.seed,
     )
-    return forecaster.fit(history, champions).predict()
+
+
+def forecast_champions(
+    history: pd.DataFrame,
+    champions: pd.DataFrame,
+    settings,
+    backtest: pd.DataFrame | None = None,
+    regressors: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Fit every series' champion and forecast settings.horizon periods with settings.interval_levels."""
+    return forecaster_for(settings).fit(history, champions, backtest, regressors).predict()

@@ -153,6 +153,11 @@ def register_champions(
     }
     if "smape" in table.columns and "backtest_smape" not in version_tags:
         version_tags["backtest_smape"] = f"{table['smape'].mean():.4f}"
+    if run_id is not None and mlflow.active_run() is None and client.search_model_versions(f"run_id='{run_id}'"):
+        # The evaluation run holds an earlier version's model (a settings change that left the backtest as
+        # it was, so the evaluation and its run were kept): this version gets a run of its own, linked to it.
+        version_tags["evaluation_run_id"] = run_id
+        run_id = None
 
     with _in_run(run_id) as active_run_id:
         expected = (_versions(client, name) or [0])[-1] + 1

@@ -3,7 +3,13 @@ import pandas as pd
 import pytest
 
 from mlops_assets.forecasting.backtest import BACKTEST_COLUMNS, run_backtest
-from mlops_assets.forecasting.zoo import DEFAULT_ZOO, MODEL_NAMES, build_models, default_models
+from mlops_assets.forecasting.zoo import (
+    DEFAULT_ZOO,
+    MODEL_NAMES,
+    STATSFORECAST_NAMES,
+    build_models,
+    default_models,
+)
 from mlops_assets.settings import Settings
 
 SETTINGS = Settings(horizon=4, season_length=4, backtest={"windows": 3})
@@ -78,10 +84,20 @@ def test_zoo():
     assert default_models(Settings(frequency="MS")) == DEFAULT_ZOO["MS"]
     assert default_models(Settings(frequency="D")) == DEFAULT_ZOO["D"]
     assert default_models(Settings(models=["Naive"])) == ["Naive"]
-    models = build_models(list(MODEL_NAMES), season_length=52, horizon=13)
-    assert [m.alias for m in models] == list(MODEL_NAMES)
+    models = build_models(list(STATSFORECAST_NAMES), season_length=52, horizon=13)
+    assert [m.alias for m in models] == list(STATSFORECAST_NAMES)
+    with pytest.raises(ValueError, match="not a StatsForecast model"):
+        build_models(["LightGBM"], 52, 13)
     for m in models:
         if getattr(m, "only_conformal_intervals", False):
             assert m.prediction_intervals.h == 13
     with pytest.raises(ValueError, match="supported"):
         build_models(["Nope"], 52, 13)
+
+
+def test_models_without_own_intervals_need_backtest_intervals():
+    own = Settings(intervals={"method": "model"}, models=["Naive", "LightGBM"])
+    with pytest.raises(ValueError, match="no intervals of their own"):
+        default_models(own)
+    plain = default_models(Settings(intervals={"method": "model"}))
+    assert "LightGBM" not in plain and "Combination" not in plain

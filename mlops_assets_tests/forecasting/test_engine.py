@@ -21,12 +21,10 @@ from mlops_assets.forecasting.engine import (
     evaluate_by_bucket,
     open_engine,
     plan_buckets,
-    refit_by_bucket,
     run_buckets,
 )
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.selection import window_evaluations
-from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.settings import ComputeSettings, Settings
 
 MODELS = ["Naive", "SeasonalNaive", "WindowAverage"]
@@ -138,9 +136,9 @@ def test_evaluation_by_bucket_equals_the_whole_evaluation(tmp_path):
         with connect() as con:
             con.register("b", backtest)
             con.execute("create table backtest as select * from b")
-        evaluation, (earlier, last) = evaluate_by_bucket(connect, "backtest", "select * from history", 4, 4)
+        evaluation, [(earlier, last)] = evaluate_by_bucket(connect, "backtest", "select * from history", 4, 4)
     pd.testing.assert_frame_equal(evaluation, evaluate(backtest, history, 4))
-    whole_earlier, whole_last = window_evaluations(backtest, history, 4)
+    [(whole_earlier, whole_last)] = window_evaluations(backtest, history, 4)
     pd.testing.assert_frame_equal(earlier, whole_earlier)
     pd.testing.assert_frame_equal(last, whole_last)
 
@@ -202,20 +200,3 @@ def test_a_bad_series_fails_its_bucket_on_dask_by_name(tmp_path, scheduler):
     assert len(list((tmp_path / "engine").glob("*/parts/*.parquet"))) == 3
 
 
-def test_refit_by_bucket_forecasts_like_one_fit(tmp_path):
-    history = _history(10)
-    champions = pd.DataFrame({"unique_id": [f"s{i:03d}" for i in range(10)],
-                              "model": ["Naive", "SeasonalNaive", "WindowAverage", "AutoTheta", "TSB"] * 2})
-    settings = _settings(bucket_series=3)
-    with _database(tmp_path / "w.duckdb", history) as connect:
-        with connect() as con:
-            con.register("c", champions)
-            con.execute("create table champions as select * from c")
-        combined = refit_by_bucket(connect, "select h.*, c.model from history h join champions c using (unique_id)",
-                                   tmp_path / "engine", settings)
-    whole = ChampionForecaster(settings.frequency, settings.season, settings.horizon, n_jobs=1).fit(history, champions)
-    pd.testing.assert_frame_equal(combined.series, whole.series)
-    pd.testing.assert_frame_equal(combined.predict(), whole.predict(), check_exact=False, rtol=0, atol=1e-9)
-    assert not any((tmp_path / "engine").glob("*")), "the refit's inputs are removed"
-    with pytest.raises(ValueError, match="more than one part"):
-        ChampionForecaster.combine([whole, whole])

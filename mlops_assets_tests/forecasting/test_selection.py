@@ -138,3 +138,23 @@ def test_choose_champions_auto_falls_back_to_one_model_per_the_last_window_and_p
     assert decision["mode"] == "per_series" and "one backtest window" in decision["reason"]
     with pytest.raises(ValueError, match="selection mode 'best'"):
         choose_champions(evaluation, backtest, history, 1, mode="best")
+
+
+def test_guard_margin_and_windows_keep_a_small_last_window_edge_from_deciding():
+    from mlops_assets.forecasting.metrics import evaluate
+
+    # Chosen on the windows before, per-series choice wins window 3 narrowly (a: Naive, b: SeasonalNaive)
+    # but loses window 2 clearly (chosen on window 1 alone: a: SeasonalNaive, b: Naive).
+    errors = {("a", "Naive"): [10, 0, 9], ("a", "SeasonalNaive"): [0, 20, 10],
+              ("b", "Naive"): [0, 20, 10], ("b", "SeasonalNaive"): [10, 0, 9]}
+    backtest, history = _window_backtest(errors)
+    evaluation = evaluate(backtest, history, season_length=1)
+    _, one = choose_champions(evaluation, backtest, history, 1)
+    assert one["mode"] == "per_series"
+    _, margin = choose_champions(evaluation, backtest, history, 1, margin=0.2)
+    assert margin["mode"] == "global"
+    _, two = choose_champions(evaluation, backtest, history, 1, guard_windows=2)
+    assert two["mode"] == "global" and "last 2 windows" in two["reason"]
+    # More windows than the backtest can check: as many as there are.
+    _, many = choose_champions(evaluation, backtest, history, 1, guard_windows=9)
+    assert many["per_series_last_window_smape"] == two["per_series_last_window_smape"]

@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_assets.forecasting.backtest import run_backtest
 from mlops_assets.registry.champion_model import (
     ChampionForecaster,
     ForecastRequestError,
@@ -137,6 +138,106 @@ def test_fit_rejects_bad_input():
 
 def test_forecast_champions_uses_settings():
     settings = Settings(horizon=5, season_length=4, interval_levels=[90])
-    out = forecast_champions(_history(n_series=2), CHAMPIONS.head(2), settings)
+    history = _history(n_series=2)
+    with pytest.raises(ValueError, match="backtest"):
+        forecast_champions(history, CHAMPIONS.head(2), settings)
+    backtest = run_backtest(history, settings, models=["Naive", "SeasonalNaive"])
+    out = forecast_champions(history, CHAMPIONS.head(2), settings, backtest)
     assert list(out.columns) == ["unique_id", "ds", "model", "y_hat", "lo_90", "hi_90"]
     assert len(out) == 10
+
+
+def _widths_never_shrink(out: pd.DataFrame, levels=(80, 95)) -> bool:
+    ordered = out.sort_values(["unique_id", "ds"])
+    for lv in levels:
+        for side, sign in (("hi", 1), ("lo", -1)):
+            width = sign * (ordered[f"{side}_{lv}"] - ordered["y_hat"])
+            if (width.groupby(ordered["unique_id"]).diff().dropna() < -1e-9).any():
+                return False
+    return True
+
+
+def test_models_own_intervals_never_narrow_with_the_step():
+    # WindowAverage's conformal intervals come from a few windows per step and jump between steps.
+    history = _history(n_series=3, n=120)
+    champions = pd.DataFrame({"unique_id": ["s0", "s1", "s2"], "model": "WindowAverage"})
+    out = ChampionForecaster("W-MON", season_length=4, horizon=8, clip="never").fit(history, champions).predict()
+    assert _widths_never_shrink(out)
+
+
+def test_short_series_keep_their_model_with_conformal_windows_that_fit():
+    # 70 weeks, horizon 13: room for 4 conformal windows, not the default 5 (which needed 78 weeks).
+    history = _history(n_series=2, n=70)
+    champions = pd.DataFrame({"unique_id": ["s0", "s1"], "model": "WindowAverage"})
+    forecaster = ChampionForecaster("W-MON", season_length=4, horizon=13).fit(history, champions)
+    assert forecaster.series["fitted_model"].tolist() == ["WindowAverage", "WindowAverage"]
+    out = forecaster.predict()
+    assert (out["model"] == "WindowAverage").all()
+    assert np.isfinite(out[["lo_80", "hi_80", "lo_95", "hi_95"]].to_numpy()).all()
+
+
+def test_backtest_intervals_never_narrow_and_widen_with_the_series_errors():
+    settings = Settings(horizon=8, season_length=4, backtest={"windows": 3})
+    history = _history(n_series=3, n=80)
+    noisy = history["unique_id"] == "s2"
+    history.loc[noisy, "y"] += np.random.default_rng(1).normal(0, 5, noisy.sum()).clip(-5, None)
+    champions = pd.DataFrame({"unique_id": ["s0", "s1", "s2"], "model": "SeasonalNaive"})
+    backtest = run_backtest(history, settings, models=["SeasonalNaive"])
+    forecaster = ChampionForecaster("W-MON", 4, 8, intervals="backtest", clip="never")
+    forecaster.fit(history, champions, backtest)
+    out = forecaster.predict()
+    assert _widths_never_shrink(out)
+    width = (out["hi_80"] - out["lo_80"]).groupby(out["unique_id"]).mean()
+    assert width["s2"] > 2 * width["s0"]
+    assert cloudpickle.loads(cloudpickle.dumps(forecaster)).predict().equals(out)
+
+
+def test_clipping_follows_the_history_unless_set():
+    # Returns make the last weeks negative: 'auto' forecasts them as they are, 'always' clips at 0.
+    history = _history(n_series=1, n=30)
+    history.loc[history.index[-3:], "y"] = -4.0
+    champions = _champ("s0", "Naive")
+    auto = ChampionForecaster("W-MON", 4, 4).fit(history, champions)
+    assert not auto.clipped
+    out = auto.predict()
+    assert (out["y_hat"] == -4.0).all() and (out["lo_95"] < -4.0).all()
+    clipped = ChampionForecaster("W-MON", 4, 4, clip="always").fit(history, champions).predict()
+    assert (clipped[["y_hat", "lo_80", "lo_95"]] == 0).all().all()
+    positive = _history(n_series=1, n=30)
+    assert ChampionForecaster("W-MON", 4, 4).fit(positive, champions).clipped
+
+    small = positive.assign(y=positive["y"] - positive["y"].min() + 0.1)
+    never = ChampionForecaster("W-MON", 4, 4, clip="never").fit(small, champions).predict()
+    assert (never["lo_95"] < 0).any()
+    # 'auto' decides per series: the series with returns is spared, the other (whose interval reaches
+    # below 0) clipped.
+    both = pd.concat([history, small.assign(unique_id="s1")])
+    two = ChampionForecaster("W-MON", 4, 4).fit(both, pd.DataFrame({"unique_id": ["s0", "s1"], "model": "Naive"}))
+    out = two.predict().set_index("unique_id")
+    assert (out.loc["s0", "y_hat"] == -4.0).all() and (out.loc["s1", "lo_95"] == 0).any()
+    assert not two.clipped
+    with pytest.raises(ValueError, match="clip"):
+        ChampionForecaster("W-MON", 4, 4, clip="sometimes")
+
+
+def test_global_model_and_combination_champions_are_fitted_and_named():
+    settings = Settings(horizon=8, season_length=4, backtest={"windows": 2})
+    history = _history(n_series=4, n=80)
+    holidays = history[["unique_id", "ds"]].drop_duplicates()
+    future = pd.DataFrame({"unique_id": np.repeat([f"s{i}" for i in range(4)], 8),
+                           "ds": np.tile(pd.date_range(history["ds"].max(), periods=9, freq="W-MON")[1:], 4)})
+    regressors = pd.concat([holidays, future]).assign(holiday_days=0.0)
+    models = ["Naive", "SeasonalNaive", "LightGBM", "Combination"]
+    backtest = run_backtest(history, settings, models=models, regressors=regressors)
+    assert set(backtest["model"]) == set(models)
+    champions = pd.DataFrame({"unique_id": ["s0", "s1", "s2", "s3"],
+                              "model": ["LightGBM", "Combination", "Naive", "LightGBM"]})
+    with pytest.raises(ValueError, match="intervals='backtest'"):
+        ChampionForecaster("W-MON", 4, 8, intervals="model").fit(history, champions, backtest, regressors)
+    forecaster = ChampionForecaster("W-MON", 4, 8, intervals="backtest").fit(history, champions, backtest, regressors)
+    assert forecaster.series["fitted_model"].tolist() == champions["model"].tolist()
+    out = forecaster.predict(h=5)
+    assert len(out) == 20 and np.isfinite(out[["y_hat", "lo_80", "hi_95"]].to_numpy()).all()
+    assert _widths_never_shrink(out) or not forecaster.clipped
+    again = cloudpickle.loads(cloudpickle.dumps(forecaster)).predict(h=5)
+    pd.testing.assert_frame_equal(again, out)

@@ -402,3 +402,23 @@ def test_registration_prints_nothing_and_links_the_run_and_the_logged_model(stor
     version = mlflow.MlflowClient().get_model_version("quiet_forecast", registered.version)
     assert version.run_id == run.info.run_id
     assert version.source.startswith("models:/m-"), version.source
+
+
+def test_each_version_gets_its_own_run_when_the_evaluation_run_is_reused(store):
+    # A settings change that keeps the backtest keeps its evaluation run: the second version must not be
+    # logged into the run that already holds the first one's model.
+    history = weekly_history(n_series=2)
+    champions = pd.DataFrame({"unique_id": ["s0", "s1"], "model": "Naive"})
+    forecaster = ChampionForecaster("W-MON", 52, HORIZON).fit(history, champions)
+    mlflow.set_experiment(experiment_id=store)
+    with mlflow.start_run() as evaluation_run:
+        pass
+    runs = []
+    for step in (1, 2):
+        registered = register_champions(forecaster, champions, name=f"{NAME}_runs", run_id=evaluation_run.info.run_id,
+                                        description=f"step {step}", tags={"settings_fingerprint": f"s{step}"})
+        runs.append(registered.run_id)
+    assert runs[0] == evaluation_run.info.run_id
+    assert runs[1] != runs[0]
+    tags = mlflow.MlflowClient().get_model_version(f"{NAME}_runs", "2").tags
+    assert tags["evaluation_run_id"] == evaluation_run.info.run_id

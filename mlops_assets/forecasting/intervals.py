@@ -1,0 +1,182 @@
+"""Prediction intervals calibrated on the backtest: split conformal per horizon step, scaled per series.
+
+Why not the models' own intervals: on real weekly sets the 80% interval held 74-76% of actuals and the 95%
+one 88%; on daily data the 80% one held 98%; and their widths jump from one step to the next (24 of the
+sample's 52 series were wider at step 1 than at step 2). The backtest already holds what each series'
+champion would have forecast at several cutoffs, next to what happened. An interval here is
+
+    y_hat  +-  q[step, level] * scale[series]
+
+- ``scale[series]``: the mean absolute backtest error of the series' champion, so one pooled quantile serves
+  series of any size (a series alone has only ``windows`` errors per step: far too few for a 95% quantile).
+  Each calibration error is scaled by the mean of the series' other windows, as a future error will be.
+- ``q[step, level]``: the conformal quantile (finite-sample corrected, ``ceil((n + 1) * level) / n``) of
+  ``|y - y_hat| / scale`` over every series and window at that horizon step.
+- Widths never shrink from one step to the next: q is made non-decreasing over steps (a running maximum),
+  since the uncertainty about step k + 1 includes that about step k.
+
+Series without a finite backtest error get a scale from their mean absolute actual times the median ratio
+of scale to mean absolute actual over the other series.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per step and level the multiplier q (index: step 1..horizon; columns: levels); per series the scale."""
+
+    quantiles: pd.DataFrame
+    scale: pd.Series
+    n_scores: int
+
+    def half_widths(self, unique_ids: Sequence[str], h: int, level: float) -> np.ndarray:
+        """(len(unique_ids), h) half widths of the level's interval."""
+        q = self.quantiles[level].to_numpy(dtype=float)[:h]
+        s = self.scale.reindex(pd.Index(unique_ids, dtype=object)).to_numpy(dtype=float)
+        return s[:, None] * q[None, :]
+
+
+def champion_errors(backtest: pd.DataFrame, champions: pd.DataFrame) -> pd.DataFrame:
+    """unique_id, cutoff, step (1..h), y, y_hat, error (y - y_hat) of each series' champion in the backtest.
+
+    Rows whose forecast is NaN (a model that could not forecast a window) are dropped.
+    """
+    picks = champions[["unique_id", "model"]].astype({"unique_id": str, "model": str})
+    bt = backtest[["unique_id", "cutoff", "ds", "y", "model", "y_hat"]].astype({"unique_id": str, "model": str})
+    rows = bt.merge(picks, on=["unique_id", "model"], how="inner")
+    rows = rows.sort_values(["unique_id", "cutoff", "ds"], kind="stable")
+    rows["step"] = rows.groupby(["unique_id", "cutoff"], sort=False).cumcount() + 1
+    rows["error"] = rows["y"].to_numpy(dtype=float) - rows["y_hat"].to_numpy(dtype=float)
+    rows = rows[np.isfinite(rows["error"].to_numpy())]
+    return rows[["unique_id", "cutoff", "step", "y", "y_hat", "error"]].reset_index(drop=True)
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The split-conformal quantile of the scores for a level in percent (the largest score when n is small)."""
+    scores = np.sort(np.asarray(scores, dtype=float))
+    n = len(scores)
+    if n == 0:
+        return float("nan")
+    rank = min(math.ceil((n + 1) * level / 100.0), n)
+    return float(scores[rank - 1])
+
+
+def step_growth(ratios: np.ndarray, steps: np.ndarray, horizon: int) -> np.ndarray:
+    """g[k - 1] = k ** b, b fitted to the mean scaled error per step on a log-log scale, clipped to [0, 1].
+
+    The error's growth with the step, as one smooth exponent: the mean error of a single step is set by
+    the few calendar dates that step falls on in the backtest windows (a Christmas week at step 1 in one
+    window), so quantiles per step jump; one exponent keeps what is systematic (a random walk's errors
+    grow like sqrt(k), a seasonal naive's not at all) and makes widths non-decreasing by construction.
+    """
+    k = np.arange(1, horizon + 1)
+    means = np.array([ratios[steps == j].mean() if (steps == j).any() else np.nan for j in k])
+    ok = np.isfinite(means) & (means > 0)
+    b = 0.0
+    if ok.sum() >= 2:
+        b = float(np.clip(np.polyfit(np.log(k[ok]), np.log(means[ok]), 1)[0], 0.0, 1.0))
+    return k.astype(float) ** b
+
+
+def _held_out_scales(errors: pd.DataFrame) -> pd.Series:
+    """Per error row, the series' mean absolute error on its other windows (NaN when it has no other).
+
+    Scaling an error by a mean that includes it shrinks the scores (most of all where errors within a
+    window are correlated, as a random walk's are), and intervals come out too narrow; a forecast is
+    later scaled by errors of other windows, so the scores are too.
+    """
+    absolute = errors["error"].abs()
+    keys = [errors["unique_id"], errors["cutoff"]]
+    window_sum = absolute.groupby(keys).transform("sum")
+    window_count = absolute.groupby(keys).transform("count")
+    total_sum = absolute.groupby(errors["unique_id"]).transform("sum")
+    total_count = absolute.groupby(errors["unique_id"]).transform("count")
+    others = total_count - window_count
+    return ((total_sum - window_sum) / others.where(others > 0)).reset_index(drop=True)
+
+
+def _scales(errors: pd.DataFrame, history: pd.DataFrame, unique_ids: pd.Index) -> pd.Series:
+    scale = errors.assign(abs_error=errors["error"].abs()).groupby("unique_id")["abs_error"].mean()
+    level = history.astype({"unique_id": str}).assign(a=lambda d: d["y"].abs()).groupby("unique_id")["a"].mean()
+    scale = scale.reindex(unique_ids)
+    missing = scale.isna()
+    if missing.any():
+        ratio = (scale / level.reindex(unique_ids)).replace([np.inf, -np.inf], np.nan).median()
+        ratio = 1.0 if not np.isfinite(ratio) else float(ratio)
+        scale[missing] = level.reindex(unique_ids[missing]).fillna(0.0).to_numpy() * ratio
+    return scale.astype(float)
+
+
+def calibrate(
+    backtest: pd.DataFrame,
+    champions: pd.DataFrame,
+    history: pd.DataFrame,
+    levels: Sequence[float],
+    horizon: int,
+) -> Calibration:
+    """The calibration of the champions' intervals from their backtest errors (see the module doc)."""
+    errors = champion_errors(backtest, champions)
+    uids = pd.Index(sorted(champions["unique_id"].astype(str).unique()), dtype=object)
+    scale = _scales(errors, history, uids)
+    s = _held_out_scales(errors).fillna(scale.reindex(errors["unique_id"]).reset_index(drop=True)).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # A series whose champion was exact on every other window (scale 0) adds a zero score.
+        ratios = np.where(s > 0, np.abs(errors["error"].to_numpy()) / s, 0.0)
+    steps = errors["step"].to_numpy()
+    growth = step_growth(ratios, steps, horizon)
+    scores = ratios / growth[steps - 1]
+    table = {level: conformal_quantile(scores, level) * growth for level in levels}
+    quantiles = pd.DataFrame(table, index=pd.RangeIndex(1, horizon + 1, name="step"))
+    return Calibration(quantiles=quantiles, scale=scale, n_scores=int(len(scores)))
+
+
+def non_decreasing_bounds(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds (rows = series, columns = steps) whose distance to the mean never shrinks over the steps."""
+    below = np.maximum.accumulate(np.maximum(mean - lo, 0.0), axis=1)
+    above = np.maximum.accumulate(np.maximum(hi - mean, 0.0), axis=1)
+    return mean - below, mean + above
+
+
+def coverage(actual: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Share of actuals inside [lo, hi], in percent."""
+    actual = np.asarray(actual, dtype=float)
+    return float(100.0 * np.mean((actual >= lo) & (actual <= hi)))
+
+
+def last_window_coverage(
+    backtest: pd.DataFrame,
+    champions: pd.DataFrame,
+    history: pd.DataFrame,
+    levels: Sequence[float],
+    horizon: int,
+    clip: bool = False,
+) -> dict[float, float]:
+    """Coverage (percent) on each series' last backtest window of intervals calibrated on the windows before it.
+
+    The honest check of the calibration: nothing of the last window is used to set its intervals. Empty
+    when the backtest has a single window.
+    """
+    bt = backtest.astype({"unique_id": str})
+    is_last = bt["cutoff"] == bt.groupby("unique_id", sort=False)["cutoff"].transform("max")
+    if (~is_last).sum() == 0:
+        return {}
+    calibration = calibrate(bt[~is_last], champions, history, levels, horizon)
+    rows = champion_errors(bt[is_last], champions)
+    y, y_hat = rows["y"].to_numpy(dtype=float), rows["y_hat"].to_numpy(dtype=float)
+    scale = calibration.scale.reindex(rows["unique_id"]).to_numpy(dtype=float)
+    out = {}
+    for level in levels:
+        half = scale * calibration.quantiles[level].reindex(rows["step"]).to_numpy(dtype=float)
+        lo, hi = y_hat - half, y_hat + half
+        if clip:
+            lo, hi = np.clip(lo, 0, None), np.clip(hi, 0, None)
+        out[level] = coverage(y, lo, hi)
+    return out

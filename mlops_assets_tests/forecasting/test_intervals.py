@@ -1,0 +1,86 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_assets.forecasting.intervals import (
+    calibrate,
+    conformal_quantile,
+    last_window_coverage,
+    non_decreasing_bounds,
+    step_growth,
+)
+
+H = 6
+
+
+def _backtest(n_series: int = 300, windows: int = 4, walk: bool = False, seed: int = 0) -> tuple:
+    """A backtest whose errors are known: per series its own noise scale (1 to 50), optionally growing
+    like a random walk's with the step; the forecast is the series' level."""
+    rng = np.random.default_rng(seed)
+    cutoffs = pd.date_range("2024-01-01", periods=windows, freq=f"{H}W-MON")
+    rows, history = [], []
+    for i in range(n_series):
+        level, sd = 100.0 + i, 1.0 + 49.0 * rng.random()
+        for cutoff in cutoffs:
+            ds = pd.date_range(cutoff + pd.Timedelta(weeks=1), periods=H, freq="W-MON")
+            noise = rng.normal(0, sd, H)
+            error = np.cumsum(noise) if walk else noise
+            rows.append(pd.DataFrame({"unique_id": f"s{i:03d}", "cutoff": cutoff, "ds": ds, "y": level + error,
+                                      "model": "Naive", "y_hat": level}))
+        history.append(pd.DataFrame({"unique_id": f"s{i:03d}", "ds": cutoffs, "y": level}))
+    champions = pd.DataFrame({"unique_id": [f"s{i:03d}" for i in range(n_series)], "model": "Naive"})
+    return pd.concat(rows, ignore_index=True), champions, pd.concat(history, ignore_index=True)
+
+
+def test_conformal_quantile_is_the_finite_sample_rank():
+    scores = np.arange(1, 11, dtype=float)  # n = 10
+    assert conformal_quantile(scores, 80) == 9.0  # ceil(11 * 0.8) = 9th
+    assert conformal_quantile(scores, 95) == 10.0  # ceil(11 * 0.95) = 11 > n: the largest
+    assert np.isnan(conformal_quantile(np.array([]), 80))
+
+
+@pytest.mark.parametrize("walk", [False, True])
+def test_calibrated_intervals_hold_their_level_on_an_unseen_window(walk):
+    backtest, champions, history = _backtest(walk=walk)
+    coverage = last_window_coverage(backtest, champions, history, [80, 95], H)
+    assert abs(coverage[80] - 80) <= 3 and abs(coverage[95] - 95) <= 3, coverage
+
+
+def test_widths_follow_the_errors_growth_and_never_shrink():
+    flat = calibrate(*_backtest(), levels=[80], horizon=H).quantiles[80].to_numpy()
+    walk = calibrate(*_backtest(walk=True), levels=[80], horizon=H).quantiles[80].to_numpy()
+    assert (np.diff(flat) >= 0).all() and (np.diff(walk) >= 0).all()
+    # A random walk's error grows like sqrt(step): six steps out it is about sqrt(6) = 2.4 times wider.
+    assert 2.0 < walk[-1] / walk[0] < 2.9
+    assert flat[-1] / flat[0] < 1.3
+
+
+def test_step_growth_is_clipped_to_non_negative_exponents():
+    steps = np.repeat(np.arange(1, 5), 10)
+    shrinking = 1.0 / steps
+    np.testing.assert_allclose(step_growth(shrinking, steps, 4), np.ones(4))
+
+
+def test_a_series_with_larger_errors_gets_wider_intervals():
+    backtest, champions, history = _backtest(n_series=50)
+    calibration = calibrate(backtest, champions, history, [80], H)
+    errors = backtest.assign(a=(backtest["y"] - backtest["y_hat"]).abs()).groupby("unique_id")["a"].mean()
+    widths = calibration.half_widths(errors.index.tolist(), H, 80)[:, 0]
+    assert np.corrcoef(widths, errors.to_numpy())[0, 1] > 0.99
+
+
+def test_series_without_backtest_errors_borrow_the_others_relative_scale():
+    backtest, champions, history = _backtest(n_series=20)
+    champions = pd.concat([champions, pd.DataFrame({"unique_id": ["new"], "model": ["Naive"]})])
+    history = pd.concat([history, pd.DataFrame({"unique_id": "new", "ds": history["ds"].iloc[:2], "y": 200.0})])
+    calibration = calibrate(backtest, champions, history, [80], H)
+    scale = calibration.scale
+    ratio = (scale.drop("new") / history.groupby("unique_id")["y"].mean().drop("new")).median()
+    assert scale["new"] == pytest.approx(200.0 * ratio)
+
+
+def test_non_decreasing_bounds_keep_the_widest_so_far():
+    mean = np.array([[10.0, 10.0, 10.0]])
+    lo, hi = non_decreasing_bounds(mean, np.array([[5.0, 8.0, 4.0]]), np.array([[12.0, 15.0, 11.0]]))
+    np.testing.assert_allclose(lo, [[5.0, 5.0, 4.0]])
+    np.testing.assert_allclose(hi, [[12.0, 15.0, 15.0]])
