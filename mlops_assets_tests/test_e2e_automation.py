@@ -246,6 +246,8 @@ def test_a_bad_gold_table_stops_the_chain_and_a_fixed_one_flows_on_and_drift_ret
     assert "> threshold 0.01" in drift_runs[0].tags["mlops/reason"]
     drift_check_run = drift_runs[0].tags["mlops/drift_check_run"]
     assert run_events(url, drift_check_run)[1]["monitoring/drift_report:drift_within_threshold"] is False
-    assert run_events(url, drift_check_run)[1]["forecasting/backtest_forecasts:matches_contract"] is True
+    # Automation may refresh the chain in one run or in two; whichever run failed the drift check evaluated
+    # every check of what it materialized.
+    assert_every_check_ran(url, [r for r in after if r.run_id == drift_check_run])
     overall = sales_overall(data_dir)
     assert overall.loc[overall["origin"] == "Train", "ds"].max() == pd.Timestamp(BAD_WEEK)

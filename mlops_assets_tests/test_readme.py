@@ -92,7 +92,8 @@ def clone(tmp_path_factory) -> tuple[Path, dict[str, str], dict[str, int]]:
     (root / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
     os.utime(root / "pyproject.toml", (0, 0))
     ports = {"dev": free_port(), "serve": free_port(), "mlflow": free_port(), "monitor": free_port()}
-    drop = {"MLOPS_DATA_DIR", "MLOPS_SETTINGS", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "VIRTUAL_ENV"}
+    drop = {"MLOPS_DATA_DIR", "MLOPS_SETTINGS", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI",
+            "VIRTUAL_ENV"}
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("PYTEST")}
     env.update(PYTHONPATH=str(root), HOME=str(root), PORT=str(ports["dev"]), SERVE_PORT=str(ports["serve"]),
                MLFLOW_PORT=str(ports["mlflow"]), MONITOR_PORT=str(ports["monitor"]))

@@ -323,7 +323,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     paths, settings = DataPaths.from_env(), load_settings()
-    mlflow.set_tracking_uri(args.tracking_uri or settings.mlflow_tracking_uri or paths.mlflow_tracking_uri)
+    tracking_uri = args.tracking_uri or settings.mlflow_tracking_uri or paths.mlflow_tracking_uri
+    mlflow.set_tracking_uri(tracking_uri)
+    # The registry too: an MLFLOW_REGISTRY_URI left in the environment would otherwise serve another store's model.
+    mlflow.set_registry_uri(tracking_uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     config = ServingConfig(
         model_name=args.model_name or settings.registered_model_name,
