@@ -37,7 +37,7 @@ from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.model_registry import CHAMPION, register_and_gate, register_champions, rollback
 from mlops_assets.serving.inference_log import FILE_NAME
 from mlops_assets_tests.conftest import materialize_all
-from mlops_assets_tests.processes import free_port, stop_process_group
+from mlops_assets_tests.processes import free_port, server_answering, stop_process_group
 from mlops_assets_tests.serving.test_serving import HORIZON, MODELS, SERIES, temporary_tracking, weekly_history
 
 pytestmark = pytest.mark.e2e
@@ -58,26 +58,9 @@ def serving_app(tracking_uri: str, data_dir: Path, port: int) -> Iterator[subpro
                "--port", str(port), "--poll-seconds", str(POLL_SECONDS)]
     command += [str(v) for pair in LIMITS.items() for v in pair]
     env = {**os.environ, "MLOPS_DATA_DIR": str(data_dir), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    log_path = data_dir / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=data_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        try:
-            started = time.monotonic()
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() - started > START_TIMEOUT_S:
-                    pytest.fail(f"no /ping after {START_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.3)
-            yield process
-        finally:
-            stop_process_group(process, signal.SIGTERM)
+    with server_answering(command, cwd=data_dir, env=env, log_path=data_dir / "server.log",
+                          ping_url=f"http://127.0.0.1:{port}/ping", timeout=START_TIMEOUT_S) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +26,7 @@ from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.model_registry import register_and_gate
 from mlops_assets.registry.pyfunc_model import request_constraints
 from mlops_assets.serving.openapi import build_openapi, write_openapi
-from mlops_assets_tests.processes import free_port, stop_process_group
+from mlops_assets_tests.processes import free_port, server_answering
 
 NAME = "sales_forecast_serving_test"
 HORIZON = 13
@@ -79,31 +77,13 @@ def model_server(tracking_uri: str, work: Path) -> Iterator[str]:
         # The serve command execs `uvicorn` by name: the venv's bin must be on PATH.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    log_path = work / "server.log"
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@champion"]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    with log_path.open("w") as log:
-        # cwd outside the repository, as in a deployment: the model loads from the code it carries.
-        process = subprocess.Popen(
-            command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            started = time.monotonic()
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-                try:
-                    if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() - started > START_TIMEOUT_S:
-                    pytest.fail(f"no /ping after {START_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
-            yield base
-        finally:
-            stop_process_group(process, signal.SIGTERM)
+    base = f"http://127.0.0.1:{port}"
+    # cwd outside the repository, as in a deployment: the model loads from the code it carries.
+    with server_answering(command, cwd=work, env=env, log_path=work / "server.log", ping_url=f"{base}/ping",
+                          timeout=START_TIMEOUT_S):
+        yield base
 
 
 @pytest.fixture(scope="module")
