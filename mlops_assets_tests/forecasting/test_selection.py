@@ -97,6 +97,24 @@ def test_assign_model_gives_every_scored_series_the_model_and_keeps_the_best_oth
     assert ch.loc["c", "model"] == "SeasonalNaive"
 
 
+def test_the_guard_decides_on_the_selection_metric():
+    """The same earlier windows; in the last window per-series picks lose on SMAPE but win on RMSE."""
+    earlier = pd.DataFrame([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 20.0, 2.0),
+                            ("b", "Naive", 30.0, 3.0), ("b", "SeasonalNaive", 20.0, 2.0),
+                            ("c", "Naive", 12.0, 1.2), ("c", "SeasonalNaive", 30.0, 3.0)],
+                           columns=["unique_id", "model", "smape", "rmse"])
+    # Per series: a Naive, b SeasonalNaive, c Naive; one model for all: Naive (mean 17.3 vs 23.3).
+    last = pd.DataFrame([("a", "Naive", 30.0, 1.0), ("a", "SeasonalNaive", 10.0, 9.0),
+                         ("b", "Naive", 10.0, 9.0), ("b", "SeasonalNaive", 30.0, 1.0),
+                         ("c", "Naive", 10.0, 1.0), ("c", "SeasonalNaive", 10.0, 1.0)],
+                        columns=["unique_id", "model", "smape", "rmse"])
+    on_smape = guard_decision(earlier, last, tolerance=0.0)
+    assert on_smape["mode"] == "global" and on_smape["metric"] == "smape"  # 23.3 vs 16.7
+    on_rmse = guard_decision(earlier, last, tolerance=0.0, metric="rmse")
+    assert on_rmse["mode"] == "per_series" and on_rmse["metric"] == "rmse"  # 1.0 vs 3.7
+    assert on_rmse["per_series_last_window_score"] == pytest.approx(1.0) and "RMSE" in on_rmse["reason"]
+
+
 def test_guard_prefers_one_model_when_per_series_picks_do_not_hold_up_in_the_last_window():
     # On the earlier windows each series has a different lucky winner; in the last window they lose.
     earlier = _ev([("a", "Naive", 10.0), ("a", "SeasonalNaive", 20.0), ("a", "WindowAverage", 21.0),
