@@ -330,8 +330,9 @@ class Settings(_Strict):
         # The registry registers a new model version when this changes; how many PNGs are drawn, when the
         # gold layer warns, how long a run waits for a lock and the engine that computes it are not part of
         # the model, so changing them must not register one.
+        # mode="json": closed dates are dates, which json cannot dump as they are.
         settings = self.model_dump(
-            exclude={"plots": True, "locks": True, "compute": True, "gold": {"warn_excluded_share"}}
+            mode="json", exclude={"plots": True, "locks": True, "compute": True, "gold": {"warn_excluded_share"}}
         )
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 

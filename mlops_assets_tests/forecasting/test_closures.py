@@ -48,6 +48,11 @@ def test_settings_name_what_is_wrong():
     with pytest.raises(ValidationError, match="selection.metric"):
         Settings(selection={"metric": "mape"})
     assert Settings().closed.weekdays == [] and Settings().selection.metric == "smape"
+    # A closure or a metric is part of the model: it changes the fingerprint a new version is registered on.
+    prints = {Settings(frequency="D").fingerprint(), settings.fingerprint(),
+              Settings(frequency="D", closed={"dates": ["2024-12-26"]}).fingerprint(),
+              Settings(frequency="D", selection={"metric": "wape"}).fingerprint()}
+    assert len(prints) == 4
 
 
 def _daily(n_series: int = 3, days: int = 62) -> pd.DataFrame:
