@@ -19,6 +19,11 @@ the holdout is dropped as well), to tell a rule that is robust from one that was
 addition alone (LightGBM without and with regressors, the per-series Combination, the backtest-calibrated
 intervals) and with all of them: holdout sMAPE, coverage of the 80% and 95% intervals, CPU-seconds per
 1,000 series. Each configuration's backtest is the union of its parts', run once and timed per part.
+
+``--metrics`` chooses the champions on each selection metric (settings.selection.metric: smape, mase, rmse,
+wape) from one backtest of the StatsForecast zoo per holdout, and scores each choice on the holdout in
+sMAPE, WAPE and MASE. Run it on the earlier origins (``--first-origin 1``) so that the default is not tuned
+on the last holdout.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import pandas as pd
 from statsforecast import StatsForecast
 
 from mlops_assets.forecasting.backtest import run_backtest
-from mlops_assets.forecasting.metrics import evaluate
+from mlops_assets.forecasting.metrics import SELECTION_METRICS, evaluate, seasonal_naive_scale
 from mlops_assets.forecasting.selection import SELECTION_MODES, choose_champions, selection_summary
 from mlops_assets.forecasting.zoo import STATSFORECAST_NAMES, build_fallback, build_models, default_models
 from mlops_assets.registry.champion_model import ChampionForecaster
@@ -274,6 +279,66 @@ def print_quality(rows: list[dict]) -> None:
     print(summary.round(2).to_string())
 
 
+def holdout_scores(train: pd.DataFrame, actual: pd.DataFrame, forecasts: pd.DataFrame, season: int) -> dict:
+    """Mean over series of the holdout's sMAPE (0-200), WAPE (%) and MASE (scaled on the training data)."""
+    merged = actual.merge(forecasts[["unique_id", "ds", "y_hat"]], on=["unique_id", "ds"], how="left")
+    error = (merged["y"] - merged["y_hat"].fillna(0.0)).abs()
+    by = merged["unique_id"].to_numpy()
+    per_series = pd.DataFrame({"abs_error": error.groupby(by).sum(), "abs_y": merged["y"].abs().groupby(by).sum(),
+                               "mae": error.groupby(by).mean()})
+    ends = train.groupby("unique_id", as_index=False)["ds"].max().rename(columns={"ds": "cutoff"})
+    scale = seasonal_naive_scale(train, ends, season).set_axis(ends["unique_id"].astype(str))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wape = (100 * per_series["abs_error"] / per_series["abs_y"]).replace(np.inf, np.nan)
+    return {"smape": holdout_smape(actual, forecasts, "y_hat"), "wape": float(wape.mean()),
+            "mase": float((per_series["mae"] / scale.reindex(per_series.index)).mean())}
+
+
+def metric_comparison(name: str, origin: int) -> list[dict]:
+    """The champions chosen on each selection metric from one backtest, scored on the holdout."""
+    load, settings = DATASETS[name]
+    train, test, _ = load(settings, origin)
+    sizes = train.groupby("unique_id").size()
+    keep = sizes.index[sizes >= settings.min_series_length]
+    train, test = train[train["unique_id"].isin(keep)], test[test["unique_id"].isin(keep)]
+    names = [n for n in default_models(settings) if n in STATSFORECAST_NAMES]
+    backtest = run_backtest(train, settings, models=names)
+    evaluation = evaluate(backtest, train, settings.season)
+    rows = []
+    for metric in SELECTION_METRICS:
+        (champions, decision), cpu, _ = _timed(
+            choose_champions, evaluation, backtest, train, settings.season, mode=settings.selection.mode,
+            tolerance=settings.selection.global_tolerance, margin=settings.selection.margin,
+            guard_windows=settings.selection.guard_windows, metric=metric)
+        forecasts = ChampionForecaster(settings.frequency, settings.season, settings.horizon).fit(
+            train, champions[["unique_id", "model"]]).predict()
+        shares = champions["model"].value_counts(normalize=True).round(2).head(3).to_dict()
+        rows.append({"dataset": name, "origin": origin, "metric": metric, "series": len(keep),
+                     **holdout_scores(train, test, forecasts, settings.season),
+                     "selection": decision["mode"] + (f" ({decision['champion_for_all']})"
+                                                      if "champion_for_all" in decision else ""),
+                     "mix": shares, "selection_cpu_s": cpu, "load": os.getloadavg()[0]})
+    return rows
+
+
+def print_metrics(rows: list[dict]) -> None:
+    frame = pd.DataFrame(rows)
+    print("\nholdout scores of the champions chosen on each selection metric (mean over series)")
+    print(frame[["dataset", "origin", "metric", "smape", "wape", "mase", "selection", "mix", "selection_cpu_s",
+                 "load"]].round(3).to_string(index=False))
+    wins = {}
+    for score in ("smape", "wape", "mase"):
+        # Ties (the same champions) count for every metric that reached the best score.
+        best = frame[frame[score] <= frame.groupby(["dataset", "origin"])[score].transform("min") + 1e-9]
+        wins[score] = best["metric"].value_counts().reindex(SELECTION_METRICS, fill_value=0)
+    summary = frame.groupby("metric", sort=False)[["smape", "wape", "mase"]].mean()
+    for score, counts in wins.items():
+        summary[f"best on {score}"] = counts
+    print("\nover all holdouts (mean; and at how many holdouts each metric's choice scored best, ties counted "
+          "for each)")
+    print(summary.round(3).to_string())
+
+
 def holdout_smape(actual: pd.DataFrame, forecasts: pd.DataFrame, column: str) -> float:
     """Mean over series of the per-series M4 sMAPE (0-200) on the holdout; a missing forecast counts as 0."""
     merged = actual.merge(forecasts[["unique_id", "ds", column]], on=["unique_id", "ds"], how="left")
@@ -398,7 +463,17 @@ def main() -> None:
     parser.add_argument("--origins", type=int, default=1, help="holdout origins, the last and those before it")
     parser.add_argument("--selection", default="auto", choices=SELECTION_MODES, help="selection.mode to use")
     parser.add_argument("--quality", action="store_true", help="today's default vs each addition (see above)")
+    parser.add_argument("--metrics", action="store_true", help="the champions chosen on each selection metric")
+    parser.add_argument("--first-origin", type=int, default=0, help="skip the origins before this one")
     args = parser.parse_args()
+    if args.metrics:
+        rows = []
+        for name in args.datasets.split(","):
+            for origin in range(args.first_origin, args.origins):
+                rows.extend(metric_comparison(name, origin))
+                print_metrics(rows[-len(SELECTION_METRICS):])
+        print_metrics(rows)
+        return
     if args.quality:
         rows = []
         for name in args.datasets.split(","):

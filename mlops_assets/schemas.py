@@ -215,8 +215,15 @@ BACKTEST_FORECASTS = DataFrameSchema(
         # A model that explodes on one series is judged by its metrics and not chosen; it must not stop
         # the chain. What is published (forecasts, intervals, sales_overall) is bounded below.
         "y_hat": Column(float, nullable=True),
+        # Optional so that a backtest stored before closures existed still validates.
+        "closed": Column(bool, nullable=False, required=False,
+                         description="a declared closure (settings.closed): forecast 0, not scored"),
     },
-    checks=[Check(lambda df: df["ds"] > df["cutoff"], error="no leakage: every forecast ds is after its cutoff")],
+    checks=[
+        Check(lambda df: df["ds"] > df["cutoff"], error="no leakage: every forecast ds is after its cutoff"),
+        Check(lambda df: (df["y_hat"] == 0) | ~df["closed"] if "closed" in df.columns else df["y_hat"].notna() | True,
+              error="a closed period is forecast as 0"),
+    ],
     unique=["unique_id", "model", "cutoff", "ds"],
     strict=True,
     name="forecasting.backtest_forecasts",
@@ -229,7 +236,10 @@ SERIES_EVALUATION = DataFrameSchema(
         "smape": Column(float, Check.in_range(0, 200), nullable=True, description=SMAPE_DESCRIPTION),
         "mae": Column(float, Check.ge(0), nullable=True),
         "rmse": Column(float, Check.ge(0), nullable=True),
-        "mase": Column(float, Check.ge(0), nullable=True),
+        "mase": Column(float, Check.ge(0), nullable=True,
+                       description="MAE over the in-sample seasonal naive MAE before each cutoff; NaN: no scale"),
+        "wape": Column(float, Check.ge(0), nullable=True,
+                       description="100 * sum|y - y_hat| / sum|y| per window, percent; NaN: all actuals 0"),
         "bias": Column(float, nullable=True),
         "n_windows": Column(int, Check.ge(1)),
     },
@@ -246,7 +256,12 @@ SERIES_CHAMPIONS = DataFrameSchema(
         "runner_up": Column(str, nullable=True),
         "runner_up_smape": Column(float, Check.in_range(0, 200), nullable=True),
         "seasonal_naive_smape": Column(float, Check.in_range(0, 200), nullable=True),
+        "metric": Column(str, Check.isin(["smape", "mase", "rmse", "wape"]),
+                         description="settings.selection.metric: what chose the model"),
+        "score": Column(float, Check.ge(0), nullable=True, description="the model's mean backtest score on `metric`"),
     },
+    checks=[Check(lambda df: (df["metric"] != "smape") | df["score"].isna()
+                  | ((df["score"] - df["smape"]).abs() < 1e-9), error="with metric smape, score is the SMAPE")],
     strict=True,
     name="forecasting.series_champions",
 )

@@ -11,6 +11,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +41,13 @@ class BacktestSettings(_Strict):
 
 
 class SelectionSettings(_Strict):
+    metric: Literal["smape", "mase", "rmse", "wape"] = Field(
+        "smape",
+        description="What decides: each series' champion, the 'auto' guard, the one model for all, the "
+        "Combination's members and the registry's promotion gate. 'smape' (0-200), 'mase' (scaled by the "
+        "in-sample seasonal naive error before each cutoff), 'rmse' (units of y: big series weigh more in "
+        "the comparisons over series), 'wape' (percent of the actuals). promotion_tolerance is in its units.",
+    )
     mode: Literal["auto", "per_series", "global"] = Field(
         "auto",
         description="'per_series': each series' lowest backtest SMAPE; 'global': one model for all series; "
@@ -88,6 +96,38 @@ class RegressorSettings(_Strict):
         description="Regressors whose future is not known (a price): after each cutoff, and in the final "
         "forecast, their last known value is used.",
     )
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ClosedSettings(_Strict):
+    """Periods of daily data with known zero demand (a store closed on Sundays, on Christmas Day)."""
+
+    weekdays: list[str] = Field(
+        [], description="Weekdays always closed: mon, tue, wed, thu, fri, sat, sun (or full names)."
+    )
+    dates: list[date] = Field([], description="Dates closed, e.g. [2024-12-25, 2025-01-01].")
+
+    @field_validator("weekdays", mode="before")
+    @classmethod
+    def _weekday_names(cls, value):
+        if not isinstance(value, list):
+            raise ValueError(f"closed.weekdays must be a list of weekday names, got {value!r}")
+        out = []
+        for name in value:
+            key = str(name).strip().lower()[:3] if isinstance(name, str) else ""
+            full = {"mon": "monday", "tue": "tuesday", "wed": "wednesday", "thu": "thursday", "fri": "friday",
+                    "sat": "saturday", "sun": "sunday"}.get(key, "")
+            if not isinstance(name, str) or name.strip().lower() not in (key, full):
+                raise ValueError(f"closed.weekdays: {name!r} is not a weekday; use {', '.join(WEEKDAYS)} "
+                                 "(or monday ... sunday)")
+            out.append(key)
+        return sorted(set(out), key=WEEKDAYS.index)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.weekdays or self.dates)
 
 
 class DriftSettings(_Strict):
@@ -185,6 +225,11 @@ class Settings(_Strict):
     interval_levels: list[int] = Field([80, 95], description="Prediction interval levels, in percent.")
     intervals: IntervalSettings = IntervalSettings()
     regressors: RegressorSettings = RegressorSettings()
+    closed: ClosedSettings = Field(
+        ClosedSettings(),
+        description="Daily data only: periods with known zero demand. They are forecast as 0 (bounds too), "
+        "not scored in the backtest (they never decide the selection), and their actuals stay in the history.",
+    )
     combination_size: int = Field(
         3, ge=2, description="Models in each series' Combination candidate: the median of its best ones."
     )
@@ -194,7 +239,8 @@ class Settings(_Strict):
         "{sales_orders: {order_date: OrderDate}}.",
     )
     promotion_tolerance: float = Field(
-        0.0, ge=0, description="SMAPE points a new version may be worse by and still become champion."
+        0.0, ge=0, description="How much worse a new version may score (in the units of selection.metric, "
+        "SMAPE points by default) and still become champion."
     )
     registered_model_name: str = Field(
         "sales_forecast", description="MLflow registered model name: letters, digits, '_', '-', '.'."
@@ -253,6 +299,15 @@ class Settings(_Strict):
                              "order lines record every sale, so a period without one is zero sales")
         return self
 
+    @model_validator(mode="after")
+    def _closed_days_need_daily_data(self) -> Settings:
+        base = pd.tseries.frequencies.to_offset(self.frequency)
+        if self.closed.any and not (base.name in ("D", "B") and base.n == 1):
+            raise ValueError(f"closed (weekdays/dates with zero demand) applies to daily data (frequency D or B); "
+                             f"frequency is {self.frequency}, whose periods are never wholly closed: remove "
+                             "`closed` or set frequency: D")
+        return self
+
     @property
     def missing_periods(self) -> str:
         return self.gold.missing_periods or ("not_reported" if self.source == "series" else "zero")
@@ -275,8 +330,9 @@ class Settings(_Strict):
         # The registry registers a new model version when this changes; how many PNGs are drawn, when the
         # gold layer warns, how long a run waits for a lock and the engine that computes it are not part of
         # the model, so changing them must not register one.
+        # mode="json": closed dates are dates, which json cannot dump as they are.
         settings = self.model_dump(
-            exclude={"plots": True, "locks": True, "compute": True, "gold": {"warn_excluded_share"}}
+            mode="json", exclude={"plots": True, "locks": True, "compute": True, "gold": {"warn_excluded_share"}}
         )
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -61,6 +61,28 @@ def test_forecast_contracts_find_crossed_bounds_and_smape_out_of_range():
     assert any("after its model's training data" in c for c in failed)
 
 
+def test_evaluation_champions_and_backtest_contracts_cover_the_metric_and_closures():
+    evaluation = pd.DataFrame({"unique_id": ["P1", "P1"], "model": ["Naive", "SeasonalNaive"], "smape": [10.0, 20.0],
+                               "mae": 1.0, "rmse": 1.0, "mase": [0.9, None], "wape": [12.0, None], "bias": 0.0,
+                               "n_windows": 3})
+    schemas.SERIES_EVALUATION.validate(evaluation, lazy=True)
+    failed = _failed_checks(schemas.SERIES_EVALUATION, evaluation.assign(wape=[-1.0, 5.0], mase=[0.5, -0.1]))
+    assert sum("greater_than_or_equal_to" in c for c in failed) >= 1
+    champions = pd.DataFrame({"unique_id": ["P1", "P2"], "model": "Naive", "smape": [10.0, 20.0],
+                              "runner_up": None, "runner_up_smape": float("nan"), "seasonal_naive_smape": 30.0,
+                              "metric": ["wape", "smape"], "score": [12.0, 20.0]})
+    schemas.SERIES_CHAMPIONS.validate(champions, lazy=True)
+    failed = _failed_checks(schemas.SERIES_CHAMPIONS, champions.assign(metric=["mape", "smape"], score=[12.0, 19.0]))
+    assert any("isin" in c for c in failed) and any("score is the SMAPE" in c for c in failed)
+    backtest = pd.DataFrame({"unique_id": "P1", "cutoff": pd.Timestamp("2026-01-03"),
+                             "ds": pd.to_datetime(["2026-01-04", "2026-01-05"]), "y": [0.0, 5.0], "model": "Naive",
+                             "y_hat": [0.0, 4.0], "closed": [True, False]})
+    schemas.BACKTEST_FORECASTS.validate(backtest, lazy=True)
+    schemas.BACKTEST_FORECASTS.validate(backtest.drop(columns="closed"), lazy=True)
+    assert any("closed period is forecast as 0" in c
+               for c in _failed_checks(schemas.BACKTEST_FORECASTS, backtest.assign(y_hat=[3.0, 4.0])))
+
+
 def test_contracts_bound_every_number_to_a_finite_plausible_range():
     """quantity 1e300 made revenue infinite and published an interval of 6e298; each layer now stops it."""
     orders = pd.DataFrame({

@@ -17,6 +17,7 @@ from mlops_assets.defs.automation import downstream_condition, expensive_conditi
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, table_metadata
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.forecasting.engine import BucketFailure, backtest_by_bucket, evaluate_by_bucket
+from mlops_assets.forecasting.metrics import METRIC_DESCRIPTIONS
 from mlops_assets.forecasting.selection import choose_from_evaluations, selection_summary
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
 from mlops_assets.registry.model_registry import load_champion
@@ -94,9 +95,13 @@ def sql_fingerprint(warehouse: Warehouse, sql: str | None) -> str:
 
 
 def backtest_fingerprint(data: str, settings: Settings, models: list[str], regressors: str = "") -> str:
+    # The metric changes the backtest only through the Combination's members: a metric change alone must not
+    # cost a backtest of the whole zoo otherwise.
+    metric = settings.selection.metric if COMBINATION in models else ""
     spec = f"{data}|{settings.frequency}|{settings.horizon}|{settings.step}|" \
            f"{settings.backtest.windows}|{settings.season}|{','.join(models)}|{regressors}|" \
-           f"{settings.combination_size}|{settings.regressors.model_dump_json()}"
+           f"{settings.combination_size}|{settings.regressors.model_dump_json()}|{metric}|" \
+           f"{settings.closed.model_dump_json()}"
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
@@ -192,20 +197,23 @@ def evaluate_stored_backtest(warehouse: Warehouse, settings: Settings):
     owners=OWNERS,
     automation_condition=downstream_condition(),
     description="Accuracy of every model on every series over all backtest windows: SMAPE (0-200, M4), MAE, "
-    "RMSE, MASE, bias. Each materialization is one MLflow run in the experiment sales_forecast.",
+    "RMSE, MASE, WAPE (%), bias; declared closed periods are not scored. Each materialization is one MLflow "
+    "run in the experiment sales_forecast, with the selection metric (settings.selection.metric).",
 )
 def series_evaluation(
     context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse, mlflow_tracking: MlflowTracking
 ):
     settings = project.settings
-    fingerprint = metadata_value(latest_metadata(context, BACKTEST_KEY), "input_fingerprint")
+    backtest_print = metadata_value(latest_metadata(context, BACKTEST_KEY), "input_fingerprint")
+    # The run records what the selection ranks on: a metric change is a new run, not a new backtest.
+    fingerprint = f"{backtest_print}-{settings.selection.metric}" if backtest_print else None
     previous = latest_metadata(context, EVALUATION_KEY)
     if fingerprint and metadata_value(previous, "input_fingerprint") == fingerprint:
         context.log.info(f"backtest unchanged (fingerprint {fingerprint}): kept the evaluation and its MLflow run")
         return dg.MaterializeResult(metadata=previous)
     evaluation, windows = evaluate_stored_backtest(warehouse, settings)
     champions, decision = _choose(settings, evaluation, windows)
-    summary = selection_summary(evaluation, champions)
+    summary = selection_summary(evaluation, champions, settings.selection.metric)
     warehouse.replace(EVALUATION, evaluation)
     history_fingerprint = eligible_summary(warehouse)[1]
     run_id, url = _log_evaluation_run(
@@ -215,8 +223,9 @@ def series_evaluation(
         metadata=table_metadata(
             evaluation,
             EVALUATION,
-            {"smape": schemas.SMAPE_DESCRIPTION},
+            {"smape": schemas.SMAPE_DESCRIPTION, **{m: METRIC_DESCRIPTIONS[m] for m in ("mase", "rmse", "wape")}},
             input_fingerprint=fingerprint or "",
+            selection_metric=settings.selection.metric,
             mlflow_run_id=run_id,
             mlflow_run=dg.MetadataValue.url(url),
             data_fingerprint=history_fingerprint,
@@ -233,11 +242,12 @@ def _choose(settings, evaluation: pd.DataFrame, windows):
         mode=settings.selection.mode,
         tolerance=settings.selection.global_tolerance,
         margin=settings.selection.margin,
+        metric=settings.selection.metric,
     )
 
 
-def _per_model(evaluation: pd.DataFrame) -> pd.DataFrame:
-    return evaluation.groupby("model")["smape"].agg(["mean", "median"]).round(3).sort_values("mean")
+def _per_model(evaluation: pd.DataFrame, metric: str = "smape") -> pd.DataFrame:
+    return evaluation.groupby("model")[metric].agg(["mean", "median"]).round(4).sort_values("mean")
 
 
 def _code_version() -> str:
@@ -254,7 +264,8 @@ def _log_evaluation_run(context, tracking: MlflowTracking, settings, history_fin
         f"gold.sales_data_for_forecast: {settings.backtest.windows} windows of {settings.horizon} periods "
         f"({settings.frequency}). "
         f"Champion selection SMAPE {summary['champion_smape']:.2f} (M4 scale, 0-200) vs seasonal naive "
-        f"{summary['seasonal_naive_smape']:.2f}; selection mode {decision['mode']}."
+        f"{summary['seasonal_naive_smape']:.2f}; selection mode {decision['mode']} on "
+        f"{settings.selection.metric.upper()}."
     )
     with mlflow.start_run(run_name=f"evaluation-{context.run_id[:8]}", description=description,
                           tags=tracking.run_tags(context)) as run:
@@ -272,22 +283,27 @@ def _log_evaluation_run(context, tracking: MlflowTracking, settings, history_fin
                 "settings_fingerprint": settings.fingerprint(),
                 "code_version": _code_version(),
                 "selection_mode_setting": settings.selection.mode,
+                "selection_metric": settings.selection.metric,
+                "closed_weekdays": ",".join(settings.closed.weekdays),
+                "closed_dates": len(settings.closed.dates),
                 "selection_mode": decision["mode"],
                 "champion_for_all": decision.get("champion_for_all", ""),
             }
         )
-        per_model = _per_model(evaluation)
-        for model, row in per_model.iterrows():
-            mlflow.log_metrics({f"smape_mean_{model}": row["mean"], f"smape_median_{model}": row["median"]})
+        metric = settings.selection.metric
+        for name in sorted({"smape", metric}):
+            for model, row in _per_model(evaluation, name).iterrows():
+                mlflow.log_metrics({f"{name}_mean_{model}": row["mean"], f"{name}_median_{model}": row["median"]})
         mlflow.log_metrics(
             {
                 "smape_champion_selection": summary["champion_smape"],
                 "smape_seasonal_naive": summary["seasonal_naive_smape"],
                 "smape_best_single_model": summary["best_single_smape"],
+                f"{metric}_champion_selection": summary["champion_score"],
                 **{
                     name: decision[key]
-                    for key, name in (("per_series_last_window_smape", "smape_last_window_per_series"),
-                                      ("global_last_window_smape", "smape_last_window_global"))
+                    for key, name in (("per_series_last_window_score", f"{metric}_last_window_per_series"),
+                                      ("global_last_window_score", f"{metric}_last_window_global"))
                     if key in decision
                 },
             }
@@ -310,8 +326,9 @@ def _log_evaluation_run(context, tracking: MlflowTracking, settings, history_fin
     kinds={"duckdb", "pandas"},
     owners=OWNERS,
     automation_condition=expensive_condition(),
-    description="The per-series models: for each series, the model with the lowest mean backtest SMAPE (ties "
-    "to the simpler model), with the runner-up and the seasonal-naive SMAPE beside it. With "
+    description="The per-series models: for each series, the model with the lowest mean backtest score on "
+    "settings.selection.metric (SMAPE by default; ties to the simpler model), with the runner-up and the "
+    "seasonal-naive SMAPE beside it. With "
     "selection.mode 'auto' (the default) per-series choice is used only when it held up on each series' last "
     "backtest window; otherwise every series gets the one model that did best overall.",
 )
@@ -319,13 +336,16 @@ def series_champions(context: dg.AssetExecutionContext, project: ProjectResource
     evaluation = warehouse.read(EVALUATION)
     _, windows = evaluate_stored_backtest(warehouse, project.settings)
     champions, decision = _choose(project.settings, evaluation, windows)
-    summary = selection_summary(evaluation, champions)
+    metric = project.settings.selection.metric
+    summary = selection_summary(evaluation, champions, metric)
     warehouse.replace(CHAMPIONS, champions)
     context.log.info(f"selection mode {decision['mode']} (setting {decision['requested_mode']}): {decision['reason']}")
     context.log.info(
         f"champion selection SMAPE {summary['champion_smape']:.2f} vs best single model "
         f"{summary['best_single_model']} {summary['best_single_smape']:.2f} vs seasonal naive "
         f"{summary['seasonal_naive_smape']:.2f}"
+        + (f"; on {metric.upper()}: {summary['champion_score']:.4g} vs {summary['best_single_score']:.4g} vs "
+           f"{summary['seasonal_naive_score']:.4g}" if metric != "smape" else "")
     )
     return dg.MaterializeResult(
         metadata=table_metadata(
@@ -335,10 +355,12 @@ def series_champions(context: dg.AssetExecutionContext, project: ProjectResource
             win_share=dg.MetadataValue.json({k: round(v, 4) for k, v in summary["win_share"].items()}),
             selection_mode=decision["mode"],
             selection_reason=decision["reason"],
+            selection_metric=metric,
+            **({f"{metric}_champion_selection": float(summary["champion_score"])} if metric != "smape" else {}),
             champion_for_all=decision.get("champion_for_all", ""),
             **{
                 key: float(decision[key])
-                for key in ("per_series_last_window_smape", "global_last_window_smape")
+                for key in ("per_series_last_window_score", "global_last_window_score")
                 if key in decision
             },
             smape_champion_selection=float(summary["champion_smape"]),

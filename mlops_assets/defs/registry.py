@@ -31,11 +31,13 @@ SERVE_PORT = 5001  # `make serve`
 
 
 def _selection_record(context: dg.AssetExecutionContext) -> dict:
-    """How series_champions chose (mode and the guard's out-of-sample SMAPEs), from its last materialization."""
+    """How series_champions chose (mode, metric, the guard's out-of-sample scores), from its last materialization."""
     metadata = latest_metadata(context, CHAMPIONS_KEY)
-    keys = ("selection_mode", "champion_for_all", "per_series_last_window_smape", "global_last_window_smape")
+    keys = ("selection_mode", "selection_metric", "champion_for_all", "per_series_last_window_score",
+            "global_last_window_score")
     record = {key: metadata_value(metadata, key) for key in keys}
     record["mode"] = record.pop("selection_mode")
+    record["metric"] = record.pop("selection_metric") or "smape"
     return {key: value for key, value in record.items() if value not in (None, "")}
 
 
@@ -48,7 +50,8 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
     automation_condition=expensive_condition(),
     description="The per-series champions refit on each series' full history, logged as one MLflow pyfunc "
     "model and registered as a new version of sales_forecast (alias challenger). The alias champion moves "
-    "to it only when its backtest SMAPE on the same data is no worse than the current champion's, or, when the "
+    "to it only when its backtest score (settings.selection.metric, SMAPE by default) on the same data is no "
+    "worse than the current champion's, or, when the "
     "selection guard chose one model for all series, when that did better out of sample than per-series choice.",
 )
 def sales_forecast_model(
@@ -114,10 +117,12 @@ def sales_forecast_model(
             "dagster_run_id": context.run_id,
             "frequency": settings.frequency,
             "horizon": str(settings.horizon),
+            "selection_metric": settings.selection.metric,
             **({"regressors_fingerprint": x_fingerprint} if x_fingerprint else {}),
         },
         tolerance=settings.promotion_tolerance,
         selection=_selection_record(context),
+        metric=settings.selection.metric,
     )
     if version.reused:
         context.log.info(f"{name} v{version.version} was already registered from these inputs (an earlier run "
@@ -133,8 +138,9 @@ def sales_forecast_model(
             "registered": not version.reused,
             "promoted": decision.promoted,
             "promotion_reason": decision.reason,
-            "new_smape": float(decision.new_smape),
-            **({"champion_smape_before": float(decision.current_smape)} if decision.current_smape is not None else {}),
+            "promotion_metric": decision.metric,
+            "new_score": float(decision.new_score),
+            **({"champion_score_before": float(decision.current_score)} if decision.current_score is not None else {}),
             "champion_version": model_registry.alias_version(name, model_registry.CHAMPION) or "",
             "series": len(champions),
             "interval_method": settings.intervals.method,

@@ -11,6 +11,9 @@ it through the same cutoffs (forecasting.global_model, forecasting.combinations)
 A model that raises on a series is replaced, for that series and window, by ``zoo.FALLBACK_MODEL`` under
 the failing model's name; a model that cannot forecast a short window (SeasonalNaive with less than one
 season of data) gives NaN, which the selection never picks.
+
+Declared closures (settings.closed, daily data) are forecast as 0 by every model and flagged ``closed`` so
+that the scoring skips them (forecasting.closures).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from mlops_assets.forecasting.closures import ClosedPeriods, mark_closed
 from mlops_assets.forecasting.combinations import combine_backtest
 from mlops_assets.forecasting.global_model import backtest_global
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
@@ -34,7 +38,7 @@ from mlops_assets.forecasting.zoo import (
 )
 from mlops_assets.settings import Settings
 
-BACKTEST_COLUMNS = ["unique_id", "cutoff", "ds", "y", "model", "y_hat"]
+BACKTEST_COLUMNS = ["unique_id", "cutoff", "ds", "y", "model", "y_hat", "closed"]
 
 
 def validate_history(df: pd.DataFrame, min_length: int, what: str = "history") -> pd.DataFrame:
@@ -71,7 +75,7 @@ def run_backtest(
     n_jobs: int = -1,
     regressors: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Backtest forecasts in long format: unique_id, cutoff, ds, y, model, y_hat.
+    """Backtest forecasts in long format: unique_id, cutoff, ds, y, model, y_hat, closed.
 
     Sorted by unique_id, model, cutoff, ds. ``models`` defaults to ``zoo.default_models(settings)``.
     ``regressors`` (gold.regressors' columns) feed the global model.
@@ -86,8 +90,10 @@ def run_backtest(
             settings.step, last_known=settings.regressors.last_known, seed=settings.seed,
         ))
     backtest = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    backtest = mark_closed(backtest, ClosedPeriods.from_settings(settings))
     if COMBINATION in names:
-        backtest = pd.concat([backtest, combine_backtest(backtest, settings.combination_size)], ignore_index=True)
+        combined = combine_backtest(backtest, settings.combination_size, settings.selection.metric, df, settings.season)
+        backtest = pd.concat([backtest, combined], ignore_index=True)
     if len(names) > len(local):
         backtest = backtest.sort_values(["unique_id", "model", "cutoff", "ds"], kind="stable", ignore_index=True)
     return backtest

@@ -47,15 +47,19 @@ class Calibration:
 def champion_errors(backtest: pd.DataFrame, champions: pd.DataFrame) -> pd.DataFrame:
     """unique_id, cutoff, step (1..h), y, y_hat, error (y - y_hat) of each series' champion in the backtest.
 
-    Rows whose forecast is NaN (a model that could not forecast a window) are dropped.
+    Rows whose forecast is NaN (a model that could not forecast a window) and declared-closed periods (forecast
+    0 by rule, not a model's error) are dropped, after the steps are counted.
     """
     picks = champions[["unique_id", "model"]].astype({"unique_id": str, "model": str})
-    bt = backtest[["unique_id", "cutoff", "ds", "y", "model", "y_hat"]].astype({"unique_id": str, "model": str})
+    columns = ["unique_id", "cutoff", "ds", "y", "model", "y_hat"] + (["closed"] if "closed" in backtest else [])
+    bt = backtest[columns].astype({"unique_id": str, "model": str})
     rows = bt.merge(picks, on=["unique_id", "model"], how="inner")
     rows = rows.sort_values(["unique_id", "cutoff", "ds"], kind="stable")
     rows["step"] = rows.groupby(["unique_id", "cutoff"], sort=False).cumcount() + 1
     rows["error"] = rows["y"].to_numpy(dtype=float) - rows["y_hat"].to_numpy(dtype=float)
     rows = rows[np.isfinite(rows["error"].to_numpy())]
+    if "closed" in rows.columns:
+        rows = rows[~rows["closed"].astype(bool).to_numpy()]
     return rows[["unique_id", "cutoff", "step", "y", "y_hat", "error"]].reset_index(drop=True)
 
 

@@ -8,11 +8,18 @@ Scales, stated once:
   window's cutoff (lag = season_length; lag 1 when the training data has no more than one season). It is
   NaN, not inf, when that scale is 0 (a constant training history): an infinite score would dominate any
   average over series, while NaN is skipped and counted.
+- wape: ``100 * sum|y - y_hat| / sum|y|`` over the window, in percent (0 = exact, 100 = errors as large as
+  the actuals). NaN, like mase, when the window's actuals are all 0.
+
+Periods marked ``closed`` in the backtest (declared closures: the product forecasts 0 there) are not scored:
+every model would be exact or every non-zero one would score 200 SMAPE there, which says nothing about it.
 
 Every metric is computed per series, model and window first, then averaged over the windows, so each
 cutoff weighs the same. smape, mae, rmse and bias are NaN when any window has a NaN forecast (a model that
-could not forecast one window is not comparable with one that could); mase averages the windows whose
-scale is defined.
+could not forecast one window is not comparable with one that could); mase and wape average the windows
+whose scale is defined.
+
+The selection ranks models on one of SELECTION_METRICS (settings.selection.metric).
 """
 
 from __future__ import annotations
@@ -20,7 +27,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-EVALUATION_COLUMNS = ["unique_id", "model", "smape", "mae", "rmse", "mase", "bias", "n_windows"]
+EVALUATION_COLUMNS = ["unique_id", "model", "smape", "mae", "rmse", "mase", "wape", "bias", "n_windows"]
+SELECTION_METRICS = ("smape", "mase", "rmse", "wape")
+METRIC_DESCRIPTIONS = {
+    "smape": "SMAPE, M4 scale 0-200",
+    "mase": "MASE, MAE over the in-sample seasonal naive MAE before each cutoff (1 = as good as it)",
+    "rmse": "RMSE, in the units of y",
+    "wape": "WAPE, 100 * sum|error| / sum|actual|, percent",
+}
+
+
+def check_metric(metric: str) -> str:
+    if metric not in SELECTION_METRICS:
+        raise ValueError(f"selection metric {metric!r} is not one of {SELECTION_METRICS}")
+    return metric
+
+
+def scored_rows(backtest: pd.DataFrame) -> pd.DataFrame:
+    """The backtest without its declared-closed periods (column ``closed``, when there is one)."""
+    if "closed" not in backtest.columns:
+        return backtest
+    return backtest[~backtest["closed"].fillna(False).astype(bool).to_numpy()]
 
 
 def smape_terms(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
@@ -74,12 +101,12 @@ def seasonal_naive_scale(history: pd.DataFrame, cutoffs: pd.DataFrame, season_le
     return pd.Series(scale, index=cutoffs.index, name="scale")
 
 
-def evaluate(backtest: pd.DataFrame, history: pd.DataFrame, season_length: int) -> pd.DataFrame:
-    """Per series and model: smape (0-200), mae, rmse, mase, bias, n_windows; averaged over windows."""
+def window_metrics(backtest: pd.DataFrame, history: pd.DataFrame, season_length: int) -> pd.DataFrame:
+    """Per series, model and window: smape, mae, rmse, mase, wape, bias (NaN when a forecast is NaN)."""
     missing = [c for c in ("unique_id", "cutoff", "ds", "y", "model", "y_hat") if c not in backtest.columns]
     if missing:
         raise ValueError(f"backtest lacks column(s) {missing}; it has {list(backtest.columns)}")
-    bt = backtest[["unique_id", "cutoff", "model", "y", "y_hat"]].astype({"unique_id": str})
+    bt = scored_rows(backtest)[["unique_id", "cutoff", "model", "y", "y_hat"]].astype({"unique_id": str})
     y = bt["y"].to_numpy(dtype=float)
     y_hat = bt["y_hat"].to_numpy(dtype=float)
     err = y_hat - y
@@ -92,6 +119,7 @@ def evaluate(backtest: pd.DataFrame, history: pd.DataFrame, season_length: int) 
             "mae": np.abs(err),
             "mse": err**2,
             "bias": err,
+            "abs_y": np.abs(y),
         }
     )
     keys = ["unique_id", "model", "cutoff"]
@@ -100,30 +128,42 @@ def evaluate(backtest: pd.DataFrame, history: pd.DataFrame, season_length: int) 
         mae=("mae", "mean"),
         mse=("mse", "mean"),
         bias=("bias", "mean"),
+        abs_error=("mae", "sum"),
+        abs_y=("abs_y", "sum"),
         n=("smape", "size"),
         n_valid=("smape", "count"),
     )
     per_window = per_window.reset_index()
     # A NaN forecast anywhere in the window makes the window's metrics NaN.
     incomplete = per_window["n_valid"] < per_window["n"]
-    per_window.loc[incomplete, ["smape", "mae", "mse", "bias"]] = np.nan
+    per_window.loc[incomplete, ["smape", "mae", "mse", "bias", "abs_error"]] = np.nan
     per_window["rmse"] = np.sqrt(per_window["mse"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_window["wape"] = np.where(per_window["abs_y"] > 0, 100.0 * per_window["abs_error"] / per_window["abs_y"],
+                                      np.nan)
     windows = per_window[["unique_id", "cutoff"]].drop_duplicates()
     windows["scale"] = seasonal_naive_scale(history, windows, season_length)
     per_window = per_window.merge(windows, on=["unique_id", "cutoff"], how="left")
     per_window["mase"] = per_window["mae"] / per_window["scale"]
+    per_window["complete"] = ~incomplete.to_numpy()
+    return per_window[keys + ["smape", "mae", "rmse", "mase", "wape", "bias", "complete"]]
 
+
+def evaluate(backtest: pd.DataFrame, history: pd.DataFrame, season_length: int) -> pd.DataFrame:
+    """Per series and model: smape (0-200), mae, rmse, mase, wape (%), bias, n_windows; averaged over windows."""
+    per_window = window_metrics(backtest, history, season_length)
     out = per_window.groupby(["unique_id", "model"], sort=True).agg(
         smape=("smape", "mean"),
         mae=("mae", "mean"),
         rmse=("rmse", "mean"),
         mase=("mase", "mean"),
+        wape=("wape", "mean"),
         bias=("bias", "mean"),
         n_windows=("cutoff", "size"),
-        n_complete=("smape", "count"),
+        n_complete=("complete", "sum"),
     )
     # A model missing a window is not comparable: NaN, never averaged over the windows it managed.
     partial = out["n_complete"] < out["n_windows"]
-    out.loc[partial, ["smape", "mae", "rmse", "bias", "mase"]] = np.nan
+    out.loc[partial, ["smape", "mae", "rmse", "bias", "mase", "wape"]] = np.nan
     out["n_windows"] = out["n_windows"].astype("int64")
     return out.reset_index()[EVALUATION_COLUMNS]

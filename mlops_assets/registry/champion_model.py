@@ -13,7 +13,8 @@ Intervals: ``intervals="backtest"`` (the product's default) calibrates them on t
 (``forecasting.intervals``), so fit takes the backtest; ``intervals="model"`` uses each model's own, with
 conformal windows fitted to each series' length. Either way widths never shrink from one step to the
 next. ``clip``: "auto" clips forecasts and bounds at 0 only when the history has no negative value
-(returns), "always" and "never" say what they mean.
+(returns), "always" and "never" say what they mean. ``closed`` (forecasting.closures): declared closures are
+forecast as 0, bounds included.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from mlops_assets.forecasting.closures import ClosedPeriods, zero_closed
 from mlops_assets.forecasting.combinations import final_members
 from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
@@ -78,6 +80,8 @@ class ChampionForecaster:
         combination_size: int = 3,
         last_known: tuple[str, ...] = (),
         seed: int = 42,
+        metric: str = "smape",
+        closed: ClosedPeriods | None = None,
     ):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -90,6 +94,8 @@ class ChampionForecaster:
         self.combination_size = int(combination_size)
         self.last_known = tuple(last_known)
         self.seed = int(seed)
+        self.metric = metric
+        self.closed = closed or ClosedPeriods()
         self.clipped = clip == "always"
         self._no_clip: frozenset[str] = frozenset()
         self._calibration: Calibration | None = None
@@ -240,7 +246,8 @@ class ChampionForecaster:
     def _fit_combination(self, history, regressors, backtest: pd.DataFrame, sub: pd.DataFrame):
         """Each series' median of its best models' forecasts (forecasting.combinations), fitted here."""
         uids = sorted(sub["unique_id"].unique())
-        members = final_members(backtest[backtest["unique_id"].astype(str).isin(uids)], self.combination_size)
+        members = final_members(backtest[backtest["unique_id"].astype(str).isin(uids)], self.combination_size,
+                                getattr(self, "metric", "smape"), history, self.season_length)
         forecasts = []
         for name, group in members.groupby("model", sort=True):
             ids = sorted(group["unique_id"])
@@ -291,7 +298,8 @@ class ChampionForecaster:
         """Forecasts h periods after each series' train_end, with lo_<level>/hi_<level> bounds.
 
         Bounds widen (or stay) from one step to the next; forecasts and bounds are clipped at 0 except for
-        the series the ``clip`` rule leaves unclipped (``clipped`` is False when there are any).
+        the series the ``clip`` rule leaves unclipped (``clipped`` is False when there are any), and are 0 on
+        declared closed periods.
         """
         h = self.horizon if h is None else h
         if isinstance(h, bool) or not isinstance(h, numbers.Integral):
@@ -343,6 +351,8 @@ class ChampionForecaster:
         keep = out["unique_id"].isin(getattr(self, "_no_clip", frozenset())).to_numpy()
         values = [c for c in out.columns if c == "y_hat" or c.startswith(("lo_", "hi_"))]
         out.loc[~keep, values] = out.loc[~keep, values].clip(lower=0)
+        # Models pickled before closures existed have no such attribute.
+        out = zero_closed(out, getattr(self, "closed", ClosedPeriods()))
         return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
 
     def _positions(self, unique_ids: Sequence[str] | None) -> np.ndarray:
@@ -408,6 +418,8 @@ def forecaster_for(settings) -> ChampionForecaster:
         combination_size=settings.combination_size,
         last_known=tuple(settings.regressors.last_known),
         seed=settings.seed,
+        metric=settings.selection.metric,
+        closed=ClosedPeriods.from_settings(settings),
     )
 
 

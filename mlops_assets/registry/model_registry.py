@@ -3,8 +3,9 @@
 Aliases carry the state (MLflow 3 has no stages): ``challenger`` is the latest registered candidate,
 ``champion`` the version that serves forecasts. The champion moves only when the new version is at
 least as good on the same data: both versions' per-series model choices are scored with the NEW
-backtest evaluation, over the series both know. Every function uses the current MLflow tracking and
-registry URIs set by the caller.
+backtest evaluation, over the series both know, on the same metric (settings.selection.metric, recorded in
+the version's tags): like with like, whatever metric the older version was chosen on. Every function uses
+the current MLflow tracking and registry URIs set by the caller.
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ class PromotionDecision:
     promoted: bool
     reason: str
     new_version: str
-    new_smape: float
+    new_score: float
     current_version: str | None
-    current_smape: float | None
+    current_score: float | None
     n_series_compared: int
+    metric: str = "smape"
 
 
 def _missing(error: MlflowException) -> bool:
@@ -208,20 +210,27 @@ def decide_promotion(
     evaluation: pd.DataFrame,
     tolerance: float,
     selection: dict | None = None,
+    metric: str = "smape",
 ) -> PromotionDecision:
-    """Compare the new choices with the champion's on the new evaluation (SMAPE 0-200, M4).
+    """Compare the new choices with the champion's on the new evaluation, both on ``metric`` (a column of
+    it: smape 0-200 M4, mase, rmse or wape); ``tolerance`` is in the metric's units.
 
     ``selection`` is the selection guard's record (selection.choose_champions). Per-series choices made on
     this evaluation always score at least as well on it as one model for all, so when the guard chose one
-    model for all because it did better out of sample, that out-of-sample comparison decides instead.
+    model for all because it did better out of sample, that out-of-sample comparison decides instead (only
+    when the guard ranked on the same metric).
     """
-    scores = evaluation[["unique_id", "model", "smape"]].astype({"unique_id": str, "model": str})
+    if metric not in evaluation.columns:
+        raise ValueError(f"the evaluation has no {metric!r} column to compare versions on")
+    scores = evaluation[["unique_id", "model", metric]].rename(columns={metric: "score"})
+    scores = scores.astype({"unique_id": str, "model": str})
     new = new_champions[["unique_id", "model"]].astype(str).merge(scores, on=["unique_id", "model"], how="left")
-    new_overall = float(new["smape"].mean()) if new["smape"].notna().any() else float("nan")
+    new_overall = float(new["score"].mean()) if new["score"].notna().any() else float("nan")
     current = alias_version(name, CHAMPION)
+    label = metric.upper()
 
-    def decision(promoted: bool, reason: str, new_smape: float, current_smape: float | None, n: int):
-        return PromotionDecision(promoted, reason, str(new_version), new_smape, current, current_smape, n)
+    def decision(promoted: bool, reason: str, new_score: float, current_score: float | None, n: int):
+        return PromotionDecision(promoted, reason, str(new_version), new_score, current, current_score, n, metric)
 
     if current is None:
         return decision(True, f"first version: {name} has no champion yet", new_overall, None, 0)
@@ -229,7 +238,7 @@ def decide_promotion(
         return decision(True, f"version {new_version} already is the champion", new_overall, None, 0)
 
     old = champion_choices(name, current).merge(scores, on=["unique_id", "model"], how="left")
-    both = new.merge(old, on="unique_id", suffixes=("_new", "_current")).dropna(subset=["smape_new", "smape_current"])
+    both = new.merge(old, on="unique_id", suffixes=("_new", "_current")).dropna(subset=["score_new", "score_current"])
     if both.empty:
         absent = sorted(set(old["model"]) - set(scores["model"]))
         why = (
@@ -244,25 +253,26 @@ def decide_promotion(
             None,
             0,
         )
-    new_smape, current_smape = float(both["smape_new"].mean()), float(both["smape_current"].mean())
-    promoted = new_smape <= current_smape + tolerance
+    new_score, current_score = float(both["score_new"].mean()), float(both["score_current"].mean())
+    promoted = new_score <= current_score + tolerance
     reason = (
-        f"version {new_version} SMAPE {new_smape:.3f} {'<=' if promoted else '>'} champion version "
-        f"{current} SMAPE {current_smape:.3f} + tolerance {tolerance:g}, on the same {len(both)} series "
+        f"version {new_version} {label} {new_score:.4g} {'<=' if promoted else '>'} champion version "
+        f"{current} {label} {current_score:.4g} + tolerance {tolerance:g}, on the same {len(both)} series "
         f"of the new backtest: {'promoted' if promoted else 'rejected, champion unchanged'}"
     )
     guard = selection or {}
-    out_of_sample = (guard.get("global_last_window_smape"), guard.get("per_series_last_window_smape"))
-    if not promoted and guard.get("mode") == "global" and None not in out_of_sample:
+    out_of_sample = (guard.get("global_last_window_score"), guard.get("per_series_last_window_score"))
+    same_metric = guard.get("metric", "smape") == metric
+    if not promoted and guard.get("mode") == "global" and same_metric and None not in out_of_sample:
         promoted = out_of_sample[0] <= out_of_sample[1] + tolerance
         reason = (
-            f"version {new_version} (one model for all: {guard.get('champion_for_all')}) SMAPE {new_smape:.3f} > "
-            f"champion version {current} SMAPE {current_smape:.3f} on the backtest its per-series choices were "
+            f"version {new_version} (one model for all: {guard.get('champion_for_all')}) {label} {new_score:.4g} > "
+            f"champion version {current} {label} {current_score:.4g} on the backtest its per-series choices were "
             f"fitted to, but out of sample, on each series' last window, one model for all scored "
-            f"{out_of_sample[0]:.3f} against {out_of_sample[1]:.3f} for per-series choices: "
+            f"{out_of_sample[0]:.4g} against {out_of_sample[1]:.4g} for per-series choices: "
             f"{'promoted' if promoted else 'rejected, champion unchanged'}"
         )
-    return decision(promoted, reason, new_smape, current_smape, len(both))
+    return decision(promoted, reason, new_score, current_score, len(both))
 
 
 def apply_promotion(decision: PromotionDecision, *, name: str) -> None:
@@ -271,10 +281,11 @@ def apply_promotion(decision: PromotionDecision, *, name: str) -> None:
     tags = {
         "promotion_status": "promoted" if decision.promoted else "rejected",
         "promotion_reason": decision.reason,
-        "compared_smape": f"{decision.new_smape:.4f}",
+        "compared_metric": decision.metric,
+        "compared_score": f"{decision.new_score:.6g}",
         "compared_series": str(decision.n_series_compared),
         "compared_with_version": decision.current_version or "",
-        "champion_smape": "" if decision.current_smape is None else f"{decision.current_smape:.4f}",
+        "champion_score": "" if decision.current_score is None else f"{decision.current_score:.6g}",
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, decision.new_version, key, value)
@@ -293,6 +304,7 @@ def register_and_gate(
     tags: dict[str, str],
     tolerance: float,
     selection: dict | None = None,
+    metric: str = "smape",
 ) -> tuple[RegisteredVersion, PromotionDecision]:
     """Register a new version as challenger, then promote it to champion only if it is at least as good."""
     version = register_champions(forecaster, champions, name=name, run_id=run_id, description=description, tags=tags)
@@ -303,6 +315,7 @@ def register_and_gate(
         evaluation=evaluation,
         tolerance=tolerance,
         selection=selection,
+        metric=metric,
     )
     apply_promotion(decision, name=name)
     return version, decision

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from mlops_assets.forecasting.combinations import combine_backtest, final_members
 
@@ -32,3 +33,19 @@ def test_members_of_the_final_combination_use_every_window():
     # Over both windows A and B are exact half the time, C never: A and B.
     assert sorted(members["model"]) == ["A", "B"]
     assert len(combine_backtest(_backtest(), size=2)) == 4
+
+
+def test_members_are_ranked_on_the_selection_metric():
+    """A is off by 10 on an actual of 100 (SMAPE 10, small), B off by 1 on an actual of 1 (SMAPE 67): SMAPE
+    ranks A first, RMSE (in units) B; MASE needs the history of its scale."""
+    rows = []
+    windows = ((pd.Timestamp("2024-01-01"), 100.0, 110.0, 100.0), (pd.Timestamp("2024-01-08"), 1.0, 1.0, 2.0))
+    for cutoff, y, a, b in windows:
+        for model, y_hat in (("A", a), ("B", b)):
+            rows.append({"unique_id": "s", "cutoff": cutoff, "ds": cutoff + pd.Timedelta(weeks=1), "y": y,
+                         "model": model, "y_hat": y_hat})
+    backtest = pd.DataFrame(rows)
+    assert final_members(backtest, size=1)["model"].tolist() == ["A"]
+    assert final_members(backtest, size=1, metric="rmse")["model"].tolist() == ["B"]
+    with pytest.raises(ValueError, match="needs the history"):
+        final_members(backtest, size=1, metric="mase")

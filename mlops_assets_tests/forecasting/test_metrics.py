@@ -69,15 +69,18 @@ def test_evaluate_hand_computed():
     assert m1["mae"] == pytest.approx(1.0) and m1["rmse"] == pytest.approx(1.0)
     assert m1["bias"] == pytest.approx(1.0)
     assert m1["mase"] == pytest.approx((1 / 0.5 + 1 / (4 / 6)) / 2)
+    # WAPE per window: |1|+|1| over 1+3, then over 5+5; in percent, averaged over the windows.
+    assert m1["wape"] == pytest.approx((100 * 2 / 4 + 100 * 2 / 10) / 2)
     assert m1["n_windows"] == 2
     m2 = ev.iloc[1]
     # window 1: zero forecasts -> 200 each; window 2: perfect -> 0
     assert m2["smape"] == pytest.approx(100.0)
     assert m2["bias"] == pytest.approx(np.mean([-1, -3, 0, 0]))
     assert m2["rmse"] == pytest.approx((np.sqrt((1 + 9) / 2) + 0) / 2)
+    assert m2["wape"] == pytest.approx((100 * 4 / 4 + 0) / 2)
     c = ev.iloc[2]
     # 0 error on a constant series: smape 0, mase NaN (scale 0), documented
-    assert c["smape"] == 0.0 and np.isnan(c["mase"])
+    assert c["smape"] == 0.0 and np.isnan(c["mase"]) and c["wape"] == 0.0
     assert ev["n_windows"].dtype == "int64"
 
 
@@ -95,3 +98,28 @@ def test_nan_forecast_in_any_window_makes_model_nan():
     m2 = ev[(ev["unique_id"] == "a") & (ev["model"] == "M2")].iloc[0]
     assert np.isnan(m2["smape"]) and np.isnan(m2["mae"]) and m2["n_windows"] == 2
     assert ev.loc[ev["model"] == "M1", "smape"].notna().all()
+
+
+def test_wape_of_all_zero_actuals_is_skipped_not_infinite():
+    bt = _backtest()
+    first = bt["cutoff"] == bt["cutoff"].min()
+    bt.loc[(bt["unique_id"] == "c") & first, "y"] = 0.0
+    ev = evaluate(bt, _history(), season_length=2).set_index(["unique_id", "model"])
+    # c's first window has no actuals to weigh by: only its second (exact) window counts.
+    assert ev.loc[("c", "M1"), "wape"] == 0.0
+    bt.loc[bt["unique_id"] == "c", "y"] = 0.0
+    ev = evaluate(bt, _history(), season_length=2).set_index(["unique_id", "model"])
+    assert np.isnan(ev.loc[("c", "M1"), "wape"])
+
+
+def test_closed_periods_are_not_scored():
+    bt = _backtest()
+    # M2 forecast 0 in window 1 (SMAPE 200 there): marking those periods closed leaves window 2 only.
+    closed = (bt["cutoff"] == bt["cutoff"].min()).to_numpy()
+    ev = evaluate(bt.assign(closed=closed), _history(), season_length=2).set_index(["unique_id", "model"])
+    assert ev.loc[("a", "M2"), "smape"] == 0.0 and ev.loc[("a", "M2"), "n_windows"] == 1
+    assert ev.loc[("a", "M1"), "smape"] == pytest.approx(200 / 11)
+    assert ev.loc[("a", "M1"), "mase"] == pytest.approx(1 / (4 / 6))
+    # Without the flag, the same rows decide.
+    assert evaluate(bt.assign(closed=False), _history(), 2).set_index(["unique_id", "model"]).loc[
+        ("a", "M2"), "smape"] == pytest.approx(100.0)

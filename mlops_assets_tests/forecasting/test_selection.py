@@ -14,8 +14,8 @@ def test_best_model_wins_with_runner_up_and_seasonal_naive():
               ("b", "SeasonalNaive", 10.0), ("b", "AutoETS", 12.0), ("b", "Naive", np.nan)])
     ch = select_champions(ev)
     assert list(ch.columns) == CHAMPION_COLUMNS
-    assert ch.values.tolist()[0] == ["a", "AutoETS", 20.0, "Naive", 25.0, 30.0]
-    assert ch.values.tolist()[1] == ["b", "SeasonalNaive", 10.0, "AutoETS", 12.0, 10.0]
+    assert ch.values.tolist()[0] == ["a", "AutoETS", 20.0, "Naive", 25.0, 30.0, "smape", 20.0]
+    assert ch.values.tolist()[1] == ["b", "SeasonalNaive", 10.0, "AutoETS", 12.0, 10.0, "smape", 10.0]
 
 
 def test_ties_go_to_the_simpler_model():
@@ -53,6 +53,25 @@ def test_summary():
     assert s["n_series"] == 3
 
 
+def test_the_selection_metric_decides_and_smape_stays_beside_it():
+    # On SMAPE, Naive wins a (10 < 12); on MASE, AutoETS (0.8 < 0.9); b has no MASE (constant history).
+    ev = pd.DataFrame(
+        [("a", "Naive", 10.0, 0.9), ("a", "AutoETS", 12.0, 0.8), ("a", "SeasonalNaive", 15.0, 1.0),
+         ("b", "Naive", 5.0, np.nan), ("b", "SeasonalNaive", 6.0, np.nan)],
+        columns=["unique_id", "model", "smape", "mase"],
+    )
+    assert select_champions(ev).set_index("unique_id").loc["a", "model"] == "Naive"
+    ch = select_champions(ev, metric="mase").set_index("unique_id")
+    assert ch.loc["a"].tolist() == ["AutoETS", 12.0, "Naive", 10.0, 15.0, "mase", 0.8]
+    # No MASE for any model: the all-NaN rule, with the pick's SMAPE still reported.
+    assert ch.loc["b", "model"] == "SeasonalNaive" and ch.loc["b", "smape"] == 6.0 and np.isnan(ch.loc["b", "score"])
+    s = selection_summary(ev, select_champions(ev, metric="mase"), metric="mase")
+    assert s["metric"] == "mase" and s["champion_score"] == pytest.approx(0.8)
+    assert s["best_single_model"] == "AutoETS" and s["best_single_score"] == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="selection metric 'mape'"):
+        select_champions(ev, metric="mape")
+
+
 # --------------------------------------------------------------------------------------- selection guard
 from mlops_assets.forecasting.selection import assign_model, choose_champions, global_model, guard_decision  # noqa: E402
 
@@ -78,6 +97,24 @@ def test_assign_model_gives_every_scored_series_the_model_and_keeps_the_best_oth
     assert ch.loc["c", "model"] == "SeasonalNaive"
 
 
+def test_the_guard_decides_on_the_selection_metric():
+    """The same earlier windows; in the last window per-series picks lose on SMAPE but win on RMSE."""
+    earlier = pd.DataFrame([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 20.0, 2.0),
+                            ("b", "Naive", 30.0, 3.0), ("b", "SeasonalNaive", 20.0, 2.0),
+                            ("c", "Naive", 12.0, 1.2), ("c", "SeasonalNaive", 30.0, 3.0)],
+                           columns=["unique_id", "model", "smape", "rmse"])
+    # Per series: a Naive, b SeasonalNaive, c Naive; one model for all: Naive (mean 17.3 vs 23.3).
+    last = pd.DataFrame([("a", "Naive", 30.0, 1.0), ("a", "SeasonalNaive", 10.0, 9.0),
+                         ("b", "Naive", 10.0, 9.0), ("b", "SeasonalNaive", 30.0, 1.0),
+                         ("c", "Naive", 10.0, 1.0), ("c", "SeasonalNaive", 10.0, 1.0)],
+                        columns=["unique_id", "model", "smape", "rmse"])
+    on_smape = guard_decision(earlier, last, tolerance=0.0)
+    assert on_smape["mode"] == "global" and on_smape["metric"] == "smape"  # 23.3 vs 16.7
+    on_rmse = guard_decision(earlier, last, tolerance=0.0, metric="rmse")
+    assert on_rmse["mode"] == "per_series" and on_rmse["metric"] == "rmse"  # 1.0 vs 3.7
+    assert on_rmse["per_series_last_window_score"] == pytest.approx(1.0) and "RMSE" in on_rmse["reason"]
+
+
 def test_guard_prefers_one_model_when_per_series_picks_do_not_hold_up_in_the_last_window():
     # On the earlier windows each series has a different lucky winner; in the last window they lose.
     earlier = _ev([("a", "Naive", 10.0), ("a", "SeasonalNaive", 20.0), ("a", "WindowAverage", 21.0),
@@ -89,8 +126,8 @@ def test_guard_prefers_one_model_when_per_series_picks_do_not_hold_up_in_the_las
     d = guard_decision(earlier, last, tolerance=0.0)
     # Means on the earlier windows: Naive 23.3, SeasonalNaive 26.7, WindowAverage 22.3 -> WindowAverage.
     assert d["global_model"] == "WindowAverage"
-    assert d["per_series_last_window_smape"] == pytest.approx(50.0)  # picks a: Naive, b: SN, c: WA
-    assert d["global_last_window_smape"] == pytest.approx(30.0)
+    assert d["per_series_last_window_score"] == pytest.approx(50.0)  # picks a: Naive, b: SN, c: WA
+    assert d["global_last_window_score"] == pytest.approx(30.0)
     assert d["mode"] == "global" and d["series_compared"] == 3
     # Had the per-series picks held up, per-series choice stays.
     d = guard_decision(earlier, _ev([(u, m, 10.0 if (u, m) in {("a", "Naive"), ("b", "SeasonalNaive"),
@@ -157,4 +194,4 @@ def test_guard_margin_and_windows_keep_a_small_last_window_edge_from_deciding():
     assert two["mode"] == "global" and "last 2 windows" in two["reason"]
     # More windows than the backtest can check: as many as there are.
     _, many = choose_champions(evaluation, backtest, history, 1, guard_windows=9)
-    assert many["per_series_last_window_smape"] == two["per_series_last_window_smape"]
+    assert many["per_series_last_window_score"] == two["per_series_last_window_score"]

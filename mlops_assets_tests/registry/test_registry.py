@@ -162,24 +162,25 @@ def test_better_version_is_promoted_on_the_same_data(lifecycle):
     assert expected_new < expected_current
     assert decision.promoted
     assert (decision.current_version, decision.n_series_compared) == ("1", 8)
-    assert decision.current_smape == pytest.approx(expected_current)
-    assert decision.new_smape == pytest.approx(expected_new)
+    assert decision.current_score == pytest.approx(expected_current)
+    assert decision.new_score == pytest.approx(expected_new)
     assert lifecycle[2]["champion_after"] == "2"
     tags = version_tags("2")
     assert tags["promotion_status"] == "promoted" and tags["compared_with_version"] == "1"
-    assert float(tags["champion_smape"]) == pytest.approx(expected_current, abs=1e-4)
+    assert float(tags["champion_score"]) == pytest.approx(expected_current, abs=1e-4)
 
 
 def test_worse_version_is_rejected_and_champion_stays(lifecycle):
     decision = lifecycle[3]["decision"]
     assert not decision.promoted
-    assert decision.new_smape == pytest.approx(mean_smape(EVAL_2, lifecycle[3]["champions"]))
-    assert decision.current_smape == pytest.approx(mean_smape(EVAL_2, lifecycle[2]["champions"]))
+    assert decision.new_score == pytest.approx(mean_smape(EVAL_2, lifecycle[3]["champions"]))
+    assert decision.current_score == pytest.approx(mean_smape(EVAL_2, lifecycle[2]["champions"]))
     assert lifecycle[3]["champion_after"] == "2" and lifecycle[3]["challenger_after"] == "3"
     tags = version_tags("3")
     assert tags["promotion_status"] == "rejected"
     assert "rejected" in tags["promotion_reason"] and "same 8 series" in tags["promotion_reason"]
-    assert float(tags["compared_smape"]) == pytest.approx(decision.new_smape, abs=1e-4)
+    assert float(tags["compared_score"]) == pytest.approx(decision.new_score, abs=1e-4)
+    assert tags["compared_metric"] == "smape"
 
 
 def test_tolerance_lets_a_slightly_worse_version_through(lifecycle):
@@ -196,16 +197,36 @@ def test_one_model_for_all_is_judged_out_of_sample_when_the_guard_chose_it(lifec
     worse = lifecycle[3]["champions"]
     kwargs = dict(name=NAME, new_version="3", new_champions=worse, evaluation=evaluation(EVAL_2), tolerance=0.0)
     guard = {"mode": "global", "champion_for_all": "Naive"}
-    held_up = decide_promotion(**kwargs, selection={**guard, "global_last_window_smape": 20.0,
-                                                     "per_series_last_window_smape": 25.0})
-    assert held_up.promoted and "out of sample" in held_up.reason and "20.000 against 25.000" in held_up.reason
-    assert held_up.new_smape == pytest.approx(mean_smape(EVAL_2, worse))  # the in-sample figures stay recorded
-    did_not = decide_promotion(**kwargs, selection={**guard, "global_last_window_smape": 30.0,
-                                                     "per_series_last_window_smape": 25.0})
+    held_up = decide_promotion(**kwargs, selection={**guard, "global_last_window_score": 20.0,
+                                                     "per_series_last_window_score": 25.0})
+    assert held_up.promoted and "out of sample" in held_up.reason and "20 against 25" in held_up.reason
+    assert held_up.new_score == pytest.approx(mean_smape(EVAL_2, worse))  # the in-sample figures stay recorded
+    did_not = decide_promotion(**kwargs, selection={**guard, "global_last_window_score": 30.0,
+                                                     "per_series_last_window_score": 25.0})
     assert not did_not.promoted and "rejected" in did_not.reason
     # A per-series choice gets no such help, and a record without the scores changes nothing.
     assert not decide_promotion(**kwargs, selection={"mode": "per_series"}).promoted
     assert not decide_promotion(**kwargs, selection=guard).promoted
+
+
+def test_the_gate_compares_both_versions_on_the_selection_metric(lifecycle):
+    # v3's choices lose to the champion's (v2) on SMAPE; on RMSE, where v3's models are exact, they win.
+    worse = lifecycle[3]["champions"]
+    ev = evaluation(EVAL_2)
+    ev["rmse"] = np.where(ev.set_index(["unique_id", "model"]).index.isin(
+        pd.MultiIndex.from_frame(worse[["unique_id", "model"]])), 0.0, 1.0)
+    kwargs = dict(name=NAME, new_version="3", new_champions=worse, evaluation=ev, tolerance=0.0)
+    on_smape = decide_promotion(**kwargs)
+    assert not on_smape.promoted and on_smape.metric == "smape"
+    on_rmse = decide_promotion(**kwargs, metric="rmse")
+    assert on_rmse.promoted and on_rmse.metric == "rmse" and "RMSE 0 <= champion version 2 RMSE" in on_rmse.reason
+    assert (on_rmse.new_score, on_rmse.n_series_compared) == (0.0, 8)
+    # The guard's out-of-sample scores count only when they are on the gate's metric.
+    guard = {"mode": "global", "champion_for_all": "Naive", "metric": "rmse",
+             "global_last_window_score": 20.0, "per_series_last_window_score": 25.0}
+    assert not decide_promotion(**kwargs, selection=guard).promoted
+    with pytest.raises(ValueError, match="no 'wape' column"):
+        decide_promotion(**kwargs, metric="wape")
 
 
 def test_comparison_covers_only_series_the_new_evaluation_scores(lifecycle):
@@ -218,8 +239,8 @@ def test_comparison_covers_only_series_the_new_evaluation_scores(lifecycle):
     old = lifecycle[2]["champions"]
     comparable = old["model"] != "AutoTheta"
     assert decision.n_series_compared == int(comparable.sum()) == 7
-    assert decision.current_smape == pytest.approx(mean_smape(EVAL_2, old[comparable]))
-    assert decision.new_smape == pytest.approx(mean_smape(partial, new[comparable.to_numpy()]))
+    assert decision.current_score == pytest.approx(mean_smape(EVAL_2, old[comparable]))
+    assert decision.new_score == pytest.approx(mean_smape(partial, new[comparable.to_numpy()]))
 
 
 def test_nothing_comparable_promotes_and_says_why(lifecycle):
@@ -233,7 +254,7 @@ def test_nothing_comparable_promotes_and_says_why(lifecycle):
     )
     assert decision.promoted and decision.n_series_compared == 0
     assert "not in the new evaluation" in decision.reason and "AutoTheta" in decision.reason
-    assert decision.current_smape is None and decision.new_smape == 5.0
+    assert decision.current_score is None and decision.new_score == 5.0
 
 
 def served_like(forecaster: ChampionForecaster, version: str, h: int) -> pd.DataFrame:
