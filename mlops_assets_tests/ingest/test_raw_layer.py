@@ -78,3 +78,19 @@ def test_files_the_folder_does_not_read_are_named(root):
     (root / "customers" / "old.csv.bak").write_text(HEADER)
     assert _ingest(root).ignored == [("customers/old.csv.bak", "not a landing file type: read are .csv.gz, "
                                                                ".tsv.gz, .parquet, .csv, .tsv")]
+
+
+def test_a_series_column_declared_after_its_file_arrived_is_read_from_the_file_again(tmp_path):
+    (tmp_path / "series").mkdir()
+    (tmp_path / "series" / "s.csv").write_text("unique_id,ds,y,price\nA,2024-01-01,5,4.5\nA,2024-01-08,,4.0\n")
+
+    def ingest(existing, files, extra=()):
+        return ingest_folder("series", landing_root=tmp_path, existing=existing, ingested_files=files,
+                             today=date(2026, 11, 1), now=NOW, extra_numbers=extra)
+
+    before = ingest(pd.DataFrame(), pd.DataFrame())
+    assert "price" not in before.table
+    assert ingest(before.table, before.files).skipped == ["series/s.csv"]
+    declared = ingest(before.table, before.files, ("price",))
+    assert declared.table["price"].tolist() == [4.5, 4.0] and len(declared.table) == 2
+    assert ingest(declared.table, pd.concat([before.files, declared.files]), ("price",)).skipped == ["series/s.csv"]
