@@ -61,6 +61,18 @@ def batch_conflicts(batch: list[pd.DataFrame], key: list[str]) -> pd.DataFrame:
     return kept.rename(columns={"last": "kept"})[[*key, "replaced", "kept"]]
 
 
+def keep_actuals(existing: pd.DataFrame, rows: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """``rows`` whose empty y takes the y ``existing`` holds for the same key: with regressors declared, a
+    file of planned rows (empty y) may cover a period that has its actual, and must not erase it."""
+    blank = rows["y"].isna().to_numpy()
+    if not blank.any():
+        return rows
+    known = existing.dropna(subset=["y"]).set_index(key)["y"]
+    rows = rows.copy()
+    rows.loc[blank, "y"] = known.reindex(pd.MultiIndex.from_frame(rows.loc[blank, key])).to_numpy()
+    return rows
+
+
 def ingest_folder(
     table: str,
     *,
@@ -122,6 +134,8 @@ def ingest_folder(
     # Re-admitted rows arrived before this batch: they go in first, and the batch's files correct them.
     for rows in [back.rows, *new_rows]:
         if not rows.empty:
+            if extra_numbers and not merged.empty:
+                rows = keep_actuals(merged, rows, key)
             merged = rows if merged.empty else merge_by_key(merged, rows, key)
     return FolderIngest(
         table=merged.reset_index(drop=True),
