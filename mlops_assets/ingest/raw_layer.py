@@ -96,8 +96,8 @@ def ingest_folder(
     is read again, so that a column declared after its files arrived is not missing."""
     now = now or datetime.now().replace(microsecond=0)
     seen = set()
-    undeclared_before = existing is not None and not existing.empty and \
-        not set(extra_numbers) <= set(existing.columns)
+    undeclared_before = (existing is not None and not existing.empty
+                         and not set(extra_numbers) <= set(existing.columns))
     if not ingested_files.empty and not undeclared_before:
         mine = ingested_files[ingested_files["table_name"] == table]
         seen = set(zip(mine["source_file"], mine["sha256"], strict=True))
