@@ -103,7 +103,7 @@ class RegressorSettings(_Strict):
     last_known: list[str] = Field(
         [],
         description="Regressors whose future is not known (a price): after each cutoff, and in the final "
-        "forecast, their last known value is used.",
+        "forecast, their last known value is used. series_columns declared last_known are added to them.",
     )
     series_columns: dict[str, Literal["planned", "last_known"]] = Field(
         {},
