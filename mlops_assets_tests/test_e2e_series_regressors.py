@@ -37,7 +37,8 @@ def test_a_series_file_with_drivers_and_planned_rows_is_forecast_with_them(tmp_p
     settings_file = tmp_path / "settings.yaml"
     settings_file.write_text(yaml.safe_dump(settings))
     chain = dg.AssetSelection.all() - dg.AssetSelection.groups("monitoring")
-    assert materialize_all(tmp_path, str(settings_file), selection=chain).success
+    result = materialize_all(tmp_path, str(settings_file), selection=chain)
+    assert result.success
 
     rejected = _table(tmp_path, "raw.rejected_rows")
     assert rejected[["source_file", "source_row", "column_name", "reason"]].values.tolist() == [
@@ -63,6 +64,10 @@ def test_a_series_file_with_drivers_and_planned_rows_is_forecast_with_them(tmp_p
     future = x[x["is_future"]].merge(landed[landed["y"].isna()], on=["unique_id", "ds"])
     assert len(future) == len(landed) - len(actuals)
     np.testing.assert_array_equal(future["promo_flag_x"], future["promo_flag_y"])
+    event = next(e for e in result.get_asset_materialization_events()
+                 if e.asset_key == dg.AssetKey(["gold", "regressors"]))
+    used = event.materialization.metadata["used_by_lightgbm"].value
+    assert used == ["promo_depth", "holiday_days", "price", "promo_flag"]
 
     # The served champion (the registered pyfunc) answers with the published forecasts.
     forecasts = _table(tmp_path, "forecasting.forecasts")
