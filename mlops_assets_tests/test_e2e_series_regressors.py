@@ -33,7 +33,8 @@ def test_a_series_file_with_drivers_and_planned_rows_is_forecast_with_them(tmp_p
     text.assign(note="free text").to_csv(folder / "drivers.csv", index=False)
     settings = {"source": "series", "horizon": 4, "season_length": 4, "backtest": {"windows": 2},
                 "models": ["Naive", "LightGBM"], "selection": {"mode": "per_series"}, "plots": {"max_series": 0},
-                "regressors": {"series_columns": SERIES_COLUMNS}}
+                # "events" is in no file: the run says so rather than using zeros quietly.
+                "regressors": {"series_columns": {**SERIES_COLUMNS, "events": "planned"}}}
     settings_file = tmp_path / "settings.yaml"
     settings_file.write_text(yaml.safe_dump(settings))
     chain = dg.AssetSelection.all() - dg.AssetSelection.groups("monitoring")
@@ -66,8 +67,9 @@ def test_a_series_file_with_drivers_and_planned_rows_is_forecast_with_them(tmp_p
     np.testing.assert_array_equal(future["promo_flag_x"], future["promo_flag_y"])
     event = next(e for e in result.get_asset_materialization_events()
                  if e.asset_key == dg.AssetKey(["gold", "regressors"]))
-    used = event.materialization.metadata["used_by_lightgbm"].value
-    assert used == ["promo_depth", "holiday_days", "price", "promo_flag"]
+    metadata = event.materialization.metadata
+    assert metadata["used_by_lightgbm"].value == ["promo_depth", "holiday_days", "events", "price", "promo_flag"]
+    assert metadata["series_columns_without_values"].value == ["events"]
 
     # The served champion (the registered pyfunc) answers with the published forecasts.
     forecasts = _table(tmp_path, "forecasting.forecasts")

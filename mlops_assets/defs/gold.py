@@ -168,12 +168,18 @@ def regressors(context: dg.AssetExecutionContext, project: ProjectResource, ware
     context.log.info(f"{REGRESSORS}: {len(table)} rows; {int((future['promo_depth'] > 0).sum())} future "
                      f"periods under a planned promotion"
                      + (f"; series file columns {dict(declared)}" if declared else ""))
+    # A misspelt declaration would otherwise be a column of zeros that nobody notices.
+    empty = [c for c in declared if series is None or c not in series or series[c].isna().all()]
+    if empty:
+        context.log.warning(f"regressors.series_columns {empty}: no value in any row of raw.series, so 0 "
+                            "throughout; is the file's column named otherwise? Map it in column_mapping.series")
     return dg.MaterializeResult(metadata=table_metadata(
         table, REGRESSORS, _regressor_columns(settings),
         promoted_share=float((table["promo_depth"] > 0).mean()) if len(table) else 0.0,
         planned_promotion_periods=int((future["promo_depth"] > 0).sum()),
         holiday_country=settings.regressors.country or "",
         series_columns=dg.MetadataValue.json(dict(declared)),
+        series_columns_without_values=dg.MetadataValue.json(empty),
         used_by_lightgbm=dg.MetadataValue.json(settings.regressors.use),
     ))
 
