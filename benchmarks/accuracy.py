@@ -14,6 +14,7 @@ the holdout is dropped as well), to tell a rule that is robust from one that was
     python benchmarks/accuracy.py --cost               # also each model's series/s (results: RESULTS.md)
     python benchmarks/accuracy.py --datasets jewelry --models Naive,SeasonalNaive,AutoTheta
     python benchmarks/accuracy.py --quality --origins 4 --datasets sample,jewelry,carparts,m5
+    python benchmarks/accuracy.py --series-columns --origins 4   # M5's own columns as series regressors
 
 ``--quality`` compares, on the same holdouts, today's default (the zoo, the models' own intervals) with each
 addition alone (LightGBM without and with regressors, the per-series Combination, the backtest-calibrated
@@ -242,6 +243,63 @@ def quality(name: str, origin: int) -> list[dict]:
     return rows
 
 
+M5_COLUMNS = {"sell_price": "last_known", "snap_days": "planned", "event_days": "planned"}
+
+
+def series_columns(origin: int) -> list[dict]:
+    """M5 as a user's series file with its own drivers, through the product's path (gold, gold.regressors),
+    without and with ``regressors.series_columns``: the holdout weeks are the file's planned rows (empty y,
+    the price, SNAP and event days given). LightGBM alone and the default zoo with LightGBM (auto selection,
+    backtest intervals), scored on the holdout."""
+    from mlops_assets.forecasting.global_model import backtest_global, forecast_global
+    from mlops_assets.gold.aggregation import build_gold_from_series
+    from mlops_assets.gold.regressors import build_regressors
+    from mlops_assets.registry.champion_model import forecaster_for
+
+    raw = _read("m5_weekly_ca3_hobbies2.csv").drop(columns="event_names")
+    settings_base = Settings(source="series")
+    kept, test = _last_periods(raw, settings_base.horizon, origin)
+    planned = test.assign(y=np.nan)
+    file = pd.concat([kept, planned], ignore_index=True).sort_values(["unique_id", "ds"], ignore_index=True)
+    rows = []
+    for label, declared in (("holidays only", {}), ("+ series columns", M5_COLUMNS)):
+        settings = Settings(source="series", regressors={"series_columns": declared})
+        gold, excluded = build_gold_from_series(file, settings)
+        gold = gold[~gold["unique_id"].isin(excluded["unique_id"])]
+        train = gold[["unique_id", "ds", "y"]].reset_index(drop=True)
+        x = build_regressors(gold, None, settings.frequency, settings.horizon, settings.grain,
+                             settings.regressors.country, file, declared).drop(columns="is_future")
+        x = x[["unique_id", "ds", *settings.regressors.use]]
+        holdout = test[test["unique_id"].isin(train["unique_id"])][["unique_id", "ds", "y"]]
+        unknown = settings.regressors.unknown_future
+        cpu = _cpu()
+        gbm = backtest_global(train, x, settings.frequency, settings.season, settings.horizon,
+                              settings.backtest.windows, settings.step, unknown, settings.seed)
+        alone = forecast_global(train, x, settings.frequency, settings.season, settings.horizon,
+                                last_known=unknown, seed=settings.seed)
+        gbm_cpu = _cpu() - cpu
+        zoo = [n for n in default_models(settings) if n in STATSFORECAST_NAMES]
+        backtest = pd.concat([run_backtest(train, settings, models=zoo), gbm], ignore_index=True)
+        champions, decision = _select(backtest, train, settings)
+        forecasts = forecaster_for(settings).fit(train, champions[["unique_id", "model"]], backtest, x).predict()
+        rows.append({
+            "origin": origin, "config": label, "series": train["unique_id"].nunique(),
+            "lightgbm": holdout_smape(holdout, alone, "y_hat"), "default": holdout_smape(holdout, forecasts, "y_hat"),
+            "lightgbm_share": float((champions["model"] == "LightGBM").mean()), "mode": decision["mode"],
+            "lightgbm_cpu": gbm_cpu, "load": os.getloadavg()[0],
+        })
+    return rows
+
+
+def print_series_columns(rows: list[dict]) -> None:
+    print("\nM5 as a series file: holdout sMAPE (0-200) of LightGBM alone and of the default zoo + LightGBM")
+    print(f"{'origin':>6}  {'regressors':<18}{'series':>7}{'LightGBM':>10}{'default':>9}{'LGBM share':>11}"
+          f"{'LGBM CPU-s':>11}{'load':>6}  selection")
+    for r in rows:
+        print(f"{r['origin']:>6}  {r['config']:<18}{r['series']:>7}{r['lightgbm']:>10.2f}{r['default']:>9.2f}"
+              f"{r['lightgbm_share']:>11.2f}{r['lightgbm_cpu']:>11.1f}{r['load']:>6.1f}  {r['mode']}")
+
+
 def _select(backtest: pd.DataFrame, train: pd.DataFrame, settings: Settings):
     evaluation = evaluate(backtest, train, settings.season)
     return choose_champions(evaluation, backtest, train, settings.season, mode=settings.selection.mode,
@@ -465,6 +523,8 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true", help="today's default vs each addition (see above)")
     parser.add_argument("--metrics", action="store_true", help="the champions chosen on each selection metric")
     parser.add_argument("--first-origin", type=int, default=0, help="skip the origins before this one")
+    parser.add_argument("--series-columns", action="store_true",
+                        help="M5 as a series file, without and with its price, SNAP and events declared")
     args = parser.parse_args()
     if args.metrics:
         rows = []
@@ -473,6 +533,13 @@ def main() -> None:
                 rows.extend(metric_comparison(name, origin))
                 print_metrics(rows[-len(SELECTION_METRICS):])
         print_metrics(rows)
+        return
+    if args.series_columns:
+        rows = []
+        for origin in range(args.origins):
+            rows.extend(series_columns(origin))
+            print_series_columns(rows[-2:])
+        print_series_columns(rows)
         return
     if args.quality:
         rows = []

@@ -107,21 +107,26 @@ def promotions_schema(product_ids: Iterable[str] | None = None,
     )
 
 
-SERIES = DataFrameSchema(
-    {
-        "unique_id": _STR,
-        "ds": _DATE,
-        # A missing value is kept as "not reported"; the gold layer decides what it means.
-        "y": Column(float, _within(VALUE_LIMIT), nullable=True),
-        "product_name": _OPT_STR,
-        "brand": _OPT_STR,
-        "category": _OPT_STR,
-        **_SOURCE,
-    },
-    unique=["unique_id", "ds"],
-    strict=True,
-    name="raw.series",
-)
+def series_schema(regressors: Iterable[str] = ()) -> DataFrameSchema:
+    """raw.series, with the numeric columns declared in settings.regressors.series_columns."""
+    return DataFrameSchema(
+        {
+            "unique_id": _STR,
+            "ds": _DATE,
+            # A missing value is kept as "not reported"; the gold layer decides what it means.
+            "y": Column(float, _within(VALUE_LIMIT), nullable=True),
+            "product_name": _OPT_STR,
+            "brand": _OPT_STR,
+            "category": _OPT_STR,
+            # Not required: rows of files gone from the landing zone before a column was declared lack it.
+            **{name: Column(float, _within(VALUE_LIMIT), nullable=True, required=False) for name in regressors},
+            **_SOURCE,
+        },
+        unique=["unique_id", "ds"],
+        strict=True,
+        name="raw.series",
+    )
+
 
 REJECTED_ROWS = DataFrameSchema(
     {
@@ -178,18 +183,22 @@ def gold_schema(grain: list[str], frequency: str) -> DataFrameSchema:
     )
 
 
-REGRESSORS = DataFrameSchema(
-    {
-        "unique_id": _STR,
-        "ds": _DATE,
-        "is_future": Column(bool, nullable=False),
-        "promo_depth": Column(float, Check.in_range(0, 100), nullable=False),
-        "holiday_days": Column(float, Check.in_range(0, 366), nullable=False),
-    },
-    unique=["unique_id", "ds"],
-    strict=True,
-    name="gold.regressors",
-)
+def regressors_schema(series_columns: Iterable[str] = ()) -> DataFrameSchema:
+    """gold.regressors, with the series file's declared columns (settings.regressors.series_columns)."""
+    return DataFrameSchema(
+        {
+            "unique_id": _STR,
+            "ds": _DATE,
+            "is_future": Column(bool, nullable=False),
+            "promo_depth": Column(float, Check.in_range(0, 100), nullable=False),
+            "holiday_days": Column(float, Check.in_range(0, 366), nullable=False),
+            **{name: Column(float, _within(VALUE_LIMIT), nullable=False) for name in series_columns},
+        },
+        unique=["unique_id", "ds"],
+        strict=True,
+        name="gold.regressors",
+    )
+
 
 SERIES_EXCLUDED = DataFrameSchema(
     {

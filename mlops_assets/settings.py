@@ -84,18 +84,73 @@ class IntervalSettings(_Strict):
     )
 
 
+BUILTIN_REGRESSORS = ("promo_depth", "holiday_days")
+# A declared series column becomes a DuckDB column (case-insensitive) and a LightGBM feature name.
+SERIES_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# Names a declared series column may not take: the series file's own columns and gold.regressors' others.
+RESERVED_COLUMNS = ("unique_id", "ds", "y", "product_id", "product_name", "brand", "category", "source_file",
+                    "source_row", "ingested_at", "is_future", *BUILTIN_REGRESSORS)
+
+
 class RegressorSettings(_Strict):
-    use: list[Literal["promo_depth", "holiday_days"]] = Field(
-        ["promo_depth", "holiday_days"],
+    use: list[str] = Field(
+        list(BUILTIN_REGRESSORS),
         description="Regressors the global model (LightGBM) uses: promo_depth (planned promotions' mean "
-        "discount in the period), holiday_days (public holidays in the period); see gold/regressors.py.",
+        "discount in the period), holiday_days (public holidays in the period), and any declared "
+        "series_columns; see gold/regressors.py. Default: all of them.",
     )
     country: str | None = Field("US", description="Country of the public holidays (holidays package code).")
     last_known: list[str] = Field(
         [],
         description="Regressors whose future is not known (a price): after each cutoff, and in the final "
-        "forecast, their last known value is used.",
+        "forecast, their last known value is used. series_columns declared last_known are added to them.",
     )
+    series_columns: dict[str, Literal["planned", "last_known"]] = Field(
+        {},
+        description="Extra numeric columns of the series files (source: series) used as regressors, each "
+        "'planned' (its future values are known in advance: given in rows after a series' last actual, with "
+        "an empty y) or 'last_known' (only its last value at a cutoff is carried forward), e.g. "
+        "{price: last_known, promo_flag: planned}.",
+    )
+
+    @field_validator("series_columns")
+    @classmethod
+    def _plain_column_names(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for name in value:
+            if not SERIES_COLUMN_NAME.fullmatch(name):
+                raise ValueError(f"regressors.series_columns: {name!r} must be letters, digits and '_' (not "
+                                 "starting with a digit, at most 63); map a file column of another name in "
+                                 "column_mapping.series")
+            if name.lower() in RESERVED_COLUMNS:
+                raise ValueError(f"regressors.series_columns: {name!r} is already a column of the series file or "
+                                 f"of gold.regressors ({', '.join(RESERVED_COLUMNS)})")
+            if name.lower() in seen:
+                raise ValueError(f"regressors.series_columns: {seen[name.lower()]!r} and {name!r} differ only in "
+                                 "case; columns are matched case-insensitively")
+            seen[name.lower()] = name
+        return value
+
+    @model_validator(mode="after")
+    def _known_regressors(self) -> RegressorSettings:
+        available = [*BUILTIN_REGRESSORS, *self.series_columns]
+        if "use" not in self.model_fields_set:
+            self.use = available
+        unknown = [name for name in self.use if name not in available]
+        if unknown:
+            raise ValueError(f"regressors.use names unknown regressors {unknown}; available: {available} "
+                             "(declare a series file's column in regressors.series_columns)")
+        planned = [name for name in self.last_known if self.series_columns.get(name) == "planned"]
+        if planned:
+            raise ValueError(f"regressors.last_known lists {planned}, declared planned in "
+                             "regressors.series_columns: say one or the other")
+        return self
+
+    @property
+    def unknown_future(self) -> list[str]:
+        """Regressors whose values after a cutoff must be replaced by the last one up to it."""
+        declared = [name for name, kind in self.series_columns.items() if kind == "last_known"]
+        return [*self.last_known, *(name for name in declared if name not in self.last_known)]
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -294,6 +349,9 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _missing_periods_fit_the_source(self) -> Settings:
+        if self.source == "orders" and self.regressors.series_columns:
+            raise ValueError("regressors.series_columns are columns of series files (source: series); order "
+                             "lines have promotions (raw.promotions) and prices of their own")
         if self.source == "orders" and self.gold.missing_periods == "not_reported":
             raise ValueError("gold.missing_periods: not_reported applies to series files (source: series); "
                              "order lines record every sale, so a period without one is zero sales")

@@ -132,3 +132,19 @@ def test_failure_examples_show_a_long_value_in_part():
     count, examples = schemas.failure_summary(caught.value)
     assert count >= 1 and examples.map(len).to_numpy().max() < 300
     assert examples["failure_case"].str.endswith("(100,000 characters)").any()
+
+
+def test_declared_series_columns_are_in_the_raw_and_regressor_contracts():
+    source = {"source_file": "s.csv", "source_row": [2, 3], "ingested_at": pd.Timestamp("2026-01-01")}
+    raw = pd.DataFrame({"unique_id": ["A", "A"], "ds": pd.to_datetime(["2024-01-01", "2024-01-08"]),
+                        "y": [1.0, None], "price": [4.0, None], **source})
+    schemas.series_schema(["price"]).validate(raw, lazy=True)
+    with pytest.raises(pa.errors.SchemaErrors, match="price"):
+        schemas.series_schema().validate(raw, lazy=True)  # undeclared: not a raw.series column
+    with pytest.raises(pa.errors.SchemaErrors, match="price"):
+        schemas.series_schema(["price"]).validate(raw.assign(price=[4.0, 1e16]), lazy=True)
+    x = pd.DataFrame({"unique_id": ["A", "A"], "ds": raw["ds"], "is_future": [False, True],
+                      "promo_depth": 0.0, "holiday_days": 0.0, "price": [4.0, None]})
+    with pytest.raises(pa.errors.SchemaErrors, match="price"):
+        schemas.regressors_schema(["price"]).validate(x, lazy=True)  # gold fills every value
+    schemas.regressors_schema(["price"]).validate(x.fillna({"price": 4.0}), lazy=True)

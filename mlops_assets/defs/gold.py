@@ -11,6 +11,7 @@ from mlops_assets.gold.aggregation import build_gold
 from mlops_assets.gold.exclusions import summarize_exclusions
 from mlops_assets.gold.regressors import build_regressors
 from mlops_assets.serving.plots import plot_total_sales, png_markdown
+from mlops_assets.settings import Settings
 
 GOLD = "gold.sales_data_for_forecast"
 EXCLUDED = "gold.series_excluded"
@@ -136,30 +137,50 @@ REGRESSOR_COLUMNS = {
 }
 
 
+def _regressor_columns(settings: Settings) -> dict[str, str]:
+    declared = {name: f"Column {name} of the series files, {kind}: "
+                + ("future values from the rows after each series' last value (0 where none is given)."
+                   if kind == "planned" else "after each cutoff, and in the forecast, its last known value.")
+                for name, kind in settings.regressors.series_columns.items()}
+    return {**REGRESSOR_COLUMNS, **declared}
+
+
 @dg.asset(
     key=["gold", "regressors"],
     group_name="gold",
-    deps=[["gold", "sales_data_for_forecast"], ["raw", "promotions"]],
+    deps=[["gold", "sales_data_for_forecast"], ["raw", "promotions"], ["raw", "series"]],
     kinds={"duckdb", "pandas"},
     owners=OWNERS,
     automation_condition=downstream_condition(),
     description="What the business knows about each series' periods, past and the next horizon: planned "
-    "promotions' discount depth and public holidays. The global model (LightGBM) uses them.",
+    "promotions' discount depth, public holidays and a series file's own declared columns "
+    "(regressors.series_columns). The global model (LightGBM) uses them.",
 )
 def regressors(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     settings = project.settings
     gold = warehouse.read(GOLD)
+    declared = settings.regressors.series_columns
+    series = warehouse.read("raw.series", missing_ok=True) if declared else None
     table = build_regressors(gold, warehouse.read("raw.promotions", missing_ok=True), settings.frequency,
-                             settings.horizon, settings.grain, settings.regressors.country)
+                             settings.horizon, settings.grain, settings.regressors.country, series, declared)
     warehouse.replace(REGRESSORS, table)
     future = table[table["is_future"]]
     context.log.info(f"{REGRESSORS}: {len(table)} rows; {int((future['promo_depth'] > 0).sum())} future "
-                     f"periods under a planned promotion")
+                     f"periods under a planned promotion"
+                     + (f"; series file columns {dict(declared)}" if declared else ""))
+    # A misspelt declaration would otherwise be a column of zeros that nobody notices.
+    empty = [c for c in declared if series is None or c not in series or series[c].isna().all()]
+    if empty:
+        context.log.warning(f"regressors.series_columns {empty}: no value in any row of raw.series, so 0 "
+                            "throughout; is the file's column named otherwise? Map it in column_mapping.series")
     return dg.MaterializeResult(metadata=table_metadata(
-        table, REGRESSORS, REGRESSOR_COLUMNS,
+        table, REGRESSORS, _regressor_columns(settings),
         promoted_share=float((table["promo_depth"] > 0).mean()) if len(table) else 0.0,
         planned_promotion_periods=int((future["promo_depth"] > 0).sum()),
         holiday_country=settings.regressors.country or "",
+        series_columns=dg.MetadataValue.json(dict(declared)),
+        series_columns_without_values=dg.MetadataValue.json(empty),
+        used_by_lightgbm=dg.MetadataValue.json(settings.regressors.use),
     ))
 
 
@@ -168,7 +189,7 @@ gold_checks = [
         asset=["gold", "regressors"],
         name=CONTRACT_CHECK,
         table=REGRESSORS,
-        schema=lambda _wh, _project: schemas.REGRESSORS,
+        schema=lambda _wh, project: schemas.regressors_schema(project.settings.regressors.series_columns),
         blocking=True,
         description="One row per series and period, past and future; depths in percent, holiday counts.",
     ),

@@ -7,8 +7,9 @@ import pandas as pd
 from mlops_assets import schemas
 from mlops_assets.defs.meta import OWNERS, pandera_check, preview, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
-from mlops_assets.ingest.ingestion import REJECTED_COLUMNS, TABLES
+from mlops_assets.ingest.ingestion import REJECTED_COLUMNS, table_spec
 from mlops_assets.ingest.raw_layer import ingest_folder
+from mlops_assets.settings import Settings
 
 REJECTED_ROWS = "raw.rejected_rows"
 READMITTED_ROWS = "raw.readmitted_rows"
@@ -27,7 +28,9 @@ DESCRIPTIONS = {
     "promotions": "Promotions by product (and customer, empty = all customers) with their discount; a"
     " promotion rejected for an unknown product or customer is taken back when it arrives.",
     "series": "Pre-aggregated sales series (series id, period, value) for users who already have weekly or"
-    " monthly sales; a missing value means 'not reported' and is kept as such.",
+    " monthly sales; a missing value means 'not reported' and is kept as such. Columns declared in"
+    " regressors.series_columns (a price, a promotion flag) are kept beside them, also in the rows after a"
+    " series' last value that give their planned future.",
 }
 # Reference tables whose ids a table's rows must use, and the raw assets they come from.
 REFERENCES = {
@@ -59,9 +62,14 @@ def _known_ids(table: str, warehouse: Warehouse) -> dict[str, set[str]] | None:
     return known
 
 
-def _empty_table(table: str) -> pd.DataFrame:
+def _declared(table: str, settings: Settings) -> tuple[str, ...]:
+    """Numeric columns the settings add to a table: a series file's regressors."""
+    return tuple(settings.regressors.series_columns) if table == "series" else ()
+
+
+def _empty_table(table: str, extra_numbers: tuple[str, ...] = ()) -> pd.DataFrame:
     """The table's canonical columns with no rows, so that an empty landing folder still makes a table."""
-    dtypes = {**TABLES[table].dtypes, "source_file": "object", "source_row": "int64",
+    dtypes = {**table_spec(table, extra_numbers).dtypes, "source_file": "object", "source_row": "int64",
               "ingested_at": "datetime64[ns]"}
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
 
@@ -93,8 +101,9 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             quarantine=warehouse.read(REJECTED_ROWS, missing_ok=True) if table in REFERENCES else None,
             readmitted_before=warehouse.read(READMITTED_ROWS, missing_ok=True) if table in REFERENCES else None,
             settle_seconds=project.landing_settle_seconds,
+            extra_numbers=_declared(table, settings),
         )
-        rows = result.table if not result.table.empty else _empty_table(table)
+        rows = result.table if not result.table.empty else _empty_table(table, _declared(table, settings))
         if result.changed or existing.empty:
             # Appending the empty frames too creates the side tables on the first run.
             append = {INGESTED_FILES: result.files, REJECTED_ROWS: result.rejected[REJECTED_COLUMNS],
@@ -148,7 +157,9 @@ def _contract(table: str):
         return lambda wh, _project: schemas.promotions_schema(
             wh.read("raw.products")["product_id"], wh.read("raw.customers")["customer_id"]
         )
-    fixed = {"products": schemas.PRODUCTS, "customers": schemas.CUSTOMERS, "series": schemas.SERIES}[table]
+    if table == "series":
+        return lambda _wh, project: schemas.series_schema(project.settings.regressors.series_columns)
+    fixed = {"products": schemas.PRODUCTS, "customers": schemas.CUSTOMERS}[table]
     return lambda _wh, _project: fixed
 
 

@@ -87,7 +87,7 @@ def run_backtest(
     if GLOBAL_MODEL in names:
         parts.append(backtest_global(
             df, regressors, settings.frequency, settings.season, settings.horizon, settings.backtest.windows,
-            settings.step, last_known=settings.regressors.last_known, seed=settings.seed,
+            settings.step, last_known=settings.regressors.unknown_future, seed=settings.seed,
         ))
     backtest = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     backtest = mark_closed(backtest, ClosedPeriods.from_settings(settings))

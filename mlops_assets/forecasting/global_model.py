@@ -51,8 +51,10 @@ def _mlforecast(frequency: str, season_length: int, seed: int, longest: int) -> 
 
 
 def known_at(regressors: pd.DataFrame, cutoff: pd.Timestamp, last_known: Sequence[str]) -> pd.DataFrame:
-    """The regressors as known at ``cutoff``: ``last_known`` columns after it are their last value up to it."""
+    """The regressors as known at ``cutoff``: ``last_known`` columns after it are their last value up to it
+    (those of them that ``regressors`` holds: one left out of settings.regressors.use is not there)."""
     out = regressors.copy()
+    last_known = [c for c in last_known if c in out.columns]
     if not last_known:
         return out
     after = out["ds"] > cutoff

@@ -383,14 +383,30 @@ def _interpolate(values: np.ndarray) -> np.ndarray:
     return filled
 
 
+def future_rows(series: pd.DataFrame) -> np.ndarray:
+    """Rows of a series file after the series' last value (y empty, ds later): they give the regressors'
+    planned future, not sales. A series without any value has none: it is excluded as missing_values."""
+    dates = pd.to_datetime(series["ds"])
+    reported = series["y"].notna().to_numpy()
+    last = dates.where(reported).groupby(series["unique_id"].to_numpy()).transform("max")
+    return (~reported & (dates > last)).to_numpy()
+
+
 def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Gold table and excluded series from pre-aggregated series (``raw.series``); grain is [product_id].
 
     A period without a value (no row, or an empty y) follows ``settings.missing_periods``: 'zero' fills it
     with 0 from a series' first value to the latest period a quarter of the series reach (or its own last
     value, if later); 'not_reported' interpolates it linearly between two values (flagged ``imputed``)
-    and ends the series at its last value."""
+    and ends the series at its last value. With regressors declared (settings.regressors.series_columns),
+    the rows after a series' last value are its regressors' future (``future_rows``): never sales, not even
+    zeros, so with 'zero' such a series ends at its last value."""
     grain = ["product_id"]
+    ahead: list[str] = []
+    if series is not None and settings.regressors.series_columns and not series.empty:
+        future = future_rows(series)
+        ahead = sorted(series.loc[future, "unique_id"].astype(str).unique())
+        series = series[~future]
     if series is None or series.empty:
         return _gold_frame({}, grain), _finish_excluded([])
     offset = _offset(settings.frequency)
@@ -428,7 +444,7 @@ def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd
         # must not give all the others a zero week.
         has = last >= 0
         reach = np.sort(last[has])[-int(np.ceil(has.sum() / 4))]
-        last = np.where(has, np.maximum(last, reach), -1)
+        last = np.where(has & ~np.isin(uids, ahead), np.maximum(last, reach), last)
     grid_code, grid_pos, length = _grid(first, last)
     values = np.full(len(grid_code), np.nan)
     values[np.searchsorted(grid_code * len(periods) + grid_pos, cell_code * len(periods) + cell_pos)] = cell_y

@@ -7,14 +7,20 @@
 - ``holiday_days``: days of the period that are public holidays of ``settings.regressors.country`` (the
   ``holidays`` package); known in advance.
 
-Both are known for future periods, so a model may use their values at any date, also in the backtest.
-Regressors whose future is not known (a price) must be handled by whoever uses them: see
-``forecasting.global_model.known_at`` for the rule the backtest applies.
+- the columns of a series file declared in ``settings.regressors.series_columns`` (source: series): their
+  values in the series' rows, the future ones from the rows after its last value (an empty y). An empty
+  cell, or a period without a row, is 0 in a ``planned`` column (nothing planned) and the series' previous
+  value in a ``last_known`` one (0 before its first).
+
+The first two and ``planned`` columns are known for future periods, so a model may use their values at any
+date, also in the backtest. Regressors whose future is not known (``last_known``: a price) are kept here as
+they happened; whoever uses them applies ``forecasting.global_model.known_at``: after a cutoff, the last
+value up to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import holidays
 import numpy as np
@@ -91,6 +97,28 @@ def promotion_depth(
     return merged["depth_sum"].fillna(0.0).to_numpy() / n_days
 
 
+def series_column_values(rows: pd.DataFrame, series: pd.DataFrame | None, columns: Mapping[str, str],
+                         frequency: str) -> pd.DataFrame:
+    """The declared ``columns`` (name -> planned or last_known) for each of ``rows`` (unique_id, ds sorted by
+    series and period), from the series file's rows of the same series and period (see the module doc)."""
+    out = pd.DataFrame(index=rows.index)
+    if not columns:
+        return out
+    keys = rows[["unique_id", "ds"]].astype({"unique_id": str})
+    if series is not None and len(series):
+        given = series.reindex(columns=["unique_id", "ds", *columns]).assign(
+            unique_id=lambda d: d["unique_id"].astype(str), ds=lambda d: period_start(d["ds"], frequency))
+        # A period holds one row per series once gold has checked the frequency; a misfit keeps its last.
+        given = given.sort_values(["unique_id", "ds"], kind="stable").drop_duplicates(["unique_id", "ds"], keep="last")
+        keys = keys.merge(given, on=["unique_id", "ds"], how="left", validate="one_to_one")
+    for name, kind in columns.items():
+        values = pd.to_numeric(keys[name], errors="coerce") if name in keys else pd.Series(np.nan, index=keys.index)
+        if kind == "last_known":
+            values = values.groupby(keys["unique_id"].to_numpy(), sort=False).ffill()
+        out[name] = values.fillna(0.0).astype(float).to_numpy()
+    return out
+
+
 def build_regressors(
     gold: pd.DataFrame,
     promotions: pd.DataFrame | None,
@@ -98,8 +126,11 @@ def build_regressors(
     horizon: int,
     grain: Sequence[str] = ("product_id",),
     country: str | None = None,
+    series: pd.DataFrame | None = None,
+    series_columns: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """unique_id, ds, is_future, promo_depth, holiday_days for every gold period and the next horizon."""
+    """unique_id, ds, is_future, promo_depth, holiday_days and the declared ``series_columns`` (from
+    ``series``, raw.series) for every gold period and the next horizon."""
     attributes = [c for c in ("product_id", "customer_id") if c in gold.columns]
     past = gold[["unique_id", "ds", *attributes]].assign(ds=lambda d: pd.to_datetime(d["ds"]), is_future=False)
     future = future_periods(past, frequency, horizon).merge(
@@ -111,4 +142,7 @@ def build_regressors(
         promotion_depth(rows, promotions, frequency, grain) if "product_id" in rows else np.zeros(len(rows))
     )
     rows["holiday_days"] = holiday_days(rows["ds"], frequency, country)
-    return rows[["unique_id", "ds", "is_future", *REGRESSOR_COLUMNS]]
+    declared = dict(series_columns or {})
+    if declared:
+        rows[list(declared)] = series_column_values(rows, series, declared, frequency)
+    return rows[["unique_id", "ds", "is_future", *REGRESSOR_COLUMNS, *declared]]

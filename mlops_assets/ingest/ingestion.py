@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -105,6 +105,19 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
+def table_spec(table: str, extra_numbers: Sequence[str] = ()) -> TableSpec:
+    """The contract of a landing table, with ``extra_numbers``: optional numeric columns the settings declare
+    (regressors.series_columns), each within the value limit; an empty cell is kept as NULL."""
+    if table not in TABLES:
+        raise ValueError(f"unknown landing table {table!r}; known: {sorted(TABLES)}")
+    spec = TABLES[table]
+    extra = tuple(c for c in extra_numbers if c not in spec.columns)
+    if not extra:
+        return spec
+    return replace(spec, optional=(*spec.optional, *extra), numbers=(*spec.numbers, *extra),
+                   bounds={**spec.bounds, **dict.fromkeys(extra, (-VALUE_LIMIT, VALUE_LIMIT))})
+
+
 def _to_canonical(frame: pd.DataFrame, spec: TableSpec, mapping: dict[str, str], path: Path,
                   strip: bool) -> pd.DataFrame:
     """Rename the file's columns to canonical names (mapping first, then case-insensitive) and check them."""
@@ -157,11 +170,9 @@ def _parse_dates(values: pd.Series) -> pd.Series:
 def read_landing_file(path: Path, table: str, *, landing_root: Path,
                       column_mapping: dict[str, str] | None = None,
                       known_ids: dict[str, set[str]] | None = None, today: date | None = None,
-                      ingested_at: datetime | None = None) -> IngestResult:
+                      ingested_at: datetime | None = None, extra_numbers: Sequence[str] = ()) -> IngestResult:
     """Read and validate one landing file: the good rows in canonical form, and one entry per problem."""
-    if table not in TABLES:
-        raise ValueError(f"unknown landing table {table!r}; known: {sorted(TABLES)}")
-    spec, path = TABLES[table], Path(path)
+    spec, path = table_spec(table, extra_numbers), Path(path)
     today = today or date.today()
     ingested_at = pd.Timestamp(ingested_at or datetime.now()).floor("s")
     # The name under the landing root, as the user put it there (a link inside the zone keeps its own name).

@@ -10,6 +10,7 @@ whole batch and the caller writes nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -60,6 +61,18 @@ def batch_conflicts(batch: list[pd.DataFrame], key: list[str]) -> pd.DataFrame:
     return kept.rename(columns={"last": "kept"})[[*key, "replaced", "kept"]]
 
 
+def keep_actuals(existing: pd.DataFrame, rows: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """``rows`` whose empty y takes the y ``existing`` holds for the same key: with regressors declared, a
+    file of planned rows (empty y) may cover a period that has its actual, and must not erase it."""
+    blank = rows["y"].isna().to_numpy()
+    if not blank.any():
+        return rows
+    known = existing.dropna(subset=["y"]).set_index(key)["y"]
+    rows = rows.copy()
+    rows.loc[blank, "y"] = known.reindex(pd.MultiIndex.from_frame(rows.loc[blank, key])).to_numpy()
+    return rows
+
+
 def ingest_folder(
     table: str,
     *,
@@ -73,14 +86,19 @@ def ingest_folder(
     today: date | None = None,
     now: datetime | None = None,
     settle_seconds: float = 0.0,
+    extra_numbers: Sequence[str] = (),
 ) -> FolderIngest:
     """``settle_seconds``: a file modified more recently than that may still be being written under its
     final name; it is left for the run its own sensor tick will start. ``quarantine`` (raw.rejected_rows)
     and ``readmitted_before`` (raw.readmitted_rows): rows rejected only for an id unknown then are taken
-    back once ``known_ids`` holds that id."""
+    back once ``known_ids`` holds that id. ``extra_numbers``: numeric columns the settings declare beyond the
+    table's own (regressors.series_columns); when the table does not hold one yet, every file in the folder
+    is read again, so that a column declared after its files arrived is not missing."""
     now = now or datetime.now().replace(microsecond=0)
     seen = set()
-    if not ingested_files.empty:
+    undeclared_before = (existing is not None and not existing.empty
+                         and not set(extra_numbers) <= set(existing.columns))
+    if not ingested_files.empty and not undeclared_before:
         mine = ingested_files[ingested_files["table_name"] == table]
         seen = set(zip(mine["source_file"], mine["sha256"], strict=True))
 
@@ -103,6 +121,7 @@ def ingest_folder(
             known_ids=known_ids,
             today=today,
             ingested_at=now,
+            extra_numbers=extra_numbers,
         )
         new_rows.append(result.rows)
         rejected.append(result.rejected)
@@ -115,6 +134,8 @@ def ingest_folder(
     # Re-admitted rows arrived before this batch: they go in first, and the batch's files correct them.
     for rows in [back.rows, *new_rows]:
         if not rows.empty:
+            if extra_numbers and not merged.empty:
+                rows = keep_actuals(merged, rows, key)
             merged = rows if merged.empty else merge_by_key(merged, rows, key)
     return FolderIngest(
         table=merged.reset_index(drop=True),

@@ -416,7 +416,7 @@ def forecaster_for(settings) -> ChampionForecaster:
         intervals=settings.intervals.method,
         clip=settings.intervals.clip,
         combination_size=settings.combination_size,
-        last_known=tuple(settings.regressors.last_known),
+        last_known=tuple(settings.regressors.unknown_future),
         seed=settings.seed,
         metric=settings.selection.metric,
         closed=ClosedPeriods.from_settings(settings),

@@ -101,3 +101,38 @@ def test_models_without_own_intervals_need_backtest_intervals():
         default_models(own)
     plain = default_models(Settings(intervals={"method": "model"}))
     assert "LightGBM" not in plain and "Combination" not in plain
+
+
+def _driver_inputs(series: pd.DataFrame, declared: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, Settings]:
+    """A series file with drivers through the product's path: gold, then gold.regressors."""
+    from mlops_assets.gold.aggregation import build_gold_from_series
+    from mlops_assets.gold.regressors import build_regressors
+
+    settings = Settings(source="series", horizon=4, season_length=4, backtest={"windows": 2},
+                        regressors={"series_columns": declared, "country": None})
+    gold, _ = build_gold_from_series(series, settings)
+    x = build_regressors(gold, None, settings.frequency, settings.horizon, settings.grain, None, series, declared)
+    return gold, x.drop(columns="is_future"), settings
+
+
+def test_a_last_known_series_column_gives_the_backtest_only_its_value_at_each_cutoff():
+    from mlops_assets_tests.driver_series import SERIES_COLUMNS, driver_series
+
+    series = driver_series()
+    # Absurd prices after the last cutoff (the last window's actual prices) and in the planned rows.
+    last_cutoff = series.loc[series["y"].notna(), "ds"].max() - pd.Timedelta(weeks=4)
+    absurd = series.assign(price=np.where(series["ds"] > last_cutoff, 1e6, series["price"]))
+
+    def lightgbm(frame: pd.DataFrame, declared: dict[str, str]) -> pd.DataFrame:
+        gold, x, settings = _driver_inputs(frame, declared)
+        return run_backtest(gold[["unique_id", "ds", "y"]], settings, models=["LightGBM"], n_jobs=1, regressors=x)
+
+    base = lightgbm(series, SERIES_COLUMNS)
+    assert base["ds"].max() == last_cutoff + pd.Timedelta(weeks=4)  # the planned rows are never scored
+    pd.testing.assert_frame_equal(lightgbm(absurd, SERIES_COLUMNS), base)
+    # Declared planned, the same prices are known ahead and move the last window: the test can fail.
+    planned = {**SERIES_COLUMNS, "price": "planned"}
+    leaky, honest = lightgbm(absurd, planned), lightgbm(series, planned)
+    last = leaky["cutoff"] == last_cutoff
+    assert not np.allclose(leaky.loc[last, "y_hat"], honest.loc[last, "y_hat"])
+    np.testing.assert_allclose(leaky.loc[~last, "y_hat"], honest.loc[~last, "y_hat"])

@@ -274,6 +274,21 @@ def test_series_zero_setting_reads_every_missing_period_as_no_sales() -> None:
         "DISC": "discontinued", "NEVER": "all_zero", "SHORT": "too_short", "ZERO": "all_zero"}
 
 
+@pytest.mark.parametrize("missing", ["zero", "not_reported"])
+def test_rows_after_a_series_last_value_are_its_planned_future_when_regressors_are_declared(missing) -> None:
+    declared = {"series_columns": {"price": "last_known"}}
+    gold, excluded = _hostile(gold={"missing_periods": missing}, regressors=declared)
+    before, _ = _hostile(gold={"missing_periods": missing})
+    by_id, today = (frame.groupby("unique_id")["y"].apply(list) for frame in (gold, before))
+    # TRAIL's last three rows (empty y) give its regressors' future: never sales, not even zeros.
+    assert by_id["TRAIL"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert excluded.set_index("unique_id").loc["TRAIL", "reason_code"] == "stale"
+    # Empty values inside a series, and a series without any value, are what they were.
+    assert by_id.drop("TRAIL").to_dict() == today.drop("TRAIL").to_dict()
+    assert gold.loc[gold["unique_id"] != "TRAIL"].reset_index(drop=True).equals(
+        before.loc[before["unique_id"] != "TRAIL"].reset_index(drop=True))
+
+
 def test_missing_periods_defaults_follow_the_source_and_not_reported_needs_series() -> None:
     assert Settings().missing_periods == "zero"
     assert Settings(source="series").missing_periods == "not_reported"

@@ -48,3 +48,22 @@ def test_regressors_cover_history_and_the_planned_horizon():
     assert table["promo_depth"].tolist() == [0, 0, 0, 0, 0, 25.0]
     assert table.loc[0, "holiday_days"] == 1  # New Year's Day
     assert future_periods(gold, "W-MON", 1)["ds"].tolist() == [pd.Timestamp("2024-01-29")]
+
+
+def test_declared_series_columns_come_from_the_series_rows_and_the_rows_after_the_last_value():
+    weeks = pd.date_range("2024-01-01", periods=6, freq="W-MON")
+    series = pd.DataFrame({
+        "unique_id": "S1", "ds": weeks, "y": [5.0, 6.0, 7.0, 8.0, np.nan, np.nan],
+        # Week 2's price is empty and week 5 has no planned flag: the previous price, no promotion.
+        "price": [4.0, np.nan, 3.5, 3.0, 9.0, 9.0], "promo_flag": [0.0, 1.0, 0.0, 0.0, np.nan, 1.0],
+    })
+    gold = series[series["y"].notna()].assign(product_id="S1")
+    table = build_regressors(gold, None, "W-MON", horizon=3, country=None, series=series,
+                             series_columns={"price": "last_known", "promo_flag": "planned"})
+    assert list(table.columns) == ["unique_id", "ds", "is_future", "promo_depth", "holiday_days", "price",
+                                   "promo_flag"]
+    assert table["ds"].tolist() == list(pd.date_range("2024-01-01", periods=7, freq="W-MON"))
+    assert table["is_future"].tolist() == [False] * 4 + [True] * 3
+    # Kept as given (the backtest and the forecast apply last_known); a week without a row carries on.
+    assert table["price"].tolist() == [4.0, 4.0, 3.5, 3.0, 9.0, 9.0, 9.0]
+    assert table["promo_flag"].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]

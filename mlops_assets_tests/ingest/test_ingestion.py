@@ -262,6 +262,24 @@ def test_parquet_input_matches_csv(tmp_path: Path) -> None:
         _read(broken)
 
 
+def test_declared_series_columns_are_numbers_and_bad_cells_are_quarantined(tmp_path: Path) -> None:
+    text = ("unique_id,ds,y,Price,promo_flag,note\n"
+            "A,2024-01-01,5,4.5,0,x\n"
+            "A,2024-01-08,6,cheap,1,y\n"
+            "A,2024-01-15,7,1e16,0,z\n"
+            "A,2024-01-22,,4.0,,w\n")
+    result = _read(_write(tmp_path / "series" / "drivers.csv", text), "series",
+                   extra_numbers=("price", "promo_flag"), column_mapping={"promo_flag": "promo_flag"})
+    rows = result.rows
+    # Matched case-insensitively like the canonical columns; an undeclared column is left out, as before.
+    assert "note" not in rows and rows["price"].dtype == "float64" and rows["promo_flag"].dtype == "float64"
+    assert rows["price"].tolist() == [4.5, 4.0] and rows["promo_flag"].fillna(-1).tolist() == [0.0, -1.0]
+    assert result.rejected[["source_file", "source_row", "column_name", "reason"]].values.tolist() == [
+        ["series/drivers.csv", 3, "price", "price 'cheap' is not a number"],
+        ["series/drivers.csv", 4, "price", "price 1e+16 is above the limit 1e+15"],
+    ]
+
+
 def test_series_keep_missing_y_as_nan_and_reject_bad_y(tmp_path: Path) -> None:
     text = ("unique_id,ds,y,category\n"
             "A,2024-01-01,5,Hard\n"

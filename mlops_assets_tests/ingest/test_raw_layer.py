@@ -78,3 +78,33 @@ def test_files_the_folder_does_not_read_are_named(root):
     (root / "customers" / "old.csv.bak").write_text(HEADER)
     assert _ingest(root).ignored == [("customers/old.csv.bak", "not a landing file type: read are .csv.gz, "
                                                                ".tsv.gz, .parquet, .csv, .tsv")]
+
+
+def test_a_series_column_declared_after_its_file_arrived_is_read_from_the_file_again(tmp_path):
+    (tmp_path / "series").mkdir()
+    (tmp_path / "series" / "s.csv").write_text("unique_id,ds,y,price\nA,2024-01-01,5,4.5\nA,2024-01-08,,4.0\n")
+
+    def ingest(existing, files, extra=()):
+        return ingest_folder("series", landing_root=tmp_path, existing=existing, ingested_files=files,
+                             today=date(2026, 11, 1), now=NOW, extra_numbers=extra)
+
+    before = ingest(pd.DataFrame(), pd.DataFrame())
+    assert "price" not in before.table
+    assert ingest(before.table, before.files).skipped == ["series/s.csv"]
+    declared = ingest(before.table, before.files, ("price",))
+    assert declared.table["price"].tolist() == [4.5, 4.0] and len(declared.table) == 2
+    assert ingest(declared.table, pd.concat([before.files, declared.files]), ("price",)).skipped == ["series/s.csv"]
+
+
+def test_a_second_file_of_planned_rows_adds_the_future_and_never_erases_an_actual(tmp_path):
+    folder = tmp_path / "series"
+    folder.mkdir()
+    (folder / "actuals.csv").write_text("unique_id,ds,y,price\nA,2024-01-01,5,4.5\nA,2024-01-08,6,4.0\n")
+    (folder / "plans.csv").write_text("unique_id,ds,y,price\nA,2024-01-08,,3.5\nA,2024-01-15,,3.0\n")
+    os.utime(folder / "plans.csv", (1e9 + 10, 1e9 + 10))  # arrived after the actuals
+    os.utime(folder / "actuals.csv", (1e9, 1e9))
+    result = ingest_folder("series", landing_root=tmp_path, existing=pd.DataFrame(), ingested_files=pd.DataFrame(),
+                           today=date(2026, 11, 1), now=NOW, extra_numbers=("price",))
+    table = result.table
+    assert table["y"].fillna(-1).tolist() == [5.0, 6.0, -1.0]
+    assert table["price"].tolist() == [4.5, 3.5, 3.0]  # the later file's values, the earlier actual

@@ -241,3 +241,29 @@ def test_global_model_and_combination_champions_are_fitted_and_named():
     assert _widths_never_shrink(out) or not forecaster.clipped
     again = cloudpickle.loads(cloudpickle.dumps(forecaster)).predict(h=5)
     pd.testing.assert_frame_equal(again, out)
+
+
+def test_the_champion_forecast_uses_planned_series_columns_and_only_the_last_known_price():
+    from mlops_assets.gold.aggregation import build_gold_from_series
+    from mlops_assets.gold.regressors import build_regressors
+    from mlops_assets_tests.driver_series import SERIES_COLUMNS, driver_series
+
+    settings = Settings(source="series", horizon=4, season_length=4, backtest={"windows": 2},
+                        regressors={"series_columns": SERIES_COLUMNS, "country": None})
+
+    def forecast(series: pd.DataFrame) -> pd.DataFrame:
+        gold, _ = build_gold_from_series(series, settings)
+        x = build_regressors(gold, None, "W-MON", 4, ["product_id"], None, series, SERIES_COLUMNS)
+        history = gold[["unique_id", "ds", "y"]]
+        backtest = run_backtest(history, settings, models=["Naive", "LightGBM"], n_jobs=1, regressors=x)
+        champions = pd.DataFrame({"unique_id": sorted(history["unique_id"].unique()), "model": "LightGBM"})
+        return forecast_champions(history, champions, settings, backtest, x)
+
+    series = driver_series()
+    planned = series["y"].isna()
+    base = forecast(series)
+    # A price in the planned rows is not known ahead (last_known): it changes nothing.
+    pd.testing.assert_frame_equal(forecast(series.assign(price=series["price"].where(~planned, 1e6))), base)
+    # The planned promotions are: every future week promoted lifts the forecast.
+    promoted = forecast(series.assign(promo_flag=series["promo_flag"].where(~planned, 1.0)))
+    assert promoted["y_hat"].sum() > 1.2 * base["y_hat"].sum()
