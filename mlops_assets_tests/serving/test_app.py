@@ -33,11 +33,11 @@ from playwright.sync_api import sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 import mlops_assets.serving.app as serving_app_module
+from mlops_assets.devtools.processes import free_port, server_answering, stop_process_group
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.model_registry import CHAMPION, register_and_gate, register_champions, rollback
 from mlops_assets.serving.inference_log import FILE_NAME
 from mlops_assets_tests.conftest import materialize_all
-from mlops_assets_tests.processes import free_port, server_answering, stop_process_group
 from mlops_assets_tests.serving.test_serving import HORIZON, MODELS, SERIES, temporary_tracking, weekly_history
 
 pytestmark = pytest.mark.e2e
