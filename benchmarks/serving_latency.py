@@ -103,7 +103,8 @@ def hammer(url: str, body: str, clients: int, seconds: float) -> tuple[np.ndarra
         with requests.Session() as session:
             for _ in range(3):  # warm the connection
                 session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
-            while time.perf_counter() < deadline:
+            # At least one timed request each: a slow warm-up on a loaded machine may outlast a short scenario.
+            while not latencies[i] or time.perf_counter() < deadline:
                 start_at = time.perf_counter()
                 response = session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
                 latencies[i].append((time.perf_counter() - start_at) * 1000)
