@@ -10,8 +10,9 @@ export DAGSTER_HOME ?= $(MLOPS_DATA_DIR)/dagster_home
 export DAGSTER_DISABLE_TELEMETRY := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 PORT ?= 3000
-SERVE_PORT ?= 5001
-SERVE_POLL_SECONDS ?= 10
+# Empty: the settings' serving section decides (port 5001, poll every 10 s); set, they override it.
+SERVE_PORT ?=
+SERVE_POLL_SECONDS ?=
 MLFLOW_PORT ?= 5000
 MONITOR_PORT ?= 8000
 # System programs the end-to-end tests drive, and the Debian package that provides each.
@@ -73,7 +74,8 @@ test: setup system-packages
 
 # The champion behind MLflow's scoring protocol, following the alias; /docs, /metrics, /version.
 serve: setup
-	$(BIN)/python -m mlops_assets.serving.app --port $(SERVE_PORT) --poll-seconds $(SERVE_POLL_SECONDS)
+	$(BIN)/python -m mlops_assets.serving.app $(if $(SERVE_PORT),--port $(SERVE_PORT)) \
+	  $(if $(SERVE_POLL_SECONDS),--poll-seconds $(SERVE_POLL_SECONDS))
 
 # A Prometheus on 127.0.0.1:9090 scraping `make serve` and evaluating its alert rules.
 prometheus:

@@ -1,8 +1,9 @@
 """Seconds from a landing file dropped to the last asset refreshed, on a real `dagster dev` (sensors + daemon).
 
-Same setup as mlops_assets_tests/test_e2e_automation.py: the small sample (20 products, 8 customers, seed 7)
-and a small, fast model zoo. The sensors bring the chain up from the sample, then each new week is dropped
-(written under a temporary name, renamed) and timed until serving/sales_overall is materialized again.
+Same setup as the end-to-end automation test (test_e2e_automation.py): the small sample (20 products,
+8 customers, seed 7) and a small, fast model zoo. The sensors bring the chain up from the sample, then each new
+week is dropped (written under a temporary name, renamed) and timed until serving/sales_overall is materialized
+again.
 
 "Waiting" is the time no run executes: from the drop to the first run's start, and every gap between one
 run's end and the next run's start (sensor and automation ticks, the run queue, a run process starting).
@@ -22,23 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlops_assets.sample_data import generate_sample  # noqa: E402
-from mlops_assets_tests.dagster_dev import dagster_dev, graphql  # noqa: E402
-from mlops_assets_tests.test_e2e_automation import (  # noqa: E402
-    FAST_SETTINGS,
+from mlops_assets.devtools.dagster_dev import (  # noqa: E402
     LAST_ASSET,
-    LATEST_QUERY,
     Run,
-    drop_new_week,
+    dagster_dev,
+    latest_materialization,
     wait_until_refreshed,
 )
+from mlops_assets.sample_data import generate_sample, write_new_week  # noqa: E402
 
 FIRST_NEW_WEEK = date(2026, 9, 28)
-
-
-def _last_run_id(url: str) -> str:
-    node = graphql(url, LATEST_QUERY, {"key": {"path": LAST_ASSET}})["assetOrError"]
-    return node["assetMaterializations"][0]["runId"]
+# The end-to-end automation test's zoo: cheap models, and AutoTheta for one seasonal model of some cost.
+FAST_SETTINGS = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized, AutoTheta]\n"
 
 
 def breakdown(dropped: float, all_runs: list[Run], last_run_id: str) -> dict[str, float]:
@@ -81,9 +77,10 @@ def main(argv: list[str] | None = None) -> None:
                 time.sleep(6)  # let a drift retraining of the previous refresh start, so it is not timed
                 wait_until_refreshed(url, after=0, deadline=time.time() + args.timeout)
                 dropped = time.time()
-                drop_new_week(data_dir / "landing", FIRST_NEW_WEEK + timedelta(weeks=week))
+                write_new_week(data_dir / "landing", FIRST_NEW_WEEK + timedelta(weeks=week), seed=7, n_products=20,
+                               n_customers=8)
                 all_runs = wait_until_refreshed(url, after=dropped, deadline=dropped + args.timeout)
-                rows.append(breakdown(dropped, all_runs, _last_run_id(url)))
+                rows.append(breakdown(dropped, all_runs, latest_materialization(url, LAST_ASSET)[1]))
 
     print()
     print("| new week | runs | drop -> 1st run created (s) | drop -> 1st run start (s) | gaps between runs (s) "

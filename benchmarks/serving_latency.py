@@ -17,12 +17,12 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import mlflow
@@ -34,6 +34,7 @@ from mlflow import MlflowClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mlops_assets.devtools.processes import free_port, server_answering  # noqa: E402
 from mlops_assets.registry.champion_model import ChampionForecaster  # noqa: E402
 from mlops_assets.registry.model_registry import (  # noqa: E402
     CHAMPION,
@@ -42,7 +43,6 @@ from mlops_assets.registry.model_registry import (  # noqa: E402
     register_champions,
 )
 from mlops_assets.settings import DATA_DIR_ENV, DataPaths, load_settings  # noqa: E402
-from mlops_assets_tests.processes import free_port, stop_process_group  # noqa: E402
 
 MODELS = ("SeasonalNaive", "Naive", "AutoTheta", "WindowAverage")
 REPO = Path(__file__).resolve().parents[1]
@@ -80,23 +80,6 @@ def synthetic_registry(folder: Path, n_series: int, name: str) -> tuple[str, Cha
     return uri, forecaster, champions
 
 
-def start(command: list[str], env: dict, port: int, log: Path, timeout_s: float) -> tuple[subprocess.Popen, float]:
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                               start_new_session=True, cwd=log.parent)
-    while time.perf_counter() - started < timeout_s:
-        if process.poll() is not None:
-            raise RuntimeError(f"{command[2:5]} exited with {process.returncode}; see {log}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                return process, time.perf_counter() - started
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    stop_process_group(process, signal.SIGTERM)
-    raise RuntimeError(f"no /ping after {timeout_s} s; see {log}")
-
-
 def cpu_seconds(process: subprocess.Popen) -> float:
     """CPU time of a server and its children (the bare server runs uvicorn in a child)."""
     root = psutil.Process(process.pid)
@@ -120,7 +103,8 @@ def hammer(url: str, body: str, clients: int, seconds: float) -> tuple[np.ndarra
         with requests.Session() as session:
             for _ in range(3):  # warm the connection
                 session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
-            while time.perf_counter() < deadline:
+            # At least one timed request each: a slow warm-up on a loaded machine may outlast a short scenario.
+            while not latencies[i] or time.perf_counter() < deadline:
                 start_at = time.perf_counter()
                 response = session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
                 latencies[i].append((time.perf_counter() - start_at) * 1000)
@@ -181,7 +165,7 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="serving-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-    processes: list[subprocess.Popen] = []
+    running = ExitStack()
     try:
         swap_model = None
         if os.environ.get(DATA_DIR_ENV):
@@ -209,9 +193,12 @@ def main() -> None:
         }
         servers, starts = {}, {}
         for which, command in commands.items():
-            servers[which], starts[which] = start(command, env, ports[which], scratch / f"{which}.log",
-                                                  args.start_timeout)
-            processes.append(servers[which])
+            started = time.perf_counter()
+            servers[which] = running.enter_context(server_answering(
+                command, cwd=scratch, env=env, log_path=scratch / f"{which}.log",
+                ping_url=f"http://127.0.0.1:{ports[which]}/ping", timeout=args.start_timeout,
+            ))
+            starts[which] = time.perf_counter() - started
             print(f"{which}: /ping after {starts[which]:.1f} s ({load()})", flush=True)
 
         rows = []
@@ -235,8 +222,7 @@ def main() -> None:
             swap = alias_swap(name, version, f"http://127.0.0.1:{ports['serving app']}/invocations",
                               args.poll_seconds, *swap_model)
     finally:
-        for process in processes:
-            stop_process_group(process, signal.SIGTERM)
+        running.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
     table = pd.DataFrame(rows)

@@ -22,8 +22,13 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from mlops_assets import run_lock
 from mlops_assets.settings import DataPaths, load_settings
 from mlops_assets.warehouse import read_snapshot, snapshot_path
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def summary(paths: DataPaths) -> str:
@@ -91,17 +96,19 @@ def plot_product(paths: DataPaths, product: str, out: Path | None) -> list[Path]
     return written
 
 
-def rollback(version: str) -> str:
+def rollback(paths: DataPaths, version: str) -> str:
     import mlflow
 
     from mlops_assets.registry import model_registry
 
     settings = load_settings()
-    paths = DataPaths.from_env()
     uri = settings.mlflow_tracking_uri or paths.mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    previous = model_registry.rollback(settings.registered_model_name, version)
+    # A run's registration moves the same alias: the rollback waits for a run, as a second run would.
+    with run_lock.held(paths.root, owner=f"mlops-assets rollback --version {version}",
+                       wait_seconds=settings.locks.run_wait_seconds, on_wait=_say):
+        previous = model_registry.rollback(settings.registered_model_name, version)
     return (
         f"{settings.registered_model_name}@champion now points at version {version} (was {previous}); "
         "the next materialization of forecasting/forecasts uses it"
@@ -154,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "relocate":
             print(relocate(paths))
         else:
-            print(rollback(args.version))
-    except (LookupError, ValueError) as error:
+            print(rollback(paths, args.version))
+    except (LookupError, ValueError, run_lock.DataDirectoryBusy) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # MLflow errors carry their own clear message

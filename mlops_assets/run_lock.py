@@ -6,6 +6,9 @@ commands, `make run` beside `make dev`, a test. Every run therefore holds ``<dat
 (``fcntl.flock``, so a killed run releases it with its process) and a second run waits for it, up to a
 bound, then stops with a message that names the holder. The holder writes who it is into the lock file.
 
+Commands that write what a run writes take it too: `mlops-assets rollback` moves the champion alias that a
+run's registration may be moving.
+
 Within one process the lock is counted: the resources of one run each take it, the last release frees it;
 another run in the same process (a second thread) waits like another process would.
 """
@@ -19,7 +22,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,6 +135,22 @@ def release(data_dir: str | os.PathLike, *, owner: str) -> None:
         os.ftruncate(held.fd, 0)
         fcntl.flock(held.fd, fcntl.LOCK_UN)
         os.close(held.fd)
+
+
+@contextmanager
+def held(
+    data_dir: str | os.PathLike,
+    *,
+    owner: str,
+    wait_seconds: float,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """The run lock held for a ``with`` block, taken as ``acquire`` takes it."""
+    acquire(data_dir, owner=owner, wait_seconds=wait_seconds, on_wait=on_wait)
+    try:
+        yield
+    finally:
+        release(data_dir, owner=owner)
 
 
 def _try_lock(path: Path) -> int | None:

@@ -266,6 +266,23 @@ class ComputeSettings(_Strict):
     retries: int = Field(1, ge=0, description="Times a failed bucket is run again before the step fails.")
 
 
+class ServingSettings(_Strict):
+    """The serving app (`make serve`, ``python -m mlops_assets.serving.app``); its command-line flags override these."""
+
+    host: str = Field("127.0.0.1", description="Address the serving app binds and its OpenAPI document names.")
+    port: int = Field(5001, ge=1, le=65535, description="Port of the serving app and of its OpenAPI document.")
+    poll_seconds: float = Field(10.0, gt=0, description="How often the app asks the registry for the alias champion.")
+    max_body_bytes: int = Field(1_048_576, ge=1, description="Largest request body; beyond it HTTP 413.")
+    max_rows: int = Field(5_000, ge=1, description="Most request rows (series and h) per request; beyond it HTTP 413.")
+    max_forecast_rows: int = Field(
+        20_000, ge=1, description="Most forecast rows (the sum of h over the rows) per request; beyond it HTTP 413."
+    )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
 class Settings(_Strict):
     frequency: str = Field("W-MON", description="pandas offset alias of the period: W-MON, D, MS, ...")
     horizon: int = Field(13, ge=1, description="Periods to forecast.")
@@ -309,6 +326,7 @@ class Settings(_Strict):
     automation: AutomationSettings = AutomationSettings()
     locks: LockSettings = LockSettings()
     compute: ComputeSettings = ComputeSettings()
+    serving: ServingSettings = ServingSettings()
     seed: int = 42
 
     @field_validator("frequency")
@@ -386,11 +404,12 @@ class Settings(_Strict):
 
     def fingerprint(self) -> str:
         # The registry registers a new model version when this changes; how many PNGs are drawn, when the
-        # gold layer warns, how long a run waits for a lock and the engine that computes it are not part of
-        # the model, so changing them must not register one.
+        # gold layer warns, how long a run waits for a lock, the engine that computes it and how it is served
+        # are not part of the model, so changing them must not register one.
         # mode="json": closed dates are dates, which json cannot dump as they are.
         settings = self.model_dump(
-            mode="json", exclude={"plots": True, "locks": True, "compute": True, "gold": {"warn_excluded_share"}}
+            mode="json",
+            exclude={"plots": True, "locks": True, "compute": True, "serving": True, "gold": {"warn_excluded_share"}},
         )
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 

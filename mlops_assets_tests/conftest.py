@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -29,6 +31,16 @@ def materialize_all(data_dir: Path, settings_file: str = "", instance: dg.Dagste
         selection=selection,
         raise_on_error=raise_on_error,
     )
+
+
+def python_ready(code: str, *args: str) -> subprocess.Popen:
+    """Run ``python -c code args`` and return once it prints ``ready`` (it then holds what it took)."""
+    process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline().strip()
+    if line != "ready":
+        process.kill()
+        raise RuntimeError(f"helper process did not get ready: {line!r}, exit code {process.wait()}")
+    return process
 
 
 @pytest.fixture(scope="session")

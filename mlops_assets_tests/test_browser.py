@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from mlops_assets.definitions import defs
-from mlops_assets_tests.dagster_dev import REPO, dagster_dev, graphql
+from mlops_assets.devtools.dagster_dev import REPO, dagster_dev, graphql
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,9 +23,19 @@ import pytest
 
 from mlops_assets.definitions import defs
 from mlops_assets.defs.automation import RETRAIN_KEYS
+from mlops_assets.devtools.dagster_dev import (
+    REPO,
+    Run,
+    dagster_dev,
+    graphql,
+    latest_materialization,
+    runs,
+    wait_until,
+    wait_until_refreshed,
+)
 from mlops_assets.sample_data import write_new_week
 from mlops_assets.settings import DataPaths
-from mlops_assets_tests.dagster_dev import BAD_GOLD_MARKER, REPO, dagster_dev, faulty_gold_workspace, graphql
+from mlops_assets_tests.dagster_dev import BAD_GOLD_MARKER, faulty_gold_workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +43,8 @@ FAST_SETTINGS = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimize
 # The sample's drift share is 0.2 (one column of five): under the default threshold 0.5 the check passes,
 # at the lowest threshold any drifted column fails it.
 STRICT_DRIFT = "drift: {threshold: 0.01}\n"
-LAST_ASSET = ["serving", "sales_overall"]
 NEW_WEEK = date(2026, 9, 28)
 BAD_WEEK = NEW_WEEK + timedelta(weeks=1)
-IN_FLIGHT = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 GOLD_KEYS = ["gold/sales_data_for_forecast", "gold/series_excluded"]
 
 
@@ -50,41 +57,9 @@ def _checks_by_asset() -> dict[str, set[str]]:
 
 CHECKS_OF = _checks_by_asset()
 
-RUNS_QUERY = """{ runsOrError(limit: 200) { ... on Runs { results {
-  runId status startTime endTime creationTime tags { key value } assetSelection { path } } } } }"""
-LATEST_QUERY = """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
-  assetMaterializations(limit: 1) { timestamp runId } } } }"""
 RUN_EVENTS_QUERY = """query($runId: ID!) { logsForRun(runId: $runId, limit: 100000) { ... on EventConnection {
   events { __typename ... on MaterializationEvent { assetKey { path } }
     ... on AssetCheckEvaluationEvent { evaluation { assetKey { path } checkName success } } } } } }"""
-
-
-@dataclass
-class Run:
-    run_id: str
-    status: str
-    created: float
-    start: float | None
-    end: float | None
-    tags: dict[str, str]
-    assets: list[str]
-
-
-def runs(url: str) -> list[Run]:
-    """Every run of the instance, oldest first."""
-    found = [
-        Run(r["runId"], r["status"], r["creationTime"], r["startTime"], r["endTime"],
-            {t["key"]: t["value"] for t in r["tags"]}, ["/".join(a["path"]) for a in r["assetSelection"] or []])
-        for r in graphql(url, RUNS_QUERY)["runsOrError"]["results"]
-    ]
-    return sorted(found, key=lambda r: r.created)
-
-
-def latest_materialization(url: str, key: list[str]) -> float | None:
-    """Epoch seconds of the asset's latest materialization, None if it never was."""
-    node = graphql(url, LATEST_QUERY, {"key": {"path": key}})["assetOrError"]
-    events = node.get("assetMaterializations") or []
-    return int(events[0]["timestamp"]) / 1000 if events else None
 
 
 def run_events(url: str, run_id: str) -> tuple[set[str], dict[str, bool]]:
@@ -108,28 +83,6 @@ def assert_every_check_ran(url: str, run_list: list[Run]) -> None:
         missing = sorted(expected - set(checks))
         trigger = run.tags.get("mlops/trigger", "automation")
         assert not missing, f"run {run.run_id} ({trigger}) left {missing} unevaluated"
-
-
-def wait_until(url: str, deadline: float, what: str, done) -> list[Run]:
-    """Poll until ``done(runs)`` holds and no run is in flight; fail with the runs seen at the deadline."""
-    while True:
-        all_runs = runs(url)
-        if not any(r.status in IN_FLIGHT for r in all_runs) and done(all_runs):
-            return all_runs
-        assert time.time() < deadline, f"{what} before the deadline; runs: {[(r.status, r.assets) for r in all_runs]}"
-        time.sleep(2)
-
-
-def wait_until_refreshed(url: str, after: float, deadline: float, key: list[str] = LAST_ASSET) -> list[Run]:
-    """Wait until ``key`` is materialized after ``after`` and no run is in flight; fail fast on a failed run."""
-
-    def refreshed(all_runs: list[Run]) -> bool:
-        failed = [r for r in all_runs if r.status == "FAILURE" and r.created >= after - 60]
-        assert not failed, f"run(s) failed: {[(r.run_id, r.assets) for r in failed]}; see the Dagster UI logs"
-        latest = latest_materialization(url, key)
-        return latest is not None and latest > after
-
-    return wait_until(url, deadline, f"{'/'.join(key)} not refreshed after {after:.0f}", refreshed)
 
 
 def drop_week(landing: Path, week_start: date) -> Path:

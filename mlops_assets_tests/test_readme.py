@@ -26,7 +26,7 @@ import dagster as dg
 import pytest
 import requests
 
-from mlops_assets_tests.processes import free_port, stop_process_group
+from mlops_assets.devtools.processes import free_port, stop_process_group
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]

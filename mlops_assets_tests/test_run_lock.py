@@ -14,8 +14,7 @@ import pytest
 
 from mlops_assets import run_lock
 from mlops_assets.run_lock import DataDirectoryBusy
-from mlops_assets_tests.conftest import materialize_all
-from mlops_assets_tests.processes import python_ready
+from mlops_assets_tests.conftest import materialize_all, python_ready
 
 # Another process (another run) takes the lock, says so, holds it for argv[2] seconds, then exits.
 HOLDER = textwrap.dedent(

@@ -15,8 +15,7 @@ import pytest
 
 from mlops_assets import warehouse
 from mlops_assets.warehouse import WarehouseBusy
-from mlops_assets_tests.conftest import materialize_all
-from mlops_assets_tests.processes import python_ready
+from mlops_assets_tests.conftest import materialize_all, python_ready
 
 # A reader in another process opens the warehouse read-only, says so, and keeps it for argv[2] seconds.
 READER = textwrap.dedent(

@@ -23,11 +23,11 @@ from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehou
 from mlops_assets.forecasting.intervals import last_window_coverage
 from mlops_assets.registry import model_registry
 from mlops_assets.registry.champion_model import forecaster_for
-from mlops_assets.registry.pyfunc_model import request_constraints
-from mlops_assets.serving.openapi import build_openapi, write_openapi
+from mlops_assets.serving.docs import served_document
+from mlops_assets.serving.limits import RequestLimits
+from mlops_assets.serving.openapi import write_openapi
 
 MODEL_KEY = dg.AssetKey(["registry", "sales_forecast_model"])
-SERVE_PORT = 5001  # `make serve`
 
 
 def _selection_record(context: dg.AssetExecutionContext) -> dict:
@@ -162,22 +162,18 @@ def sales_forecast_model(
     automation_condition=downstream_condition(),
     description="OpenAPI 3 document of the champion's REST endpoint (`make serve`: POST /invocations), "
     "generated from the registered model's signature and input example: request and response schemas, "
-    "the horizon bounds, examples. Written to serving/openapi.json in the data directory.",
+    "the horizon bounds, examples, the request limits. The document `make serve` serves at /openapi.json, "
+    "at the address of the settings' serving section. Written to serving/openapi.json in the data directory.",
 )
 def serving_openapi(context: dg.AssetExecutionContext, project: ProjectResource, mlflow_tracking: MlflowTracking):
     settings = project.settings
     mlflow_tracking.activate()
     version = model_registry.alias_version(settings.registered_model_name, model_registry.CHAMPION)
-    uri = f"models:/{settings.registered_model_name}/{version}"
-    forecaster = mlflow.pyfunc.load_model(uri).unwrap_python_model().forecaster
-    document = build_openapi(
-        uri,
-        server_url=f"http://127.0.0.1:{SERVE_PORT}",
-        title=f"{settings.registered_model_name} (version {version})",
-        constraints=request_constraints(forecaster),
-    )
+    serving = settings.serving
+    document = served_document(settings.registered_model_name, version, serving.url, RequestLimits.of(serving))
     path = write_openapi(document, project.paths.root / "serving" / "openapi.json")
-    context.log.info(f"OpenAPI document of {uri} written to {path}")
+    context.log.info(f"OpenAPI document of models:/{settings.registered_model_name}/{version} (served at "
+                     f"{serving.url}) written to {path}")
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),

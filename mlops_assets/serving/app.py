@@ -11,7 +11,8 @@ and answer formats are exactly those of ``mlflow models serve``. This outer app 
 - Prometheus metrics at ``/metrics`` and one inference-log line per request (``inference_log``);
 - Swagger UI at ``/docs`` of the product's OpenAPI document (``/openapi.json``), offline.
 
-    python -m mlops_assets.serving.app --port 5001      # what `make serve` runs
+    python -m mlops_assets.serving.app               # what `make serve` runs: the settings' serving section
+    python -m mlops_assets.serving.app --port 5002   # a flag overrides its setting
 """
 
 from __future__ import annotations
@@ -39,9 +40,8 @@ from mlflow.pyfunc import scoring_server
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mlops_assets.registry.model_registry import CHAMPION, alias_version
-from mlops_assets.registry.pyfunc_model import request_constraints
 from mlops_assets.serving.alias_watch import AliasWatch
-from mlops_assets.serving.docs import STATIC_FOLDER, app_document, swagger_page
+from mlops_assets.serving.docs import STATIC_FOLDER, served_document, swagger_page
 from mlops_assets.serving.inference_log import InferenceLog
 from mlops_assets.serving.limits import (
     CONTENT_TYPES,
@@ -54,7 +54,7 @@ from mlops_assets.serving.limits import (
     too_large,
 )
 from mlops_assets.serving.metrics import ServingMetrics
-from mlops_assets.serving.openapi import build_openapi
+from mlops_assets.settings import DataPaths, ServingSettings, Settings, load_settings
 
 log = logging.getLogger("mlops_assets.serving")
 _REQUEST_ID = re.compile(r"^[\w.-]{1,64}$")
@@ -295,34 +295,38 @@ def _sample(metrics: ServingMetrics, name: str) -> str | None:
 
 def _document(config: ServingConfig, served: Served) -> dict:
     """registry/serving_openapi's document (same builder, same model version), at this server's address."""
-    uri = f"models:/{config.model_name}/{served.version}"
-    model = mlflow.pyfunc.load_model(uri)
-    document = build_openapi(
-        uri,
-        server_url=config.server_url,
-        title=f"{config.model_name} (version {served.version})",
-        constraints=request_constraints(model.unwrap_python_model().forecaster),
+    return served_document(config.model_name, served.version, config.server_url, config.limits)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Serve the champion forecast model (see the module docstring). Every option defaults to the "
+        "settings' serving section (MLOPS_SETTINGS); a flag given here overrides it."
     )
-    return app_document(document, config.server_url, config.limits)
+    parser.add_argument("--model-name", help="registered model (default: settings' registered_model_name)")
+    parser.add_argument("--tracking-uri", help="MLflow registry (default: settings, else the data directory's)")
+    parser.add_argument("--host", help="address to bind (serving.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (serving.port, 5001)")
+    parser.add_argument("--poll-seconds", type=float, help="how often to ask for the champion alias "
+                        "(serving.poll_seconds, 10)")
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body (serving.max_body_bytes)")
+    parser.add_argument("--max-rows", type=int, help="most rows per request (serving.max_rows)")
+    parser.add_argument("--max-forecast-rows", type=int, help="most forecast rows (the sum of h over the rows) per "
+                        "request (serving.max_forecast_rows)")
+    return parser.parse_args(argv)
+
+
+def serving_options(args: argparse.Namespace, settings: Settings) -> ServingSettings:
+    """The settings' serving section with the flags given on the command line put over it."""
+    flags = {name: getattr(args, name) for name in ServingSettings.model_fields if getattr(args, name) is not None}
+    return ServingSettings.model_validate({**settings.serving.model_dump(), **flags})
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mlops_assets.settings import DataPaths, load_settings
-
-    defaults = RequestLimits()
-    parser = argparse.ArgumentParser(description="Serve the champion forecast model (see the module docstring).")
-    parser.add_argument("--model-name", help="registered model (default: settings' registered_model_name)")
-    parser.add_argument("--tracking-uri", help="MLflow registry (default: settings, else the data directory's)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5001)
-    parser.add_argument("--poll-seconds", type=float, default=10.0, help="how often to ask for the champion alias")
-    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
-    parser.add_argument("--max-rows", type=int, default=defaults.max_rows)
-    parser.add_argument("--max-forecast-rows", type=int, default=defaults.max_forecast_rows,
-                        help="at most this many forecast rows (the sum of h over the rows) per request")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     paths, settings = DataPaths.from_env(), load_settings()
+    options = serving_options(args, settings)
     tracking_uri = args.tracking_uri or settings.mlflow_tracking_uri or paths.mlflow_tracking_uri
     mlflow.set_tracking_uri(tracking_uri)
     # The registry too: an MLFLOW_REGISTRY_URI left in the environment would otherwise serve another store's model.
@@ -330,12 +334,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     config = ServingConfig(
         model_name=args.model_name or settings.registered_model_name,
-        server_url=f"http://{args.host}:{args.port}",
+        server_url=options.url,
         log_folder=paths.root / "serving" / "logs",
-        limits=RequestLimits(args.max_body_bytes, args.max_rows, args.max_forecast_rows),
-        poll_seconds=args.poll_seconds,
+        limits=RequestLimits.of(options),
+        poll_seconds=options.poll_seconds,
     )
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(create_app(config), host=options.host, port=options.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The forecast API's Swagger UI page, served offline from the swagger-ui-bundle package's files."""
+"""The forecast API's document as the serving app serves it, and its Swagger UI page (offline, from the
+swagger-ui-bundle package's files)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import html
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from swagger_ui_bundle import swagger_ui_path
 
+from mlops_assets.registry.pyfunc_model import request_constraints
 from mlops_assets.serving.limits import RequestLimits
+from mlops_assets.serving.openapi import build_openapi
 
 STATIC_FOLDER = Path(swagger_ui_path)
 
@@ -64,3 +68,17 @@ def app_document(document: dict[str, Any], server_url: str, limits: RequestLimit
         }
     }
     return doc
+
+
+def served_document(model_name: str, version: str, server_url: str, limits: RequestLimits) -> dict[str, Any]:
+    """The document of one registered version as the serving app at ``server_url`` serves it: what
+    registry/serving_openapi writes and what the app answers at /openapi.json."""
+    uri = f"models:/{model_name}/{version}"
+    forecaster = mlflow.pyfunc.load_model(uri).unwrap_python_model().forecaster
+    document = build_openapi(
+        uri,
+        server_url=server_url,
+        title=f"{model_name} (version {version})",
+        constraints=request_constraints(forecaster),
+    )
+    return app_document(document, server_url, limits)

@@ -15,16 +15,27 @@ from typing import Any
 
 import pandas as pd
 
+from mlops_assets.settings import ServingSettings
+
 CONTENT_TYPES = ("application/json", "text/csv", "application/x-parquet")
+
+
+_DEFAULTS = ServingSettings()
 
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """Per request: body bytes, request rows, and forecast rows (the sum of h, i.e. horizon x series)."""
+    """Per request: body bytes, request rows, and forecast rows (the sum of h, i.e. horizon x series).
 
-    max_body_bytes: int = 1_048_576
-    max_rows: int = 5_000
-    max_forecast_rows: int = 20_000
+    Set by the settings' ``serving`` section (defaults here) or the serve command's flags."""
+
+    max_body_bytes: int = _DEFAULTS.max_body_bytes
+    max_rows: int = _DEFAULTS.max_rows
+    max_forecast_rows: int = _DEFAULTS.max_forecast_rows
+
+    @classmethod
+    def of(cls, serving: ServingSettings) -> RequestLimits:
+        return cls(serving.max_body_bytes, serving.max_rows, serving.max_forecast_rows)
 
 
 class RequestRefused(Exception):
@@ -61,7 +72,7 @@ class RequestSummary:
 def body_limit_message(size: int | None, limits: RequestLimits) -> str:
     got = "is longer than" if size is None else f"has {size:,} bytes; more than"
     return (
-        f"the request body {got} the limit of {limits.max_body_bytes:,} bytes (serve --max-body-bytes): "
+        f"the request body {got} the limit of {limits.max_body_bytes:,} bytes (setting serving.max_body_bytes): "
         "split the series over several requests"
     )
 
@@ -155,7 +166,7 @@ def check_request(body: bytes, content_type: str | None, limits: RequestLimits, 
     if len(ids) > limits.max_rows:
         raise too_large(
             f"the request has {len(ids):,} rows; the limit is {limits.max_rows:,} rows per request "
-            "(serve --max-rows): split it into several requests",
+            "(setting serving.max_rows): split it into several requests",
             "too_many_rows",
         )
     for row, uid in enumerate(ids):
@@ -166,8 +177,8 @@ def check_request(body: bytes, content_type: str | None, limits: RequestLimits, 
     if forecast_rows > limits.max_forecast_rows:
         raise too_large(
             f"the request asks for {forecast_rows:,} forecast rows (the sum of h over {len(h):,} rows); the limit "
-            f"is {limits.max_forecast_rows:,} per request (serve --max-forecast-rows): ask for fewer series or a "
-            "shorter h per request",
+            f"is {limits.max_forecast_rows:,} per request (setting serving.max_forecast_rows): ask for fewer series "
+            "or a shorter h per request",
             "too_many_forecast_rows",
         )
     return RequestSummary([str(u) for u in ids], [v or 0 for v in h])

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import requests
 
+from mlops_assets.devtools.processes import free_port, stop_process_group
 from mlops_assets.monitoring.evidently_workspace import PROJECT, rebuild_workspace
 from mlops_assets_tests.conftest import materialize_all
-from mlops_assets_tests.processes import free_port, stop_process_group
 
 DRIFT = pd.DataFrame({
     "reported_at": pd.to_datetime(["2026-01-05", "2026-01-12", "2026-01-19"]),

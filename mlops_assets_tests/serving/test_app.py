@@ -33,18 +33,21 @@ from playwright.sync_api import sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 import mlops_assets.serving.app as serving_app_module
+from mlops_assets.devtools.processes import free_port, server_answering, stop_process_group
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.model_registry import CHAMPION, register_and_gate, register_champions, rollback
 from mlops_assets.serving.inference_log import FILE_NAME
+from mlops_assets.settings import ServingSettings, Settings
 from mlops_assets_tests.conftest import materialize_all
-from mlops_assets_tests.processes import free_port, server_answering, stop_process_group
 from mlops_assets_tests.serving.test_serving import HORIZON, MODELS, SERIES, temporary_tracking, weekly_history
 
 pytestmark = pytest.mark.e2e
 
 NAME = "sales_forecast_app_test"
 POLL_SECONDS = 0.5
-LIMITS = {"--max-body-bytes": 20_000, "--max-rows": 100, "--max-forecast-rows": 500}
+# The limits come from the settings' serving section, one of them overridden on the command line.
+SETTINGS = f"serving: {{poll_seconds: {POLL_SECONDS}, max_body_bytes: 20000, max_rows: 40, max_forecast_rows: 500}}\n"
+FLAGS = ["--max-rows", "100"]
 START_TIMEOUT_S = 120
 CHROMIUM = "/usr/bin/chromium"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -55,9 +58,11 @@ SCREENSHOTS_OUT = Path(__file__).resolve().parents[2] / "benchmarks" / "out" / "
 @contextmanager
 def serving_app(tracking_uri: str, data_dir: Path, port: int) -> Iterator[subprocess.Popen]:
     command = [sys.executable, "-m", "mlops_assets.serving.app", "--model-name", NAME, "--tracking-uri", tracking_uri,
-               "--port", str(port), "--poll-seconds", str(POLL_SECONDS)]
-    command += [str(v) for pair in LIMITS.items() for v in pair]
-    env = {**os.environ, "MLOPS_DATA_DIR": str(data_dir), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+               "--port", str(port), *FLAGS]
+    settings = data_dir / "settings.yaml"
+    settings.write_text(SETTINGS)
+    env = {**os.environ, "MLOPS_DATA_DIR": str(data_dir), "MLOPS_SETTINGS": str(settings),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     with server_answering(command, cwd=data_dir, env=env, log_path=data_dir / "server.log",
                           ping_url=f"http://127.0.0.1:{port}/ping", timeout=START_TIMEOUT_S) as process:
         yield process
@@ -131,6 +136,25 @@ def test_oversized_or_miscast_requests_are_refused_naming_the_limit(app, case):
     assert fragment in response.json()["message"]
     assert response.headers["X-Model-Version"] == "1"
     assert post(app, records(("s0", 1))).status_code == 200
+
+
+def test_limits_and_poll_come_from_the_settings_and_a_flag_overrides_its_setting(app):
+    description = requests.get(f"{app['base']}/openapi.json", timeout=30).json()["info"]["description"]
+    assert "Limits per request: 20,000 body bytes, 100 rows, 500 forecast rows" in description
+    assert metrics(app)[("serving_alias_poll_interval_seconds", ())] == POLL_SECONDS
+
+
+def test_flags_override_the_serving_settings_one_by_one():
+    settings = Settings.model_validate({"serving": {"port": 6001, "max_rows": 40, "poll_seconds": 2}})
+    options = serving_app_module.serving_options(serving_app_module.parse_args(["--max-rows", "100"]), settings)
+    assert (options.host, options.port, options.max_rows, options.poll_seconds) == ("127.0.0.1", 6001, 100, 2)
+    assert options.max_body_bytes == ServingSettings().max_body_bytes and options.url == "http://127.0.0.1:6001"
+    options = serving_app_module.serving_options(serving_app_module.parse_args(["--port", "7002"]), Settings())
+    assert (options.port, options.max_rows) == (7002, ServingSettings().max_rows)
+    with pytest.raises(ValueError, match="max_rows"):
+        serving_app_module.serving_options(serving_app_module.parse_args(["--max-rows", "0"]), settings)
+    # How the model is served is not the model: no new version is registered for it.
+    assert settings.fingerprint() == Settings().fingerprint()
 
 
 def test_a_missing_content_type_is_415_not_mlflows_500(app):

@@ -44,7 +44,7 @@ def test_csv_and_parquet_bodies_are_bounded_too():
 def test_a_body_over_the_byte_limit_is_413_naming_the_limit():
     error = refused(records([{"unique_id": "x" * 20_000, "h": 1}]))
     assert (error.status, error.kind, error.error_code) == (413, "body_too_large", "RESOURCE_LIMIT_EXCEEDED")
-    assert "more than the limit of 10,000 bytes" in error.message and "--max-body-bytes" in error.message
+    assert "more than the limit of 10,000 bytes" in error.message and "serving.max_body_bytes" in error.message
 
 
 def test_too_many_rows_is_413_naming_the_limit():

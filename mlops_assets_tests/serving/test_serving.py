@@ -22,11 +22,11 @@ import pytest
 import requests
 from openapi_spec_validator import validate as validate_openapi
 
+from mlops_assets.devtools.processes import free_port, server_answering
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.model_registry import register_and_gate
 from mlops_assets.registry.pyfunc_model import request_constraints
 from mlops_assets.serving.openapi import build_openapi, write_openapi
-from mlops_assets_tests.processes import free_port, server_answering
 
 NAME = "sales_forecast_serving_test"
 HORIZON = 13

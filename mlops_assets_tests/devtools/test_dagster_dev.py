@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlops_assets.definitions import defs
-from mlops_assets_tests.dagster_dev import dagster_dev, graphql
+from mlops_assets.devtools.dagster_dev import dagster_dev, graphql
 
 pytestmark = pytest.mark.e2e
 
