@@ -83,7 +83,7 @@ def run_chain(data_dir: Path, settings_file: Path) -> dict:
     return {"rows": rows}
 
 
-def run_bare(data_dir: Path) -> dict:
+def run_bare(data_dir: Path, settings_file: Path) -> dict:
     """StatsForecast's ``cross_validation`` + ``forecast`` for the zoo's local models, mlforecast's
     ``cross_validation`` + ``fit``/``predict`` for the global one: the library calls the chain wraps."""
     import pandas as pd
@@ -91,9 +91,9 @@ def run_bare(data_dir: Path) -> dict:
 
     from mlops_assets.forecasting.global_model import _mlforecast
     from mlops_assets.forecasting.zoo import GLOBAL_MODEL, build_fallback, build_models, default_models
-    from mlops_assets.settings import Settings
+    from mlops_assets.settings import load_settings
 
-    settings = Settings()
+    settings = load_settings(settings_file)
     names = default_models(settings)
     local = [n for n in names if n != GLOBAL_MODEL]
     df = pd.read_csv(next((data_dir / "landing" / "series").glob("*.csv")), parse_dates=["ds"])
@@ -191,13 +191,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,3000")
     parser.add_argument("--engines", default="local,dask")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--models", help="comma-separated zoo instead of the default one (e.g. a cheap zoo, to "
+                        "measure the chain's memory at sizes the default zoo's CPU cost keeps off a small machine)")
     parser.add_argument("--bucket", type=int, help="only time one backtest task on a bucket of this many series")
     parser.add_argument("--child", choices=["chain", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--settings", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = run_chain(args.data, args.settings) if args.child == "chain" else run_bare(args.data)
+        result = run_chain(args.data, args.settings) if args.child == "chain" else run_bare(args.data, args.settings)
         print(json.dumps(result))
         return
     if args.bucket:
@@ -214,7 +216,8 @@ def main() -> None:
                 history.to_csv(data_dir / "landing" / "series" / "synthetic.csv", index=False)
                 settings = data_dir / "settings.yaml"
                 settings.write_text(f"source: series\ncompute: {{engine: {kind if kind != 'bare' else 'local'}, "
-                                    f"workers: {args.workers}}}\n")
+                                    f"workers: {args.workers}}}\n"
+                                    + (f"models: [{args.models}]\n" if args.models else ""))
                 print(f"{n:,} series, {kind}: load {os.getloadavg()[0]:.1f}", flush=True)
                 results[(n, kind)] = _child("chain" if kind != "bare" else "bare", data_dir, settings)
                 print(json.dumps(results[(n, kind)]), flush=True)
