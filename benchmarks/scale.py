@@ -2,10 +2,10 @@
 
 Synthetic weekly series (benchmarks/backtest_speed.py's generator: 156 weeks, yearly season, every fifth
 series intermittent) land as pre-aggregated series; every asset of the graph is then materialized in turn,
-with its checks, on a real Dagster instance, DuckDB file and MLflow store. Each configuration runs in a fresh
-process, so that its peak resident memory is its own. The baseline is the bare StatsForecast
-``cross_validation`` + ``forecast`` (with the same interval levels) on the same data and models, in one call
-each with every core.
+with its checks, on a real Dagster instance, DuckDB file and MLflow store. Each node runs in a process of
+its own, as Dagster's default multiprocess executor runs each step, so that its peak resident memory is its
+own. The baseline is the bare StatsForecast ``cross_validation`` + ``forecast`` (with the same interval
+levels) and mlforecast's for the global model, on the same data and models, with every core.
 
     nice -n 19 python benchmarks/scale.py --sizes 10000,30000 --engines local,dask
     nice -n 19 python benchmarks/scale.py --bucket 2000     # one task: CPU, peak memory, file sizes
@@ -51,8 +51,8 @@ def _nodes():
     return sorted(ASSETS, key=lambda node: min(order[k] for k in node.keys))
 
 
-def run_chain(data_dir: Path, settings_file: Path) -> dict:
-    """Every node materialized in turn with its checks; per node wall, CPU, the checks' share, peak memory."""
+def run_node(data_dir: Path, settings_file: Path, index: int) -> dict:
+    """One node of the graph materialized with its checks in this process; wall, CPU, checks, peak memory."""
     import dagster as dg
 
     from mlops_assets.definitions import ASSETS, CHECKS
@@ -61,25 +61,34 @@ def run_chain(data_dir: Path, settings_file: Path) -> dict:
     (data_dir / "dagster_home").mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.local_temp(str(data_dir / "dagster_home"))
     resources = build_resources(str(data_dir), str(settings_file), landing_settle_seconds=0.0)
+    node = _nodes()[index]
+    wall, cpu = time.perf_counter(), _cpu()
+    result = dg.materialize([*ASSETS, *CHECKS], resources=resources, instance=instance,
+                            selection=dg.AssetSelection.assets(*node.keys))
+    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    starts, checks = {}, 0.0
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and "matches_contract" in event.step_key:
+            checks += entry.timestamp - starts.get(event.step_key, entry.timestamp)
+    own, workers = _peaks()
+    return {"asset": "+".join(sorted(k.to_user_string() for k in node.keys)), "wall": wall, "cpu": cpu,
+            "check_wall": checks, "peak_mb": own, "worker_peak_mb": workers,
+            "load": os.getloadavg()[0], "ok": result.success}
+
+
+def run_chain(data_dir: Path, settings_file: Path) -> dict:
+    """Every node in turn, each in a process of its own, as Dagster's default multiprocess executor runs a
+    step: so each node's peak memory is its own, not the largest of the nodes before it."""
     rows = []
-    for node in _nodes():
-        wall, cpu = time.perf_counter(), _cpu()
-        result = dg.materialize([*ASSETS, *CHECKS], resources=resources, instance=instance,
-                                selection=dg.AssetSelection.assets(*node.keys))
-        wall, cpu = time.perf_counter() - wall, _cpu() - cpu
-        starts, checks = {}, 0.0
-        for entry in instance.all_logs(result.run_id):
-            event = entry.dagster_event
-            if event is None or event.step_key is None:
-                continue
-            if event.event_type_value == "STEP_START":
-                starts[event.step_key] = entry.timestamp
-            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and "matches_contract" in event.step_key:
-                checks += entry.timestamp - starts.get(event.step_key, entry.timestamp)
-        own, workers = _peaks()
-        rows.append({"asset": "+".join(k.to_user_string() for k in node.keys), "wall": wall, "cpu": cpu,
-                     "check_wall": checks, "peak_mb": own, "worker_peak_mb": workers,
-                     "load": os.getloadavg()[0], "ok": result.success})
+    for index in range(len(_nodes())):
+        rows.append(_child("node", data_dir, settings_file, index))
+        if not rows[-1]["ok"]:
+            sys.exit(f"{rows[-1]['asset']} failed; its log: {data_dir / 'run.log'}")
     return {"rows": rows}
 
 
@@ -141,13 +150,14 @@ def one_bucket(n: int) -> dict:
                 "part_mb": task.part_path(bucket).stat().st_size / 2**20, "load": os.getloadavg()[0]}
 
 
-def _child(kind: str, data_dir: Path, settings_file: Path) -> dict:
+def _child(kind: str, data_dir: Path, settings_file: Path, index: int | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "DAGSTER_DISABLE_TELEMETRY": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     log = data_dir / "run.log"
-    with log.open("w") as err:
+    node = ["--node", str(index)] if index is not None else []
+    with log.open("a") as err:
         out = subprocess.run([sys.executable, __file__, "--child", kind, "--data", str(data_dir), "--settings",
-                              str(settings_file)], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+                              str(settings_file), *node], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
     if out.returncode:
         sys.exit(f"{kind} run failed; its log:\n{log.read_text()[-5000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -181,9 +191,12 @@ def _summary(results: dict, sizes: list[int], engines: list[str]) -> None:
             print(f"{n:>7} {engine:>6} {wall:>12.1f} {cpu:>11.1f} {backtest['cpu'] / bare['cv_cpu']:>22.3f} "
                   f"{cpu / bare['cpu']:>16.3f} {cpu / local:>12.3f} {max(r['peak_mb'] for r in rows):>8.0f}")
     for engine in engines:
-        small, large = (max(r["peak_mb"] for r in results[(n, engine)]["rows"]) for n in (sizes[0], sizes[-1]))
-        print(f"{engine}: peak memory of the run process at {sizes[-1]:,} series / at {sizes[0]:,}: "
-              f"{large / small:.3f} (target <= 1.3)")
+        small, large = ({r["asset"]: r["peak_mb"] for r in results[(n, engine)]["rows"]} for n in (sizes[0], sizes[-1]))
+        print(f"\n{engine}: peak memory per step process at {sizes[-1]:,} series / at {sizes[0]:,} (target <= 1.3)")
+        for asset, peak in small.items():
+            print(f"  {asset:<60} {peak:>7.0f} MB -> {large[asset]:>7.0f} MB  {large[asset] / peak:>6.3f}")
+        print(f"  {'largest step':<60} {max(small.values()):>7.0f} MB -> {max(large.values()):>7.0f} MB  "
+              f"{max(large.values()) / max(small.values()):>6.3f}")
 
 
 def main() -> None:
@@ -194,12 +207,15 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated zoo instead of the default one (e.g. a cheap zoo, to "
                         "measure the chain's memory at sizes the default zoo's CPU cost keeps off a small machine)")
     parser.add_argument("--bucket", type=int, help="only time one backtest task on a bucket of this many series")
-    parser.add_argument("--child", choices=["chain", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["chain", "node", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--node", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--settings", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = run_chain(args.data, args.settings) if args.child == "chain" else run_bare(args.data, args.settings)
+        result = (run_chain(args.data, args.settings) if args.child == "chain"
+                  else run_node(args.data, args.settings, args.node) if args.child == "node"
+                  else run_bare(args.data, args.settings))
         print(json.dumps(result))
         return
     if args.bucket:
