@@ -156,9 +156,10 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
         engine_metadata = {
             "engine": settings.compute.engine,
             "workers": run.workers,
+            "model_groups": len(run.groups),
             "buckets": len(run.buckets),
-            "bucket_cost_max_over_mean": round(max(b.cost for b in run.buckets) * len(run.buckets)
-                                               / sum(b.cost for b in run.buckets), 4),
+            "group_cost_max_over_mean": round(max(g.cost for g in run.groups) * len(run.groups)
+                                              / sum(g.cost for g in run.groups), 4),
             "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in run.reports), 1),
             "worker_peak_mb": round(max((r["worker_peak_mb"] for r in run.reports), default=0.0), 1),
         }
