@@ -79,12 +79,6 @@ def regressors_sql(warehouse: Warehouse, settings: Settings, models: list[str]) 
     return f"select unique_id::varchar as unique_id, ds, {columns} from gold.regressors"
 
 
-def model_regressors(warehouse: Warehouse, settings: Settings, models: list[str]) -> pd.DataFrame | None:
-    """The regressors of regressors_sql as a frame (the registry's refit), or None."""
-    sql = regressors_sql(warehouse, settings, models)
-    return None if sql is None else warehouse.query(f"{sql} order by unique_id, ds")
-
-
 def sql_fingerprint(warehouse: Warehouse, sql: str | None) -> str:
     """An order-free fingerprint of a query's rows, computed inside DuckDB ('' for no query)."""
     if sql is None:

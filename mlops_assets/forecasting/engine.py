@@ -388,7 +388,7 @@ def backtest_by_bucket(
     backtest passes through this process. The parts land in ``root/<plan id>/parts``; parts of an earlier,
     failed attempt at the same plan are kept and not recomputed.
     """
-    lengths = _series_lengths(connect, history_sql)
+    lengths = series_lengths(connect, history_sql)
     compute = settings.compute
     groups = plan_groups(lengths, len(models), compute)
     with open_engine(compute) as engine:
@@ -397,9 +397,9 @@ def backtest_by_bucket(
         folder = root / plan_id(fingerprint, buckets)
         task = BacktestTask(str(folder), settings, tuple(models), with_regressors=regressors_sql is not None)
         todo = [g for g in groups if not all(task.is_done(b) for b in buckets if b.index == g.index)]
-        _export_inputs(connect, history_sql, folder, todo)
+        export_inputs(connect, history_sql, folder, todo)
         if regressors_sql is not None:
-            _export_inputs(connect, regressors_sql, folder, todo, kind="regressors")
+            export_inputs(connect, regressors_sql, folder, todo, kind="regressors")
         costs = [g.cost for g in groups]
         log(f"{compute.engine} engine, {engine.workers} workers: {len(lengths):,} series in {len(groups)} model "
             f"groups (cost max/mean {max(costs) / (sum(costs) / len(costs)):.3f}), {len(buckets)} tasks, "
@@ -419,16 +419,19 @@ def backtest_by_bucket(
         return BacktestRun(folder, groups, buckets, reports, engine.workers)
 
 
-def _series_lengths(connect: Connect, sql: str) -> pd.Series:
+def series_lengths(connect: Connect, sql: str) -> pd.Series:
+    """Rows per series of a query with a unique_id column (index: unique_id as text)."""
     with connect() as con:
         return con.execute(
             f"select unique_id::varchar as unique_id, count(*) as n from ({sql}) group by 1"
         ).df().set_index("unique_id")["n"]
 
 
-def _export_inputs(
-    connect: Connect, history_sql: str, folder: Path, buckets: list[Bucket], kind: str = "history"
+def export_inputs(
+    connect: Connect, history_sql: str, folder: Path, buckets: list[Bucket], kind: str = "history",
+    order_by: str = "unique_id, ds",
 ) -> None:
+    """One Parquet file per model group of the rows of ``history_sql`` (a unique_id column), cut by DuckDB."""
     if not buckets:
         return
     assignment = pd.DataFrame(
@@ -446,7 +449,7 @@ def _export_inputs(
             tmp = path.with_name(f".{path.name}.tmp")
             con.execute(
                 f"copy (select * exclude (bucket) from _bucket_history where bucket = {bucket.index} "
-                f"order by unique_id, ds) to '{tmp}' (format parquet)"
+                f"order by {order_by}) to '{tmp}' (format parquet)"
             )
             os.replace(tmp, path)
         con.execute("drop table _bucket_history")
