@@ -230,3 +230,39 @@ def test_dask_engine_gives_the_same_tables(chain, small_sample, tmp_path_factory
         local = _table(data_dir, table).sort_values(key).reset_index(drop=True)
         dask = _table(dask_dir, table).sort_values(key).reset_index(drop=True)
         pd.testing.assert_frame_equal(dask, local, check_exact=False, rtol=0, atol=1e-9, obj=table)
+
+
+def test_the_refit_in_small_model_groups_forecasts_like_the_registered_model(chain, tmp_path):
+    """The registry's refit on the sample in groups of 5 series: the per-series champions forecast exactly as
+    the registered model (fitted in one group) does; LightGBM and Combination series are retrained per group."""
+    from mlops_assets.defs.forecasting import BACKTEST, CHAMPIONS, ELIGIBLE_SQL, regressors_sql
+    from mlops_assets.defs.resources import build_resources
+    from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
+    from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_bucket
+    from mlops_assets.settings import Settings
+
+    data_dir, _, _ = chain
+    copy = tmp_path / "data"
+    copy.mkdir()
+    shutil.copy(DataPaths(data_dir).warehouse, DataPaths(copy).warehouse)
+    warehouse = build_resources(str(copy), "")["warehouse"]
+    settings = Settings(compute={"bucket_series": 5, "workers": 2})
+    champions = warehouse.read(CHAMPIONS)
+    rows = champion_rows(warehouse.connection, BACKTEST, CHAMPIONS)
+    calibration = champion_calibration(rows, champions, mean_abs_actuals(warehouse.connection, ELIGIBLE_SQL),
+                                       settings)
+    x_sql = regressors_sql(warehouse, settings, sorted(champions["model"].unique()))
+    run = refit_by_bucket(warehouse.connection, ELIGIBLE_SQL, champions, BACKTEST, tmp_path / "refit", "fp",
+                          settings, len(default_models(settings)), calibration, x_sql)
+    assert len(run.groups) == -(-len(champions) // 5) >= 3
+    predicted = run.forecaster.predict()
+    registered = _table(data_dir, "forecasting.forecasts").drop(columns="model_version")
+    assert set(predicted["unique_id"]) == set(registered["unique_id"])
+    per_series = champions.loc[~champions["model"].isin([GLOBAL_MODEL, COMBINATION]), "unique_id"]
+    assert len(per_series) >= 5
+
+    def pick(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame[frame["unique_id"].isin(per_series)].sort_values(["unique_id", "ds"])
+        return frame[registered.columns].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(pick(predicted), pick(registered), check_exact=False, rtol=0, atol=1e-9)
