@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.forecasting.backtest import run_backtest, validate_history
 from mlops_assets.forecasting.combinations import combine_backtest
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.parallel import _default_signal_handlers
@@ -320,7 +320,10 @@ class BacktestTask:
         if bucket.part == "combination":
             members = pd.concat([pd.read_parquet(p) for p in sorted(self.part_path(bucket).parent.glob(
                 f"{bucket.group}.*.parquet")) if not p.name.endswith(".combination.parquet")], ignore_index=True)
-            backtest = combine_backtest(members, self.settings.combination_size)
+            # The same history run_backtest hands the combination: MASE ranks members on its scale.
+            history = validate_history(pd.read_parquet(self.input_path(bucket)), self.settings.min_series_length)
+            backtest = combine_backtest(members, self.settings.combination_size, self.settings.selection.metric,
+                                        history, self.settings.season)
         else:
             history = pd.read_parquet(self.input_path(bucket), filters=[("unique_id", "in", list(bucket.unique_ids))])
             models = self.models_of(bucket)

@@ -40,11 +40,11 @@ from mlops_assets.settings import Settings
 
 
 def champion_rows(connect: Connect, backtest_table: str, champions_table: str) -> pd.DataFrame:
-    """The backtest rows of each series' champion: all that the calibration and its coverage check need."""
+    """The backtest rows (every column, ``closed`` included) of each series' champion: all that the
+    calibration and its coverage check need."""
     with connect() as con:
         return con.execute(
-            f"select b.unique_id::varchar as unique_id, b.cutoff, b.ds, b.y, b.model, b.y_hat "
-            f"from {backtest_table} b join {champions_table} c "
+            f"select b.* replace (b.unique_id::varchar as unique_id) from {backtest_table} b join {champions_table} c "
             "on b.unique_id::varchar = c.unique_id::varchar and b.model = c.model order by 1, 2, 3"
         ).df()
 

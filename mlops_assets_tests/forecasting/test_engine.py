@@ -135,8 +135,9 @@ def test_the_global_model_gives_the_same_backtest_on_any_engine_and_worker_count
 ):
     """Model groups depend on the data only: LightGBM is trained on the same groups of series everywhere."""
     models = ["Naive", "SeasonalNaive", GLOBAL_MODEL, COMBINATION]
+    # MASE ranks the Combination's members on each series' history: the combination task needs it too.
     settings = Settings(horizon=4, season_length=4, backtest={"windows": 2}, models=models,
-                        compute={"engine": engine, "workers": workers, "bucket_series": 4,
+                        selection={"metric": "mase"}, compute={"engine": engine, "workers": workers, "bucket_series": 4,
                                  "address": scheduler if (engine, workers) == ("dask", 2) else None})
     with _database(tmp_path / "w.duckdb", global_history) as connect:
         run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, models)
