@@ -251,8 +251,9 @@ class LockSettings(_Strict):
 class ComputeSettings(_Strict):
     engine: Literal["local", "dask"] = Field(
         "local",
-        description="Where the backtest runs, one task per bucket of series: 'local': a process pool on this "
-        "machine; 'dask': a Dask cluster (the scheduler at `address`, or a LocalCluster started for the step).",
+        description="Where the backtest and the registry's refit run, as tasks by bucket of series: 'local': a "
+        "process pool on this machine; 'dask': a Dask cluster (the scheduler at `address`, or a LocalCluster "
+        "started for the step).",
     )
     address: str | None = Field(
         None, description="Dask scheduler address, e.g. tcp://10.0.0.5:8786; empty: a LocalCluster per step."
@@ -261,7 +262,8 @@ class ComputeSettings(_Strict):
         None, ge=1, description="Local pool processes or LocalCluster workers; default: this machine's cores."
     )
     bucket_series: int = Field(
-        2000, ge=1, description="Most series in one bucket (one task); the driver holds one bucket's results."
+        2000, ge=1, description="Most series in one model group (the global model is trained per group, so "
+        "this, not the workers, sets its forecasts) and in one scoring chunk."
     )
     retries: int = Field(1, ge=0, description="Times a failed bucket is run again before the step fails.")
 

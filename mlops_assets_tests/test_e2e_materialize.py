@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 
@@ -200,16 +199,16 @@ def test_the_backtest_says_how_many_series_it_did_and_how_fast(chain):
 
 
 def test_dask_engine_gives_the_same_tables(chain, small_sample, tmp_path_factory):
-    """The whole chain again on a Dask LocalCluster with the local pool's bucket plan: the same tables.
+    """The whole chain again on a Dask LocalCluster of one worker: the same tables as the local pool's.
 
-    The same plan (as many workers as the local pool, the default bucket size): the global model is trained
-    per bucket, so another plan would train it on other groups of series.
+    One worker where the local pool has the machine's cores: the model groups, on which the global model is
+    trained, follow the data and not the workers, so the plan changes only in how the work is sliced.
     """
     data_dir, _, _ = chain
     dask_dir = tmp_path_factory.mktemp("e2e_dask")
     shutil.copytree(small_sample / "landing", dask_dir / "landing")
     settings = dask_dir / "settings.yaml"
-    workers = os.cpu_count() or 1
+    workers = 1
     settings.write_text(f"compute: {{engine: dask, workers: {workers}}}\n")
     result = materialize_all(dask_dir, settings_file=str(settings))
     assert result.success
@@ -217,7 +216,7 @@ def test_dask_engine_gives_the_same_tables(chain, small_sample, tmp_path_factory
                           if e.asset_key.to_user_string() == "forecasting/backtest_forecasts")
     metadata = backtest_event.materialization.metadata
     assert metadata["engine"].value == "dask" and metadata["workers"].value == workers
-    assert metadata["buckets"].value >= 2
+    assert metadata["model_groups"].value == 1 and metadata["buckets"].value >= 2
     assert not any((DataPaths(dask_dir).engine / "backtest").glob("*")), "parts are removed once loaded"
     keys = {
         "gold.sales_data_for_forecast": ["unique_id", "ds"],
@@ -231,3 +230,39 @@ def test_dask_engine_gives_the_same_tables(chain, small_sample, tmp_path_factory
         local = _table(data_dir, table).sort_values(key).reset_index(drop=True)
         dask = _table(dask_dir, table).sort_values(key).reset_index(drop=True)
         pd.testing.assert_frame_equal(dask, local, check_exact=False, rtol=0, atol=1e-9, obj=table)
+
+
+def test_the_refit_in_small_model_groups_forecasts_like_the_registered_model(chain, tmp_path):
+    """The registry's refit on the sample in groups of 5 series: the per-series champions forecast exactly as
+    the registered model (fitted in one group) does; LightGBM and Combination series are retrained per group."""
+    from mlops_assets.defs.forecasting import BACKTEST, CHAMPIONS, ELIGIBLE_SQL, regressors_sql
+    from mlops_assets.defs.resources import build_resources
+    from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
+    from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_bucket
+    from mlops_assets.settings import Settings
+
+    data_dir, _, _ = chain
+    copy = tmp_path / "data"
+    copy.mkdir()
+    shutil.copy(DataPaths(data_dir).warehouse, DataPaths(copy).warehouse)
+    warehouse = build_resources(str(copy), "")["warehouse"]
+    settings = Settings(compute={"bucket_series": 5, "workers": 2})
+    champions = warehouse.read(CHAMPIONS)
+    rows = champion_rows(warehouse.connection, BACKTEST, CHAMPIONS)
+    calibration = champion_calibration(rows, champions, mean_abs_actuals(warehouse.connection, ELIGIBLE_SQL),
+                                       settings)
+    x_sql = regressors_sql(warehouse, settings, sorted(champions["model"].unique()))
+    run = refit_by_bucket(warehouse.connection, ELIGIBLE_SQL, champions, BACKTEST, tmp_path / "refit", "fp",
+                          settings, len(default_models(settings)), calibration, x_sql)
+    assert len(run.groups) == -(-len(champions) // 5) >= 3
+    predicted = run.forecaster.predict()
+    registered = _table(data_dir, "forecasting.forecasts").drop(columns="model_version")
+    assert set(predicted["unique_id"]) == set(registered["unique_id"])
+    per_series = champions.loc[~champions["model"].isin([GLOBAL_MODEL, COMBINATION]), "unique_id"]
+    assert len(per_series) >= 5
+
+    def pick(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame[frame["unique_id"].isin(per_series)].sort_values(["unique_id", "ds"])
+        return frame[registered.columns].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(pick(predicted), pick(registered), check_exact=False, rtol=0, atol=1e-9)

@@ -18,6 +18,7 @@ from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pand
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.forecasting.engine import BucketFailure, backtest_by_bucket, evaluate_by_bucket
 from mlops_assets.forecasting.metrics import METRIC_DESCRIPTIONS
+from mlops_assets.forecasting.scoring import score_by_chunk
 from mlops_assets.forecasting.selection import choose_from_evaluations, selection_summary
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
 from mlops_assets.registry.model_registry import load_champion
@@ -77,12 +78,6 @@ def regressors_sql(warehouse: Warehouse, settings: Settings, models: list[str]) 
             return None
     columns = ", ".join(f'"{c}"' for c in settings.regressors.use)
     return f"select unique_id::varchar as unique_id, ds, {columns} from gold.regressors"
-
-
-def model_regressors(warehouse: Warehouse, settings: Settings, models: list[str]) -> pd.DataFrame | None:
-    """The regressors of regressors_sql as a frame (the registry's refit), or None."""
-    sql = regressors_sql(warehouse, settings, models)
-    return None if sql is None else warehouse.query(f"{sql} order by unique_id, ds")
 
 
 def sql_fingerprint(warehouse: Warehouse, sql: str | None) -> str:
@@ -156,9 +151,10 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
         engine_metadata = {
             "engine": settings.compute.engine,
             "workers": run.workers,
+            "model_groups": len(run.groups),
             "buckets": len(run.buckets),
-            "bucket_cost_max_over_mean": round(max(b.cost for b in run.buckets) * len(run.buckets)
-                                               / sum(b.cost for b in run.buckets), 4),
+            "group_cost_max_over_mean": round(max(g.cost for g in run.groups) * len(run.groups)
+                                              / sum(g.cost for g in run.groups), 4),
             "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in run.reports), 1),
             "worker_peak_mb": round(max((r["worker_peak_mb"] for r in run.reports), default=0.0), 1),
         }
@@ -380,7 +376,8 @@ def series_champions(context: dg.AssetExecutionContext, project: ProjectResource
     owners=OWNERS,
     automation_condition=downstream_condition(),
     description="The next horizon of every series, scored by loading models:/sales_forecast@champion (the "
-    "registry round trip a batch job makes), with 80% and 95% prediction intervals calibrated on the backtest "
+    "registry round trip a batch job makes), settings.compute.bucket_series series at a time, with 80% and 95% "
+    "prediction intervals calibrated on the backtest "
     "(settings.intervals), clipped at zero unless the history has negative values (returns).",
 )
 def forecasts(
@@ -390,24 +387,27 @@ def forecasts(
     mlflow_tracking.activate()
     model, version = load_champion(settings.registered_model_name)
     forecaster = model.unwrap_python_model().forecaster
-    request = pd.DataFrame({"unique_id": forecaster.series["unique_id"], "h": forecaster.horizon})
-    predicted = model.predict(request)
-    predicted["ds"] = pd.to_datetime(predicted["ds"])
-    predicted["model_version"] = predicted["model_version"].astype(str)
-    predicted = predicted.sort_values(["unique_id", "ds"]).reset_index(drop=True)
-    warehouse.replace(FORECASTS, predicted)
-    context.log.info(f"{len(predicted)} forecast rows for {len(request)} series from {settings.registered_model_name}"
+    folder = project.paths.engine / "scoring"
+    rows = score_by_chunk(
+        model.predict, forecaster.series["unique_id"], forecaster.horizon, settings.compute.bucket_series, folder,
+        lambda parts: warehouse.replace_from_parquet(FORECASTS, parts, order_by="unique_id, ds"), context.log.info,
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    n_series = len(forecaster.series)
+    context.log.info(f"{rows} forecast rows for {n_series} series from {settings.registered_model_name}"
                      f" version {version}")
+    head = warehouse.query(f"select * from {FORECASTS} order by unique_id, ds limit 10")
+    span = warehouse.query(f"select min(ds) as first, max(ds) as last from {FORECASTS}").iloc[0]
     return dg.MaterializeResult(
-        metadata=table_metadata(
-            predicted,
-            FORECASTS,
-            model_version=version,
-            model_uri=f"models:/{settings.registered_model_name}@champion",
-            series=len(request),
-            first_period=str(predicted["ds"].min().date()),
-            last_period=str(predicted["ds"].max().date()),
-        )
+        metadata={
+            **table_metadata(head, FORECASTS),
+            "dagster/row_count": rows,
+            "model_version": version,
+            "model_uri": f"models:/{settings.registered_model_name}@champion",
+            "series": n_series,
+            "first_period": str(pd.Timestamp(span["first"]).date()),
+            "last_period": str(pd.Timestamp(span["last"]).date()),
+        }
     )
 
 

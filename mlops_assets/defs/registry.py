@@ -1,5 +1,6 @@
 """Registry: the per-series champions as one MLflow model, promoted only when at least as good."""
 
+import shutil
 
 import dagster as dg
 import mlflow
@@ -14,15 +15,16 @@ from mlops_assets.defs.forecasting import (
     EVALUATION,
     EVALUATION_KEY,
     eligible_summary,
-    model_regressors,
     regressors_sql,
     sql_fingerprint,
 )
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
+from mlops_assets.forecasting.engine import BucketFailure
 from mlops_assets.forecasting.intervals import last_window_coverage
+from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry import model_registry
-from mlops_assets.registry.champion_model import forecaster_for
+from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_bucket
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.openapi import write_openapi
@@ -45,10 +47,11 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
     key=MODEL_KEY,
     group_name="registry",
     deps=[["forecasting", "series_champions"], ["gold", "sales_data_for_forecast"], ["gold", "regressors"]],
-    kinds={"mlflow", "statsforecast"},
+    kinds={"mlflow", "statsforecast", "dask"},
     owners=OWNERS,
     automation_condition=expensive_condition(),
-    description="The per-series champions refit on each series' full history, logged as one MLflow pyfunc "
+    description="The per-series champions refit on each series' full history (by model group on the engine of "
+    "settings.compute), logged as one MLflow pyfunc "
     "model and registered as a new version of sales_forecast (alias challenger). The alias champion moves "
     "to it only when its backtest score (settings.selection.metric, SMAPE by default) on the same data is no "
     "worse than the current champion's, or, when the "
@@ -79,23 +82,35 @@ def sales_forecast_model(
         )
         return dg.MaterializeResult(metadata={**previous, "registered": False})
 
-    # In this process, not by bucket on the engine: the calibrated intervals pool the backtest errors of
-    # every series, and the global model's forecasts need its regressors.
-    history = warehouse.query(f"{ELIGIBLE_SQL} order by unique_id, ds")
-    x = model_regressors(warehouse, settings, models)
-    backtest = warehouse.read(BACKTEST)
-    forecaster = forecaster_for(settings).fit(history, champions[["unique_id", "model"]], backtest, x)
-    missing = sorted(set(champions["unique_id"].astype(str)) - set(history["unique_id"].astype(str)))
+    # Calibration first, from the champions' backtest rows only (it pools every series), then the refit by
+    # model group on the engine: neither the history nor the backtest passes through this process.
+    missing = warehouse.query(f"select unique_id::varchar as u from {CHAMPIONS} where unique_id::varchar not in "
+                              f"(select unique_id::varchar from ({ELIGIBLE_SQL})) order by 1")["u"].tolist()
     if missing:
         raise dg.Failure(f"{len(missing)} champion series have no eligible history, e.g. {missing[:10]}")
+    rows = champion_rows(warehouse.connection, BACKTEST, CHAMPIONS)
+    actuals = mean_abs_actuals(warehouse.connection, ELIGIBLE_SQL)
+    calibration = champion_calibration(rows, champions, actuals, settings)
+    root = project.paths.engine / "refit"
+    try:
+        run = refit_by_bucket(
+            warehouse.connection, ELIGIBLE_SQL, champions, BACKTEST, root, fingerprint, settings,
+            len(default_models(settings)), calibration, regressors_sql(warehouse, settings, models), context.log.info,
+        )
+    except BucketFailure as err:
+        raise dg.Failure(description=str(err), metadata={
+            "failed_series": dg.MetadataValue.json({b.name: list(b.unique_ids) for b in err.failed}),
+        }) from err
+    shutil.rmtree(root, ignore_errors=True)
+    forecaster = run.forecaster
     # The check of the backtest calibration: set on the earlier windows, scored on the last one.
     coverage = (
-        last_window_coverage(
-            backtest, champions, history, settings.interval_levels, settings.horizon, clip=forecaster.clipped
-        )
+        last_window_coverage(rows, champions, actuals, settings.interval_levels, settings.horizon,
+                             clip=forecaster.clipped)
         if settings.intervals.method == "backtest"
         else {}
     )
+    del rows
     held = ", ".join(f"{cov:.1f}% for {lv}%" for lv, cov in coverage.items())
     context.log.info(
         f"intervals: {settings.intervals.method}" + (f" (held {held} of the last backtest window)" if held else "")
@@ -143,6 +158,9 @@ def sales_forecast_model(
             **({"champion_score_before": float(decision.current_score)} if decision.current_score is not None else {}),
             "champion_version": model_registry.alias_version(name, model_registry.CHAMPION) or "",
             "series": len(champions),
+            "engine": settings.compute.engine,
+            "model_groups": len(run.groups),
+            "refit_cpu_seconds": round(sum(r["cpu_seconds"] for r in run.reports), 1),
             "interval_method": settings.intervals.method,
             "clipped_at_zero": forecaster.clipped,
             **{f"last_window_coverage_{lv}": float(cov) for lv, cov in coverage.items()},

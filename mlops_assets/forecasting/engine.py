@@ -1,10 +1,14 @@
 """Heavy work by bucket of series, on a local process pool or a Dask cluster, each result written as it arrives.
 
-A bucket is a set of whole series and one task: one StatsForecast call over the bucket (never one call per
-series, which costs Fugue's backends 20-30x the CPU of the pandas call). Buckets are balanced by cost
-(series length x models) with the longest-processing-time rule, so that no worker idles while another
-finishes long series; ties are broken by a stable hash of ``unique_id``, so the same data always gives the
-same buckets and a rerun finds the parts an interrupted run left.
+The plan has two levels. **Model groups**: ``ceil(series / compute.bucket_series)`` sets of whole series,
+balanced by cost (series length x models) with the longest-processing-time rule, ties broken by a stable
+hash of ``unique_id``. Their number depends on the data and the settings only, never on the engine or its
+workers, because the global LightGBM model is trained on one group at a time: the same data gives the same
+groups, hence the same forecasts, on one worker or a hundred. **Buckets** are the tasks: per group, one for
+the global model and one or more cost-balanced slices for the per-series StatsForecast models (whose
+forecasts do not depend on which series share a call), as many as it takes to keep every worker busy, then
+one for the per-series combination once its members are written. Each bucket is one StatsForecast call
+over its series, never one call per series (which costs Fugue's backends 20-30x the CPU of the pandas call).
 
 Each task reads its bucket's input file and writes its result as one Parquet part; the driver only ever
 holds one bucket's bookkeeping, never the results. A bucket that raises is run again ``retries`` times; one
@@ -31,22 +35,35 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.forecasting.backtest import run_backtest, validate_history
+from mlops_assets.forecasting.combinations import combine_backtest
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.parallel import _default_signal_handlers
 from mlops_assets.forecasting.selection import window_evaluations
+from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
 from mlops_assets.settings import ComputeSettings, Settings
 
 
 @dataclass(frozen=True)
 class Bucket:
+    """One task: series of model group ``index`` and the share of the group's work named by ``part``.
+
+    ``part``: "" for all of the group's models in one call; "global" for the global model; "local-<k>" for
+    slice k of the per-series models; "combination" for the combination of the group's other parts.
+    """
+
     index: int
     unique_ids: tuple[str, ...]
     cost: float
+    part: str = ""
+
+    @property
+    def group(self) -> str:
+        return f"bucket-{self.index:05d}"
 
     @property
     def name(self) -> str:
-        return f"bucket-{self.index:05d}"
+        return f"{self.group}.{self.part}" if self.part else self.group
 
 
 class BucketFailure(RuntimeError):
@@ -71,12 +88,9 @@ def stable_hash(unique_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(str(unique_id).encode(), digest_size=8).digest(), "big")
 
 
-def bucket_count(n_series: int, compute: ComputeSettings, workers: int) -> int:
-    """At most ``bucket_series`` series per bucket, and a multiple of the workers so none is left idle."""
-    if n_series <= 0:
-        return 0
-    wanted = max(math.ceil(n_series / compute.bucket_series), workers)
-    return min(n_series, math.ceil(wanted / workers) * workers)
+def group_count(n_series: int, compute: ComputeSettings) -> int:
+    """At most ``bucket_series`` series per model group; never a function of the workers (see the module doc)."""
+    return math.ceil(n_series / compute.bucket_series) if n_series > 0 else 0
 
 
 def plan_buckets(lengths: pd.Series, n_models: int, n_buckets: int) -> list[Bucket]:
@@ -102,11 +116,42 @@ def plan_buckets(lengths: pd.Series, n_models: int, n_buckets: int) -> list[Buck
     return [Bucket(i, uids, cost) for i, (uids, cost) in enumerate(kept)]
 
 
+def plan_groups(lengths: pd.Series, n_models: int, compute: ComputeSettings) -> list[Bucket]:
+    """The model groups of the series (index: unique_id, value: length): the same for any engine and workers."""
+    return plan_buckets(lengths, n_models, group_count(len(lengths), compute))
+
+
+def plan_tasks(groups: list[Bucket], lengths: pd.Series, models: list[str], workers: int) -> list[list[Bucket]]:
+    """The buckets of each phase: first the global model and the local slices, then the combinations.
+
+    Each group's per-series models are cut into enough slices that the first phase has a task for every
+    worker; a group without the global model (nor slices) stays one task, combination included.
+    """
+    local = [m for m in models if m not in (GLOBAL_MODEL, COMBINATION)]
+    has_global = GLOBAL_MODEL in models
+    slices = math.ceil(workers / max(1, len(groups))) if local else 0
+    first: list[Bucket] = []
+    last: list[Bucket] = []
+    for group in groups:
+        if not has_global and slices == 1:
+            first.append(group)
+            continue
+        if has_global:
+            first.append(Bucket(group.index, group.unique_ids, float(lengths[list(group.unique_ids)].sum()),
+                                "global"))
+        cut = plan_buckets(lengths[list(group.unique_ids)], len(local), min(slices, len(group.unique_ids))) \
+            if local else []
+        first.extend(Bucket(group.index, s.unique_ids, s.cost, f"local-{s.index}") for s in cut)
+        if has_global and COMBINATION in models:
+            last.append(Bucket(group.index, group.unique_ids, 0.0, "combination"))
+    return [first, last] if last else [first]
+
+
 def plan_id(fingerprint: str, buckets: list[Bucket]) -> str:
     """Names the folder of a plan's parts: same data, settings and buckets, same folder."""
     digest = hashlib.sha256(fingerprint.encode())
     for bucket in buckets:
-        digest.update("\x1f".join(bucket.unique_ids).encode() + b"\x1e")
+        digest.update(bucket.name.encode() + b"\x1d" + "\x1f".join(bucket.unique_ids).encode() + b"\x1e")
     return digest.hexdigest()[:16]
 
 
@@ -195,8 +240,8 @@ class Progress:
         left = (self.series_total - self.series_done) / rate if rate > 0 else float("nan")
         eta = f", about {left:.0f} s left" if math.isfinite(left) and self.done < self.total else ""
         reused = f" ({self.reused} kept from an earlier attempt)" if self.reused else ""
-        return (f"{self.done}/{self.total} buckets{reused}, {self.series_done:,}/{self.series_total:,} series, "
-                f"{rate:,.1f} series/s{eta}")
+        return (f"{self.done}/{self.total} tasks{reused}, {self.series_done:,}/{self.series_total:,} series-tasks, "
+                f"{rate:,.1f} series-tasks/s{eta}")
 
 
 def run_buckets(
@@ -237,13 +282,13 @@ def run_buckets(
                 failed[bucket] = error
     if failed:
         raise BucketFailure(failed, retries + 1, len(buckets))
-    return sorted(reports, key=lambda r: r["bucket"])
+    return sorted(reports, key=lambda r: (r["bucket"], r.get("part", "")))
 
 
 # ---------------------------------------------------------------------------------------- the backtest task
 @dataclass(frozen=True)
 class BacktestTask:
-    """One bucket's backtest: read ``inputs/<bucket>.parquet``, write ``parts/<bucket>.parquet``.
+    """One bucket's backtest: read its group's ``inputs/<group>.parquet``, write ``parts/<bucket>.parquet``.
 
     The folder must be reachable by every worker under the same path (the data directory on a shared disk).
     """
@@ -262,17 +307,35 @@ class BacktestTask:
     def is_done(self, bucket: Bucket) -> bool:
         return self.part_path(bucket).exists()
 
+    def models_of(self, bucket: Bucket) -> list[str]:
+        if bucket.part == "global":
+            return [GLOBAL_MODEL]
+        if bucket.part.startswith("local-"):
+            left_out = {GLOBAL_MODEL, COMBINATION} if GLOBAL_MODEL in self.models else {GLOBAL_MODEL}
+            return [m for m in self.models if m not in left_out]
+        return list(self.models)
+
     def __call__(self, bucket: Bucket) -> dict:
         cpu = time.process_time()
-        history = pd.read_parquet(self.input_path(bucket))
-        regressors = pd.read_parquet(input_path(Path(self.folder), bucket, "regressors")) if self.with_regressors \
-            else None
-        # One process per bucket already: a pool inside the task would only compete with the other workers.
-        # The global model is global within its bucket: buckets hold up to compute.bucket_series series.
-        backtest = run_backtest(history, self.settings, list(self.models), n_jobs=1, regressors=regressors)
+        if bucket.part == "combination":
+            members = pd.concat([pd.read_parquet(p) for p in sorted(self.part_path(bucket).parent.glob(
+                f"{bucket.group}.*.parquet")) if not p.name.endswith(".combination.parquet")], ignore_index=True)
+            # The same history run_backtest hands the combination: MASE ranks members on its scale.
+            history = validate_history(pd.read_parquet(self.input_path(bucket)), self.settings.min_series_length)
+            backtest = combine_backtest(members, self.settings.combination_size, self.settings.selection.metric,
+                                        history, self.settings.season)
+        else:
+            history = pd.read_parquet(self.input_path(bucket), filters=[("unique_id", "in", list(bucket.unique_ids))])
+            models = self.models_of(bucket)
+            regressors = None
+            if self.with_regressors and GLOBAL_MODEL in models:
+                regressors = pd.read_parquet(input_path(Path(self.folder), bucket, "regressors"))
+            # One process per bucket already: a pool inside the task would only compete with the other workers.
+            backtest = run_backtest(history, self.settings, models, n_jobs=1, regressors=regressors)
         write_part(backtest, self.part_path(bucket))
         return {
             "bucket": bucket.index,
+            "part": bucket.part,
             "series": len(bucket.unique_ids),
             "rows": len(backtest),
             "cpu_seconds": time.process_time() - cpu,
@@ -281,7 +344,8 @@ class BacktestTask:
 
 
 def input_path(folder: Path, bucket: Bucket, kind: str = "history") -> Path:
-    return folder / "inputs" / (f"{bucket.name}.parquet" if kind == "history" else f"{bucket.name}.{kind}.parquet")
+    """A model group's input: every bucket of the group reads the same file."""
+    return folder / "inputs" / (f"{bucket.group}.parquet" if kind == "history" else f"{bucket.group}.{kind}.parquet")
 
 
 def write_part(df: pd.DataFrame, path: Path) -> None:
@@ -299,6 +363,7 @@ Connect = Callable[[], Any]  # a context manager yielding a DuckDB connection (W
 @dataclass(frozen=True)
 class BacktestRun:
     folder: Path
+    groups: list[Bucket]
     buckets: list[Bucket]
     reports: list[dict]
     workers: int
@@ -320,48 +385,56 @@ def backtest_by_bucket(
 ) -> BacktestRun:
     """Backtest the series of ``history_sql`` (unique_id, ds, y) bucket by bucket into Parquet parts.
 
-    ``regressors_sql`` (unique_id, ds, regressor columns) is cut by bucket the same way, for the global model.
+    ``regressors_sql`` (unique_id, ds, regressor columns) is cut by group the same way, for the global model.
 
-    The inputs are cut by DuckDB straight to one file per bucket, so neither the history nor the backtest
-    passes through this process. The parts land in ``root/<plan id>/parts``; parts of an earlier, failed
-    attempt at the same plan are kept and not recomputed.
+    The inputs are cut by DuckDB straight to one file per model group, so neither the history nor the
+    backtest passes through this process. The parts land in ``root/<plan id>/parts``; parts of an earlier,
+    failed attempt at the same plan are kept and not recomputed.
     """
-    lengths = _series_lengths(connect, history_sql)
+    lengths = series_lengths(connect, history_sql)
     compute = settings.compute
+    groups = plan_groups(lengths, len(models), compute)
     with open_engine(compute) as engine:
-        buckets = plan_buckets(lengths, len(models), bucket_count(len(lengths), compute, engine.workers))
+        phases = plan_tasks(groups, lengths, models, engine.workers)
+        buckets = [b for phase in phases for b in phase]
         folder = root / plan_id(fingerprint, buckets)
         task = BacktestTask(str(folder), settings, tuple(models), with_regressors=regressors_sql is not None)
-        todo = [b for b in buckets if not task.is_done(b)]
-        _export_inputs(connect, history_sql, folder, todo)
+        todo = [g for g in groups if not all(task.is_done(b) for b in buckets if b.index == g.index)]
+        export_inputs(connect, history_sql, folder, todo)
         if regressors_sql is not None:
-            _export_inputs(connect, regressors_sql, folder, todo, kind="regressors")
-        costs = [b.cost for b in buckets]
-        log(f"{compute.engine} engine, {engine.workers} workers: {len(lengths):,} series in {len(buckets)} buckets "
-            f"(cost max/mean {max(costs) / (sum(costs) / len(costs)):.3f}), parts in {folder}")
-        reports = run_buckets(
-            engine,
-            task,
-            buckets,
-            retries=compute.retries,
-            done=task.is_done,
-            on_progress=lambda p: log(f"backtest: {p.message}"),
-            on_retry=lambda b, e, n: log(f"backtest: {b.name} failed (attempt {n}: {type(e).__name__}: {e}); "
-                                         "running it again"),
-        )
-        return BacktestRun(folder, buckets, reports, engine.workers)
+            export_inputs(connect, regressors_sql, folder, todo, kind="regressors")
+        costs = [g.cost for g in groups]
+        log(f"{compute.engine} engine, {engine.workers} workers: {len(lengths):,} series in {len(groups)} model "
+            f"groups (cost max/mean {max(costs) / (sum(costs) / len(costs)):.3f}), {len(buckets)} tasks, "
+            f"parts in {folder}")
+        reports = []
+        for phase in phases:
+            reports += run_buckets(
+                engine,
+                task,
+                phase,
+                retries=compute.retries,
+                done=task.is_done,
+                on_progress=lambda p: log(f"backtest: {p.message}"),
+                on_retry=lambda b, e, n: log(f"backtest: {b.name} failed (attempt {n}: {type(e).__name__}: {e}); "
+                                             "running it again"),
+            )
+        return BacktestRun(folder, groups, buckets, reports, engine.workers)
 
 
-def _series_lengths(connect: Connect, sql: str) -> pd.Series:
+def series_lengths(connect: Connect, sql: str) -> pd.Series:
+    """Rows per series of a query with a unique_id column (index: unique_id as text)."""
     with connect() as con:
         return con.execute(
             f"select unique_id::varchar as unique_id, count(*) as n from ({sql}) group by 1"
         ).df().set_index("unique_id")["n"]
 
 
-def _export_inputs(
-    connect: Connect, history_sql: str, folder: Path, buckets: list[Bucket], kind: str = "history"
+def export_inputs(
+    connect: Connect, history_sql: str, folder: Path, buckets: list[Bucket], kind: str = "history",
+    order_by: str = "unique_id, ds",
 ) -> None:
+    """One Parquet file per model group of the rows of ``history_sql`` (a unique_id column), cut by DuckDB."""
     if not buckets:
         return
     assignment = pd.DataFrame(
@@ -379,7 +452,7 @@ def _export_inputs(
             tmp = path.with_name(f".{path.name}.tmp")
             con.execute(
                 f"copy (select * exclude (bucket) from _bucket_history where bucket = {bucket.index} "
-                f"order by unique_id, ds) to '{tmp}' (format parquet)"
+                f"order by {order_by}) to '{tmp}' (format parquet)"
             )
             os.replace(tmp, path)
         con.execute("drop table _bucket_history")

@@ -17,6 +17,9 @@ champion would have forecast at several cutoffs, next to what happened. An inter
 
 Series without a finite backtest error get a scale from their mean absolute actual times the median ratio
 of scale to mean absolute actual over the other series.
+
+Only the champions' backtest rows and each series' mean absolute actual are needed, so at scale DuckDB
+hands over those (``history`` may be that mean, a Series by unique_id) and never the whole backtest.
 """
 
 from __future__ import annotations
@@ -36,6 +39,20 @@ class Calibration:
     quantiles: pd.DataFrame
     scale: pd.Series
     n_scores: int
+
+    def restricted(self, unique_ids: Sequence[str]) -> Calibration:
+        """The same calibration carrying only these series' scales (what one bucket's fit needs)."""
+        return Calibration(self.quantiles, self.scale.reindex(pd.Index(unique_ids, dtype=object)), self.n_scores)
+
+    @classmethod
+    def merged(cls, parts: Sequence[Calibration]) -> Calibration:
+        """Restricted parts of one calibration put back together."""
+        first = parts[0]
+        for other in parts[1:]:
+            if other.n_scores != first.n_scores or not other.quantiles.equals(first.quantiles):
+                raise ValueError("the parts come from different calibrations")
+        scale = pd.concat([p.scale for p in parts]).sort_index(kind="stable")
+        return cls(first.quantiles, scale, first.n_scores)
 
     def half_widths(self, unique_ids: Sequence[str], h: int, level: float) -> np.ndarray:
         """(len(unique_ids), h) half widths of the level's interval."""
@@ -107,9 +124,16 @@ def _held_out_scales(errors: pd.DataFrame) -> pd.Series:
     return ((total_sum - window_sum) / others.where(others > 0)).reset_index(drop=True)
 
 
-def _scales(errors: pd.DataFrame, history: pd.DataFrame, unique_ids: pd.Index) -> pd.Series:
+def mean_abs_actual(history: pd.DataFrame | pd.Series) -> pd.Series:
+    """Each series' mean absolute actual (index: unique_id); a Series is taken as already that."""
+    if isinstance(history, pd.Series):
+        return history.rename(index=str).astype(float)
+    return history.astype({"unique_id": str}).assign(a=lambda d: d["y"].abs()).groupby("unique_id")["a"].mean()
+
+
+def _scales(errors: pd.DataFrame, history: pd.DataFrame | pd.Series, unique_ids: pd.Index) -> pd.Series:
     scale = errors.assign(abs_error=errors["error"].abs()).groupby("unique_id")["abs_error"].mean()
-    level = history.astype({"unique_id": str}).assign(a=lambda d: d["y"].abs()).groupby("unique_id")["a"].mean()
+    level = mean_abs_actual(history)
     scale = scale.reindex(unique_ids)
     missing = scale.isna()
     if missing.any():
@@ -122,11 +146,14 @@ def _scales(errors: pd.DataFrame, history: pd.DataFrame, unique_ids: pd.Index) -
 def calibrate(
     backtest: pd.DataFrame,
     champions: pd.DataFrame,
-    history: pd.DataFrame,
+    history: pd.DataFrame | pd.Series,
     levels: Sequence[float],
     horizon: int,
 ) -> Calibration:
-    """The calibration of the champions' intervals from their backtest errors (see the module doc)."""
+    """The calibration of the champions' intervals from their backtest errors (see the module doc).
+
+    ``backtest`` needs only the champions' rows; ``history`` may be each series' mean absolute actual.
+    """
     errors = champion_errors(backtest, champions)
     uids = pd.Index(sorted(champions["unique_id"].astype(str).unique()), dtype=object)
     scale = _scales(errors, history, uids)
@@ -158,7 +185,7 @@ def coverage(actual: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
 def last_window_coverage(
     backtest: pd.DataFrame,
     champions: pd.DataFrame,
-    history: pd.DataFrame,
+    history: pd.DataFrame | pd.Series,
     levels: Sequence[float],
     horizon: int,
     clip: bool = False,
@@ -166,7 +193,7 @@ def last_window_coverage(
     """Coverage (percent) on each series' last backtest window of intervals calibrated on the windows before it.
 
     The honest check of the calibration: nothing of the last window is used to set its intervals. Empty
-    when the backtest has a single window.
+    when the backtest has a single window. Like ``calibrate``, it needs only the champions' rows.
     """
     bt = backtest.astype({"unique_id": str})
     is_last = bt["cutoff"] == bt.groupby("unique_id", sort=False)["cutoff"].transform("max")

@@ -19,6 +19,7 @@ forecast as 0, bounds included.
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from collections.abc import Sequence
@@ -122,15 +123,22 @@ class ChampionForecaster:
         champions: pd.DataFrame,
         backtest: pd.DataFrame | None = None,
         regressors: pd.DataFrame | None = None,
+        calibration: Calibration | None = None,
     ) -> ChampionForecaster:
         """Fit every champion on its series' full history (series without a champion are ignored).
 
         ``backtest`` (forecasting.backtest_forecasts) is required with ``intervals="backtest"`` and for
         Combination champions; ``regressors`` (unique_id, ds, one column each, history and the next horizon)
-        feed LightGBM.
+        feed LightGBM. ``calibration``: the intervals' calibration computed beforehand (on every series'
+        backtest, when this fit sees only a bucket of them); the backtest is then needed only for the
+        Combination champions' rows.
         """
-        if self.intervals == "backtest" and backtest is None:
+        if self.intervals == "backtest" and backtest is None and calibration is None:
             raise ValueError("intervals='backtest' calibrates on the backtest: pass fit(..., backtest=...)")
+        if calibration is not None and self.intervals != "backtest":
+            raise ValueError("a calibration is for intervals='backtest'")
+        if COMBINATION in set(champions["model"]) and backtest is None:
+            raise ValueError("Combination champions choose their members on the backtest: pass fit(..., backtest=...)")
         precomputed = sorted(set(champions["model"]) & {GLOBAL_MODEL, COMBINATION})
         if precomputed and self.intervals != "backtest":
             raise ValueError(f"{precomputed} have no intervals of their own: use intervals='backtest'")
@@ -158,7 +166,9 @@ class ChampionForecaster:
         unclipped = {"always": [], "never": list(negative.index), "auto": list(negative.index[negative])}
         self._no_clip = frozenset(map(str, unclipped[self.clip]))
         self.clipped = not self._no_clip
-        if self.intervals == "backtest":
+        if calibration is not None:
+            self._calibration = calibration
+        elif self.intervals == "backtest":
             self._calibration = calibrate(backtest, champions, history, self.levels, self.horizon)
 
         uids, fitted, names = [], [], []
@@ -191,6 +201,41 @@ class ChampionForecaster:
             }
         )
         return self
+
+    @classmethod
+    def combine(cls, parts: Sequence[ChampionForecaster]) -> ChampionForecaster:
+        """One forecaster from forecasters fitted on disjoint sets of series with the same settings.
+
+        It predicts exactly as one forecaster fitted on the union would, where each part's models were fitted
+        the same way (the global model's groups: see forecasting.engine); parts fitted with a restricted
+        calibration get the merged one back.
+        """
+        if not parts:
+            raise ValueError("nothing to combine")
+        first = parts[0]
+        config = ("frequency", "season_length", "horizon", "levels", "intervals", "clip", "combination_size",
+                  "last_known", "seed", "metric", "closed")
+        for part in parts[1:]:
+            differing = [key for key in config if getattr(part, key) != getattr(first, key)]
+            if differing:
+                raise ValueError(f"forecasters with different settings cannot be combined: {differing}")
+        uids = np.concatenate([part._uids.to_numpy(dtype=object) for part in parts])
+        repeated = pd.Index(uids)[pd.Index(uids).duplicated()].unique().tolist()
+        if repeated:
+            raise ValueError(f"series fitted in more than one part: {repeated[:10]}")
+        order = np.argsort(uids, kind="stable")
+        out = copy.copy(first)
+        out._uids = pd.Index(uids[order])
+        out._fitted = np.empty(len(order), dtype=object)
+        out._fitted[:] = list(np.concatenate([part._fitted for part in parts])[order])
+        out._series = pd.concat([part._series for part in parts], ignore_index=True).iloc[order].reset_index(drop=True)
+        out._no_clip = frozenset().union(*(part._no_clip for part in parts))
+        out.clipped = not out._no_clip
+        calibrations = [part._calibration for part in parts]
+        if any(c is None for c in calibrations) and any(c is not None for c in calibrations):
+            raise ValueError("some parts have a backtest calibration and some do not")
+        out._calibration = None if calibrations[0] is None else Calibration.merged(calibrations)
+        return out
 
     def _fit_group(self, sub: pd.DataFrame, name: str) -> tuple[list[str], list]:
         """Fit one champion on its series; with the model's own intervals, by conformal windows that fit."""
@@ -406,9 +451,10 @@ def _require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
         raise ValueError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def forecaster_for(settings) -> ChampionForecaster:
+def forecaster_for(settings, n_jobs: int = -1) -> ChampionForecaster:
     """An unfitted forecaster configured by the settings (frequency, horizon, levels, intervals, clipping)."""
     return ChampionForecaster(
+        n_jobs=n_jobs,
         frequency=settings.frequency,
         season_length=settings.season,
         horizon=settings.horizon,

@@ -17,14 +17,17 @@ from mlops_assets.forecasting.engine import (
     Bucket,
     BucketFailure,
     backtest_by_bucket,
-    bucket_count,
     evaluate_by_bucket,
+    group_count,
     open_engine,
     plan_buckets,
+    plan_groups,
+    plan_tasks,
     run_buckets,
 )
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.selection import window_evaluations
+from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
 from mlops_assets.settings import ComputeSettings, Settings
 
 MODELS = ["Naive", "SeasonalNaive", "WindowAverage"]
@@ -89,12 +92,20 @@ def test_buckets_balance_by_cost_not_by_count():
     assert [b.unique_ids for b in shuffled] == [b.unique_ids for b in buckets]
 
 
-def test_bucket_count_caps_series_per_bucket_and_keeps_every_worker_busy():
+def test_model_groups_follow_the_data_and_tasks_keep_every_worker_busy():
     compute = ComputeSettings(bucket_series=1000)
-    assert bucket_count(10_000, compute, workers=4) == 12
-    assert bucket_count(10, compute, workers=4) == 4
-    assert bucket_count(3, compute, workers=4) == 3
-    assert bucket_count(0, compute, workers=4) == 0
+    assert [group_count(n, compute) for n in (10_000, 10, 0)] == [10, 1, 0]
+    lengths = pd.Series(range(30, 82), index=[f"u{i:02d}" for i in range(52)])
+    [group] = plan_groups(lengths, 5, compute)
+    zoo = ["Naive", "AutoETS", GLOBAL_MODEL, COMBINATION]
+    # 52 series are one group, but two workers still get a task each: the global model and two local slices.
+    [first, last] = plan_tasks([group], lengths, zoo, workers=2)
+    assert [b.name for b in first] == ["bucket-00000.global", "bucket-00000.local-0", "bucket-00000.local-1"]
+    assert sorted(u for b in first[1:] for u in b.unique_ids) == sorted(lengths.index)
+    assert [b.name for b in last] == ["bucket-00000.combination"]
+    # Without the global model, one task per group once the groups outnumber the workers.
+    assert [b.name for b in plan_tasks(plan_groups(lengths, 2, ComputeSettings(bucket_series=10)), lengths,
+                                       ["Naive", COMBINATION], workers=2)[0]] == [f"bucket-0000{i}" for i in range(6)]
 
 
 @pytest.mark.parametrize("engine", ["local", "dask"])
@@ -104,13 +115,41 @@ def test_engine_backtest_equals_one_statsforecast_call(tmp_path, engine, schedul
     settings = _settings(engine=engine, bucket_series=4, address=address)
     with _database(tmp_path / "w.duckdb", history) as connect:
         run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
-    assert len(run.buckets) == 4 and run.workers == 2
-    assert len(list((run.folder / "parts").glob("*.parquet"))) == 4
+    assert len(run.groups) == len(run.buckets) == 3 and run.workers == 2
+    assert len(list((run.folder / "parts").glob("*.parquet"))) == 3
     stored = _stored(run)
     whole = run_backtest(history, settings, MODELS, n_jobs=1)
     whole = whole.sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
     assert stored["y_hat"].dtype == np.float64
     pd.testing.assert_frame_equal(stored, whole, check_exact=False, rtol=0, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def global_history() -> pd.DataFrame:
+    return _history(11, seed=5, length=40)
+
+
+@pytest.mark.parametrize(("engine", "workers"), [("local", 1), ("local", 2), ("dask", 1), ("dask", 2)])
+def test_the_global_model_gives_the_same_backtest_on_any_engine_and_worker_count(
+    tmp_path, engine, workers, scheduler, global_history
+):
+    """Model groups depend on the data only: LightGBM is trained on the same groups of series everywhere."""
+    models = ["Naive", "SeasonalNaive", GLOBAL_MODEL, COMBINATION]
+    # MASE ranks the Combination's members on each series' history: the combination task needs it too.
+    settings = Settings(horizon=4, season_length=4, backtest={"windows": 2}, models=models,
+                        selection={"metric": "mase"}, compute={"engine": engine, "workers": workers, "bucket_series": 4,
+                                 "address": scheduler if (engine, workers) == ("dask", 2) else None})
+    with _database(tmp_path / "w.duckdb", global_history) as connect:
+        run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, models)
+    assert run.workers == workers and len(run.groups) == 3
+    stored = _stored(run)
+    # The reference: one in-process backtest per model group, the global model trained on that group only.
+    per_group = pd.concat([
+        run_backtest(global_history[global_history["unique_id"].isin(g.unique_ids)], settings, models, n_jobs=1)
+        for g in run.groups
+    ]).sort_values(["unique_id", "model", "cutoff", "ds"]).reset_index(drop=True)
+    assert stored["model"].value_counts().to_dict() == {m: 11 * 2 * 4 for m in models}
+    pd.testing.assert_frame_equal(stored, per_group, check_exact=False, rtol=0, atol=1e-9)
 
 
 def test_driver_memory_follows_the_bucket_not_the_backtest(tmp_path):

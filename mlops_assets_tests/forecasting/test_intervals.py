@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.forecasting.intervals import (
+    Calibration,
     calibrate,
     conformal_quantile,
     last_window_coverage,
@@ -84,3 +85,19 @@ def test_non_decreasing_bounds_keep_the_widest_so_far():
     lo, hi = non_decreasing_bounds(mean, np.array([[5.0, 8.0, 4.0]]), np.array([[12.0, 15.0, 11.0]]))
     np.testing.assert_allclose(lo, [[5.0, 5.0, 4.0]])
     np.testing.assert_allclose(hi, [[12.0, 15.0, 15.0]])
+
+
+def test_a_calibration_cut_by_series_and_merged_is_the_same_and_needs_only_champion_rows():
+    backtest, champions, history = _backtest(n_series=12)
+    other_model = backtest.assign(model="SeasonalNaive", y_hat=backtest["y_hat"] * 3)
+    levels = history.assign(a=history["y"].abs()).groupby("unique_id")["a"].mean()
+    whole = calibrate(pd.concat([backtest, other_model]), champions, history, [80, 95], H)
+    from_rows = calibrate(backtest, champions, levels, [80, 95], H)
+    pd.testing.assert_frame_equal(from_rows.quantiles, whole.quantiles)
+    pd.testing.assert_series_equal(from_rows.scale, whole.scale)
+    ids = whole.scale.index.tolist()
+    merged = Calibration.merged([whole.restricted(ids[5:]), whole.restricted(ids[:5])])
+    pd.testing.assert_series_equal(merged.scale, whole.scale, check_index_type=False)
+    assert merged.n_scores == whole.n_scores
+    with pytest.raises(ValueError, match="different calibrations"):
+        Calibration.merged([whole, calibrate(*_backtest(n_series=12, seed=1), [80, 95], H)])

@@ -267,3 +267,19 @@ def test_the_champion_forecast_uses_planned_series_columns_and_only_the_last_kno
     # The planned promotions are: every future week promoted lifts the forecast.
     promoted = forecast(series.assign(promo_flag=series["promo_flag"].where(~planned, 1.0)))
     assert promoted["y_hat"].sum() > 1.2 * base["y_hat"].sum()
+
+
+def test_forecasters_of_disjoint_series_combine_into_the_one_fitted_on_all():
+    history = _history()
+    whole = ChampionForecaster("W-MON", season_length=4, horizon=8).fit(history, CHAMPIONS)
+    halves = [CHAMPIONS.iloc[[0, 3, 5]], CHAMPIONS.iloc[[1, 2, 4]]]
+    parts = [ChampionForecaster("W-MON", season_length=4, horizon=8).fit(history, c) for c in halves]
+    combined = ChampionForecaster.combine(parts)
+    pd.testing.assert_frame_equal(combined.predict(), whole.predict())
+    pd.testing.assert_frame_equal(combined.series, whole.series)
+    assert combined.clipped == whole.clipped
+    with pytest.raises(ValueError, match="more than one part"):
+        ChampionForecaster.combine([parts[0], parts[0]])
+    other = ChampionForecaster("W-MON", season_length=4, horizon=6).fit(history, halves[1])
+    with pytest.raises(ValueError, match=r"different settings.*horizon"):
+        ChampionForecaster.combine([parts[0], other])

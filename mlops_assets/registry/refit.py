@@ -1,0 +1,181 @@
+"""The champions' refit for the registry, by model group on the engine, merged into one forecaster.
+
+The refit uses the backtest's model groups (forecasting.engine): the global model is refitted on the
+same series it was backtested and chosen on, and a bucket's forecaster predicts the same on any engine
+and worker count. What pools every series, the intervals' calibration, is computed before, from the
+champions' backtest rows only (``champion_rows``), and each task gets its series' scales beside their
+champions. Each task reads its group's history (and regressors, and the backtest rows of its Combination
+champions), fits a ChampionForecaster and writes it pickled, aside and renamed; the run process merges the
+parts (ChampionForecaster.combine) into the one model the registry logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mlops_assets.forecasting.engine import (
+    Bucket,
+    Connect,
+    export_inputs,
+    input_path,
+    open_engine,
+    plan_groups,
+    plan_id,
+    run_buckets,
+    series_lengths,
+)
+from mlops_assets.forecasting.intervals import Calibration, calibrate
+from mlops_assets.forecasting.zoo import COMBINATION
+from mlops_assets.registry.champion_model import ChampionForecaster, forecaster_for
+from mlops_assets.settings import Settings
+
+
+def champion_rows(connect: Connect, backtest_table: str, champions_table: str) -> pd.DataFrame:
+    """The backtest rows (every column, ``closed`` included) of each series' champion: all that the
+    calibration and its coverage check need."""
+    with connect() as con:
+        return con.execute(
+            f"select b.* replace (b.unique_id::varchar as unique_id) from {backtest_table} b join {champions_table} c "
+            "on b.unique_id::varchar = c.unique_id::varchar and b.model = c.model order by 1, 2, 3"
+        ).df()
+
+
+def mean_abs_actuals(connect: Connect, history_sql: str) -> pd.Series:
+    """Each series' mean absolute actual (the scale of series without a backtest error), by DuckDB."""
+    with connect() as con:
+        found = con.execute(f"select unique_id::varchar as unique_id, avg(abs(y)) as level from ({history_sql}) "
+                            "group by 1 order by 1").df()
+    return found.set_index("unique_id")["level"]
+
+
+def champion_calibration(
+    rows: pd.DataFrame, champions: pd.DataFrame, actuals: pd.Series, settings: Settings
+) -> Calibration | None:
+    """The calibration of every series' intervals (None when the models' own intervals are used)."""
+    if settings.intervals.method != "backtest":
+        return None
+    return calibrate(rows, champions, actuals, settings.interval_levels, settings.horizon)
+
+
+@dataclass(frozen=True)
+class RefitTask:
+    """One model group's refit: ``inputs/<group>*.parquet`` in, ``parts/<group>.pkl`` (a forecaster) out."""
+
+    folder: str
+    settings: Settings
+    quantiles: pd.DataFrame | None
+    n_scores: int
+    with_regressors: bool
+    with_backtest: bool
+
+    def part_path(self, bucket: Bucket) -> Path:
+        return Path(self.folder) / "parts" / f"{bucket.name}.pkl"
+
+    def is_done(self, bucket: Bucket) -> bool:
+        return self.part_path(bucket).exists()
+
+    def __call__(self, bucket: Bucket) -> dict:
+        cpu = time.process_time()
+        folder = Path(self.folder)
+        history = pd.read_parquet(input_path(folder, bucket))
+        champions = pd.read_parquet(input_path(folder, bucket, "champions"))
+        regressors = pd.read_parquet(input_path(folder, bucket, "regressors")) if self.with_regressors else None
+        backtest = pd.read_parquet(input_path(folder, bucket, "backtest")) if self.with_backtest else None
+        calibration = None
+        if self.quantiles is not None:
+            calibration = Calibration(self.quantiles, champions.set_index("unique_id")["scale"], self.n_scores)
+        # One process per task already: a pool inside it would only compete with the other workers.
+        forecaster = forecaster_for(self.settings, n_jobs=1).fit(
+            history, champions[["unique_id", "model"]], backtest, regressors, calibration=calibration
+        )
+        path = self.part_path(bucket)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(forecaster, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, path)
+        return {
+            "bucket": bucket.index,
+            "series": len(champions),
+            "cpu_seconds": time.process_time() - cpu,
+            "worker_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+@dataclass(frozen=True)
+class RefitRun:
+    forecaster: ChampionForecaster
+    folder: Path
+    groups: list[Bucket]
+    reports: list[dict]
+    workers: int
+
+
+def refit_by_bucket(
+    connect: Connect,
+    history_sql: str,
+    champions: pd.DataFrame,
+    backtest_table: str,
+    root: Path,
+    fingerprint: str,
+    settings: Settings,
+    n_models: int,
+    calibration: Calibration | None,
+    regressors_sql: str | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> RefitRun:
+    """Fit every champion by model group on the engine of settings.compute; the merged forecaster.
+
+    ``history_sql`` and ``n_models`` must be the backtest's (its eligible series and zoo size), so that the
+    groups are the backtest's. Groups without a champion are skipped. Parts of an earlier, failed attempt
+    at the same plan are kept and not recomputed.
+    """
+    lengths = series_lengths(connect, history_sql)
+    champions = champions[["unique_id", "model"]].astype({"unique_id": str, "model": str})
+    chosen = set(champions["unique_id"])
+    groups = [g for g in plan_groups(lengths, n_models, settings.compute) if chosen & set(g.unique_ids)]
+    chosen_digest = hashlib.sha256(pd.util.hash_pandas_object(champions, index=False).to_numpy().tobytes())
+    folder = root / plan_id(f"{fingerprint}|{chosen_digest.hexdigest()}", groups)
+    if calibration is not None:
+        champions = champions.assign(scale=calibration.scale.reindex(champions["unique_id"]).to_numpy(dtype=float))
+    with_backtest = bool((champions["model"] == COMBINATION).any())
+    task = RefitTask(str(folder), settings, None if calibration is None else calibration.quantiles,
+                     0 if calibration is None else calibration.n_scores, regressors_sql is not None, with_backtest)
+    todo = [g for g in groups if not task.is_done(g)]
+    folder.mkdir(parents=True, exist_ok=True)
+    table = folder / "champions.parquet"
+    champions.to_parquet(table, index=False)
+    chosen_sql = f"select * from read_parquet('{table}')"
+    export_inputs(connect, f"select * from ({history_sql}) where unique_id::varchar in "
+                           f"(select unique_id from read_parquet('{table}'))", folder, todo)
+    export_inputs(connect, chosen_sql, folder, todo, kind="champions", order_by="unique_id")
+    if regressors_sql is not None:
+        export_inputs(connect, regressors_sql, folder, todo, kind="regressors")
+    if with_backtest:
+        export_inputs(connect, f"select b.* from {backtest_table} b where b.unique_id::varchar in (select unique_id "
+                               f"from read_parquet('{table}') where model = '{COMBINATION}')",
+                      folder, todo, kind="backtest", order_by="unique_id, model, cutoff, ds")
+    with open_engine(settings.compute) as engine:
+        log(f"{settings.compute.engine} engine, {engine.workers} workers: refitting {len(champions):,} champions "
+            f"in {len(groups)} model groups, parts in {folder}")
+        reports = run_buckets(
+            engine,
+            task,
+            groups,
+            retries=settings.compute.retries,
+            done=task.is_done,
+            on_progress=lambda p: log(f"refit: {p.message}"),
+            on_retry=lambda b, e, n: log(f"refit: {b.name} failed (attempt {n}: {type(e).__name__}: {e}); "
+                                         "running it again"),
+        )
+        workers = engine.workers
+    parts = [pickle.loads(task.part_path(g).read_bytes()) for g in groups]
+    return RefitRun(ChampionForecaster.combine(parts), folder, groups, reports, workers)
