@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
-from pandera.pandas import Check, DataFrameSchema
+from pandera.pandas import Check, Column, DataFrameSchema
 
 # pandera dtype -> DuckDB types that read back into it (warehouse.read_table).
 _DUCKDB_TYPES = {
@@ -102,7 +102,8 @@ def _builtin(con: duckdb.DuckDBPyConnection, check: Check, col: str) -> str:
     raise NotImplementedError(f"check {name} on {col} has no SQL form (schemas_sql.py)")
 
 
-def _column_rules(con: duckdb.DuckDBPyConnection, name: str, column, duck_type: str) -> list[_Rule]:
+def _column_rules(con: duckdb.DuckDBPyConnection, table: str, name: str, column: Column,
+                  duck_type: str) -> list[_Rule]:
     col = _q(name)
     floating = duck_type in ("DOUBLE", "FLOAT")
     missing = f"({col} is null or isnan({col}))" if floating else f"{col} is null"
@@ -120,16 +121,17 @@ def _column_rules(con: duckdb.DuckDBPyConnection, name: str, column, duck_type: 
         rules.append(_Rule("Column", name, check.error or check.name,
                            failing=f"not {missing} and not coalesce({_builtin(con, check, col)}, false)"))
     if column.unique:
-        rules.append(_unique_rule([name]))
+        rules.append(_unique_rule(table, [name]))
     return rules
 
 
-def _unique_rule(keys: list[str]) -> _Rule:
+def _unique_rule(table: str, keys: list[str]) -> _Rule:
     cols = ", ".join(_q(k) for k in keys)
-    return _Rule("DataFrameSchema" if len(keys) > 1 else "Column", ",".join(keys) if len(keys) > 1 else keys[0],
-                 "unique" if len(keys) == 1 else "multiple_fields_uniqueness",
-                 query=f"select t.* from {{table}} t semi join (select {cols} from {{table}} group by all"
-                       f" having count(*) > 1) d using ({cols})")
+    query = (f"select t.* from {table} t semi join (select {cols} from {table} group by all having count(*) > 1) d"
+             f" using ({cols})")
+    if len(keys) == 1:
+        return _Rule("Column", keys[0], "field_uniqueness", query=query)
+    return _Rule("DataFrameSchema", ",".join(keys), "multiple_fields_uniqueness", query=query)
 
 
 def _table_rule(con: duckdb.DuckDBPyConnection, table: str, check: Check, columns: list[str]) -> _Rule:
@@ -144,53 +146,53 @@ def _table_rule(con: duckdb.DuckDBPyConnection, table: str, check: Check, column
     raise NotImplementedError(f"check {label!r} has no SQL form: give it one with schemas.sql_form")
 
 
+def _types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in con.execute(f"describe {table}").fetchall()}
+
+
 def contract_rules(con: duckdb.DuckDBPyConnection, table: str, schema: DataFrameSchema) -> list[_Rule]:
     """Every rule of ``schema`` in SQL on ``table``; raises NotImplementedError for a check without SQL form."""
-    types = {row[0]: row[1] for row in con.execute(f"describe {table}").fetchall()}
+    types = _types(con, table)
     rules: list[_Rule] = []
     for name, column in schema.columns.items():
         if name not in types:
             if column.required:
                 rules.append(_Rule("DataFrameSchema", None, "column_in_dataframe", query=f"select '{name}' as x"))
             continue
-        rules.extend(_column_rules(con, name, column, types[name]))
+        rules.extend(_column_rules(con, table, name, column, types[name]))
     if schema.strict:
         for extra in sorted(set(types) - set(schema.columns)):
             rules.append(_Rule("DataFrameSchema", None, "column_in_schema", query=f"select '{extra}' as x"))
     if schema.unique:
-        rules.append(_unique_rule(list(schema.unique)))
+        rules.append(_unique_rule(table, list(schema.unique)))
     rules.extend(_table_rule(con, table, check, list(types)) for check in schema.checks)
-    return [r if r.query is None else _Rule(r.context, r.column, r.check, query=r.query.replace("{table}", table))
-            for r in rules]
+    return rules
 
 
 def validate_in_duckdb(con: duckdb.DuckDBPyConnection, table: str, schema: DataFrameSchema,
                        limit: int = 20) -> tuple[int, pd.DataFrame]:
-    """Failing rows of ``schema`` on ``table`` (summed over checks) and the first examples, located by file, row
-    and series where the table has those columns: the shape of schemas.failure_summary."""
+    """Failing rows of ``schema`` on ``table`` (summed over its rules) and the first examples, located by file,
+    row, series and period where the table has those columns; the shape of schemas.failure_summary."""
     rules = contract_rules(con, table, schema)
     row_rules = [r for r in rules if r.failing is not None]
-    counts: dict[_Rule, int] = {}
-    if row_rules:
-        aggregates = ", ".join(f"coalesce(count_if({r.failing}), 0)" for r in row_rules)
-        counts |= dict(zip(row_rules, con.execute(f"select {aggregates} from {table}").fetchall()[0], strict=True))
-    for rule in (r for r in rules if r.query is not None):
-        counts[rule] = con.execute(f"select count(*) from ({rule.query})").fetchall()[0][0]
-    columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
-    locators = [c for c in _LOCATORS if c in columns]
-    examples = [_examples(con, table, rule, locators, columns) for rule in rules if counts[rule]]
+    # Every row rule in one scan of the table; rules across rows (uniqueness, gaps) one query each.
+    aggregates = ", ".join(f"coalesce(count_if({r.failing}), 0)" for r in row_rules)
+    scanned = iter(con.execute(f"select {aggregates} from {table}").fetchall()[0] if row_rules else ())
+    counts = [next(scanned) if r.failing is not None
+              else con.execute(f"select count(*) from ({r.query})").fetchall()[0][0] for r in rules]
+    locators = [c for c in _LOCATORS if c in _types(con, table)]
+    examples = [_examples(con, table, rule, locators) for rule, n in zip(rules, counts, strict=True) if n]
     shown = pd.concat(examples, ignore_index=True).head(limit).fillna("") if examples else pd.DataFrame()
     shown = shown.map(lambda v: v if len(v) <= 200 else v[:200] + f"... ({len(v):,} characters)")
-    return sum(counts.values()), shown
+    return sum(counts), shown
 
 
-def _examples(con: duckdb.DuckDBPyConnection, table: str, rule: _Rule, locators: list[str],
-              columns: list[str]) -> pd.DataFrame:
+def _examples(con: duckdb.DuckDBPyConnection, table: str, rule: _Rule, locators: list[str]) -> pd.DataFrame:
     source = f"(select * from {table} where {rule.failing})" if rule.failing else f"({rule.query})"
     found = con.execute(f"select * from {source} limit {EXAMPLES_PER_CHECK}").df()
-    value = rule.column if rule.column in found.columns else found.columns[0]
+    keys = [k for k in (rule.column or "").split(",") if k in found.columns] or [found.columns[0]]
     frame = pd.DataFrame({"schema_context": rule.context, "column": rule.column or "", "check": rule.check,
-                          "failure_case": found[value]})
+                          "failure_case": found[keys].astype(str).agg(", ".join, axis=1)})
     for name in locators:
         if name in found.columns:
             frame[name] = found[name].to_numpy()

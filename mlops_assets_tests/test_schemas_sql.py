@@ -74,6 +74,7 @@ CASES = {
     "share above 1": (GOLD, _set(GOOD, "promo_share", 1.5)),
     "repeated period": (GOLD, pd.concat([GOOD, GOOD.tail(1)], ignore_index=True)),
     "extra column": (GOLD, GOOD.assign(extra="x")),
+    "missing column": (GOLD, GOOD.drop(columns="revenue")),
     "y of the wrong type": (GOLD, GOOD.assign(y=1)),
     "good backtest": (schemas.BACKTEST_FORECASTS, BACKTEST),
     "backtest before closures": (schemas.BACKTEST_FORECASTS, BACKTEST.drop(columns="closed")),
@@ -84,6 +85,10 @@ CASES = {
     "good requests": (schemas.SERVING_REQUESTS, REQUESTS),
     "bad version and error kind": (schemas.SERVING_REQUESTS,
                                    REQUESTS.assign(model_version=["3", "v3"], error_kind="none")),
+    "repeated product": (schemas.PRODUCTS, pd.DataFrame({
+        "product_id": ["P1", "P2", "P1"], "product_name": "Etorki", "brand": "Etorki", "category": "Cheese",
+        "launch_date": pd.NaT, "discontinued_date": pd.NaT, "source_file": "products/p.csv", "source_row": [2, 3, 4],
+        "ingested_at": pd.Timestamp("2026-01-07")})),
     "empty reason": (schemas.SERIES_EXCLUDED, pd.DataFrame({
         "unique_id": ["P1"], "reason_code": ["stale"], "reason": [""], "n_periods": [3],
         "first_ds": pd.Timestamp("2026-01-05"), "last_ds": pd.Timestamp("2026-01-19")})),
