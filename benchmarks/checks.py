@@ -4,7 +4,8 @@ Synthetic weekly series (backtest_speed.synthetic_weekly, 156 weeks) land as one
 gold/sales_data_for_forecast are materialized on a real Dagster instance and DuckDB file, their step time
 taken from the event log. Each table's contract (the schema its check builds) is then evaluated both ways on
 the stored table, in one run: pandas, reading it bucket by bucket (meta._validate_in_pandas), and DuckDB
-(schemas_sql.validate_in_duckdb). Both must find 0 failures on this clean data.
+(schemas_sql.validate_in_duckdb). Both must find 0 failures on this clean data. Last, the asset's contract
+check runs as Dagster runs it (the DuckDB path from CHECK_SQL_ROWS), timed by its step.
 
     nice -n 19 python benchmarks/checks.py --sizes 10000,32000
 
@@ -53,7 +54,8 @@ def measure(n_series: int, data_dir: Path) -> list[dict]:
     import dagster as dg
 
     from mlops_assets import schemas
-    from mlops_assets.definitions import ASSETS
+    from mlops_assets.definitions import ASSETS, CHECKS
+    from mlops_assets.defs.gold import CONTRACT_CHECK
     from mlops_assets.defs.meta import CHECK_CHUNK_ROWS, _validate_in_pandas
     from mlops_assets.defs.resources import build_resources
     from mlops_assets.schemas_sql import validate_in_duckdb
@@ -75,7 +77,7 @@ def measure(n_series: int, data_dir: Path) -> list[dict]:
                               selection=dg.AssetSelection.assets(*node.keys)).success
     rows = []
     for asset, table in TABLES.items():
-        keys = nodes[asset].keys  # a multi-asset is materialized whole
+        key, keys = dg.AssetKey(asset.split("/")), nodes[asset].keys  # a multi-asset is materialized whole
         result, _, asset_cpu, _ = _timed(lambda keys=keys: dg.materialize(
             ASSETS, resources=resources, instance=instance, selection=dg.AssetSelection.assets(*keys)))
         assert result.success, asset
@@ -90,10 +92,15 @@ def measure(n_series: int, data_dir: Path) -> list[dict]:
 
         duckdb_failures, duckdb_wall, duckdb_cpu, duckdb_load = _timed(in_duckdb)
         assert pandas_failures == duckdb_failures == 0, (table, pandas_failures, duckdb_failures)
+        # The asset's contract check as Dagster runs it (the DuckDB path from CHECK_SQL_ROWS): its step time.
+        checked = dg.materialize([*ASSETS, *CHECKS], resources=resources, instance=instance,
+                                 selection=dg.AssetSelection.checks(dg.AssetCheckKey(key, CONTRACT_CHECK)))
+        assert checked.success and all(e.passed for e in checked.get_asset_check_evaluations()), asset
+        check_step = _step_seconds(instance, checked.run_id)
         rows.append({"series": n_series, "table": table, "rows": int(n_rows), "asset_wall": asset_wall,
                      "asset_cpu": asset_cpu, "pandas_wall": pandas_wall, "pandas_cpu": pandas_cpu,
                      "pandas_load": pandas_load, "duckdb_wall": duckdb_wall, "duckdb_cpu": duckdb_cpu,
-                     "duckdb_load": duckdb_load})
+                     "duckdb_load": duckdb_load, "check_step": check_step})
         print(rows[-1], flush=True)
     return rows
 
@@ -108,12 +115,13 @@ def main() -> None:
             print(f"{n:,} series: load {os.getloadavg()[0]:.1f}", flush=True)
             rows += measure(n, Path(tmp) / str(n))
     print(f"\n{'table':<30} {'rows':>10} {'asset s':>8} {'asset CPU':>9} | {'pandas s':>8} {'CPU':>6} {'load':>5} "
-          f"{'/asset':>7} | {'duckdb s':>8} {'CPU':>6} {'load':>5} {'/asset':>7}")
+          f"{'/asset':>7} | {'duckdb s':>8} {'CPU':>6} {'load':>5} {'/asset':>7} | {'check step s':>12} {'/asset':>7}")
     for r in rows:
         print(f"{r['table']:<30} {r['rows']:>10,} {r['asset_wall']:>8.1f} {r['asset_cpu']:>9.1f} | "
               f"{r['pandas_wall']:>8.2f} {r['pandas_cpu']:>6.2f} {r['pandas_load']:>5.1f} "
               f"{r['pandas_wall'] / r['asset_wall']:>7.3f} | {r['duckdb_wall']:>8.2f} {r['duckdb_cpu']:>6.2f} "
-              f"{r['duckdb_load']:>5.1f} {r['duckdb_wall'] / r['asset_wall']:>7.3f}")
+              f"{r['duckdb_load']:>5.1f} {r['duckdb_wall'] / r['asset_wall']:>7.3f} | {r['check_step']:>12.2f} "
+              f"{r['check_step'] / r['asset_wall']:>7.3f}")
     print("target: check wall / asset wall <= 0.1")
 
 

@@ -1,6 +1,8 @@
 """Pandera contracts of every table, one function or constant per table, named after it.
 
 Asset checks validate lazily (all failures at once) with these; the checks on raw and gold are blocking.
+A large table is validated by DuckDB with the same contracts (schemas_sql.py): a custom check needs its SQL
+form beside its pandas one (sql_form), or the check fails with NotImplementedError.
 """
 
 from __future__ import annotations
