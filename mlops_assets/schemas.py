@@ -1,12 +1,16 @@
 """Pandera contracts of every table, one function or constant per table, named after it.
 
 Asset checks validate lazily (all failures at once) with these; the checks on raw and gold are blocking.
+A large table is validated by DuckDB with the same contracts (schemas_sql.py): a custom check needs its SQL
+form beside its pandas one (sql_form), or the check fails with NotImplementedError.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+import duckdb
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.pandas import Check, Column, DataFrameSchema
@@ -29,6 +33,19 @@ _SOURCE = {
     "source_row": Column(int, Check.ge(1), nullable=False),
     "ingested_at": Column("datetime64[ns]", nullable=False),
 }
+
+
+def sql_form(check: Check, predicate: str | Callable[[list[str]], str] | None = None,
+             failing_rows: Callable[[duckdb.DuckDBPyConnection, str], str] | None = None) -> Check:
+    """Give a custom check the SQL form that validates a large table in DuckDB (schemas_sql.py).
+
+    ``predicate``: true where a row passes, over the table's columns (or a function of the column names, for a
+    check on an optional column). ``failing_rows(con, table)``: a query of the failing rows, for checks across
+    rows. Both forms live next to the pandas form, and tests hold them to the same verdicts.
+    """
+    check.sql_predicate = predicate
+    check.sql_failing_rows = failing_rows
+    return check
 
 
 def _within(limit: float, low: float | None = None) -> Check:
@@ -101,7 +118,8 @@ def promotions_schema(product_ids: Iterable[str] | None = None,
             "discount_pct": Column(float, Check.in_range(0, 100), nullable=False),
             **_SOURCE,
         },
-        checks=[Check(lambda df: df["end_date"] >= df["start_date"], error="end_date >= start_date")],
+        checks=[sql_form(Check(lambda df: df["end_date"] >= df["start_date"], error="end_date >= start_date"),
+                         "end_date >= start_date")],
         strict=True,
         name="raw.promotions",
     )
@@ -143,17 +161,40 @@ REJECTED_ROWS = DataFrameSchema(
 )
 
 
+def _period_grid(ds: pd.Series, frequency: str) -> pd.DatetimeIndex:
+    """Every period of ``frequency`` from the earliest to the latest date: one grid for all series."""
+    return pd.date_range(ds.min(), ds.max(), freq=frequency) if len(ds) else pd.DatetimeIndex([])
+
+
 def _no_gaps(frequency: str) -> Check:
-    """Every series has one row per period from its first to its last: no hole in the index."""
+    """Every series has one row per period from its first to its last: no hole in the index.
+
+    Exact and vectorized: a date's position on one shared grid (searchsorted); a date off the grid fails, and a
+    series is complete when it has exactly last - first + 1 rows.
+    """
 
     def check(df: pd.DataFrame) -> pd.Series:
-        bounds = df.groupby("unique_id")["ds"].agg(["min", "max", "count"])
-        spans = zip(bounds["min"], bounds["max"], strict=True)
-        expected = [len(pd.date_range(lo, hi, freq=frequency)) for lo, hi in spans]
-        complete = bounds["count"].eq(expected)
-        return df["unique_id"].map(complete)
+        grid = _period_grid(df["ds"].dropna(), frequency)
+        if grid.empty:
+            return pd.Series(False, index=df.index)
+        positions = grid.searchsorted(df["ds"])
+        on_grid = pd.Series(grid[np.minimum(positions, len(grid) - 1)] == df["ds"].to_numpy(), index=df.index)
+        by_series = pd.Series(positions, index=df.index).groupby(df["unique_id"], sort=False)
+        span = by_series.transform("max") - by_series.transform("min") + 1
+        all_on_grid = on_grid.groupby(df["unique_id"], sort=False).transform("all")
+        return by_series.transform("size").eq(span) & all_on_grid
 
-    return Check(check, error=f"each series has one row per {frequency} period, without gaps")
+    def failing_rows(con: duckdb.DuckDBPyConnection, table: str) -> str:
+        lo, hi = con.execute(f"select min(ds), max(ds) from {table}").fetchall()[0]
+        grid = _period_grid(pd.Series([lo, hi]).dropna(), frequency)
+        con.register("_period_grid", pd.DataFrame({"ds": grid, "pos": range(len(grid))}))
+        return (f"select t.* from {table} t join ("
+                f" select s.unique_id from {table} s left join _period_grid g on s.ds = g.ds group by s.unique_id"
+                f" having count(*) != coalesce(max(g.pos) - min(g.pos) + 1, -1) or count(g.pos) != count(*)"
+                f") bad using (unique_id)")
+
+    return sql_form(Check(check, error=f"each series has one row per {frequency} period, without gaps"),
+                    failing_rows=failing_rows)
 
 
 def gold_schema(grain: list[str], frequency: str) -> DataFrameSchema:
@@ -229,9 +270,11 @@ BACKTEST_FORECASTS = DataFrameSchema(
                          description="a declared closure (settings.closed): forecast 0, not scored"),
     },
     checks=[
-        Check(lambda df: df["ds"] > df["cutoff"], error="no leakage: every forecast ds is after its cutoff"),
-        Check(lambda df: (df["y_hat"] == 0) | ~df["closed"] if "closed" in df.columns else df["y_hat"].notna() | True,
-              error="a closed period is forecast as 0"),
+        sql_form(Check(lambda df: df["ds"] > df["cutoff"], error="no leakage: every forecast ds is after its cutoff"),
+                 "ds > cutoff"),
+        sql_form(Check(lambda df: (df["y_hat"] == 0) | ~df["closed"] if "closed" in df.columns
+                       else df["y_hat"].notna() | True, error="a closed period is forecast as 0"),
+                 lambda columns: "y_hat = 0 or not closed" if "closed" in columns else "true"),
     ],
     unique=["unique_id", "model", "cutoff", "ds"],
     strict=True,
@@ -269,8 +312,9 @@ SERIES_CHAMPIONS = DataFrameSchema(
                          description="settings.selection.metric: what chose the model"),
         "score": Column(float, Check.ge(0), nullable=True, description="the model's mean backtest score on `metric`"),
     },
-    checks=[Check(lambda df: (df["metric"] != "smape") | df["score"].isna()
-                  | ((df["score"] - df["smape"]).abs() < 1e-9), error="with metric smape, score is the SMAPE")],
+    checks=[sql_form(Check(lambda df: (df["metric"] != "smape") | df["score"].isna()
+                           | ((df["score"] - df["smape"]).abs() < 1e-9), error="with metric smape, score is the SMAPE"),
+                     "metric != 'smape' or score is null or abs(score - smape) < 1e-9")],
     strict=True,
     name="forecasting.series_champions",
 )
@@ -289,10 +333,10 @@ def _ordered_bounds(levels: Iterable[int]) -> list[Check]:
     checks = []
     for level in levels:
         lo, hi = f"lo_{level}", f"hi_{level}"
-        checks.append(
+        checks.append(sql_form(
             Check(lambda df, lo=lo, hi=hi: (df[lo] <= df["y_hat"] + 1e-9) & (df["y_hat"] <= df[hi] + 1e-9),
-                  error=f"{lo} <= y_hat <= {hi}")
-        )
+                  error=f"{lo} <= y_hat <= {hi}"),
+            f"{lo} <= y_hat + 1e-9 and y_hat <= {hi} + 1e-9"))
     return checks
 
 
@@ -331,8 +375,9 @@ def sales_overall_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
             "model_version": Column(str, nullable=True),
         },
         checks=[
-            Check(lambda df: (df["origin"] == "Train") | df["model_version"].notna(),
-                  error="every Predict row names its model version"),
+            sql_form(Check(lambda df: (df["origin"] == "Train") | df["model_version"].notna(),
+                           error="every Predict row names its model version"),
+                     "origin = 'Train' or model_version is not null"),
         ],
         unique=["unique_id", "ds", "origin"],
         strict=False,
@@ -386,8 +431,9 @@ def forecast_accuracy_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchem
             "abs_error": Column(float, _within(2 * VALUE_LIMIT, 0)),
             "smape": Column(float, Check.in_range(0, 200), description=SMAPE_DESCRIPTION),
         },
-        checks=[Check(lambda df: df["ds"] > df["train_end"].fillna(pd.Timestamp.min),
-                      error="a scored forecast is for a period after its model's training data")],
+        checks=[sql_form(Check(lambda df: df["ds"] > df["train_end"].fillna(pd.Timestamp.min),
+                               error="a scored forecast is for a period after its model's training data"),
+                         "train_end is null or ds > train_end")],
         unique=["unique_id", "ds", "model_version", "issued_at"],
         strict=False,
         name="monitoring.forecast_accuracy",
@@ -406,7 +452,8 @@ DRIFT_SUMMARY = DataFrameSchema(
         "n_columns": Column(int, Check.ge(1)),
         "method": _STR,
     },
-    checks=[Check(lambda df: df["reference_end"] < df["current_start"], error="the reference window comes first")],
+    checks=[sql_form(Check(lambda df: df["reference_end"] < df["current_start"],
+                           error="the reference window comes first"), "reference_end < current_start")],
     strict=False,
     name="monitoring.drift_summary",
 )
@@ -424,10 +471,12 @@ SERVING_REQUESTS = DataFrameSchema(
         "latency_ms": Column(float, Check.ge(0)),
     },
     checks=[
-        Check(lambda df: (df["status"] == 200) == (df["error_kind"] == "none"),
-              error="a request has an error kind exactly when it did not answer 200"),
-        Check(lambda df: (df["status"] == 200) | (df["forecast_rows"] == 0),
-              error="a failed request returned no forecast rows"),
+        sql_form(Check(lambda df: (df["status"] == 200) == (df["error_kind"] == "none"),
+                       error="a request has an error kind exactly when it did not answer 200"),
+                 "(status = 200) = (error_kind = 'none')"),
+        sql_form(Check(lambda df: (df["status"] == 200) | (df["forecast_rows"] == 0),
+                       error="a failed request returned no forecast rows"),
+                 "status = 200 or forecast_rows = 0"),
     ],
     unique=["request_id"],
     strict=False,

@@ -61,3 +61,21 @@ def test_bucketed_check_finds_every_failure_a_whole_table_check_finds(tmp_path):
 
     warehouse.replace("gold.example", table[table["y"] >= 0].drop_duplicates(["unique_id", "ds"]))
     assert _evaluate(check, resources).passed
+
+
+def test_from_sql_rows_a_check_validates_in_duckdb_and_fails_on_the_last_row(tmp_path):
+    resources = build_resources(str(tmp_path), "")
+    table = _table().drop_duplicates(["unique_id", "ds"]).assign(y=1.0)
+    resources["warehouse"].replace("gold.example", table)
+    check = pandera_check(asset="example", name="matches_contract", table="gold.example",
+                          schema=lambda _wh, _p: SCHEMA, blocking=True, description="example", sql_rows=100)
+    result = _evaluate(check, resources)
+    assert result.passed and result.metadata["validated_in"].value == "duckdb"
+
+    resources["warehouse"].replace("gold.example", table.assign(y=np.where(np.arange(len(table)) == len(table) - 1,
+                                                                            -1.0, 1.0)))
+    result = _evaluate(check, resources)
+    assert not result.passed and result.metadata["failures"].value == 1
+    assert result.metadata["rows_checked"].value == len(table)
+    assert "| s39 " in result.metadata["examples"].value and "greater_than_or_equal_to(0)" in result.metadata[
+        "examples"].value

@@ -148,3 +148,26 @@ def test_declared_series_columns_are_in_the_raw_and_regressor_contracts():
     with pytest.raises(pa.errors.SchemaErrors, match="price"):
         schemas.regressors_schema(["price"]).validate(x, lazy=True)  # gold fills every value
     schemas.regressors_schema(["price"]).validate(x.fillna({"price": 4.0}), lazy=True)
+
+
+def _many_series(n_series: int = 30, weeks: int = 8) -> pd.DataFrame:
+    frames = [_gold().head(1).assign(unique_id=f"P{i:02d}", product_id=f"P{i:02d}") for i in range(n_series)]
+    grid = pd.date_range("2026-01-05", periods=weeks, freq="W-MON")
+    rows = pd.concat(frames, ignore_index=True).merge(pd.DataFrame({"ds": grid}), how="cross", suffixes=("_", ""))
+    return rows.drop(columns="ds_").sort_values(["unique_id", "ds"], ignore_index=True)
+
+
+def test_no_gaps_finds_a_gap_and_an_off_grid_date_in_the_last_series_only():
+    schema = schemas.gold_schema(["product_id"], "W-MON")
+    good = _many_series()
+    schema.validate(good, lazy=True)
+    # The last series starts late and ends early: no gap, on the grid.
+    schema.validate(good.drop(index=[len(good) - 8, len(good) - 1]), lazy=True)
+    for broken in (good.drop(index=len(good) - 3),  # a hole near the end of the last series
+                   good.assign(ds=good["ds"].where(good.index != len(good) - 1, pd.Timestamp("2026-02-24")))):
+        with pytest.raises(pa.errors.SchemaErrors) as caught:
+            schema.validate(broken, lazy=True)
+        cases = caught.value.failure_cases
+        gaps = cases[cases["check"].astype(str).str.contains("without gaps")]
+        # Exactly the rows of the broken series fail, found far from the start of the table.
+        assert set(gaps["index"]) == set(broken.index[broken["unique_id"] == "P29"])
