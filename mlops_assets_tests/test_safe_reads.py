@@ -2,9 +2,11 @@
 
 A reader process (DuckDB's read_parquet and pandas, as the duckdb CLI, a notebook or a BI tool would read)
 loops over exports/serving/sales_overall.parquet while this process reruns the chain twice with a new week
-of orders each time, so the table really grows under the reader. Every read must succeed and must match one
-of the complete versions exactly. The DuckDB file itself is the unsafe path: another process cannot open it,
-even read-only, while a run holds it (proved below with a held connection, as a run holds it while writing).
+of orders each time, so the table really grows under the reader. Every read must succeed (a DuckDB query
+retried up to three times, as the README says, since DuckDB opens the file more than once per query) and
+must match one of the complete versions exactly. The DuckDB file itself is the unsafe path: another process
+cannot open it, even read-only, while a run holds it (proved below with a held connection, as a run holds it
+while writing).
 """
 
 from __future__ import annotations
@@ -56,7 +58,17 @@ READER = textwrap.dedent(
             read = {"via": via, "t": time.time()}
             try:
                 if via == "duckdb":
-                    rows, train, predict, origins, series = con.execute(sql, [snapshot]).fetchone()
+                    # DuckDB opens the file more than once per query: a query that meets the rename can fail
+                    # to read (README, "Reading the tables from other processes"); retried as mlops-assets sql does.
+                    for attempt in range(1, 4):
+                        try:
+                            rows, train, predict, origins, series = con.execute(sql, [snapshot]).fetchone()
+                            break
+                        except duckdb.Error:
+                            if attempt == 3:
+                                raise
+                            read["retries"] = attempt
+                            time.sleep(0.05 * attempt)
                 else:
                     frame = pd.read_parquet(snapshot)
                     counts = frame["origin"].value_counts()
