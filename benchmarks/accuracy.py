@@ -187,6 +187,13 @@ QUALITY_CONFIGS = {
 }
 
 
+def long_enough(train: pd.DataFrame, test: pd.DataFrame, settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and test of the series long enough for the product (gold excludes the others)."""
+    sizes = train.groupby("unique_id").size()
+    keep = sizes.index[sizes >= settings.min_series_length]
+    return train[train["unique_id"].isin(keep)], test[test["unique_id"].isin(keep)]
+
+
 def coverage_of(test: pd.DataFrame, forecasts: pd.DataFrame, level: int) -> float:
     merged = test.merge(forecasts, on=["unique_id", "ds"], how="inner")
     inside = (merged["y"] >= merged[f"lo_{level}"] - 1e-9) & (merged["y"] <= merged[f"hi_{level}"] + 1e-9)
@@ -201,9 +208,7 @@ def quality(name: str, origin: int) -> list[dict]:
 
     load, settings = DATASETS[name]
     train, test, _ = load(settings, origin)
-    sizes = train.groupby("unique_id").size()
-    keep = sizes.index[sizes >= settings.min_series_length]
-    train, test = train[train["unique_id"].isin(keep)], test[test["unique_id"].isin(keep)]
+    train, test = long_enough(train, test, settings)
     n_series = train["unique_id"].nunique()
     x = dataset_regressors(name, settings, train, test)
     # Today's default zoo: the StatsForecast models (LightGBM and Combination are the additions measured).
@@ -356,9 +361,7 @@ def metric_comparison(name: str, origin: int) -> list[dict]:
     """The champions chosen on each selection metric from one backtest, scored on the holdout."""
     load, settings = DATASETS[name]
     train, test, _ = load(settings, origin)
-    sizes = train.groupby("unique_id").size()
-    keep = sizes.index[sizes >= settings.min_series_length]
-    train, test = train[train["unique_id"].isin(keep)], test[test["unique_id"].isin(keep)]
+    train, test = long_enough(train, test, settings)
     names = [n for n in default_models(settings) if n in STATSFORECAST_NAMES]
     backtest = run_backtest(train, settings, models=names)
     evaluation = evaluate(backtest, train, settings.season)
@@ -371,7 +374,7 @@ def metric_comparison(name: str, origin: int) -> list[dict]:
         forecasts = ChampionForecaster(settings.frequency, settings.season, settings.horizon).fit(
             train, champions[["unique_id", "model"]]).predict()
         shares = champions["model"].value_counts(normalize=True).round(2).head(3).to_dict()
-        rows.append({"dataset": name, "origin": origin, "metric": metric, "series": len(keep),
+        rows.append({"dataset": name, "origin": origin, "metric": metric, "series": train["unique_id"].nunique(),
                      **holdout_scores(train, test, forecasts, settings.season),
                      "selection": decision["mode"] + (f" ({decision['champion_for_all']})"
                                                       if "champion_for_all" in decision else ""),
@@ -429,9 +432,7 @@ def run(name: str, models: list[str] | None, cost: bool = False, origin: int = 0
     train, test, source = load(settings, origin)
     h = settings.horizon
     n_series = train["unique_id"].nunique()
-    sizes = train.groupby("unique_id").size()
-    keep = sizes.index[sizes >= settings.min_series_length]
-    train, test = train[train["unique_id"].isin(keep)], test[test["unique_id"].isin(keep)]
+    train, test = long_enough(train, test, settings)
     # This protocol scores StatsForecast models one by one; --quality measures LightGBM and Combination.
     names = models or [n for n in default_models(settings) if n in STATSFORECAST_NAMES]
 
@@ -462,7 +463,7 @@ def run(name: str, models: list[str] | None, cost: bool = False, origin: int = 0
         "mode": decision["mode"] + (f" ({decision['champion_for_all']})" if "champion_for_all" in decision else ""),
         "chosen_single": chosen, "chosen_single_smape": scores.get(chosen, float("nan")),
         "source": source, "series": int(train["unique_id"].nunique()),
-        "dropped_short": int(n_series - len(keep)), "champion": champion,
+        "dropped_short": int(n_series - train["unique_id"].nunique()), "champion": champion,
         "seasonal_naive": scores.get("SeasonalNaive", float("nan")), "best_single": best_single,
         "best_single_smape": scores[best_single], "singles": scores, "summary": summary,
         "cost": model_cost(train, settings, names) if cost else {},
