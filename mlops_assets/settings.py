@@ -266,6 +266,11 @@ class ComputeSettings(_Strict):
         "this, not the workers, sets its forecasts) and in one scoring chunk."
     )
     retries: int = Field(1, ge=0, description="Times a failed bucket is run again before the step fails.")
+    duckdb_memory_mb: int = Field(
+        512, ge=64, description="DuckDB's memory_limit in every step's connection: beyond it DuckDB spills to "
+        "<warehouse>.tmp beside the database, so the warehouse's share of a step's memory does not grow with "
+        "the tables. Raise it on a larger machine for speed, not for correctness."
+    )
 
 
 class ServingSettings(_Strict):

@@ -35,18 +35,28 @@ class WarehouseBusy(RuntimeError):
 
 
 def connect(
-    path: str | os.PathLike, *, wait_seconds: float, on_wait: Callable[[str], None] | None = None
+    path: str | os.PathLike,
+    *,
+    wait_seconds: float,
+    on_wait: Callable[[str], None] | None = None,
+    memory_mb: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A read-write connection, waiting up to ``wait_seconds`` while another process holds the file.
 
     A reader that opened the file (even read-only) keeps every writer out until it closes; the wait is
-    bounded by time, not by a number of retries, and its end names that process.
+    bounded by time, not by a number of retries, and its end names that process. ``memory_mb`` caps
+    DuckDB's buffers (it spills beyond it); without it DuckDB may take 80% of the machine's memory.
     """
     deadline = time.monotonic() + wait_seconds
     announced = False
     while True:
         try:
-            return duckdb.connect(str(path))
+            con = duckdb.connect(str(path))
+            if memory_mb is not None:
+                # A SET, not connect(config=...): DuckDB refuses a second connection with another config to a
+                # database this process already has open, and the limit is the database's, not the connection's.
+                con.execute(f"set memory_limit = '{int(memory_mb)}MiB'")
+            return con
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
                 raise

@@ -150,3 +150,34 @@ def test_table_loaded_from_parquet_parts_is_stamped_and_needs_no_repair(tmp_path
         stored = con.execute("select * from forecasting.parts").df()
     assert stored["unique_id"].tolist() == sorted(stored["unique_id"])
     pd.testing.assert_frame_equal(pd.read_parquet(snapshot), stored)
+
+
+def test_memory_limit_holds_and_a_table_larger_than_it_is_still_sorted_in(tmp_path):
+    """The cap is real (DuckDB reports it) and a load bigger than the cap spills instead of failing."""
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    with duckdb.connect() as scratch:  # ~6 M rows x 3 columns: about 140 MB in DuckDB, over the 64 MB cap
+        for i in range(2):
+            scratch.execute(f"copy (select (random() * 1e9)::bigint as unique_id, random() as y, range as ds "
+                            f"from range(3000000)) to '{parts / f'p{i}.parquet'}' (format parquet)")
+    con = warehouse.connect(tmp_path / "w.duckdb", wait_seconds=0, memory_mb=64)
+    try:
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "64.0 MiB"
+        rows, _ = warehouse.replace_from_parquet(con, "forecasting.big", str(parts / "*.parquet"), "unique_id, ds")
+        assert rows == 6_000_000
+        unsorted = con.execute("select count(*) from (select unique_id < lag(unique_id) over (order by rowid) as "
+                               "back from forecasting.big) where back").fetchone()[0]
+        assert unsorted == 0
+    finally:
+        con.close()
+
+
+def test_every_step_connection_carries_the_configured_memory_limit(tmp_path):
+    from mlops_assets.defs.resources import build_resources
+
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("compute:\n  duckdb_memory_mb: 96\n")
+    resources = build_resources(str(tmp_path / "data"), str(settings))
+    with resources["warehouse"].connection() as con:
+        limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    assert limit == "96.0 MiB"

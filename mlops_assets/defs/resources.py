@@ -17,7 +17,15 @@ from pydantic import Field, PrivateAttr
 from mlops_assets import run_lock, warehouse
 from mlops_assets.ingest.landing_watch import SETTLE_SECONDS
 from mlops_assets.registry.relocation import relocate_store
-from mlops_assets.settings import DATA_DIR_ENV, SETTINGS_ENV, DataPaths, LockSettings, Settings, load_settings
+from mlops_assets.settings import (
+    DATA_DIR_ENV,
+    SETTINGS_ENV,
+    ComputeSettings,
+    DataPaths,
+    LockSettings,
+    Settings,
+    load_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +95,9 @@ class Warehouse(_RunScoped):
         description="Seconds a run waits for another process to close the DuckDB file "
         "(locks.warehouse_wait_seconds).",
     )
+    memory_mb: int = Field(
+        ComputeSettings().duckdb_memory_mb, description="DuckDB's memory_limit in MB (compute.duckdb_memory_mb)."
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         super().setup_for_execution(context)
@@ -102,7 +113,8 @@ class Warehouse(_RunScoped):
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.duckdb.database).parent.mkdir(parents=True, exist_ok=True)
         con = warehouse.connect(
-            self.duckdb.database, wait_seconds=self.wait_seconds, on_wait=self._log.warning if self._log else None
+            self.duckdb.database, wait_seconds=self.wait_seconds, on_wait=self._log.warning if self._log else None,
+            memory_mb=self.memory_mb,
         )
         try:
             yield con
@@ -228,6 +240,7 @@ def build_resources(
             duckdb=DuckDBResource(database=str(paths.warehouse)),
             exports_dir=str(paths.exports),
             wait_seconds=settings.locks.warehouse_wait_seconds,
+            memory_mb=settings.compute.duckdb_memory_mb,
             **scoped,
         ),
         "mlflow_tracking": MlflowTracking(
