@@ -183,7 +183,7 @@ def _summary(results: dict, sizes: list[int], engines: list[str]) -> None:
           f"{'chain CPU / bare':>16} {'vs local CPU':>12} {'peak MB':>8}")
     for n in sizes:
         bare = results.get((n, "bare"), {"cv_cpu": float("nan"), "cpu": float("nan")})
-        for engine in engines:
+        for engine in [e for e in engines if (n, e) in results]:
             rows = results[(n, engine)]["rows"]
             wall, cpu = sum(r["wall"] for r in rows), sum(r["cpu"] for r in rows)
             backtest = next(r for r in rows if r["asset"] == "forecasting/backtest_forecasts")
@@ -191,6 +191,8 @@ def _summary(results: dict, sizes: list[int], engines: list[str]) -> None:
             print(f"{n:>7} {engine:>6} {wall:>12.1f} {cpu:>11.1f} {backtest['cpu'] / bare['cv_cpu']:>22.3f} "
                   f"{cpu / bare['cpu']:>16.3f} {cpu / local:>12.3f} {max(r['peak_mb'] for r in rows):>8.0f}")
     for engine in engines:
+        if (sizes[0], engine) not in results or (sizes[-1], engine) not in results:
+            continue
         small, large = ({r["asset"]: r["peak_mb"] for r in results[(n, engine)]["rows"]} for n in (sizes[0], sizes[-1]))
         print(f"\n{engine}: peak memory per step process at {sizes[-1]:,} series / at {sizes[0]:,} (target <= 1.3)")
         for asset, peak in small.items():
@@ -206,6 +208,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bare-max", type=int, help="run the bare baseline only at sizes up to this one "
                         "(its ratio holds across sizes; skipping it at the largest saves an hour on a small machine)")
+    parser.add_argument("--dask-max", type=int, help="run the dask engine only at sizes up to this one (its ratio "
+                        "to local is measured side by side at those sizes)")
     parser.add_argument("--models", help="comma-separated zoo instead of the default one (e.g. a cheap zoo, to "
                         "measure the chain's memory at sizes the default zoo's CPU cost keeps off a small machine)")
     parser.add_argument("--bucket", type=int, help="only time one backtest task on a bucket of this many series")
@@ -229,7 +233,8 @@ def main() -> None:
         for n in sizes:
             history = synthetic_weekly(n)
             bare = [] if args.bare_max is not None and n > args.bare_max else ["bare"]
-            for kind in [*bare, *engines]:
+            run_engines = [e for e in engines if e != "dask" or args.dask_max is None or n <= args.dask_max]
+            for kind in [*bare, *run_engines]:
                 data_dir = Path(tmp) / f"{n}-{kind}"
                 (data_dir / "landing" / "series").mkdir(parents=True)
                 history.to_csv(data_dir / "landing" / "series" / "synthetic.csv", index=False)
