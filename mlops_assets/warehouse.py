@@ -170,21 +170,45 @@ def replace_from_parquet(con: duckdb.DuckDBPyConnection, table: str, pattern: st
     DuckDB streams and spills the files itself, so a table larger than this process' memory can be loaded.
     Returns the rows and the write id (see ``write_tables``).
     """
-    con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
+    rows, write_id = replace_tables_from_parquet(con, {table: (pattern, order_by)})
+    return rows[table], write_id
+
+
+def replace_tables_from_parquet(
+    con: duckdb.DuckDBPyConnection, tables: dict[str, tuple[str, str]]
+) -> tuple[dict[str, int], str]:
+    """``replace_from_parquet`` for several tables (table -> (pattern, order_by)) in ONE transaction: tables
+    that belong together (gold and its excluded series) change together or not at all."""
+    for table in tables:
+        con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
     _create_versions(con)
     write_id = uuid.uuid4().hex
+    rows = {}
     con.execute("begin transaction")
     try:
-        con.execute(
-            f"create or replace table {table} as select * from read_parquet(?) order by {order_by}", [pattern]
-        )
-        rows = con.execute(f"select count(*) from {table}").fetchone()[0]
-        _record_version(con, table, write_id)
+        for table, (pattern, order_by) in tables.items():
+            con.execute(
+                f"create or replace table {table} as select * from read_parquet(?) order by {order_by}", [pattern]
+            )
+            rows[table] = int(con.execute(f"select count(*) from {table}").fetchone()[0])
+            _record_version(con, table, write_id)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return int(rows), write_id
+    return rows, write_id
+
+
+def write_part(df: pd.DataFrame, path: Path) -> None:
+    """A Parquet part with the column types ``write_tables`` would give the frame (DuckDB writes it), written
+    aside and renamed: a table loaded from parts is typed as one written whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with duckdb.connect() as con:
+        con.register("part", _typed_strings(df))
+        quoted = str(tmp).replace("'", "''")
+        con.execute(f"copy part to '{quoted}' (format parquet)")
+    os.replace(tmp, path)
 
 
 def publish_snapshot_from_table(con: duckdb.DuckDBPyConnection, exports: Path, table: str, write_id: str) -> Path:

@@ -16,21 +16,21 @@ from pathlib import Path
 
 import pandas as pd
 
-import mlops_assets.defs.gold as gold_defs
+import mlops_assets.gold.buckets as gold_buckets
 from mlops_assets.definitions import defs
 from mlops_assets.settings import DATA_DIR_ENV
 from mlops_assets_tests.dagster_dev import BAD_GOLD_MARKER
 
-_build_gold = gold_defs.build_gold
+_build_gold = gold_buckets.build_gold
 
 
-def _build_gold_bad_on_demand(tables, settings):
-    gold, excluded = _build_gold(tables, settings)
+def _build_gold_bad_on_demand(tables, settings, facts=None):
+    gold, excluded = _build_gold(tables, settings, facts)
     if (Path(os.environ[DATA_DIR_ENV]) / BAD_GOLD_MARKER).exists():
         gold = pd.concat([gold, gold.tail(1)], ignore_index=True)
     return gold, excluded
 
 
-gold_defs.build_gold = _build_gold_bad_on_demand
+gold_buckets.build_gold = _build_gold_bad_on_demand
 
 __all__ = ["defs"]

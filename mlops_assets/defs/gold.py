@@ -1,17 +1,19 @@
 """Gold layer: one row per series and period, the table every forecast starts from."""
 
 
+import shutil
+
 import dagster as dg
 
 from mlops_assets import schemas
 from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
-from mlops_assets.gold.aggregation import build_gold
-from mlops_assets.gold.exclusions import summarize_exclusions
-from mlops_assets.gold.regressors import build_regressors
-from mlops_assets.serving.plots import plot_total_sales, png_markdown
+from mlops_assets.gold.buckets import gold_by_bucket, regressors_by_bucket, stored_exclusion_summary
+from mlops_assets.gold.exclusions import ExclusionSummary
+from mlops_assets.serving.plots import plot_sales_totals, png_markdown
 from mlops_assets.settings import Settings
+from mlops_assets.warehouse import table_exists
 
 GOLD = "gold.sales_data_for_forecast"
 EXCLUDED = "gold.series_excluded"
@@ -63,45 +65,59 @@ GOLD_COLUMNS = {
 )
 def gold_tables(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     settings = project.settings
-    tables = {t: warehouse.read(f"raw.{t}", missing_ok=True) for t in RAW_INPUTS}
-    gold, excluded = build_gold(tables, settings)
-    warehouse.write(replace={GOLD: gold, EXCLUDED: excluded})
-    n_series = gold["unique_id"].nunique() if not gold.empty else 0
-    imputed = int(gold["imputed"].sum())
-    summary = summarize_exclusions(gold, excluded, settings.gold.warn_excluded_share)
+    folder = project.paths.engine / "gold"
+    parts = gold_by_bucket(warehouse.connection, settings, folder, context.log.info)
+    warehouse.replace_many_from_parquet({GOLD: (parts.patterns["gold"], "unique_id, ds"),
+                                         EXCLUDED: (parts.patterns["excluded"], "unique_id")})
+    shutil.rmtree(folder, ignore_errors=True)
+    stats = warehouse.query(f"select count(*) as rows, count(distinct unique_id) as series, "
+                            f"count_if(imputed) as imputed, min(ds) as first, max(ds) as last from {GOLD}").iloc[0]
+    n_series, imputed = int(stats["series"]), int(stats["imputed"])
+    summary = _exclusion_summary(warehouse, settings.gold.warn_excluded_share)
     context.log.info(
-        f"{GOLD}: {len(gold)} rows, {n_series} series from {settings.source}, {imputed} missing values "
-        f"interpolated"
+        f"{GOLD}: {stats['rows']} rows, {n_series} series from {settings.source}, {imputed} missing values "
+        f"interpolated" + (f" ({parts.buckets} buckets of series)" if parts.buckets > 1 else "")
     )
     if summary.too_many:
         context.log.warning(f"{EXCLUDED}: {summary.message()}")
     else:
         context.log.info(f"{EXCLUDED}: {summary.message()}")
+    totals = warehouse.query(f"select ds, sum(y) as y from {GOLD} group by ds order by ds")
     yield dg.MaterializeResult(
         asset_key=["gold", "sales_data_for_forecast"],
-        metadata=table_metadata(
-            gold,
-            GOLD,
-            GOLD_COLUMNS,
-            series=n_series,
-            imputed_values=imputed,
-            first_period=str(gold["ds"].min().date()) if not gold.empty else "",
-            last_period=str(gold["ds"].max().date()) if not gold.empty else "",
-            total_sales_plot=dg.MetadataValue.md(png_markdown(plot_total_sales(gold), "total sales per period"))
-            if not gold.empty
-            else "",
-        ),
+        metadata={
+            **_stored_metadata(warehouse, GOLD, "unique_id, ds", GOLD_COLUMNS),
+            "series": n_series,
+            "imputed_values": imputed,
+            "first_period": str(stats["first"].date()) if n_series else "",
+            "last_period": str(stats["last"].date()) if n_series else "",
+            "total_sales_plot": dg.MetadataValue.md(png_markdown(
+                plot_sales_totals(totals.set_index("ds")["y"], n_series), "total sales per period"))
+            if n_series else "",
+        },
     )
     yield dg.MaterializeResult(
         asset_key=["gold", "series_excluded"],
-        metadata=table_metadata(
-            excluded,
-            EXCLUDED,
-            by_reason=dg.MetadataValue.json(summary.by_reason),
-            excluded_share=round(summary.share, 4),
-            summary=summary.message(),
-        ),
+        metadata={
+            **_stored_metadata(warehouse, EXCLUDED, "unique_id"),
+            "by_reason": dg.MetadataValue.json(summary.by_reason),
+            "excluded_share": round(summary.share, 4),
+            "summary": summary.message(),
+        },
     )
+
+
+def _stored_metadata(warehouse: Warehouse, table: str, order_by: str,
+                     descriptions: dict[str, str] | None = None) -> dict[str, object]:
+    """table_metadata of a stored table from its first rows and its count, without reading it whole."""
+    head = warehouse.query(f"select * from {table} order by {order_by} limit 10")
+    rows = warehouse.query(f"select count(*) as n from {table}").iloc[0]["n"]
+    return {**table_metadata(head, table, descriptions), "dagster/row_count": int(rows)}
+
+
+def _exclusion_summary(warehouse: Warehouse, threshold: float) -> ExclusionSummary:
+    with warehouse.connection() as con:
+        return stored_exclusion_summary(con, GOLD, EXCLUDED, threshold)
 
 
 @dg.asset_check(
@@ -112,9 +128,10 @@ def gold_tables(context: dg.AssetExecutionContext, project: ProjectResource, war
     "the run still succeeds, but a forecast of few series should not pass quietly.",
 )
 def excluded_share_check(warehouse: Warehouse, project: ProjectResource) -> dg.AssetCheckResult:
-    excluded = warehouse.read(EXCLUDED)
-    summary = summarize_exclusions(warehouse.read(GOLD), excluded, project.settings.gold.warn_excluded_share)
-    examples = excluded.groupby("reason_code", sort=True).head(3)[["unique_id", "reason_code", "reason"]]
+    summary = _exclusion_summary(warehouse, project.settings.gold.warn_excluded_share)
+    # The first three series of each reason, in the table's order (by unique_id).
+    examples = warehouse.query(f"select unique_id, reason_code, reason from {EXCLUDED} qualify row_number() "
+                               "over (partition by reason_code order by unique_id) <= 3 order by unique_id")
     return dg.AssetCheckResult(
         passed=not summary.too_many,
         severity=dg.AssetCheckSeverity.WARN,
@@ -158,30 +175,42 @@ def _regressor_columns(settings: Settings) -> dict[str, str]:
 )
 def regressors(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     settings = project.settings
-    gold = warehouse.read(GOLD)
     declared = settings.regressors.series_columns
-    series = warehouse.read("raw.series", missing_ok=True) if declared else None
-    table = build_regressors(gold, warehouse.read("raw.promotions", missing_ok=True), settings.frequency,
-                             settings.horizon, settings.grain, settings.regressors.country, series, declared)
-    warehouse.replace(REGRESSORS, table)
-    future = table[table["is_future"]]
-    context.log.info(f"{REGRESSORS}: {len(table)} rows; {int((future['promo_depth'] > 0).sum())} future "
-                     f"periods under a planned promotion"
+    folder = project.paths.engine / "regressors"
+    parts = regressors_by_bucket(warehouse.connection, GOLD, settings, folder)
+    warehouse.replace_from_parquet(REGRESSORS, parts.patterns["regressors"], order_by="unique_id, ds")
+    shutil.rmtree(folder, ignore_errors=True)
+    counts = warehouse.query(f"select count(*) as n, count_if(promo_depth > 0) as promoted, "
+                             f"count_if(is_future and promo_depth > 0) as planned from {REGRESSORS}").iloc[0]
+    rows, planned = int(counts["n"]), int(counts["planned"])
+    context.log.info(f"{REGRESSORS}: {rows} rows; {planned} future periods under a planned promotion"
                      + (f"; series file columns {dict(declared)}" if declared else ""))
     # A misspelt declaration would otherwise be a column of zeros that nobody notices.
-    empty = [c for c in declared if series is None or c not in series or series[c].isna().all()]
+    empty = _columns_without_values(warehouse, list(declared))
     if empty:
         context.log.warning(f"regressors.series_columns {empty}: no value in any row of raw.series, so 0 "
                             "throughout; is the file's column named otherwise? Map it in column_mapping.series")
-    return dg.MaterializeResult(metadata=table_metadata(
-        table, REGRESSORS, _regressor_columns(settings),
-        promoted_share=float((table["promo_depth"] > 0).mean()) if len(table) else 0.0,
-        planned_promotion_periods=int((future["promo_depth"] > 0).sum()),
-        holiday_country=settings.regressors.country or "",
-        series_columns=dg.MetadataValue.json(dict(declared)),
-        series_columns_without_values=dg.MetadataValue.json(empty),
-        used_by_lightgbm=dg.MetadataValue.json(settings.regressors.use),
-    ))
+    return dg.MaterializeResult(metadata={
+        **_stored_metadata(warehouse, REGRESSORS, "unique_id, ds", _regressor_columns(settings)),
+        "promoted_share": int(counts["promoted"]) / rows if rows else 0.0,
+        "planned_promotion_periods": planned,
+        "holiday_country": settings.regressors.country or "",
+        "series_columns": dg.MetadataValue.json(dict(declared)),
+        "series_columns_without_values": dg.MetadataValue.json(empty),
+        "used_by_lightgbm": dg.MetadataValue.json(settings.regressors.use),
+    })
+
+
+def _columns_without_values(warehouse: Warehouse, declared: list[str]) -> list[str]:
+    """The declared columns that raw.series lacks, or holds no value in (all of them without raw.series)."""
+    if not declared:
+        return []
+    with warehouse.connection() as con:
+        if not table_exists(con, "raw.series"):
+            return declared
+        present = {c for (c,) in con.execute("select column_name from (describe raw.series)").fetchall()}
+        return [c for c in declared
+                if c not in present or not con.execute(f'select count("{c}") from raw.series').fetchone()[0]]
 
 
 gold_checks = [

@@ -141,9 +141,14 @@ class Warehouse(_RunScoped):
 
     def replace_from_parquet(self, table: str, pattern: str, order_by: str) -> int:
         """Replace a table with the rows of Parquet files (a glob), sorted, never holding them in memory."""
+        return self.replace_many_from_parquet({table: (pattern, order_by)})[table]
+
+    def replace_many_from_parquet(self, tables: dict[str, tuple[str, str]]) -> dict[str, int]:
+        """``replace_from_parquet`` for several tables (table -> (pattern, order_by)) in one transaction."""
         with self.connection() as con:
-            rows, write_id = warehouse.replace_from_parquet(con, table, pattern, order_by)
-            warehouse.publish_snapshot_from_table(con, Path(self.exports_dir), table, write_id)
+            rows, write_id = warehouse.replace_tables_from_parquet(con, tables)
+            for table in tables:
+                warehouse.publish_snapshot_from_table(con, Path(self.exports_dir), table, write_id)
         return rows
 
     def replace(self, table: str, df: pd.DataFrame) -> None:

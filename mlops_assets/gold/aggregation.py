@@ -27,6 +27,7 @@ so the work is a few NumPy passes over all rows, never a loop over series.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -126,12 +127,19 @@ def _too_short_reason(n_periods: pd.Series, settings: Settings) -> pd.Series:
     return n_periods.astype(str) + " periods of history" + need
 
 
+def _quarter_reach(last: np.ndarray):
+    """The latest of ``last`` that a quarter of the series reach."""
+    return np.sort(last)[-int(np.ceil(len(last) / 4))]
+
+
 def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarray,
-              periods: pd.DatetimeIndex, settings: Settings, stop: pd.Series | None) -> pd.DataFrame:
+              periods: pd.DatetimeIndex, settings: Settings, stop: pd.Series | None,
+              end_pos: int | None = None) -> pd.DataFrame:
     """Excluded rows (all reasons but missing_values) for series laid out contiguously on the grid.
 
     ``uids``/``length`` list the series with at least one cell, in grid order; ``stop`` is the
-    product's discontinued date per series (orders source)."""
+    product's discontinued date per series (orders source); ``end_pos``, the end of the data over all
+    series (default: over these)."""
     keep = length > 0
     if not keep.any():
         return pd.DataFrame(columns=EXCLUDED_COLUMNS)
@@ -142,7 +150,7 @@ def _classify(uids: np.ndarray, length: np.ndarray, pos: np.ndarray, y: np.ndarr
     last_positive = np.maximum.reduceat(np.where(y > 0, pos, -1), starts)
     # The end of the data is the latest period a quarter of the series reach, not the very last one: a
     # series reporting early, or far ahead, must not make all the others stale or dormant.
-    end_pos = np.sort(last_pos)[-int(np.ceil(len(last_pos) / 4))]
+    end_pos = _quarter_reach(last_pos) if end_pos is None else end_pos
     end = periods[end_pos].strftime("%Y-%m-%d")
     # Intermittent series go quiet for weeks; only a full season (or horizon) without a sale means dead.
     dormant = max(settings.horizon, settings.season)
@@ -224,20 +232,48 @@ def _attributes(table: pd.DataFrame | None, key: str, columns: list[str], ids: n
     return table.reindex(columns=columns).reindex(ids).reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class OrderFacts:
+    """What every bucket of order lines must share: the first and last order day of all the data."""
+
+    first_day: pd.Timestamp
+    last_day: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class SeriesFacts:
+    """What every bucket of series files must share, over all series with a value: the period grid (first
+    to last period with a value), where 'zero' fills run to (``reach``) and the end of the data (``end``),
+    both the latest period a quarter of the series reach."""
+
+    first: pd.Timestamp
+    last: pd.Timestamp
+    reach: pd.Timestamp
+    end: pd.Timestamp
+
+
+def _first(dates: pd.Timestamp, frequency: str) -> pd.Timestamp:
+    return period_start(pd.Series([dates]), frequency).iloc[0]
+
+
 def build_gold_from_orders(orders: pd.DataFrame, products: pd.DataFrame, customers: pd.DataFrame,
-                           promotions: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Gold table and excluded series from order lines, at the grain and frequency of ``settings``."""
+                           promotions: pd.DataFrame, settings: Settings,
+                           facts: OrderFacts | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gold table and excluded series from order lines, at the grain and frequency of ``settings``.
+
+    ``facts`` are those of all order lines when ``orders`` is one bucket of them (default: these lines')."""
     grain = settings.grain
     if orders is None or orders.empty:
         return _gold_frame({}, grain), _finish_excluded([])
     offset = _offset(settings.frequency)
     ds = period_start(orders["order_date"], settings.frequency)
     day = _day_numbers(orders["order_date"])
+    facts = facts or OrderFacts(pd.Timestamp(day.min(), unit="D"), pd.Timestamp(day.max(), unit="D"))
     # The last period counts only when the data reach its last day; a partial period would look like a
     # collapse in demand.
-    last_day = pd.Timestamp(day.max(), unit="D")
-    end = ds.max()
-    if period_start(pd.Series([last_day + pd.Timedelta(days=1)]), settings.frequency).iloc[0] == end:
+    last_day = facts.last_day
+    incomplete = end = _first(last_day, settings.frequency)
+    if _first(last_day + pd.Timedelta(days=1), settings.frequency) == end:
         end = end - offset
 
     product, product_ids = pd.factorize(orders["product_id"])
@@ -255,7 +291,7 @@ def build_gold_from_orders(orders: pd.DataFrame, products: pd.DataFrame, custome
     gross = np.clip(quantity, 0, None)
     promoted = _promoted(product, customer, day, product_ids, customer_ids, promotions)
     inside = (ds <= end).to_numpy()
-    periods = pd.date_range(ds[inside].min() if inside.any() else end, end, freq=offset)
+    periods = pd.date_range(min(_first(facts.first_day, settings.frequency), end), end, freq=offset)
     pos = periods.searchsorted(ds[inside].to_numpy())
     cells = pd.DataFrame({
         "key": code[inside] * len(periods) + pos, "y": quantity[inside],
@@ -294,9 +330,9 @@ def build_gold_from_orders(orders: pd.DataFrame, products: pd.DataFrame, custome
     if late.any():
         excluded.append(pd.DataFrame({
             "unique_id": uids[late], "reason_code": "too_short", "n_periods": 0,
-            "first_ds": ds.max(), "last_ds": ds.max(),
+            "first_ds": incomplete, "last_ds": incomplete,
             "reason": f"no complete period of history: its only order lines fall in the incomplete period "
-                      f"starting {ds.max():%Y-%m-%d} (the data end on {last_day:%Y-%m-%d})"}))
+                      f"starting {incomplete:%Y-%m-%d} (the data end on {last_day:%Y-%m-%d})"}))
     return _gold_frame(gold, grain), _finish_excluded(excluded)
 
 
@@ -392,24 +428,29 @@ def future_rows(series: pd.DataFrame) -> np.ndarray:
     return (~reported & (dates > last)).to_numpy()
 
 
-def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Gold table and excluded series from pre-aggregated series (``raw.series``); grain is [product_id].
+@dataclass(frozen=True)
+class _SeriesRows:
+    """A series file's rows as codes, with what is known per row before any grid is laid."""
 
-    A period without a value (no row, or an empty y) follows ``settings.missing_periods``: 'zero' fills it
-    with 0 from a series' first value to the latest period a quarter of the series reach (or its own last
-    value, if later); 'not_reported' interpolates it linearly between two values (flagged ``imputed``)
-    and ends the series at its last value. With regressors declared (settings.regressors.series_columns),
-    the rows after a series' last value are its regressors' future (``future_rows``): never sales, not even
-    zeros, so with 'zero' such a series ends at its last value."""
-    grain = ["product_id"]
+    series: pd.DataFrame
+    code: np.ndarray
+    uids: np.ndarray
+    ds: pd.Series
+    y: np.ndarray
+    kept: np.ndarray  # a value of a series whose dates fit the frequency
+    misfit: pd.DataFrame
+    missing: pd.DataFrame
+    ahead: list[str]
+
+
+def _series_rows(series: pd.DataFrame | None, settings: Settings) -> _SeriesRows | None:
     ahead: list[str] = []
     if series is not None and settings.regressors.series_columns and not series.empty:
         future = future_rows(series)
         ahead = sorted(series.loc[future, "unique_id"].astype(str).unique())
         series = series[~future]
     if series is None or series.empty:
-        return _gold_frame({}, grain), _finish_excluded([])
-    offset = _offset(settings.frequency)
+        return None
     series = series.reset_index(drop=True)
     code, labels = pd.factorize(series["unique_id"])
     code, uids, _ = _sorted_codes(code, np.asarray(labels).astype(str).astype(object))
@@ -418,8 +459,7 @@ def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd
     misfit = _misfits(series, code, dates, ds, uids, settings)
     fits = ~np.isin(uids[code], misfit["unique_id"].to_numpy())
     y = pd.to_numeric(series["y"]).to_numpy(dtype="float64")
-    zero = settings.missing_periods == "zero"
-    if zero:
+    if settings.missing_periods == "zero":
         y = np.where(np.isnan(y), 0.0, y)
     kept = fits & ~np.isnan(y)
 
@@ -430,10 +470,59 @@ def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd
         "first_ds": span["min"].reindex(never).to_numpy(), "last_ds": span["max"].reindex(never).to_numpy(),
         "reason": ("y missing in all rows (" + span["min"].reindex(never).dt.strftime("%Y-%m-%d") + " to "
                    + span["max"].reindex(never).dt.strftime("%Y-%m-%d") + "): nothing to forecast").to_numpy()})
-    if not kept.any():
-        return _gold_frame({}, grain), _finish_excluded([misfit, missing])
+    return _SeriesRows(series, code, uids, ds, y, kept, misfit, missing, ahead)
 
-    periods = pd.date_range(ds[kept].min(), ds[kept].max(), freq=offset)
+
+def _spans(rows: _SeriesRows) -> pd.DataFrame:
+    frame = pd.DataFrame({"unique_id": rows.uids[rows.code[rows.kept]], "ds": rows.ds[rows.kept].to_numpy()})
+    spans = frame.groupby("unique_id", sort=True)["ds"].agg(first_ds="min", last_ds="max").reset_index()
+    return spans.assign(ahead=spans["unique_id"].isin(rows.ahead))
+
+
+def series_spans(series: pd.DataFrame | None, settings: Settings) -> pd.DataFrame:
+    """unique_id, first_ds, last_ds (first and last period with a value) and ahead (rows after its last value
+    give its regressors' future) of each series of ``series`` with a value whose dates fit the frequency."""
+    rows = _series_rows(series, settings)
+    if rows is None:
+        return pd.DataFrame({"unique_id": pd.Series(dtype=object), "first_ds": pd.Series(dtype="datetime64[ns]"),
+                             "last_ds": pd.Series(dtype="datetime64[ns]"), "ahead": pd.Series(dtype=bool)})
+    return _spans(rows)
+
+
+def series_facts(spans: pd.DataFrame, settings: Settings) -> SeriesFacts | None:
+    """The facts every bucket shares, from the ``series_spans`` of all series (None when none has a value)."""
+    if spans.empty:
+        return None
+    last = spans["last_ds"].to_numpy()
+    reach = _quarter_reach(last)
+    if settings.missing_periods == "zero":
+        last = np.where(spans["ahead"].to_numpy(), last, np.maximum(last, reach))
+    return SeriesFacts(first=pd.Timestamp(spans["first_ds"].min()), last=pd.Timestamp(spans["last_ds"].max()),
+                       reach=pd.Timestamp(reach), end=pd.Timestamp(_quarter_reach(last)))
+
+
+def build_gold_from_series(series: pd.DataFrame, settings: Settings,
+                           facts: SeriesFacts | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gold table and excluded series from pre-aggregated series (``raw.series``); grain is [product_id].
+
+    A period without a value (no row, or an empty y) follows ``settings.missing_periods``: 'zero' fills it
+    with 0 from a series' first value to the latest period a quarter of the series reach (or its own last
+    value, if later); 'not_reported' interpolates it linearly between two values (flagged ``imputed``)
+    and ends the series at its last value. With regressors declared (settings.regressors.series_columns),
+    the rows after a series' last value are its regressors' future (``future_rows``): never sales, not even
+    zeros, so with 'zero' such a series ends at its last value. ``facts`` are those of all series when
+    ``series`` is one bucket of them (default: these series')."""
+    grain = ["product_id"]
+    rows = _series_rows(series, settings)
+    if rows is None:
+        return _gold_frame({}, grain), _finish_excluded([])
+    series, code, uids, ds, y, kept = rows.series, rows.code, rows.uids, rows.ds, rows.y, rows.kept
+    if not kept.any():
+        return _gold_frame({}, grain), _finish_excluded([rows.misfit, rows.missing])
+    facts = facts or series_facts(_spans(rows), settings)
+    zero = settings.missing_periods == "zero"
+
+    periods = pd.date_range(facts.first, facts.last, freq=_offset(settings.frequency))
     cell_code, cell_pos, cell_y = code[kept], periods.searchsorted(ds[kept].to_numpy()), y[kept]
     first = np.full(len(uids), len(periods), dtype="int64")
     np.minimum.at(first, cell_code, cell_pos)
@@ -443,8 +532,7 @@ def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd
         # Zeros run up to the latest period a quarter of the series reach: one series reporting early
         # must not give all the others a zero week.
         has = last >= 0
-        reach = np.sort(last[has])[-int(np.ceil(has.sum() / 4))]
-        last = np.where(has & ~np.isin(uids, ahead), np.maximum(last, reach), last)
+        last = np.where(has & ~np.isin(uids, rows.ahead), np.maximum(last, periods.searchsorted(facts.reach)), last)
     grid_code, grid_pos, length = _grid(first, last)
     values = np.full(len(grid_code), np.nan)
     values[np.searchsorted(grid_code * len(periods) + grid_pos, cell_code * len(periods) + cell_pos)] = cell_y
@@ -458,13 +546,15 @@ def build_gold_from_series(series: pd.DataFrame, settings: Settings) -> tuple[pd
         for column in present:
             gold[column] = attributes[column].to_numpy(dtype=object)[grid_code]
 
-    others = _classify(uids, length, grid_pos, values, periods, settings, None)
-    return _gold_frame(gold, grain), _finish_excluded([misfit, missing, others])
+    others = _classify(uids, length, grid_pos, values, periods, settings, None, periods.searchsorted(facts.end))
+    return _gold_frame(gold, grain), _finish_excluded([rows.misfit, rows.missing, others])
 
 
-def build_gold(tables: dict[str, pd.DataFrame], settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Gold table and excluded series from the raw tables of ``settings.source``."""
+def build_gold(tables: dict[str, pd.DataFrame], settings: Settings,
+               facts: OrderFacts | SeriesFacts | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gold table and excluded series from the raw tables of ``settings.source``; ``facts``: those of all
+    the data when ``tables`` hold one bucket of series (gold/buckets.py)."""
     if settings.source == "series":
-        return build_gold_from_series(tables.get("series"), settings)
+        return build_gold_from_series(tables.get("series"), settings, facts)
     return build_gold_from_orders(tables.get("sales_orders"), tables.get("products"), tables.get("customers"),
-                                  tables.get("promotions"), settings)
+                                  tables.get("promotions"), settings, facts)

@@ -6,6 +6,7 @@ log, in the metadata of ``gold.series_excluded`` and in its ``excluded_share`` c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -39,6 +40,11 @@ class ExclusionSummary:
 def summarize_exclusions(gold: pd.DataFrame, excluded: pd.DataFrame, threshold: float) -> ExclusionSummary:
     """Series known to the gold layer (in gold or excluded), how many are excluded, by reason (most first)."""
     ids = set(gold["unique_id"].astype(str)) | set(excluded["unique_id"].astype(str))
-    counts = excluded["reason_code"].value_counts()
-    by_reason = {str(code): int(n) for code, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))}
-    return ExclusionSummary(series=len(ids), excluded=len(excluded), by_reason=by_reason, threshold=threshold)
+    return summary_from_counts(len(ids), excluded["reason_code"].value_counts().to_dict(), threshold)
+
+
+def summary_from_counts(series: int, reason_counts: Mapping[str, int], threshold: float) -> ExclusionSummary:
+    """The summary from counts made elsewhere (SQL on the stored tables): series known to the gold layer,
+    excluded series per reason code."""
+    by_reason = {str(code): int(n) for code, n in sorted(reason_counts.items(), key=lambda item: (-item[1], item[0]))}
+    return ExclusionSummary(series=series, excluded=sum(by_reason.values()), by_reason=by_reason, threshold=threshold)

@@ -259,13 +259,20 @@ def _stored_digest(path: Path) -> str | None:
 
 def plot_total_sales(gold: pd.DataFrame) -> bytes:
     """Units sold per period over all series."""
-    total = gold.groupby(pd.to_datetime(gold["ds"]))["y"].sum(min_count=1).sort_index()
+    total = gold.groupby(pd.to_datetime(gold["ds"]))["y"].sum(min_count=1)
+    return plot_sales_totals(total, gold["unique_id"].nunique())
+
+
+def plot_sales_totals(total: pd.Series, n_series: int) -> bytes:
+    """Units sold per period (``total``, indexed by period) over ``n_series`` series: summed where they are
+    stored (SQL), so that the plot never needs the whole table."""
+    total = total.set_axis(pd.to_datetime(total.index)).sort_index()
     fig, ax = plt.subplots(figsize=SERIES_SIZE)
     if total.empty:
         _no_data(ax, "sales")
     else:
         ax.plot(total.index, total.values, color=ACTUAL_COLOR, linewidth=1.4)
-        ax.set_title(f"Total units per period ({gold['unique_id'].nunique()} series)", fontsize=11)
+        ax.set_title(f"Total units per period ({n_series} series)", fontsize=11)
         ax.set_ylabel("units")
         ax.grid(alpha=0.3)
         _dates(ax)
