@@ -5,7 +5,7 @@ work for the whole process, so no test imports it.
 
 The daemon test proves that a bad gold table stops the chain at gold's blocking check. Real data that passes
 the raw contracts and still breaks gold's is a bug, and bugs get fixed, so the test breaks the table itself:
-while the file ``BAD_GOLD_MARKER`` exists in the data directory, the gold asset writes its last row twice
+while the file ``BAD_GOLD_MARKER`` exists in the data directory, each bucket of gold writes its last row twice
 (a duplicate series and period). Everything else (sensors, automation, checks, warehouse) is the product's.
 """
 
