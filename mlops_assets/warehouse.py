@@ -93,11 +93,16 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 def read_table(con: duckdb.DuckDBPyConnection, table: str, *, missing_ok: bool = False) -> pd.DataFrame:
     """The whole table as a DataFrame; a missing table is an error unless ``missing_ok`` (then empty)."""
-    if not table_exists(con, table):
-        if missing_ok:
-            return pd.DataFrame()
-        raise LookupError(f"table {table} does not exist yet: materialize its asset first")
+    if missing_ok and not table_exists(con, table):
+        return pd.DataFrame()
+    require_table(con, table)
     return con.execute(f"select * from {_checked(table)}").df()
+
+
+def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Raise LookupError, saying what to do, when the table does not exist yet."""
+    if not table_exists(con, table):
+        raise LookupError(f"table {table} does not exist yet: materialize its asset first")
 
 
 def write_tables(

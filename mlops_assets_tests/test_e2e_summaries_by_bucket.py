@@ -250,3 +250,20 @@ def test_drift_features_by_bucket_stack_into_the_whole_table_features():
         left_out += missing
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
     assert left_out == 1
+
+
+def test_the_gold_fingerprint_sees_every_value_but_not_the_row_order():
+    import duckdb
+
+    from mlops_assets.defs.monitoring import table_fingerprint
+
+    con = duckdb.connect()
+    con.execute("create schema g")
+    gold = _gold()
+    con.register("gold", gold)
+    con.execute("create table g.a as select * from gold")
+    con.execute("create table g.b as select * from gold order by ds desc, unique_id")
+    con.register("changed", gold.assign(y=gold["y"].where(gold.index != 100, gold["y"] + 1)))
+    con.execute("create table g.c as select * from changed")
+    assert table_fingerprint(con, "g.a") == table_fingerprint(con, "g.b")
+    assert table_fingerprint(con, "g.a") != table_fingerprint(con, "g.c")

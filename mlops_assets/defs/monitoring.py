@@ -39,7 +39,7 @@ from mlops_assets.monitoring.serving_requests import (
     unscored_served,
 )
 from mlops_assets.settings import Settings
-from mlops_assets.warehouse import series_bucket, series_ranges, table_exists, write_parquet_part
+from mlops_assets.warehouse import require_table, series_bucket, series_ranges, table_exists, write_parquet_part
 
 GOLD = "gold.sales_data_for_forecast"
 FORECASTS = "forecasting.forecasts"
@@ -107,6 +107,7 @@ def drift_report(
     settings = project.settings
     threshold = settings.drift.threshold
     with warehouse.connection() as con:
+        require_table(con, GOLD)
         fingerprint = f"{table_fingerprint(con, GOLD)}-{settings.drift.model_dump_json()}"
     previous = latest_metadata(context, DRIFT_REPORT_KEY)
     if metadata_value(previous, "input_fingerprint") == fingerprint:
@@ -259,6 +260,7 @@ def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
     issued_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
     # DuckDB compares and appends the issue on the stored tables: the history never comes into this process.
     with warehouse.connection() as con:
+        require_table(con, FORECASTS)
         new_rows = con.execute(f"select count(*) from {FORECASTS}").fetchone()[0]
         before = con.execute(f"select count(*) from {FORECAST_HISTORY}").fetchone()[0] \
             if table_exists(con, FORECAST_HISTORY) else 0
@@ -299,6 +301,8 @@ def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResourc
     shutil.rmtree(parts, ignore_errors=True)
     realized, written, schema, empty = [], 0, None, None
     with warehouse.connection() as con:
+        for table in (FORECAST_HISTORY, GOLD):
+            require_table(con, table)
         served_stored = table_exists(con, SERVED_FORECASTS)
         ids = f"(select unique_id from {FORECAST_HISTORY}" + (
             f" union all select unique_id from {SERVED_FORECASTS})" if served_stored else ")")

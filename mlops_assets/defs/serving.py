@@ -11,7 +11,7 @@ from mlops_assets.defs.meta import OWNERS, column_schema, pandera_check, table_m
 from mlops_assets.defs.resources import ProjectResource, Warehouse
 from mlops_assets.serving.overall import build_sales_overall, default_attributes, unknown_series_error
 from mlops_assets.serving.plots import SeriesPlotWriter, plot_top_series, png_markdown, rank_by_volume
-from mlops_assets.warehouse import series_bucket, series_ranges, write_parquet_part
+from mlops_assets.warehouse import require_table, series_bucket, series_ranges, write_parquet_part
 
 SALES_OVERALL = "serving.sales_overall"
 GOLD = "gold.sales_data_for_forecast"
@@ -45,6 +45,8 @@ def sales_overall(context: dg.AssetExecutionContext, project: ProjectResource, w
     parts = project.paths.engine / "sales_overall"
     shutil.rmtree(parts, ignore_errors=True)
     with warehouse.connection() as con:
+        for table in (GOLD, FORECASTS):
+            require_table(con, table)
         attributes = default_attributes([c[0] for c in con.execute(f"select * from {GOLD} limit 0").description])
         unknown = [uid for (uid,) in con.execute(
             f"select distinct unique_id::varchar from {FORECASTS} where unique_id::varchar not in "
