@@ -267,3 +267,14 @@ def test_the_gold_fingerprint_sees_every_value_but_not_the_row_order():
     con.execute("create table g.c as select * from changed")
     assert table_fingerprint(con, "g.a") == table_fingerprint(con, "g.b")
     assert table_fingerprint(con, "g.a") != table_fingerprint(con, "g.c")
+
+
+@pytest.mark.parametrize("selection, missing", [
+    ("monitoring/forecast_history", "forecasting.forecasts"),
+    ("monitoring/forecast_accuracy", "monitoring.forecast_history"),
+    ("serving/sales_overall", "gold.sales_data_for_forecast"),
+])
+def test_a_missing_input_table_is_named(tmp_path, selection, missing):
+    result = materialize_all(tmp_path, "", selection=selection, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"table {missing} does not exist yet: materialize its asset first" in str(failure.event_specific_data)
