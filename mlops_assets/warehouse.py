@@ -16,7 +16,8 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -92,11 +93,16 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 def read_table(con: duckdb.DuckDBPyConnection, table: str, *, missing_ok: bool = False) -> pd.DataFrame:
     """The whole table as a DataFrame; a missing table is an error unless ``missing_ok`` (then empty)."""
-    if not table_exists(con, table):
-        if missing_ok:
-            return pd.DataFrame()
-        raise LookupError(f"table {table} does not exist yet: materialize its asset first")
+    if missing_ok and not table_exists(con, table):
+        return pd.DataFrame()
+    require_table(con, table)
     return con.execute(f"select * from {_checked(table)}").df()
+
+
+def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Raise LookupError, saying what to do, when the table does not exist yet."""
+    if not table_exists(con, table):
+        raise LookupError(f"table {table} does not exist yet: materialize its asset first")
 
 
 def write_tables(
@@ -289,3 +295,69 @@ def read_snapshot(exports: Path, table: str) -> pd.DataFrame:
     if not path.exists():
         raise LookupError(f"no snapshot of {table} at {path}: materialize its asset first")
     return pd.read_parquet(path)
+
+
+def series_ranges(con: duckdb.DuckDBPyConnection, source: str, bucket_series: int) -> list[tuple[str, str]]:
+    """The first and last unique_id (as text) of consecutive buckets of ``bucket_series`` series of ``source``
+    (a table or a parenthesised query), in unique_id order; empty when it has no rows.
+
+    Buckets of consecutive ids, rather than of a hash, keep a table's order when the buckets are stacked, and
+    the same bounds cut every table keyed by unique_id into the same series.
+    """
+    if bucket_series < 1:
+        raise ValueError(f"bucket_series must be at least 1, got {bucket_series}")
+    return [tuple(bounds) for bounds in con.execute(
+        f"select min(id), max(id) from (select id, (row_number() over (order by id) - 1) // {int(bucket_series)} "
+        f"as bucket from (select distinct unique_id::varchar as id from {source})) group by bucket order by bucket"
+    ).fetchall()]
+
+
+def series_bucket(
+    con: duckdb.DuckDBPyConnection, table: str, bounds: tuple[str, str] | None, columns: str = "*", where: str = ""
+) -> pd.DataFrame:
+    """The rows of one bucket of ``series_ranges`` (None: every row) of a table keyed by unique_id, those
+    of them that ``where`` (SQL) keeps."""
+    conditions = [f"({where})"] if where else []
+    if bounds is not None:
+        conditions.append("unique_id::varchar between ? and ?")
+    filtered = f" where {' and '.join(conditions)}" if conditions else ""
+    return con.execute(f"select {columns} from {_checked(table)}{filtered}", list(bounds or [])).df()
+
+
+def write_parquet_part(df: pd.DataFrame, path: Path) -> None:
+    """One bucket's rows as a Parquet part, written aside and renamed; text columns typed as text even when
+    a bucket holds only nulls there, so that DuckDB reads every part as one table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _typed_strings(df).to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def append_from_query(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list | None = None) -> str:
+    """Append a query's rows to a history table (created when missing) in one transaction, without pandas;
+    returns the write id (see ``write_tables``)."""
+    con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
+    _create_versions(con)
+    write_id = uuid.uuid4().hex
+    with _transaction(con):
+        if table_exists(con, table):
+            con.execute(f"create or replace temporary table _incoming_append as {sql}", params or [])
+            _add_new_columns(con, table, "_incoming_append")
+            con.execute(f"insert into {table} by name select * from _incoming_append")
+            con.execute("drop table _incoming_append")
+        else:
+            con.execute(f"create table {table} as {sql}", params or [])
+        _record_version(con, table, write_id)
+    return write_id
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All the statements inside land, or none (rolled back on any error)."""
+    con.execute("begin transaction")
+    try:
+        yield
+    except Exception:
+        con.execute("rollback")
+        raise
+    con.execute("commit")

@@ -2,17 +2,34 @@
 
 
 import hashlib
+import shutil
 from datetime import UTC, datetime
 
 import dagster as dg
+import duckdb
 import mlflow
 import pandas as pd
 
 from mlops_assets import schemas
 from mlops_assets.defs.automation import downstream_condition
-from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, preview, table_metadata
+from mlops_assets.defs.meta import (
+    OWNERS,
+    column_schema,
+    latest_metadata,
+    metadata_value,
+    pandera_check,
+    preview,
+    table_metadata,
+)
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
-from mlops_assets.monitoring.accuracy import accuracy_summary, append_history, realized_vs_backtest, score_forecasts
+from mlops_assets.monitoring.accuracy import (
+    SUMMARY_KEYS,
+    issue_already_stored,
+    issue_sql,
+    realized_vs_backtest,
+    score_forecasts,
+    summary_sql,
+)
 from mlops_assets.monitoring.serving_requests import COLUMNS as REQUEST_COLUMNS
 from mlops_assets.monitoring.serving_requests import (
     merge_requests,
@@ -21,8 +38,16 @@ from mlops_assets.monitoring.serving_requests import (
     requests_summary,
     unscored_served,
 )
+from mlops_assets.settings import Settings
+from mlops_assets.warehouse import require_table, series_bucket, series_ranges, table_exists, write_parquet_part
 
+GOLD = "gold.sales_data_for_forecast"
+FORECASTS = "forecasting.forecasts"
+CHAMPIONS = "forecasting.series_champions"
+ACCURACY_ORDER = "issued_at, unique_id, ds, model, model_version"
 DRIFT_SUMMARY = "monitoring.drift_summary"
+# The gold columns drift compares (drift.window_features), the only ones it reads.
+DRIFT_COLUMNS = ("unique_id", "ds", "y", "avg_unit_price", "promo_share", "category")
 FORECAST_HISTORY = "monitoring.forecast_history"
 FORECAST_ACCURACY = "monitoring.forecast_accuracy"
 SERVING_REQUESTS = "monitoring.serving_requests"
@@ -80,9 +105,10 @@ def drift_report(
     mlflow_tracking: MlflowTracking,
 ):
     settings = project.settings
-    gold = warehouse.read("gold.sales_data_for_forecast")
     threshold = settings.drift.threshold
-    fingerprint = f"{_frame_fingerprint(gold)}-{settings.drift.model_dump_json()}"
+    with warehouse.connection() as con:
+        require_table(con, GOLD)
+        fingerprint = f"{table_fingerprint(con, GOLD)}-{settings.drift.model_dump_json()}"
     previous = latest_metadata(context, DRIFT_REPORT_KEY)
     if metadata_value(previous, "input_fingerprint") == fingerprint:
         context.log.info("gold unchanged since the last drift report: kept it, appended nothing")
@@ -112,16 +138,13 @@ def drift_report(
         yield _drift_check(float(done["drift_share"]), drifted, threshold)
         return
     # Evidently takes seconds to import: load it when a report runs, not every time the code location loads.
-    from mlops_assets.monitoring.drift import compute_drift
+    from mlops_assets.monitoring.drift import drift_of_features
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    result = compute_drift(
-        gold,
-        recent_periods=settings.drift.recent_periods,
-        reference_periods=settings.drift.reference_periods,
-        report_dir=project.paths.reports / "drift",
-        stamp=stamp,
-    )
+    features, reference, current, notes = _drift_features(warehouse, settings)
+    result = drift_of_features(features, reference, current, notes, report_dir=project.paths.reports / "drift",
+                               stamp=stamp)
+    del features
     mlflow_tracking.activate()
     description = (
         f"Evidently data drift of gold: current {_window(result.current_window)} against reference "
@@ -174,8 +197,38 @@ def drift_report(
     yield _drift_check(float(result.drift_share), result.drifted_columns, threshold)
 
 
-def _frame_fingerprint(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()[:16]
+def table_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A digest of a table's columns and of every row, computed by DuckDB (row order does not count)."""
+    rows, hashed = con.execute(f"select count(*), coalesce(sum(hash(t)), 0)::varchar from {table} t").fetchone()
+    columns = con.execute(f"select column_name, column_type from (describe {table})").fetchall()
+    return hashlib.sha256(f"{columns}|{rows}|{hashed}".encode()).hexdigest()[:16]
+
+
+def _drift_features(warehouse: Warehouse, settings: Settings) -> tuple[pd.DataFrame, list, list, list[str]]:
+    """drift's features of every row of both windows, built one bucket of series at a time; only the rows of
+    the windows and the columns drift compares come out of DuckDB."""
+    from mlops_assets.monitoring.drift import drift_windows, no_level_note, window_features
+
+    with warehouse.connection() as con:
+        periods = con.execute(f"select distinct ds from {GOLD} where y is not null order by ds").df()["ds"]
+        reference, current, notes = drift_windows(
+            periods.to_numpy(), settings.drift.recent_periods, settings.drift.reference_periods)
+        have = {c[0] for c in con.execute(f"select * from {GOLD} limit 0").description}
+        columns = ", ".join(c for c in DRIFT_COLUMNS if c in have)
+        rows = f"y is not null and ds >= '{pd.Timestamp(reference[0])}'"
+        with_category = "category" in have and bool(
+            con.execute(f"select count(category) > 0 from {GOLD} where {rows}").fetchone()[0])
+        parts, no_level = [], 0
+        for bounds in series_ranges(con, GOLD, settings.compute.bucket_series):
+            bucket, left_out = window_features(
+                series_bucket(con, GOLD, bounds, columns, where=rows), reference, current, with_category)
+            no_level += left_out
+            # Evidently reads the features only: the ids and periods would double what this process holds.
+            parts.append(bucket.drop(columns=["unique_id", "ds"]).astype(
+                {c: "category" for c in ("window", "category") if c in bucket}))
+    features = pd.concat(parts, ignore_index=True)
+    features = features.astype({c: object for c in ("window", "category") if c in features})
+    return features, reference, current, notes + no_level_note(no_level)
 
 
 def _drift_check(drift_share: float, drifted_columns: list[str], threshold: float) -> dg.AssetCheckResult:
@@ -204,15 +257,21 @@ def _drift_check(drift_share: float, drifted_columns: list[str], threshold: floa
     "Append-only: a rerun of the same forecasts adds nothing and nothing is overwritten.",
 )
 def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
-    forecasts = warehouse.read("forecasting.forecasts")
-    existing = warehouse.read(FORECAST_HISTORY, missing_ok=True)
     issued_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None, microsecond=0))
-    combined = append_history(existing if not existing.empty else None, forecasts, issued_at)
-    added = len(combined) - len(existing)
-    if added:
-        warehouse.replace(FORECAST_HISTORY, combined)
-    context.log.info(f"{added} forecast rows appended ({len(combined)} in the history)")
-    return dg.MaterializeResult(metadata=table_metadata(combined, FORECAST_HISTORY, rows_appended=added))
+    # DuckDB compares and appends the issue on the stored tables: the history never comes into this process.
+    with warehouse.connection() as con:
+        require_table(con, FORECASTS)
+        new_rows = con.execute(f"select count(*) from {FORECASTS}").fetchone()[0]
+        before = con.execute(f"select count(*) from {FORECAST_HISTORY}").fetchone()[0] \
+            if table_exists(con, FORECAST_HISTORY) else 0
+        stored = new_rows == 0 or issue_already_stored(con, FORECAST_HISTORY, FORECASTS)
+        sql = issue_sql(con, FORECASTS)
+    total = before if stored else warehouse.append_query(FORECAST_HISTORY, sql, [issued_at.to_pydatetime()])
+    added = total - before
+    context.log.info(f"{added} forecast rows appended ({total} in the history)")
+    head = warehouse.query(f"select * from {FORECAST_HISTORY} limit 10") if total else pd.DataFrame()
+    return dg.MaterializeResult(metadata={**table_metadata(head, FORECAST_HISTORY, rows_appended=added),
+                                          "dagster/row_count": total})
 
 
 @dg.asset(
@@ -237,28 +296,56 @@ def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
     "the endpoint served from a version with no batch forecast of that period are scored too (source served).",
 )
 def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
-    history = warehouse.read(FORECAST_HISTORY)
-    served = unscored_served(history, warehouse.read(SERVED_FORECASTS, missing_ok=True))
-    history = history.assign(source="batch")
-    if not served.empty:
-        history = pd.concat([history, served], ignore_index=True)
-    gold = warehouse.read("gold.sales_data_for_forecast")
-    scored = score_forecasts(history, gold[["unique_id", "ds", "y", "imputed"]])
-    warehouse.replace(FORECAST_ACCURACY, scored)
-    summary = accuracy_summary(scored) if not scored.empty else {}
-    metadata = table_metadata(scored, FORECAST_ACCURACY, forecasts_scored=len(scored))
-    for name, table in summary.items():
-        metadata[name] = preview(table, rows=20)
+    settings = project.settings
+    parts = project.paths.engine / "forecast_accuracy"
+    shutil.rmtree(parts, ignore_errors=True)
+    realized, written, schema, empty = [], 0, None, None
+    with warehouse.connection() as con:
+        for table in (FORECAST_HISTORY, GOLD):
+            require_table(con, table)
+        served_stored = table_exists(con, SERVED_FORECASTS)
+        ids = f"(select unique_id from {FORECAST_HISTORY}" + (
+            f" union all select unique_id from {SERVED_FORECASTS})" if served_stored else ")")
+        ranges = series_ranges(con, ids, settings.compute.bucket_series) or [None]
+        # Whole series at a time: a forecast, its actual and its champion are all in the series' bucket.
+        for k, bounds in enumerate(ranges):
+            history = series_bucket(con, FORECAST_HISTORY, bounds)
+            served = unscored_served(
+                history, series_bucket(con, SERVED_FORECASTS, bounds) if served_stored else pd.DataFrame())
+            history = history.assign(source="batch")
+            if not served.empty:
+                history = pd.concat([history, served], ignore_index=True)
+            scored = score_forecasts(history, series_bucket(con, GOLD, bounds, "unique_id, ds, y, imputed"))
+            if scored.empty:
+                empty = scored
+                continue
+            schema = column_schema(scored) if schema is None else schema
+            write_parquet_part(scored, parts / f"bucket-{k:05d}.parquet")
+            written += len(scored)
+            realized.append(realized_vs_backtest(scored, series_bucket(con, CHAMPIONS, bounds)))
+    if written:
+        rows = warehouse.replace_from_parquet(FORECAST_ACCURACY, str(parts / "*.parquet"), order_by=ACCURACY_ORDER)
+    else:
+        warehouse.replace(FORECAST_ACCURACY, empty)
+        rows, schema = 0, column_schema(empty)
+    shutil.rmtree(parts, ignore_errors=True)
+    head = warehouse.query(f"select * from {FORECAST_ACCURACY} order by {ACCURACY_ORDER} limit 10")
+    metadata = {**table_metadata(head, FORECAST_ACCURACY, forecasts_scored=rows), "dagster/row_count": rows,
+                "dagster/column_schema": schema}
+    for name, by in SUMMARY_KEYS.items() if rows else ():
+        metadata[name] = preview(warehouse.query(summary_sql(FORECAST_ACCURACY, by, limit=20)), rows=20)
+    context.log.info(f"{rows} past forecasts scored against actuals, in {len(ranges)} buckets of up to "
+                     f"{settings.compute.bucket_series} series")
     yield dg.MaterializeResult(metadata=metadata)
 
-    ratio_limit = project.settings.monitoring.accuracy_warn_ratio
-    if scored.empty:
+    ratio_limit = settings.monitoring.accuracy_warn_ratio
+    if not rows:
         yield dg.AssetCheckResult(
             check_name=ACCURACY_CHECK, passed=True, metadata={"forecasts_scored": 0},
             description="no actuals cover any past forecast yet",
         )
         return
-    realized = realized_vs_backtest(scored, warehouse.read("forecasting.series_champions"))
+    realized = pd.concat(realized, ignore_index=True)
     overall = float(realized["realized_smape"].mean() / max(realized["backtest_smape"].mean(), 1e-9))
     worst = realized.sort_values("ratio", ascending=False).head(10)
     yield dg.AssetCheckResult(

@@ -151,6 +151,13 @@ class Warehouse(_RunScoped):
                 warehouse.publish_snapshot_from_table(con, Path(self.exports_dir), table, write_id)
         return rows
 
+    def append_query(self, table: str, sql: str, params: list | None = None) -> int:
+        """Append a query's rows to a history table inside DuckDB; returns the table's rows after it."""
+        with self.connection() as con:
+            write_id = warehouse.append_from_query(con, table, sql, params)
+            warehouse.publish_snapshot_from_table(con, Path(self.exports_dir), table, write_id)
+            return int(con.execute(f"select count(*) from {table}").fetchone()[0])
+
     def replace(self, table: str, df: pd.DataFrame) -> None:
         self.write(replace={table: df})
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from mlops_assets.forecasting.metrics import smape_terms
+from mlops_assets.warehouse import table_exists
 
 KEY = ["unique_id", "ds"]
 METRIC_COLUMNS = ["n", "smape", "mae", "bias", "coverage_80", "coverage_95"]
@@ -175,3 +177,61 @@ def realized_vs_backtest(scored: pd.DataFrame, champions: pd.DataFrame) -> pd.Da
     table["n"] = table["n"].astype("int64")
     columns = ["unique_id", "model", "n", "realized_smape", "backtest_smape", "ratio"]
     return table[columns].sort_values("unique_id").reset_index(drop=True)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [column[0] for column in con.execute(f"select * from {table} limit 0").description]
+
+
+def issue_sql(con: duckdb.DuckDBPyConnection, forecasts: str) -> str:
+    """append_history's new rows as DuckDB SQL over the stored ``forecasts`` (one parameter: issued_at, naive
+    UTC): the forecasts with train_end (NULL unless they carry one), issued_at and horizon_step."""
+    train_end = "" if "train_end" in _columns(con, forecasts) else ", cast(null as timestamp_ns) as train_end"
+    return (
+        f"select *{train_end}, cast(? as timestamp) as issued_at, "
+        "dense_rank() over (partition by unique_id, model order by ds)::bigint as horizon_step "
+        f"from {forecasts} order by unique_id, model, ds"
+    )
+
+
+def issue_already_stored(con: duckdb.DuckDBPyConnection, history: str, forecasts: str) -> bool:
+    """Whether ``history`` already holds an issue with the same rows as ``forecasts`` (append_history's test:
+    same model_version, train_end and unique_id/ds/model/y_hat set, y_hat to 6 decimals), asked of DuckDB."""
+    if not table_exists(con, history):
+        return False
+
+    def rows(table: str) -> str:
+        train_end = "train_end" if "train_end" in _columns(con, table) else "null"
+        return (f"unique_id::varchar, ds::timestamp_ns, model::varchar, model_version::varchar, "
+                f"{train_end}::timestamp_ns, round(y_hat::double, {_Y_HAT_DECIMALS})"), train_end
+
+    new, _ = rows(forecasts)
+    old, train_end = rows(history)
+    issues = con.execute(
+        f"select distinct issued_at, model_version, {train_end} from {history} "
+        f"where model_version::varchar in (select model_version::varchar from {forecasts}) order by all"
+    ).fetchall()
+    for issued_at, version, end in issues:
+        issue = (f"select {old} from {history} where issued_at = $1 and model_version = $2 "
+                 f"and {train_end} is not distinct from $3")
+        differing = con.execute(
+            f"select count(*) from ((select {new} from {forecasts} except all {issue}) "
+            f"union all ({issue} except all select {new} from {forecasts}))",
+            [issued_at, version, end],
+        ).fetchone()[0]
+        if differing == 0:
+            return True
+    return False
+
+
+def summary_sql(table: str, by: str, limit: int | None = None) -> str:
+    """accuracy_summary's table by ``by`` as DuckDB SQL over the stored scored forecasts (first ``limit`` rows)."""
+    return (
+        f"select {by}, count(*)::bigint as n, avg(smape) as smape, avg(abs_error) as mae, avg(y_hat - y) as bias, "
+        "avg(in_80::double) as coverage_80, avg(in_95::double) as coverage_95 "
+        f"from {table} group by {by} order by {by} nulls last" + (f" limit {int(limit)}" if limit else "")
+    )
+
+
+SUMMARY_KEYS = {"by_series": "unique_id", "by_step": "horizon_step", "by_version": "model_version",
+                "trend": "issued_at"}

@@ -19,6 +19,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
@@ -55,8 +56,11 @@ class DriftResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _windows(gold: pd.DataFrame, recent_periods: int, reference_periods: int) -> tuple[list, list, list[str]]:
-    periods = sorted(gold["ds"].unique())
+def drift_windows(
+    periods: list | np.ndarray, recent_periods: int, reference_periods: int
+) -> tuple[list, list, list[str]]:
+    """The reference and current periods among ``periods`` (the sorted periods with a reported y), and notes."""
+    periods = list(periods)
     if len(periods) < recent_periods + 2:
         raise ValueError(
             f"drift needs at least recent_periods + 2 = {recent_periods + 2} periods with a reported y in "
@@ -74,11 +78,15 @@ def _windows(gold: pd.DataFrame, recent_periods: int, reference_periods: int) ->
     return reference, current, notes
 
 
-def _features_and_notes(
-    gold: pd.DataFrame, recent_periods: int, reference_periods: int
-) -> tuple[pd.DataFrame, list, list, list[str]]:
+def window_features(
+    gold: pd.DataFrame, reference: list, current: list, with_category: bool | None = None
+) -> tuple[pd.DataFrame, int]:
+    """drift_features of whole series of gold, given the windows of the whole table: the rows sorted by
+    unique_id and ds, and how many series were left out for want of a positive mean y in the reference window.
+
+    ``with_category``: whether any row of the windows in the whole table names a category (None: any of these
+    rows), so that every bucket of a table has the column or none has."""
     data = gold.loc[gold["y"].notna()]  # a missing y is "not reported", neither zero nor a sale
-    reference, current, notes = _windows(data, recent_periods, reference_periods)
     data = data.loc[data["ds"].isin(reference) | data["ds"].isin(current)]
     is_ref = data["ds"].isin(reference)
     out = pd.DataFrame({"unique_id": data["unique_id"], "ds": data["ds"]})
@@ -93,15 +101,29 @@ def _features_and_notes(
     if "promo_share" in data:
         out["promo_share"] = data["promo_share"].astype("float64")
     out["is_zero"] = data["y"] == 0
-    if "category" in data and data["category"].notna().any():
+    if with_category is None:
+        with_category = "category" in data and bool(data["category"].notna().any())
+    if with_category:
         out["category"] = data["category"].astype(object).where(data["category"].notna(), "(none)")
     no_level = out.loc[out["relative_sales"].isna(), "unique_id"].nunique()
-    if no_level:
-        notes.append(
-            f"{no_level} series left out: no positive mean y in the reference window (new or all zero)"
-        )
     out = out.loc[out["relative_sales"].notna()]
-    return out.sort_values(["unique_id", "ds"]).reset_index(drop=True), reference, current, notes
+    return out.sort_values(["unique_id", "ds"]).reset_index(drop=True), int(no_level)
+
+
+def no_level_note(series: int) -> list[str]:
+    """The note on series left out of the comparison (none when ``series`` is 0)."""
+    if not series:
+        return []
+    return [f"{series} series left out: no positive mean y in the reference window (new or all zero)"]
+
+
+def _features_and_notes(
+    gold: pd.DataFrame, recent_periods: int, reference_periods: int
+) -> tuple[pd.DataFrame, list, list, list[str]]:
+    periods = sorted(gold.loc[gold["y"].notna(), "ds"].unique())
+    reference, current, notes = drift_windows(periods, recent_periods, reference_periods)
+    features, no_level = window_features(gold, reference, current)
+    return features, reference, current, notes + no_level_note(no_level)
 
 
 def drift_features(
@@ -188,6 +210,21 @@ def compute_drift(
 ) -> DriftResult:
     """Drift of the last ``recent_periods`` periods against the ``reference_periods`` before them."""
     features, ref_ds, cur_ds, notes = _features_and_notes(gold, recent_periods, reference_periods)
+    return drift_of_features(features, ref_ds, cur_ds, notes, report_dir=report_dir, stamp=stamp)
+
+
+def drift_of_features(
+    features: pd.DataFrame,
+    ref_ds: list,
+    cur_ds: list,
+    notes: list[str],
+    *,
+    report_dir: Path | None = None,
+    stamp: str | None = None,
+) -> DriftResult:
+    """compute_drift on drift features already built (window_features of every bucket, stacked): the
+    Evidently report of the reference rows against the current rows, on every row of both windows."""
+    notes = list(notes)
     ref = features.loc[features["window"] == "reference"]
     cur = features.loc[features["window"] == "current"]
     if ref.empty or cur.empty:

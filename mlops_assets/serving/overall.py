@@ -47,8 +47,18 @@ def _bound_columns(forecasts: pd.DataFrame) -> list[str]:
     return [f"{side}_{level}" for level in levels for side in ("lo", "hi")]
 
 
-def _default_attributes(gold: pd.DataFrame) -> list[str]:
-    return [c for c in PRODUCT_ATTRIBUTES + CUSTOMER_ATTRIBUTES if c in gold.columns]
+def default_attributes(columns: list[str] | pd.Index) -> list[str]:
+    """The attribute columns of sales_overall among gold's ``columns``: product, and customer at that grain."""
+    return [c for c in PRODUCT_ATTRIBUTES + CUSTOMER_ATTRIBUTES if c in columns]
+
+
+def unknown_series_error(unknown: list[str]) -> ValueError:
+    """The error for forecasts of series that gold lacks (``unknown``: their ids, sorted)."""
+    shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+    return ValueError(
+        f"forecasting.forecasts has {len(unknown)} series that are not in gold.sales_data_for_forecast "
+        f"({shown}); forecasts and gold come from different runs: rematerialize the forecasts."
+    )
 
 
 def build_sales_overall(
@@ -61,7 +71,7 @@ def build_sales_overall(
     """
     _require(gold, _GOLD_REQUIRED, "gold.sales_data_for_forecast")
     _require(forecasts, _FORECAST_REQUIRED, "forecasting.forecasts")
-    attributes = _default_attributes(gold) if attributes is None else list(attributes)
+    attributes = default_attributes(gold.columns) if attributes is None else list(attributes)
     _require(gold, attributes, "gold.sales_data_for_forecast (attributes asked for)")
     bounds = _bound_columns(forecasts)
 
@@ -71,11 +81,7 @@ def build_sales_overall(
     )
     unknown = sorted(set(forecasts["unique_id"]) - set(gold["unique_id"]))
     if unknown:
-        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
-        raise ValueError(
-            f"forecasting.forecasts has {len(unknown)} series that are not in gold.sales_data_for_forecast "
-            f"({shown}); forecasts and gold come from different runs: rematerialize the forecasts."
-        )
+        raise unknown_series_error(unknown)
 
     train = gold[["unique_id", *attributes, "ds", "y"]].rename(columns={"y": "sales"})
     # A Train row whose y gold interpolated (a gap in a series file) says so: it is not an actual.

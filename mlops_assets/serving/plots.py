@@ -13,6 +13,7 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +143,12 @@ def plot_series(overall: pd.DataFrame, unique_id: str, path: Path | None = None)
 def series_by_volume(overall: pd.DataFrame) -> list[str]:
     """unique_ids of the series that have actuals, most units sold (origin 'Train') first, ties by id."""
     train = overall[overall["origin"] == "Train"]
-    volume = train.groupby(train["unique_id"].astype(str))["sales"].sum()
-    return [unique_id for unique_id, _ in sorted(volume.items(), key=lambda item: (-item[1], item[0]))]
+    return rank_by_volume(train.groupby(train["unique_id"].astype(str))["sales"].sum())
+
+
+def rank_by_volume(volume: pd.Series) -> list[str]:
+    """The unique_ids of ``volume`` (units sold, indexed by unique_id), most first, ties by id."""
+    return [str(unique_id) for unique_id, _ in sorted(volume.items(), key=lambda item: (-item[1], str(item[0])))]
 
 
 def plot_top_series(overall: pd.DataFrame, n: int = 4) -> bytes:
@@ -200,43 +205,65 @@ def write_series_plots(overall: pd.DataFrame, folder: Path, max_series: int) -> 
     Readers never see a half-written file. Every other ``*.png`` directly in ``folder`` is removed, so
     the folder shows the current table and no stale forecast; other files are left alone.
     """
-    if max_series < 0:
-        raise ValueError(f"max_series must be 0 or more; got {max_series}")
-    folder = Path(folder)
-    unique_ids = overall["unique_id"].astype(str)
-    ranked = series_by_volume(overall)
-    # Series without actuals rank last: they are still series of the table.
-    ranked += sorted(set(unique_ids.unique()) - set(ranked))
-    plotted = sorted(ranked[:max_series])
-    # Names come from every series of the table, so a series keeps its file name whatever the cap.
-    names = _file_names(sorted(ranked))
-    rows = overall[unique_ids.isin(plotted)]
-    groups = dict(iter(rows.groupby(rows["unique_id"].astype(str), sort=True)))
-    folder.mkdir(parents=True, exist_ok=True)
-    written, drawn = [], []
-    # One figure redrawn per series: creating a figure costs more than drawing a small plot.
-    fig, ax = plt.subplots(figsize=SERIES_SIZE)
-    try:
-        for unique_id in plotted:
-            path = folder / names[unique_id]
-            written.append(path)
-            digest = series_digest(groups[unique_id])
+    with SeriesPlotWriter(folder, series_by_volume(overall), overall["unique_id"].astype(str), max_series) as writer:
+        writer.draw(overall)
+        return writer.finish()
+
+
+class SeriesPlotWriter:
+    """write_series_plots for a caller that holds the table one bucket of whole series at a time.
+
+    ``ranked`` (series_by_volume's order) and ``unique_ids`` (every series of the table) decide which series
+    get a PNG and their file names before any row is seen; ``draw`` each bucket, then ``finish``.
+    """
+
+    def __init__(self, folder: Path, ranked: list[str], unique_ids: Iterable[str], max_series: int) -> None:
+        if max_series < 0:
+            raise ValueError(f"max_series must be 0 or more; got {max_series}")
+        self.folder = Path(folder)
+        # Series without actuals rank last: they are still series of the table.
+        ranked = [*ranked, *sorted(set(map(str, unique_ids)) - set(ranked))]
+        self.plotted = sorted(ranked[:max_series])
+        self._wanted = set(self.plotted)
+        # Names come from every series of the table, so a series keeps its file name whatever the cap.
+        self._names = _file_names(sorted(ranked))
+        self._unplotted = len(ranked) - len(self.plotted)
+        self._drawn: list[Path] = []
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # One figure redrawn per series: creating a figure costs more than drawing a small plot.
+        self._fig, self._ax = plt.subplots(figsize=SERIES_SIZE)
+
+    def __enter__(self) -> SeriesPlotWriter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        plt.close(self._fig)
+
+    def draw(self, rows: pd.DataFrame) -> None:
+        """Draw the plotted series among ``rows`` (whole series of sales_overall) whose PNG shows other rows."""
+        unique_ids = rows["unique_id"].astype(str)
+        rows = rows[unique_ids.isin(self._wanted)]
+        for unique_id, group in rows.groupby(unique_ids[rows.index], sort=True):
+            path = self.folder / self._names[unique_id]
+            digest = series_digest(group)
             if _stored_digest(path) == digest:
                 continue
-            ax.clear()
-            _draw_series(ax, groups[unique_id], unique_id)
-            _series_layout(fig)
-            _write_atomic(path, _png(fig, digest))
-            drawn.append(path)
-    finally:
-        plt.close(fig)
-    keep = {path.name for path in written}
-    removed = []
-    for path in sorted(folder.glob("*.png")):
-        if path.name not in keep and path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return SeriesPlots(written=written, drawn=drawn, unplotted=len(ranked) - len(plotted), removed=removed)
+            self._ax.clear()
+            _draw_series(self._ax, group, unique_id)
+            _series_layout(self._fig)
+            _write_atomic(path, _png(self._fig, digest))
+            self._drawn.append(path)
+
+    def finish(self) -> SeriesPlots:
+        """Remove the PNGs of series no longer plotted; what the folder now holds."""
+        written = [self.folder / self._names[unique_id] for unique_id in self.plotted]
+        keep = {path.name for path in written}
+        removed = []
+        for path in sorted(self.folder.glob("*.png")):
+            if path.name not in keep and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return SeriesPlots(written=written, drawn=list(self._drawn), unplotted=self._unplotted, removed=removed)
 
 
 def series_digest(rows: pd.DataFrame) -> str:

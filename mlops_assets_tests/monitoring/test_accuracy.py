@@ -1,5 +1,6 @@
 import math
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,9 +9,12 @@ from mlops_assets.forecasting.metrics import smape_terms
 from mlops_assets.monitoring.accuracy import (
     accuracy_summary,
     append_history,
+    issue_already_stored,
+    issue_sql,
     realized_vs_backtest,
     score_forecasts,
 )
+from mlops_assets.warehouse import append_from_query
 
 T1, T2 = pd.Timestamp("2026-01-05 06:00"), pd.Timestamp("2026-01-12 06:00")
 W1, W2, W3 = pd.Timestamp("2026-01-05"), pd.Timestamp("2026-01-12"), pd.Timestamp("2026-01-19")
@@ -210,3 +214,42 @@ def test_issues_sharing_an_issued_at_are_told_apart_by_train_end():
     assert len(both) == 12
     assert len(append_history(both, forecasts(), T2, train_end=te1)) == 12
     assert len(append_history(both, forecasts(shift=1.0), T2, train_end=te2)) == 12
+
+
+def _append_in_duckdb(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, issued: pd.Timestamp) -> int:
+    """forecast_history's path: the forecasts stored, the issue compared and appended by DuckDB; rows after."""
+    con.register("incoming", frame.reset_index(drop=True).copy())
+    con.execute("create or replace table f.forecasts as select * from incoming")
+    con.unregister("incoming")
+    if not issue_already_stored(con, "m.history", "f.forecasts"):
+        append_from_query(con, "m.history", issue_sql(con, "f.forecasts"), [issued.to_pydatetime()])
+    return con.execute("select count(*) from m.history").fetchall()[0][0]
+
+
+def test_the_history_kept_by_duckdb_appends_exactly_when_append_history_does():
+    con = duckdb.connect()
+    con.execute("create schema f")
+    te1, te2 = pd.Timestamp("2025-12-29"), pd.Timestamp("2026-01-05")
+    steps = [  # the same sequence of issues as above: reruns, changes, versions, train_end
+        (forecasts(), T1, te1), (forecasts().iloc[::-1], T2, te1), (forecasts(shift=1e-9), T2, te1),
+        (forecasts(shift=0.5), T2, te1), (forecasts(version="8"), T2, te1), (forecasts(), T2, te2),
+        (forecasts(), T2, te1), (forecasts(shift=1.0), T1, te2),
+    ]
+    expected = None
+    for frame, issued, train_end in steps:
+        frame = frame.assign(train_end=train_end)
+        expected = append_history(expected, frame, issued)
+        assert _append_in_duckdb(con, frame, issued) == len(expected)
+    stored = con.execute("select * from m.history").df()
+    pd.testing.assert_frame_equal(stored, expected.astype({"issued_at": "datetime64[us]"}), check_dtype=False)
+
+
+def test_a_history_started_by_duckdb_has_no_train_end_when_the_forecasts_have_none():
+    con = duckdb.connect()
+    con.execute("create schema f")
+    _append_in_duckdb(con, forecasts(), T1)
+    stored = con.execute("select * from m.history").df()
+    expected = append_history(None, forecasts(), T1)
+    assert list(stored.columns) == list(expected.columns)
+    assert stored["train_end"].isna().all() and (stored["horizon_step"] == expected["horizon_step"]).all()
+    assert _append_in_duckdb(con, forecasts().iloc[::-1], T2) == 6, "a rerun without train_end is one too"
