@@ -120,8 +120,7 @@ def write_tables(
         con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
     _create_versions(con)
     write_id = uuid.uuid4().hex
-    con.execute("begin transaction")
-    try:
+    with _transaction(con):
         for i, (table, df) in enumerate([*replace.items(), *append.items()]):
             view = f"_incoming_{i}"
             con.register(view, _typed_strings(df))
@@ -132,10 +131,6 @@ def write_tables(
                 con.execute(f"insert into {table} by name select * from {view}")
             con.unregister(view)
             _record_version(con, table, write_id)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return write_id
 
 
@@ -190,18 +185,13 @@ def replace_tables_from_parquet(
     _create_versions(con)
     write_id = uuid.uuid4().hex
     rows = {}
-    con.execute("begin transaction")
-    try:
+    with _transaction(con):
         for table, (pattern, order_by) in tables.items():
             con.execute(
                 f"create or replace table {table} as select * from read_parquet(?) order by {order_by}", [pattern]
             )
             rows[table] = int(con.execute(f"select count(*) from {table}").fetchone()[0])
             _record_version(con, table, write_id)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return rows, write_id
 
 
@@ -322,15 +312,6 @@ def series_bucket(
         conditions.append("unique_id::varchar between ? and ?")
     filtered = f" where {' and '.join(conditions)}" if conditions else ""
     return con.execute(f"select {columns} from {_checked(table)}{filtered}", list(bounds or [])).df()
-
-
-def write_parquet_part(df: pd.DataFrame, path: Path) -> None:
-    """One bucket's rows as a Parquet part, written aside and renamed; text columns typed as text even when
-    a bucket holds only nulls there, so that DuckDB reads every part as one table."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    _typed_strings(df).to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def append_from_query(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list | None = None) -> str:

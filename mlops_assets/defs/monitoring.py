@@ -39,7 +39,7 @@ from mlops_assets.monitoring.serving_requests import (
     unscored_served,
 )
 from mlops_assets.settings import Settings
-from mlops_assets.warehouse import require_table, series_bucket, series_ranges, table_exists, write_parquet_part
+from mlops_assets.warehouse import require_table, series_bucket, series_ranges, table_exists, write_part
 
 GOLD = "gold.sales_data_for_forecast"
 FORECASTS = "forecasting.forecasts"
@@ -320,7 +320,7 @@ def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResourc
                 empty = scored
                 continue
             schema = column_schema(scored) if schema is None else schema
-            write_parquet_part(scored, parts / f"bucket-{k:05d}.parquet")
+            write_part(scored, parts / f"bucket-{k:05d}.parquet")
             written += len(scored)
             realized.append(realized_vs_backtest(scored, series_bucket(con, CHAMPIONS, bounds)))
     if written:

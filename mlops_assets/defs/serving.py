@@ -11,7 +11,7 @@ from mlops_assets.defs.meta import OWNERS, column_schema, pandera_check, table_m
 from mlops_assets.defs.resources import ProjectResource, Warehouse
 from mlops_assets.serving.overall import build_sales_overall, default_attributes, unknown_series_error
 from mlops_assets.serving.plots import SeriesPlotWriter, plot_top_series, png_markdown, rank_by_volume
-from mlops_assets.warehouse import require_table, series_bucket, series_ranges, write_parquet_part
+from mlops_assets.warehouse import require_table, series_bucket, series_ranges, write_part
 
 SALES_OVERALL = "serving.sales_overall"
 GOLD = "gold.sales_data_for_forecast"
@@ -64,7 +64,7 @@ def sales_overall(context: dg.AssetExecutionContext, project: ProjectResource, w
             for k, bounds in enumerate(ranges):
                 gold, forecasts = series_bucket(con, GOLD, bounds), series_bucket(con, FORECASTS, bounds)
                 bucket = build_sales_overall(gold, forecasts, attributes)
-                write_parquet_part(bucket, parts / f"bucket-{k:05d}.parquet")
+                write_part(bucket, parts / f"bucket-{k:05d}.parquet")
                 writer.draw(bucket)
                 top_rows.append(bucket[bucket["unique_id"].isin(top)])
                 schema = column_schema(bucket, OVERALL_COLUMNS) if schema is None else schema
