@@ -16,7 +16,8 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -104,36 +105,58 @@ def write_tables(
     *,
     replace: dict[str, pd.DataFrame] | None = None,
     append: dict[str, pd.DataFrame] | None = None,
-) -> None:
+) -> str:
     """Replace some tables and append to others in ONE transaction: all of it lands, or none of it.
 
     Returns the write id recorded for every table touched (see ``reconcile_snapshots``).
     """
     replace, append = replace or {}, append or {}
-    for table in [*replace, *append]:
+    with transaction(con, [*replace, *append]) as write_id:
+        write_frames(con, replace=replace, append=append)
+    return write_id
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, tables: list[str]) -> Iterator[str]:
+    """One transaction that writes ``tables`` (in SQL or from frames); yields the write id it records for them.
+
+    An error inside rolls all of it back: the tables keep their previous content whole.
+    """
+    for table in tables:
         con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
     _create_versions(con)
     write_id = uuid.uuid4().hex
     con.execute("begin transaction")
     try:
-        for i, (table, df) in enumerate([*replace.items(), *append.items()]):
-            view = f"_incoming_{i}"
-            con.register(view, _typed_strings(df))
-            if table in replace or not table_exists(con, table):
-                con.execute(f"create or replace table {table} as select * from {view}")
-            else:
-                _add_new_columns(con, table, view)
-                con.execute(f"insert into {table} by name select * from {view}")
-            con.unregister(view)
+        yield write_id
+        for table in tables:
             _record_version(con, table, write_id)
         con.execute("commit")
-    except Exception:
+    except BaseException:
         con.execute("rollback")
         raise
-    return write_id
 
 
-def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str, view: str) -> None:
+def write_frames(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    replace: dict[str, pd.DataFrame] | None = None,
+    append: dict[str, pd.DataFrame] | None = None,
+) -> None:
+    """Replace or append frames inside the caller's ``transaction``."""
+    replace, append = replace or {}, append or {}
+    for i, (table, df) in enumerate([*replace.items(), *append.items()]):
+        view = f"_incoming_{i}"
+        con.register(view, _typed_strings(df))
+        if table in replace or not table_exists(con, table):
+            con.execute(f"create or replace table {table} as select * from {view}")
+        else:
+            add_new_columns(con, table, view)
+            con.execute(f"insert into {table} by name select * from {view}")
+        con.unregister(view)
+
+
+def add_new_columns(con: duckdb.DuckDBPyConnection, table: str, view: str) -> None:
     """A history table gains the columns a newer version appends; its older rows hold NULL there."""
     schema, name = table.split(".")
     have = {c for (c,) in con.execute(
