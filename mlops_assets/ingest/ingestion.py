@@ -331,13 +331,3 @@ def _is_sorted(frame: pd.DataFrame, key: tuple[str, ...]) -> bool:
         values = frame[column].to_numpy()
         ordered = (values[1:] > values[:-1]) | ((values[1:] == values[:-1]) & ordered)
     return bool(ordered.all())
-
-
-def merge_by_key(existing: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    """Rows of ``new`` replace the rows of ``existing`` with the same key (a later file corrects a row)."""
-    frames = [f for f in (existing, new) if len(f)]
-    if not frames:
-        return new.iloc[0:0].reset_index(drop=True) if len(new.columns) else existing.iloc[0:0]
-    merged = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    merged = merged.drop_duplicates(subset=key, keep="last")
-    return merged.sort_values(key, kind="stable", ignore_index=True)

@@ -41,6 +41,16 @@ def test_same_file_twice_adds_nothing_and_a_later_file_corrects_by_key(root):
     assert names == {"C1": "Shop one", "C2": "Shop two renamed"}
 
 
+def test_the_merged_table_keeps_older_keys_takes_corrections_and_follows_the_key(root):
+    (root / "customers" / "a.csv").write_text(HEADER + "C2,Two,Retail,Ouest\nC1,One,Retail,Ouest\nC3,Three,,\n")
+    _ingest(root)
+    (root / "customers" / "b.csv").write_text(HEADER + "C4,Four,Online,Est\nC1,One renamed,Online,Est\n")
+    table = _ingest(root).table
+    assert table[["customer_id", "customer_name", "source_file"]].values.tolist() == [
+        ["C1", "One renamed", "customers/b.csv"], ["C2", "Two", "customers/a.csv"],
+        ["C3", "Three", "customers/a.csv"], ["C4", "Four", "customers/b.csv"]]
+
+
 def test_a_file_still_being_written_is_left_for_later(root):
     fresh = _ingest(root, settle_seconds=3600)
     assert fresh.staged.settling == ["customers/a.csv"] and fresh.staged.files.empty
