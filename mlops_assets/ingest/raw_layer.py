@@ -26,6 +26,7 @@ from mlops_assets import warehouse
 from mlops_assets.ingest.ingestion import (
     REJECTED_COLUMNS,
     IngestResult,
+    TableSpec,
     duplicate_entries,
     landing_name,
     table_spec,
@@ -75,6 +76,7 @@ class FolderIngest:
 
 
 def _stage_connection(stage: Path) -> duckdb.DuckDBPyConnection:
+    # One thread: staging appends one chunk at a time, and every thread would hold buffers of its own.
     return duckdb.connect(str(stage), config={"memory_limit": STAGE_MEMORY, "threads": 1,
                                               "temp_directory": str(stage.with_suffix(".spill"))})
 
@@ -171,7 +173,7 @@ def _stage_rejected(con: duckdb.DuckDBPyConnection, rejected: pd.DataFrame, seq:
         con.unregister("_chunk")
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, seq: int, spec, *, source_file: str,
+def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, seq: int, spec: TableSpec, *, source_file: str,
                 column_mapping: dict[str, str] | None, known_ids: dict[str, set[str]] | None, today: date,
                 ingested_at: pd.Timestamp, chunk_rows: int | None) -> tuple[int, int]:
     """Stage one file's rows and problems chunk by chunk; its rows and rejected entries once staged.

@@ -3,7 +3,8 @@
 CSV (comma), TSV (tab), either gzip-compressed, and Parquet. The line numbers follow the file a user opens
 in an editor: a quoted field that holds a line break makes its record span several lines, and the records
 after it keep their true line. A line with more fields than the header is kept aside as a row problem
-(the other rows are read), not a reason to refuse the whole file.
+(the other rows are read), not a reason to refuse the whole file. A file is read in chunks of records
+(``read_chunks``), so that no more than one chunk of it is ever held.
 """
 
 from __future__ import annotations
