@@ -108,6 +108,7 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
                 settle_seconds=project.landing_settle_seconds,
                 extra_numbers=extra,
                 chunk_rows=settings.ingest.chunk_rows,
+                memory_mb=settings.compute.duckdb_memory_mb,
             )
             with warehouse.connection() as con:
                 written, write_id, readmitted = apply_staged(

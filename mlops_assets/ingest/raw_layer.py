@@ -35,14 +35,13 @@ from mlops_assets.ingest.ingestion import (
 from mlops_assets.ingest.landing_files import file_sha256, list_table_folder
 from mlops_assets.ingest.reading import read_chunks
 from mlops_assets.ingest.readmission import READMITTED_DTYPES, readmit
+from mlops_assets.settings import ComputeSettings
 
 INGESTED_FILES_DTYPES = {
     "table_name": "object", "source_file": "object", "sha256": "object",
     "n_rows": "int64", "n_rejected": "int64", "ingested_at": "datetime64[ns]",
 }
 REJECTED_DTYPES = {**dict.fromkeys(REJECTED_COLUMNS, "object"), "source_row": "int64", "rejected_at": "datetime64[ns]"}
-# The staging database's share of memory; DuckDB spills the rest to disk beside it.
-STAGE_MEMORY = "256MB"
 # Rows of a conflict or quarantine listing kept for logs and metadata.
 SHOWN = 20
 
@@ -75,9 +74,9 @@ class FolderIngest:
     readmission_candidates: int = 0
 
 
-def _stage_connection(stage: Path) -> duckdb.DuckDBPyConnection:
+def _stage_connection(stage: Path, memory_mb: int) -> duckdb.DuckDBPyConnection:
     # One thread: staging appends one chunk at a time, and every thread would hold buffers of its own.
-    return duckdb.connect(str(stage), config={"memory_limit": STAGE_MEMORY, "threads": 1,
+    return duckdb.connect(str(stage), config={"memory_limit": f"{int(memory_mb)}MiB", "threads": 1,
                                               "temp_directory": str(stage.with_suffix(".spill"))})
 
 
@@ -97,6 +96,7 @@ def stage_folder(
     settle_seconds: float = 0.0,
     extra_numbers: Sequence[str] = (),
     chunk_rows: int | None = None,
+    memory_mb: int = ComputeSettings().duckdb_memory_mb,
 ) -> FolderIngest:
     """Read, validate and stage the folder's new files, ``chunk_rows`` rows at a time (None: a file at once).
 
@@ -106,6 +106,7 @@ def stage_folder(
     once ``known_ids`` holds that id. ``extra_numbers``: numeric columns the settings declare beyond the
     table's own (regressors.series_columns); when the table (``existing_columns``) does not hold one yet,
     every file in the folder is read again, so that a column declared after its files arrived is not missing.
+    ``memory_mb``: the staging database's memory limit (compute.duckdb_memory_mb); beyond it DuckDB spills.
     """
     now = now or datetime.now().replace(microsecond=0)
     today = today or now.date()
@@ -121,7 +122,7 @@ def stage_folder(
     listing = list_table_folder(landing_root / table, landing_root)
     result.ignored = listing.ignored
     files = []
-    with _stage_connection(result.stage) as con:
+    with _stage_connection(result.stage, memory_mb) as con:
         _create_stage(con, table, extra_numbers)
         back = readmit(table, quarantine, readmitted_before, column_mapping=column_mapping, known_ids=known_ids,
                        today=today)
