@@ -237,6 +237,13 @@ class GoldSettings(_Strict):
     )
 
 
+class IngestSettings(_Strict):
+    chunk_rows: int = Field(
+        200_000, ge=1, description="Rows of a landing file read and validated at a time: the raw step's memory "
+        "follows this, not the size of the files or of the raw tables (rows are staged and merged by DuckDB)."
+    )
+
+
 class LockSettings(_Strict):
     run_wait_seconds: float = Field(
         600, ge=0, description="How long a run waits for another run on the same data directory to finish "
@@ -332,6 +339,7 @@ class Settings(_Strict):
     plots: PlotSettings = PlotSettings()
     automation: AutomationSettings = AutomationSettings()
     locks: LockSettings = LockSettings()
+    ingest: IngestSettings = IngestSettings()
     compute: ComputeSettings = ComputeSettings()
     serving: ServingSettings = ServingSettings()
     seed: int = 42
@@ -411,12 +419,14 @@ class Settings(_Strict):
 
     def fingerprint(self) -> str:
         # The registry registers a new model version when this changes; how many PNGs are drawn, when the
-        # gold layer warns, how long a run waits for a lock, the engine that computes it and how it is served
-        # are not part of the model, so changing them must not register one.
+        # gold layer warns, how long a run waits for a lock, the engine that computes it, how it is served and
+        # how many rows a landing file is read at a time are not part of the model, so changing them must not
+        # register one.
         # mode="json": closed dates are dates, which json cannot dump as they are.
         settings = self.model_dump(
             mode="json",
-            exclude={"plots": True, "locks": True, "compute": True, "serving": True, "gold": {"warn_excluded_share"}},
+            exclude={"plots": True, "locks": True, "compute": True, "serving": True, "ingest": True,
+                     "gold": {"warn_excluded_share"}},
         )
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -110,31 +110,58 @@ def write_tables(
     *,
     replace: dict[str, pd.DataFrame] | None = None,
     append: dict[str, pd.DataFrame] | None = None,
-) -> None:
+) -> str:
     """Replace some tables and append to others in ONE transaction: all of it lands, or none of it.
 
     Returns the write id recorded for every table touched (see ``reconcile_snapshots``).
     """
     replace, append = replace or {}, append or {}
-    for table in [*replace, *append]:
-        con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
-    _create_versions(con)
-    write_id = uuid.uuid4().hex
-    with _transaction(con):
-        for i, (table, df) in enumerate([*replace.items(), *append.items()]):
-            view = f"_incoming_{i}"
-            con.register(view, _typed_strings(df))
-            if table in replace or not table_exists(con, table):
-                con.execute(f"create or replace table {table} as select * from {view}")
-            else:
-                _add_new_columns(con, table, view)
-                con.execute(f"insert into {table} by name select * from {view}")
-            con.unregister(view)
-            _record_version(con, table, write_id)
+    with transaction(con, [*replace, *append]) as write_id:
+        write_frames(con, replace=replace, append=append)
     return write_id
 
 
-def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str, view: str) -> None:
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, tables: list[str]) -> Iterator[str]:
+    """One transaction that writes ``tables`` (in SQL or from frames); yields the write id it records for them.
+
+    An error inside rolls all of it back: the tables keep their previous content whole.
+    """
+    for table in tables:
+        con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
+    _create_versions(con)
+    write_id = uuid.uuid4().hex
+    con.execute("begin transaction")
+    try:
+        yield write_id
+        for table in tables:
+            _record_version(con, table, write_id)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def write_frames(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    replace: dict[str, pd.DataFrame] | None = None,
+    append: dict[str, pd.DataFrame] | None = None,
+) -> None:
+    """Replace or append frames inside the caller's ``transaction``."""
+    replace, append = replace or {}, append or {}
+    for i, (table, df) in enumerate([*replace.items(), *append.items()]):
+        view = f"_incoming_{i}"
+        con.register(view, _typed_strings(df))
+        if table in replace or not table_exists(con, table):
+            con.execute(f"create or replace table {table} as select * from {view}")
+        else:
+            add_new_columns(con, table, view)
+            con.execute(f"insert into {table} by name select * from {view}")
+        con.unregister(view)
+
+
+def add_new_columns(con: duckdb.DuckDBPyConnection, table: str, view: str) -> None:
     """A history table gains the columns a newer version appends; its older rows hold NULL there."""
     schema, name = table.split(".")
     have = {c for (c,) in con.execute(
@@ -180,18 +207,13 @@ def replace_tables_from_parquet(
 ) -> tuple[dict[str, int], str]:
     """``replace_from_parquet`` for several tables (table -> (pattern, order_by)) in ONE transaction: tables
     that belong together (gold and its excluded series) change together or not at all."""
-    for table in tables:
-        con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
-    _create_versions(con)
-    write_id = uuid.uuid4().hex
     rows = {}
-    with _transaction(con):
+    with transaction(con, list(tables)) as write_id:
         for table, (pattern, order_by) in tables.items():
             con.execute(
                 f"create or replace table {table} as select * from read_parquet(?) order by {order_by}", [pattern]
             )
             rows[table] = int(con.execute(f"select count(*) from {table}").fetchone()[0])
-            _record_version(con, table, write_id)
     return rows, write_id
 
 
@@ -317,28 +339,12 @@ def series_bucket(
 def append_from_query(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list | None = None) -> str:
     """Append a query's rows to a history table (created when missing) in one transaction, without pandas;
     returns the write id (see ``write_tables``)."""
-    con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
-    _create_versions(con)
-    write_id = uuid.uuid4().hex
-    with _transaction(con):
+    with transaction(con, [table]) as write_id:
         if table_exists(con, table):
             con.execute(f"create or replace temporary table _incoming_append as {sql}", params or [])
-            _add_new_columns(con, table, "_incoming_append")
+            add_new_columns(con, table, "_incoming_append")
             con.execute(f"insert into {table} by name select * from _incoming_append")
             con.execute("drop table _incoming_append")
         else:
             con.execute(f"create table {table} as {sql}", params or [])
-        _record_version(con, table, write_id)
     return write_id
-
-
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """All the statements inside land, or none (rolled back on any error)."""
-    con.execute("begin transaction")
-    try:
-        yield
-    except Exception:
-        con.execute("rollback")
-        raise
-    con.execute("commit")

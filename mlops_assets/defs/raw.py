@@ -1,15 +1,17 @@
 """Raw layer: every landing file ingested into DuckDB, bad rows quarantined in raw.rejected_rows."""
 
 
+import tempfile
+from pathlib import Path
+
 import dagster as dg
-import pandas as pd
 
 from mlops_assets import schemas
 from mlops_assets.defs.meta import OWNERS, pandera_check, preview, table_metadata
 from mlops_assets.defs.resources import ProjectResource, Warehouse
-from mlops_assets.ingest.ingestion import REJECTED_COLUMNS, table_spec
-from mlops_assets.ingest.raw_layer import ingest_folder
+from mlops_assets.ingest.raw_layer import apply_staged, stage_folder
 from mlops_assets.settings import Settings
+from mlops_assets.warehouse import publish_snapshot_from_table, table_exists
 
 REJECTED_ROWS = "raw.rejected_rows"
 READMITTED_ROWS = "raw.readmitted_rows"
@@ -67,11 +69,11 @@ def _declared(table: str, settings: Settings) -> tuple[str, ...]:
     return tuple(settings.regressors.series_columns) if table == "series" else ()
 
 
-def _empty_table(table: str, extra_numbers: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The table's canonical columns with no rows, so that an empty landing folder still makes a table."""
-    dtypes = {**table_spec(table, extra_numbers).dtypes, "source_file": "object", "source_row": "int64",
-              "ingested_at": "datetime64[ns]"}
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+def _columns(warehouse: Warehouse, name: str) -> list[str]:
+    with warehouse.connection() as con:
+        if not table_exists(con, name):
+            return []
+        return [c[0] for c in con.execute(f"select * from {name} limit 0").description]
 
 
 def build_raw_asset(table: str) -> dg.AssetsDefinition:
@@ -89,37 +91,45 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
     )
     def _raw(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
         paths, settings = project.paths, project.settings
-        name = f"raw.{table}"
-        existing = warehouse.read(name, missing_ok=True)
-        result = ingest_folder(
-            table,
-            landing_root=paths.landing,
-            existing=existing,
-            ingested_files=warehouse.read(INGESTED_FILES, missing_ok=True),
-            column_mapping=settings.column_mapping.get(table),
-            known_ids=_known_ids(table, warehouse),
-            quarantine=warehouse.read(REJECTED_ROWS, missing_ok=True) if table in REFERENCES else None,
-            readmitted_before=warehouse.read(READMITTED_ROWS, missing_ok=True) if table in REFERENCES else None,
-            settle_seconds=project.landing_settle_seconds,
-            extra_numbers=_declared(table, settings),
-        )
-        rows = result.table if not result.table.empty else _empty_table(table, _declared(table, settings))
-        if result.changed or existing.empty:
-            # Appending the empty frames too creates the side tables on the first run.
-            append = {INGESTED_FILES: result.files, REJECTED_ROWS: result.rejected[REJECTED_COLUMNS],
-                      READMITTED_ROWS: result.readmitted}
-            warehouse.write(replace={name: rows}, append=append)
+        name, extra = f"raw.{table}", _declared(table, settings)
+        paths.engine.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=paths.engine, prefix=f"raw-{table}-") as stage_dir:
+            # Files are read and staged with the warehouse closed: readers are kept out only while it merges.
+            result = stage_folder(
+                table,
+                landing_root=paths.landing,
+                stage_dir=Path(stage_dir),
+                ingested_files=warehouse.read(INGESTED_FILES, missing_ok=True),
+                existing_columns=_columns(warehouse, name),
+                column_mapping=settings.column_mapping.get(table),
+                known_ids=_known_ids(table, warehouse),
+                quarantine=warehouse.read(REJECTED_ROWS, missing_ok=True) if table in REFERENCES else None,
+                readmitted_before=warehouse.read(READMITTED_ROWS, missing_ok=True) if table in REFERENCES else None,
+                settle_seconds=project.landing_settle_seconds,
+                extra_numbers=extra,
+                chunk_rows=settings.ingest.chunk_rows,
+                memory_mb=settings.compute.duckdb_memory_mb,
+            )
+            with warehouse.connection() as con:
+                written, write_id, readmitted = apply_staged(
+                    con, result, rejected_table=REJECTED_ROWS, files_table=INGESTED_FILES,
+                    readmitted_table=READMITTED_ROWS, fill_actuals=bool(extra))
+                for written_table in written:
+                    publish_snapshot_from_table(con, Path(warehouse.exports_dir), written_table, write_id)
+        with warehouse.connection() as con:
+            rows = con.execute(f"select count(*) from {name}").fetchall()[0][0]
+            head = con.execute(f"select * from {name} limit 10").df()
         for _, file in result.files.iterrows():
             context.log.info(
                 f"{file.source_file}: {file.n_rows} rows kept, {file.n_rejected} rejected to {REJECTED_ROWS}"
             )
-        if not result.readmitted.empty:
-            context.log.info(f"{len(result.readmitted)} row(s) rejected earlier for an unknown id taken back now "
+        if readmitted:
+            context.log.info(f"{readmitted} row(s) rejected earlier for an unknown id taken back now "
                              f"that the id is known (logged in {READMITTED_ROWS})")
-        if not result.conflicts.empty:
+        if result.n_conflicts:
             shown = "; ".join(f"{r.replaced} replaced by {r.kept}"
                               for r in result.conflicts.head(SHOWN_ITEMS // 4).itertuples())
-            context.log.warning(f"{len(result.conflicts)} key(s) held by more than one file of this batch; the "
+            context.log.warning(f"{result.n_conflicts} key(s) held by more than one file of this batch; the "
                                 f"later arrival (modification time, then name) wins: {shown}")
         if result.ignored:
             shown = "; ".join(f"{path}: {why}" for path, why in result.ignored[:SHOWN_ITEMS])
@@ -131,18 +141,21 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
         if result.skipped:
             context.log.info(f"{len(result.skipped)} file(s) already ingested with the same content: skipped")
         return dg.MaterializeResult(
-            metadata=table_metadata(
-                rows,
-                name,
-                new_files=dg.MetadataValue.json(result.files["source_file"].head(SHOWN_ITEMS).tolist()),
-                new_file_count=len(result.files),
-                unchanged_files=len(result.skipped),
-                ignored_files=dg.MetadataValue.json([f"{p}: {why}" for p, why in result.ignored[:SHOWN_ITEMS]]),
-                batch_key_conflicts=len(result.conflicts),
-                readmitted_rows=len(result.readmitted),
-                rejected_rows=len(result.rejected),
-                rejected_examples=preview(result.rejected.drop(columns=["raw_record"], errors="ignore")),
-            )
+            metadata={
+                **table_metadata(
+                    head,
+                    name,
+                    new_files=dg.MetadataValue.json(result.files["source_file"].head(SHOWN_ITEMS).tolist()),
+                    new_file_count=len(result.files),
+                    unchanged_files=len(result.skipped),
+                    ignored_files=dg.MetadataValue.json([f"{p}: {why}" for p, why in result.ignored[:SHOWN_ITEMS]]),
+                    batch_key_conflicts=result.n_conflicts,
+                    readmitted_rows=readmitted,
+                    rejected_rows=result.n_rejected,
+                    rejected_examples=preview(result.rejected_examples.drop(columns=["raw_record"])),
+                ),
+                "dagster/row_count": rows,
+            }
         )
 
     return _raw

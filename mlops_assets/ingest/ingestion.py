@@ -167,27 +167,32 @@ def _parse_dates(values: pd.Series) -> pd.Series:
     return parsed.astype("datetime64[ns]").dt.normalize()
 
 
+def landing_name(path: Path, landing_root: Path) -> str:
+    """The name under the landing root, as the user put it there (a link inside the zone keeps its own name)."""
+    return next((path.absolute().relative_to(root).as_posix() for root in
+                 (Path(landing_root).absolute(), Path(landing_root).resolve())
+                 if path.absolute().is_relative_to(root)), path.name)
+
+
 def read_landing_file(path: Path, table: str, *, landing_root: Path,
                       column_mapping: dict[str, str] | None = None,
                       known_ids: dict[str, set[str]] | None = None, today: date | None = None,
                       ingested_at: datetime | None = None, extra_numbers: Sequence[str] = ()) -> IngestResult:
     """Read and validate one landing file: the good rows in canonical form, and one entry per problem."""
     spec, path = table_spec(table, extra_numbers), Path(path)
-    today = today or date.today()
-    ingested_at = pd.Timestamp(ingested_at or datetime.now()).floor("s")
-    # The name under the landing root, as the user put it there (a link inside the zone keeps its own name).
-    source_file = next((path.absolute().relative_to(root).as_posix() for root in
-                        (Path(landing_root).absolute(), Path(landing_root).resolve())
-                        if path.absolute().is_relative_to(root)), path.name)
-    return validate_table(read_table(path), spec, path=path, source_file=source_file,
-                          column_mapping=column_mapping, known_ids=known_ids, today=today,
-                          ingested_at=ingested_at)
+    return validate_table(read_table(path), spec, path=path, source_file=landing_name(path, landing_root),
+                          column_mapping=column_mapping, known_ids=known_ids, today=today or date.today(),
+                          ingested_at=pd.Timestamp(ingested_at or datetime.now()).floor("s"))
 
 
 def validate_table(raw: RawTable, spec: TableSpec, *, path: Path, source_file: str,
                    column_mapping: dict[str, str] | None, known_ids: dict[str, set[str]] | None,
-                   today: date, ingested_at: pd.Timestamp) -> IngestResult:
-    """The rows of one table of text cells that meet the contract, and one entry per problem found."""
+                   today: date, ingested_at: pd.Timestamp, duplicates: bool = True) -> IngestResult:
+    """The rows of one table of text cells that meet the contract, and one entry per problem found.
+
+    ``duplicates=False`` leaves rows that repeat a key in (a chunk of a file whose duplicates are found
+    across all its chunks: ``duplicate_entries``).
+    """
     original = raw.frame
     values = _to_canonical(original, spec, column_mapping or {}, path, raw.strip)
     line = pd.Series(raw.line, index=original.index)
@@ -255,13 +260,13 @@ def validate_table(raw: RawTable, spec: TableSpec, *, path: Path, source_file: s
     bad = pd.Series(False, index=values.index)
     for mask, _, _ in problems:
         bad |= mask
-    # Duplicates are looked for among otherwise valid rows, so the row kept is one that is kept.
-    keys = pd.DataFrame({c: typed.get(c, values[c]) for c in spec.key})[~bad]
-    first_line = line[~bad].groupby([keys[c] for c in spec.key], sort=False).transform("min")
-    duplicate = (line[~bad] != first_line).reindex(values.index, fill_value=False)
-    flag(duplicate, "", lambda m: "duplicate of line " + first_line[m[m].index].astype(str)
-         + f" (same {', '.join(spec.key)})")
-    bad |= duplicate
+    if duplicates:
+        # Duplicates are looked for among otherwise valid rows, so the row kept is one that is kept.
+        keys = pd.DataFrame({c: typed.get(c, values[c]) for c in spec.key})[~bad]
+        first_line = line[~bad].groupby([keys[c] for c in spec.key], sort=False).transform("min")
+        duplicate = (line[~bad] != first_line).reindex(values.index, fill_value=False)
+        flag(duplicate, "", lambda m: duplicate_reason(first_line[m[m].index].astype(str), spec))
+        bad |= duplicate
 
     rows = pd.DataFrame({c: typed[c] if c in typed else values[c].where(~missing[c], None)
                          for c in spec.columns})[~bad]
@@ -271,6 +276,19 @@ def validate_table(raw: RawTable, spec: TableSpec, *, path: Path, source_file: s
         rows = rows.sort_values(list(spec.key), kind="stable")
     rows = rows.reset_index(drop=True)
     return IngestResult(rows, _rejected(problems, original, line, spec.name, source_file, ingested_at))
+
+
+def duplicate_reason(first_line: pd.Series, spec: TableSpec) -> pd.Series:
+    return "duplicate of line " + first_line + f" (same {', '.join(spec.key)})"
+
+
+def duplicate_entries(raw: RawTable, first_line: dict[int, int], spec: TableSpec, source_file: str,
+                      rejected_at: pd.Timestamp) -> pd.DataFrame:
+    """Quarantine entries of the rows of ``raw`` at the lines of ``first_line``: each repeats that line's key."""
+    line = pd.Series(raw.line, index=raw.frame.index)
+    mask = line.isin(list(first_line))
+    reason = duplicate_reason(line[mask].map(first_line).astype(str), spec)
+    return _rejected([(mask, "", reason)], raw.frame, line, spec.name, source_file, rejected_at)
 
 
 def _record_json(record: dict, budget: int = RECORD_BUDGET) -> str:
@@ -313,13 +331,3 @@ def _is_sorted(frame: pd.DataFrame, key: tuple[str, ...]) -> bool:
         values = frame[column].to_numpy()
         ordered = (values[1:] > values[:-1]) | ((values[1:] == values[:-1]) & ordered)
     return bool(ordered.all())
-
-
-def merge_by_key(existing: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    """Rows of ``new`` replace the rows of ``existing`` with the same key (a later file corrects a row)."""
-    frames = [f for f in (existing, new) if len(f)]
-    if not frames:
-        return new.iloc[0:0].reset_index(drop=True) if len(new.columns) else existing.iloc[0:0]
-    merged = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    merged = merged.drop_duplicates(subset=key, keep="last")
-    return merged.sort_values(key, kind="stable", ignore_index=True)

@@ -3,26 +3,38 @@
 CSV (comma), TSV (tab), either gzip-compressed, and Parquet. The line numbers follow the file a user opens
 in an editor: a quoted field that holds a line break makes its record span several lines, and the records
 after it keep their true line. A line with more fields than the header is kept aside as a row problem
-(the other rows are read), not a reason to refuse the whole file.
+(the other rows are read), not a reason to refuse the whole file. A file is read in chunks of records
+(``read_chunks``), so that no more than one chunk of it is ever held.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
+import warnings
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 # Suffixes read, longest first so that ".csv.gz" wins over ".gz".
 READABLE_SUFFIXES = (".csv.gz", ".tsv.gz", ".parquet", ".csv", ".tsv")
 # A stored or reported value is cut to this many characters: one bad cell must not bloat an event or a log.
 SHOWN_CHARS = 80
 RECORD_CHARS = 1000
+# Bytes read at a time when a file is surveyed (encoding, spaces, binary content).
+SURVEY_BYTES = 1 << 20
+# A NUL byte among the first this many bytes marks a binary file.
+BINARY_PROBE = 65536
 
 
 class LandingFileError(ValueError):
@@ -52,85 +64,140 @@ def shorten(value: object, limit: int = SHOWN_CHARS) -> str:
 
 
 def read_table(path: Path) -> RawTable:
+    """The whole file as one table."""
+    return next(read_chunks(path, None))
+
+
+def read_chunks(path: Path, chunk_rows: int | None) -> Iterator[RawTable]:
+    """The file as tables of at most ``chunk_rows`` records each (None: one table); at least one table.
+
+    Only one chunk's text and cells are held at a time, and every line number is the file's own.
+    """
     suffix = readable_suffix(path.name)
     if suffix == ".parquet":
-        return _read_parquet(path)
-    return _read_delimited(path, "\t" if suffix and suffix.startswith(".tsv") else ",")
+        return _parquet_chunks(path, chunk_rows)
+    return _delimited_chunks(path, "\t" if suffix and suffix.startswith(".tsv") else ",", chunk_rows)
 
 
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    if path.name.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise LandingFileError(f"{path}: not a complete gzip file ({exc}). Replace it with the complete "
-                                   "compressed export.") from exc
-    if not data:
-        raise LandingFileError(f"{path}: the file is empty (0 bytes). Delete it, or replace it with the "
-                               "complete export (write it under a .tmp name and rename it when done).")
-    if b"\x00" in data[:65536]:
-        raise LandingFileError(f"{path}: this is not a text CSV file (it holds binary data). Export the "
-                               "table as CSV (comma-separated, UTF-8) or Parquet and replace the file.")
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
+def _open_bytes(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def _survey(path: Path) -> tuple[str, bool]:
+    """The file's text encoding and whether any cell may carry spaces to strip, the whole file read in blocks.
+
+    All of it is decoded before a row is used, so that a bad byte near the end chooses the encoding of the
+    first rows too, as when the file was decoded at once.
+    """
+    try:
+        with _open_bytes(path) as handle:
+            first = handle.read(SURVEY_BYTES)
+        if not first:
+            raise LandingFileError(f"{path}: the file is empty (0 bytes). Delete it, or replace it with the "
+                                   "complete export (write it under a .tmp name and rename it when done).")
+        if b"\x00" in first[:BINARY_PROBE]:
+            raise LandingFileError(f"{path}: this is not a text CSV file (it holds binary data). Export the "
+                                   "table as CSV (comma-separated, UTF-8) or Parquet and replace the file.")
+        for encoding in ("utf-8-sig", "cp1252"):
+            try:
+                return encoding, _decoded_may_strip(path, encoding)
+            except UnicodeDecodeError:
+                continue
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LandingFileError(f"{path}: not a complete gzip file ({exc}). Replace it with the complete "
+                               "compressed export.") from exc
     raise LandingFileError(f"{path}: the text encoding is neither UTF-8 nor Windows-1252; re-export it "
                            "as UTF-8 CSV.")
 
 
-def _line_ends(data: np.ndarray) -> np.ndarray:
-    """Positions of the characters that end a line: a line feed, or a carriage return not before one."""
-    cr = data == 13
-    cr[:-1] &= data[1:] != 10
-    return np.flatnonzero((data == 10) | cr)
+def _decoded_may_strip(path: Path, encoding: str) -> bool:
+    """Decode the whole file (UnicodeDecodeError on a bad byte); whether any cell may carry spaces to strip."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    strip, before = False, None
+    with _open_bytes(path) as handle:
+        for block in iter(lambda: handle.read(SURVEY_BYTES), b""):
+            text = decoder.decode(block)
+            if not strip and text:
+                # The last character of the block before joins this one: a pair split between blocks counts.
+                strip = _may_strip(text if before is None else before + text, before is None)
+                before = text[-1]
+        decoder.decode(b"", final=True)
+    return strip
 
 
-def _record_starts(data: np.ndarray, rows: int) -> tuple[np.ndarray, int] | None:
-    """The line each of ``rows`` records starts on, and the longest record in bytes; None when unsure.
-
-    A line break ends a record when the quotes before it are even in number: inside a quoted value they
-    are odd, and a doubled quote inside a value adds two. The count of records found must match the
-    parser's, else (a stray quote inside an unquoted value) the caller re-reads record by record.
-    """
-    ends = _line_ends(data)
-    trailing = int(len(ends) > 0 and ends[-1] == len(data) - 1)  # the final line break starts no record
-    if rows == len(ends) - trailing:  # one line per record, the common case
-        return np.arange(rows, dtype=np.int64) + 2, int(np.diff(ends, prepend=-1, append=len(data)).max())
-    quotes = np.flatnonzero(data == 34)
-    boundary = np.flatnonzero(np.searchsorted(quotes, ends) % 2 == 0)
-    starts = boundary + 2
-    if trailing and len(boundary) and boundary[-1] == len(ends) - 1:
-        starts = starts[:-1]
-    if len(starts) != rows:
-        return None
-    return starts.astype(np.int64), int(np.diff(ends[boundary], prepend=-1, append=len(data)).max())
-
-
-def _may_strip(text: str) -> bool:
+def _may_strip(text: str, at_start: bool) -> bool:
     # Stripping every cell is the slowest step of a large file; most exports have nothing to strip.
     if " " not in text and "\t" not in text:
         return False
-    return text[:1] == " " or any(p in text for p in (" ,", ", ", " \n", "\n ", " \r", "\t"))
+    return (at_start and text[:1] == " ") or any(p in text for p in (" ,", ", ", " \n", "\n ", " \r", "\t"))
 
 
-def _read_delimited(path: Path, sep: str) -> RawTable:
-    text = _decode(path)
-    strip, data = _may_strip(text), np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+def _delimited_chunks(path: Path, sep: str, chunk_rows: int | None) -> Iterator[RawTable]:
+    """Lines are grouped into records by their quotes: a line break ends a record when the quotes before it
+    are even in number (a doubled quote inside a value adds two). pandas parses each chunk of records; when
+    its count differs (a stray quote inside an unquoted value) the rest is read record by record.
+    """
+    encoding, strip = _survey(path)
+    with io.TextIOWrapper(_open_bytes(path), encoding=encoding, newline="") as stream:
+        header, number, odd = [], 0, False
+        for text in stream:
+            number += 1
+            header.append(text)
+            odd ^= text.count('"') % 2 == 1
+            if not odd:
+                break
+        if not header:
+            raise LandingFileError(f"{path}: no header row found; the first line must name the columns.")
+        lines: list[str] = []
+        starts: list[int] = []
+        columns, error = None, ""
+        for text in stream:
+            number += 1
+            if not odd:
+                starts.append(number)
+            lines.append(text)
+            if '"' in text and text.count('"') % 2:
+                odd = not odd
+            if not odd and chunk_rows is not None and len(starts) >= chunk_rows:
+                table, error = _parse(header, lines, starts, sep, strip, path)
+                if table is None:
+                    break
+                columns = list(table.frame.columns)
+                yield table
+                lines, starts = [], []
+        else:
+            if lines or columns is None:
+                table, error = _parse(header, lines, starts, sep, strip, path)
+                if table is not None:
+                    yield table
+                    return
+            else:
+                return
+        # From the first record of the chunk pandas could not count, Python's csv reader takes over.
+        before = starts[0] - 1 if columns is not None else 0
+        records = chain(lines, stream) if columns is not None else chain(header, lines, stream)
+        yield from _read_records(records, sep, path, strip, error, before, columns, chunk_rows)
+
+
+def _parse(header: list[str], lines: list[str], starts: list[int], sep: str, strip: bool,
+           path: Path) -> tuple[RawTable | None, str]:
+    """One chunk of records under the file's header; None (and pandas' error) when pandas counts otherwise."""
+    text = "".join(header) + "".join(lines)
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-                            skip_blank_lines=False, index_col=False)
+        with warnings.catch_warnings():
+            # A first record wider than the header is cut with only a warning: the csv reader keeps its extra.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+                                skip_blank_lines=False, index_col=False)
     except pd.errors.EmptyDataError as exc:
         raise LandingFileError(f"{path}: no header row found; the first line must name the columns.") from exc
-    except (pd.errors.ParserError, ValueError) as exc:
-        # A ragged line or a quote left open: the record-by-record reader finds which line, and keeps the rest.
-        return _read_records(text, sep, path, strip, str(exc))
-    found = _record_starts(data, len(frame))
-    if found is None:
-        return _read_records(text, sep, path, strip, "")
-    return RawTable(frame, found[0], strip, found[1])
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
+        return None, str(exc)
+    if len(frame) != len(starts):
+        return None, ""
+    # No cell is longer than its record; a record of several lines: every cell is measured.
+    longest = max(map(len, lines), default=0) if len(lines) == len(starts) else len(text)
+    return RawTable(frame, np.asarray(starts, dtype=np.int64), strip, longest), ""
 
 
 def _unique_names(header: list[str]) -> list[str]:
@@ -144,35 +211,62 @@ def _unique_names(header: list[str]) -> list[str]:
     return names
 
 
-def _read_records(text: str, sep: str, path: Path, strip: bool, parser_error: str) -> RawTable:
+def _read_records(records: Iterable[str], sep: str, path: Path, strip: bool, parser_error: str, before: int,
+                  columns: list[str] | None, chunk_rows: int | None) -> Iterator[RawTable]:
+    """Records by Python's csv reader, ``before`` lines into the file; the header first when ``columns`` is None."""
     csv.field_size_limit(2**31 - 1)  # long fields are judged (and quarantined) by the caller, not here
-    reader = csv.reader(io.StringIO(text, newline=None), delimiter=sep)  # universal line ends, as pandas
-    try:
-        header = next(reader)
-    except StopIteration as exc:
-        raise LandingFileError(f"{path}: no header row found; the first line must name the columns.") from exc
-    width, rows, lines, extra = len(header), [], [], {}
+    reader = csv.reader(records, delimiter=sep)
+    if columns is None:
+        try:
+            columns = _unique_names(next(reader))
+        except StopIteration as exc:
+            raise LandingFileError(f"{path}: no header row found; the first line must name the columns.") from exc
+    width, rows, lines, extra, emitted = len(columns), [], [], {}, False
     end = reader.line_num
     for record in reader:
         start, end = end + 1, reader.line_num
         if len(record) > width:
             extra[len(rows)], record = record[width:], record[:width]
         rows.append(record + [""] * (width - len(record)))
-        lines.append(start)
-    if "EOF inside string" in parser_error and lines:
-        raise LandingFileError(f"{path}: line {lines[-1]}: a quote opened on this line is never closed, so the "
+        lines.append(before + start)
+        if chunk_rows is not None and len(rows) >= chunk_rows:
+            yield _records_table(rows, columns, lines, strip, extra)
+            rows, lines, extra, emitted = [], [], {}, True
+    if "EOF inside string" in parser_error and (lines or emitted):
+        last = lines[-1] if lines else before + start
+        raise LandingFileError(f"{path}: line {last}: a quote opened on this line is never closed, so the "
                                "rest of the file would be one value. Fix the quoting and replace the file.")
-    frame = pd.DataFrame(rows, columns=_unique_names(header), dtype=object)
+    if rows or not emitted:
+        yield _records_table(rows, columns, lines, strip, extra)
+
+
+def _records_table(rows: list[list[str]], columns: list[str], lines: list[int], strip: bool,
+                   extra: dict[int, list[str]]) -> RawTable:
     # A quoted cell may span lines, so the longest line does not bound it: every cell is measured.
-    return RawTable(frame, np.asarray(lines, dtype=np.int64), strip, len(text), extra)
+    return RawTable(pd.DataFrame(rows, columns=columns, dtype=object), np.asarray(lines, dtype=np.int64), strip,
+                    RECORD_CHARS + 1, extra)
 
 
-def _read_parquet(path: Path) -> RawTable:
+def _parquet_chunks(path: Path, chunk_rows: int | None) -> Iterator[RawTable]:
     try:
-        frame = pd.read_parquet(path)
+        file = pq.ParquetFile(path)
+        batches = [file.read()] if chunk_rows is None else file.iter_batches(batch_size=chunk_rows)
+        first, emitted = 2, False  # row numbers as a spreadsheet shows them after its header row
+        for batch in batches:
+            table = _text_cells(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch,
+                                first)
+            first += len(table.frame)
+            emitted = True
+            yield table
+        if not emitted:
+            yield _text_cells(file.schema_arrow.empty_table(), first)
     except Exception as exc:  # pyarrow raises several unrelated types for a broken file
         raise LandingFileError(f"{path}: not a readable Parquet file ({exc}). Replace it with a complete "
                                "Parquet or CSV export.") from exc
+
+
+def _text_cells(arrow: pa.Table, first: int) -> RawTable:
+    frame = arrow.to_pandas()
     text = {}
     for column in frame.columns:
         values = frame[column]
@@ -180,5 +274,4 @@ def _read_parquet(path: Path) -> RawTable:
             values = values.dt.strftime("%Y-%m-%d %H:%M:%S")
         text[str(column)] = values.astype("string").fillna("").astype(object)
     table = pd.DataFrame(text, index=frame.index).reset_index(drop=True)
-    # Row numbers as a spreadsheet shows them after its header row.
-    return RawTable(table, np.arange(len(table), dtype=np.int64) + 2, True, RECORD_CHARS + 1)
+    return RawTable(table, np.arange(len(table), dtype=np.int64) + first, True, RECORD_CHARS + 1)

@@ -13,8 +13,7 @@ arrived before it: a later correction of that key wins.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +25,6 @@ from mlops_assets.ingest.reading import RECORD_CHARS, LandingFileError, RawTable
 READMITTED_DTYPES = {"table_name": "object", "source_file": "object", "source_row": "int64",
                      "rejected_at": "datetime64[ns]", "readmitted_at": "datetime64[ns]"}
 _ROW = ["source_file", "source_row", "rejected_at"]
-
-
-@dataclass
-class Readmission:
-    rows: pd.DataFrame  # canonical rows, as the table holds them
-    log: pd.DataFrame  # READMITTED_DTYPES
-
-
-def _empty() -> Readmission:
-    return Readmission(pd.DataFrame(), pd.DataFrame({c: pd.Series(dtype=t) for c, t in READMITTED_DTYPES.items()}))
 
 
 def _candidates(table: str, quarantine: pd.DataFrame | None, before: pd.DataFrame | None) -> pd.DataFrame:
@@ -52,13 +41,16 @@ def _candidates(table: str, quarantine: pd.DataFrame | None, before: pd.DataFram
     return mine
 
 
-def readmit(table: str, quarantine: pd.DataFrame | None, before: pd.DataFrame | None, current: pd.DataFrame, *,
-            column_mapping: dict[str, str] | None, known_ids: dict[str, set[str]] | None, today: date,
-            now: datetime) -> Readmission:
-    """Rows of ``quarantine`` that pass today, and the log entries that record them."""
+def readmit(table: str, quarantine: pd.DataFrame | None, before: pd.DataFrame | None, *,
+            column_mapping: dict[str, str] | None, known_ids: dict[str, set[str]] | None,
+            today: date) -> pd.DataFrame:
+    """Rows of ``quarantine`` that pass today, the latest arrival of each key, in canonical form.
+
+    Only those the table holds nothing newer for are taken back; the merge decides that in SQL, and logs them.
+    """
     candidates = _candidates(table, quarantine, before)
     if candidates.empty or not known_ids:
-        return _empty()
+        return pd.DataFrame()
     spec, kept = TABLES[table], []
     for (source_file, rejected_at), group in candidates.groupby(["source_file", "rejected_at"], sort=True):
         records = pd.DataFrame([json.loads(r) for r in group["raw_record"]]).fillna("").astype(str)
@@ -73,13 +65,7 @@ def readmit(table: str, quarantine: pd.DataFrame | None, before: pd.DataFrame | 
         kept.append(result.rows)
     rows = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
     if rows.empty:
-        return _empty()
-    key = list(spec.key)
-    # Among versions of one key, the latest arrival; and only where the table holds nothing newer.
-    rows = rows.sort_values(["ingested_at", "source_row"], kind="stable").drop_duplicates(key, keep="last")
-    if not current.empty:
-        newer = rows.merge(current[[*key, "ingested_at"]], on=key, how="left", suffixes=("", "_held"))
-        rows = rows[~(newer["ingested_at_held"] >= newer["ingested_at"]).to_numpy()]
-    log = pd.DataFrame({"table_name": table, "source_file": rows["source_file"], "source_row": rows["source_row"],
-                        "rejected_at": rows["ingested_at"], "readmitted_at": pd.Timestamp(now)})
-    return Readmission(rows.reset_index(drop=True), log.astype(READMITTED_DTYPES).reset_index(drop=True))
+        return rows
+    # Among versions of one key, the latest arrival.
+    rows = rows.sort_values(["ingested_at", "source_row"], kind="stable").drop_duplicates(list(spec.key), keep="last")
+    return rows.reset_index(drop=True)

@@ -16,7 +16,6 @@ from mlops_assets.ingest.ingestion import (
     TABLES,
     IngestResult,
     LandingFileError,
-    merge_by_key,
     read_landing_file,
 )
 from mlops_assets.sample_data import (
@@ -342,20 +341,6 @@ def test_cp1252_export_is_read(tmp_path: Path) -> None:
                      .encode("cp1252"))
     result = _read(path, "customers")
     assert result.rows[["customer_name", "region"]].values.tolist() == [["Crèmerie Léa", "Île-de-France"]]
-
-
-def test_merge_by_key_lets_a_later_file_correct_a_row() -> None:
-    existing = pd.DataFrame({"order_id": ["B", "A", "C"], "product_id": ["P1", "P1", "P1"],
-                             "quantity": [1.0, 2.0, 3.0], "source_file": ["old"] * 3})
-    new = pd.DataFrame({"order_id": ["A", "D"], "product_id": ["P1", "P1"], "quantity": [20.0, 4.0],
-                        "source_file": ["new"] * 2})
-    merged = merge_by_key(existing, new, ["order_id", "product_id"])
-    assert merged["order_id"].tolist() == ["A", "B", "C", "D"]
-    assert merged["quantity"].tolist() == [20.0, 1.0, 3.0, 4.0]
-    assert merged["source_file"].tolist() == ["new", "old", "old", "new"]
-    key = ["order_id", "product_id"]
-    assert merge_by_key(existing.iloc[0:0], new, key)["order_id"].tolist() == ["A", "D"]
-    assert len(merge_by_key(existing, new.iloc[0:0], key)) == 3
 
 
 def test_table_specs_cover_the_landing_tables() -> None:

@@ -5,26 +5,17 @@ from __future__ import annotations
 import os
 from datetime import date, datetime
 
-import pandas as pd
 import pytest
 
-from mlops_assets.ingest.ingestion import LandingFileError
-from mlops_assets.ingest.raw_layer import ingest_folder
+from mlops_assets.ingest.ingestion import LandingFileError, validate_table
+from mlops_assets_tests.ingest.raw_runs import ingest
 
 HEADER = "customer_id,customer_name,channel,region\n"
 NOW = datetime(2026, 11, 1, 12, 0, 0)
 
 
-def _ingest(root, existing=None, files=None, **kwargs):
-    return ingest_folder(
-        "customers",
-        landing_root=root,
-        existing=existing if existing is not None else pd.DataFrame(),
-        ingested_files=files if files is not None else pd.DataFrame(),
-        today=date(2026, 11, 1),
-        now=NOW,
-        **kwargs,
-    )
+def _ingest(root, **kwargs):
+    return ingest(root, root / "warehouse.duckdb", "customers", today=date(2026, 11, 1), now=NOW, **kwargs)
 
 
 @pytest.fixture()
@@ -37,29 +28,40 @@ def root(tmp_path):
 def test_same_file_twice_adds_nothing_and_a_later_file_corrects_by_key(root):
     first = _ingest(root)
     assert first.table["customer_id"].tolist() == ["C1", "C2"]
-    assert first.files[["source_file", "n_rows", "n_rejected"]].values.tolist() == [["customers/a.csv", 2, 0]]
+    assert first.staged.files[["source_file", "n_rows", "n_rejected"]].values.tolist() == [["customers/a.csv", 2, 0]]
 
-    again = _ingest(root, first.table, first.files)
-    assert not again.changed and again.skipped == ["customers/a.csv"]
+    again = _ingest(root)
+    assert not again.written and again.staged.skipped == ["customers/a.csv"]
     assert again.table.equals(first.table)
 
     (root / "customers" / "b.csv").write_text(HEADER + "C2,Shop two renamed,Online,Est\n")
-    corrected = _ingest(root, first.table, first.files)
-    assert corrected.files["source_file"].tolist() == ["customers/b.csv"]
+    corrected = _ingest(root)
+    assert corrected.staged.files["source_file"].tolist() == ["customers/b.csv"]
     names = corrected.table.set_index("customer_id")["customer_name"].to_dict()
     assert names == {"C1": "Shop one", "C2": "Shop two renamed"}
 
 
+def test_the_merged_table_keeps_older_keys_takes_corrections_and_follows_the_key(root):
+    (root / "customers" / "a.csv").write_text(HEADER + "C2,Two,Retail,Ouest\nC1,One,Retail,Ouest\nC3,Three,,\n")
+    _ingest(root)
+    (root / "customers" / "b.csv").write_text(HEADER + "C4,Four,Online,Est\nC1,One renamed,Online,Est\n")
+    table = _ingest(root).table
+    assert table[["customer_id", "customer_name", "source_file"]].values.tolist() == [
+        ["C1", "One renamed", "customers/b.csv"], ["C2", "Two", "customers/a.csv"],
+        ["C3", "Three", "customers/a.csv"], ["C4", "Four", "customers/b.csv"]]
+
+
 def test_a_file_still_being_written_is_left_for_later(root):
     fresh = _ingest(root, settle_seconds=3600)
-    assert fresh.settling == ["customers/a.csv"] and not fresh.changed
-    assert fresh.table.empty
+    assert fresh.staged.settling == ["customers/a.csv"] and fresh.staged.files.empty
+    assert fresh.table.empty and list(fresh.table.columns)[:2] == ["customer_id", "customer_name"]
 
 
 def test_one_unreadable_file_fails_the_whole_batch(root):
     (root / "customers" / "b.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00garbage")
     with pytest.raises(LandingFileError, match="b.csv"):
         _ingest(root)
+    assert not (root / "warehouse.duckdb").exists() or _ingest(root, settle_seconds=3600).table.empty
 
 
 def test_in_one_batch_the_file_that_arrived_last_wins_whatever_its_name(root):
@@ -71,12 +73,13 @@ def test_in_one_batch_the_file_that_arrived_last_wins_whatever_its_name(root):
     result = _ingest(root)
     assert result.table.set_index("customer_id")["customer_name"].to_dict() == {
         "C1": "Corrected name", "C2": "Shop two"}
-    assert result.conflicts.values.tolist() == [["C1", "customers/b_export.csv:2", "customers/a_fix.csv:2"]]
+    assert result.staged.conflicts.values.tolist() == [["C1", "customers/b_export.csv:2", "customers/a_fix.csv:2"]]
+    assert result.staged.n_conflicts == 1
 
 
 def test_files_the_folder_does_not_read_are_named(root):
     (root / "customers" / "old.csv.bak").write_text(HEADER)
-    assert _ingest(root).ignored == [("customers/old.csv.bak", "not a landing file type: read are .csv.gz, "
+    assert _ingest(root).staged.ignored == [("customers/old.csv.bak", "not a landing file type: read are .csv.gz, "
                                                                ".tsv.gz, .parquet, .csv, .tsv")]
 
 
@@ -84,16 +87,16 @@ def test_a_series_column_declared_after_its_file_arrived_is_read_from_the_file_a
     (tmp_path / "series").mkdir()
     (tmp_path / "series" / "s.csv").write_text("unique_id,ds,y,price\nA,2024-01-01,5,4.5\nA,2024-01-08,,4.0\n")
 
-    def ingest(existing, files, extra=()):
-        return ingest_folder("series", landing_root=tmp_path, existing=existing, ingested_files=files,
-                             today=date(2026, 11, 1), now=NOW, extra_numbers=extra)
+    def run(extra=()):
+        return ingest(tmp_path, tmp_path / "warehouse.duckdb", "series", today=date(2026, 11, 1), now=NOW,
+                      extra_numbers=extra)
 
-    before = ingest(pd.DataFrame(), pd.DataFrame())
+    before = run()
     assert "price" not in before.table
-    assert ingest(before.table, before.files).skipped == ["series/s.csv"]
-    declared = ingest(before.table, before.files, ("price",))
+    assert run().staged.skipped == ["series/s.csv"]
+    declared = run(("price",))
     assert declared.table["price"].tolist() == [4.5, 4.0] and len(declared.table) == 2
-    assert ingest(declared.table, pd.concat([before.files, declared.files]), ("price",)).skipped == ["series/s.csv"]
+    assert run(("price",)).staged.skipped == ["series/s.csv"]
 
 
 def test_a_second_file_of_planned_rows_adds_the_future_and_never_erases_an_actual(tmp_path):
@@ -103,8 +106,52 @@ def test_a_second_file_of_planned_rows_adds_the_future_and_never_erases_an_actua
     (folder / "plans.csv").write_text("unique_id,ds,y,price\nA,2024-01-08,,3.5\nA,2024-01-15,,3.0\n")
     os.utime(folder / "plans.csv", (1e9 + 10, 1e9 + 10))  # arrived after the actuals
     os.utime(folder / "actuals.csv", (1e9, 1e9))
-    result = ingest_folder("series", landing_root=tmp_path, existing=pd.DataFrame(), ingested_files=pd.DataFrame(),
-                           today=date(2026, 11, 1), now=NOW, extra_numbers=("price",))
+    result = ingest(tmp_path, tmp_path / "warehouse.duckdb", "series", today=date(2026, 11, 1), now=NOW,
+                    extra_numbers=("price",))
     table = result.table
     assert table["y"].fillna(-1).tolist() == [5.0, 6.0, -1.0]
     assert table["price"].tolist() == [4.5, 3.5, 3.0]  # the later file's values, the earlier actual
+
+
+SERIES = ("unique_id,ds,y,product_name\n"
+          "A,2024-01-01,5,Shirt\n"
+          "A,2024-01-08,abc,Shirt\n"                    # not a number
+          'B,2024-01-01,3,"Long\nname"\n'               # a record over two lines
+          "A,2024-01-01,7,Shirt\n"                      # repeats line 2, two chunks later
+          "B,2024-01-08,4,Hat,extra\n"                  # a field beyond the header
+          "\n"
+          "B,2024-01-08,4,Hat\n"
+          "C,,1,Cap\n"                                  # no date
+          "B,2024-01-01,9,Hat\n"                        # repeats line 4
+          "C,2024-01-01,2,Cap\n")
+
+
+def test_a_file_ingested_in_chunks_gives_the_table_and_quarantine_of_one_chunk(tmp_path, monkeypatch):
+    from mlops_assets.ingest import raw_layer
+
+    seen = []
+
+    def validate(raw, *args, **kwargs):
+        seen.append(len(raw.frame))
+        return validate_table(raw, *args, **kwargs)
+
+    monkeypatch.setattr(raw_layer, "validate_table", validate)
+    runs = {}
+    for chunk_rows in (None, 2):
+        root = tmp_path / str(chunk_rows)
+        (root / "series").mkdir(parents=True)
+        (root / "series" / "s.csv").write_text(SERIES)
+        runs[chunk_rows] = ingest(root, root / "warehouse.duckdb", "series", today=date(2026, 11, 1), now=NOW,
+                                  chunk_rows=chunk_rows)
+    whole, chunked = runs[None], runs[2]
+    assert seen[0] == 10 and max(seen[1:]) == 2 and sum(seen[1:]) == 10  # ten records, a blank line among them
+    assert chunked.table.equals(whole.table) and chunked.rejected.equals(whole.rejected)
+    assert whole.table[["unique_id", "source_row"]].values.tolist() == [["A", 2], ["B", 4], ["B", 9], ["C", 12]]
+    assert whole.rejected[["source_row", "column_name", "reason"]].values.tolist() == [
+        [3, "y", "y 'abc' is not a number"],
+        [6, None, "duplicate of line 2 (same unique_id, ds)"],
+        [7, None, "more fields than the 4 of the header (extra: extra); a separator inside an unquoted value?"],
+        [10, "ds", "ds is empty (a value is required)"],
+        [11, None, "duplicate of line 4 (same unique_id, ds)"],
+    ]
+    assert chunked.staged.files[["n_rows", "n_rejected"]].values.tolist() == [[4, 5]]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from mlops_assets.ingest.reading import LandingFileError, read_table, readable_suffix, shorten
+from mlops_assets.ingest.reading import LandingFileError, read_chunks, read_table, readable_suffix, shorten
 
 TEXT = "a,b\n1,x\n2,y\n"
 
@@ -51,3 +52,48 @@ def test_line_numbers_hold_for_every_line_ending_with_or_without_a_quoted_break(
     assert read_table(path).line.tolist() == [2, 3, 4]
     path.write_bytes(end.join(["a,b", '1,5" screen', "2,x"]).encode())  # a stray quote inside a value
     assert read_table(path).line.tolist() == [2, 3]
+
+
+def _chunked(path: Path, chunk_rows: int) -> tuple[pd.DataFrame, list[int], dict[int, list[str]]]:
+    """The chunks of a file joined back: cells, line numbers, and extra fields by row of the whole file."""
+    frames, lines, extra, done = [], [], {}, 0
+    for chunk in read_chunks(path, chunk_rows):
+        assert len(chunk.frame) <= chunk_rows
+        frames.append(chunk.frame)
+        lines += chunk.line.tolist()
+        extra |= {done + row: fields for row, fields in chunk.extra.items()}
+        done += len(chunk.frame)
+    return pd.concat(frames, ignore_index=True), lines, extra
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("body", [
+    ["1,x", '2,"y', 'z"', "", "3,w", '4,"a ""b""', 'c"', "5,v"],       # quoted breaks, a blank line
+    ["1,x", "2,y,extra", "3,z", "4,w"],                               # a line wider than the header
+    ["1,x", '2,5" screen', "3,y", '4,"q"', "5,z"],                     # a stray quote inside a value
+])
+def test_a_file_read_in_chunks_is_the_file_read_at_once(tmp_path: Path, end: str, body: list[str]) -> None:
+    path = tmp_path / "c.csv"
+    path.write_bytes((end.join(["a,b", *body]) + end).encode())
+    whole = read_table(path)
+    for chunk_rows in (1, 2, 3):
+        frame, lines, extra = _chunked(path, chunk_rows)
+        assert frame.equals(whole.frame), chunk_rows
+        assert lines == whole.line.tolist() and extra == whole.extra, chunk_rows
+
+
+def test_a_parquet_file_read_in_chunks_numbers_rows_as_a_spreadsheet(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    pd.DataFrame({"a": [1, 2, 3, 4, 5], "b": pd.to_datetime(["2024-01-01"] * 5)}).to_parquet(path)
+    frame, lines, _ = _chunked(path, 2)
+    assert frame.equals(read_table(path).frame) and lines == [2, 3, 4, 5, 6]
+    assert frame["b"].tolist() == ["2024-01-01 00:00:00"] * 5
+
+
+def test_an_empty_file_and_a_header_alone_are_told_apart(tmp_path: Path) -> None:
+    (tmp_path / "e.csv").write_bytes(b"")
+    with pytest.raises(LandingFileError, match="empty"):
+        read_table(tmp_path / "e.csv")
+    (tmp_path / "h.csv").write_text("a,b\n")
+    chunks = list(read_chunks(tmp_path / "h.csv", 2))
+    assert len(chunks) == 1 and list(chunks[0].frame.columns) == ["a", "b"] and chunks[0].frame.empty
