@@ -15,10 +15,10 @@ from mlops_assets.gold import buckets
 from mlops_assets.gold.aggregation import build_gold
 from mlops_assets.gold.exclusions import summarize_exclusions
 from mlops_assets.gold.regressors import build_regressors
-from mlops_assets.ingest.raw_layer import ingest_folder
 from mlops_assets.sample_data import generate_sample
 from mlops_assets.settings import Settings
 from mlops_assets_tests.driver_series import SERIES_COLUMNS, driver_series
+from mlops_assets_tests.ingest.raw_runs import ingest
 
 GOLD, EXCLUDED, REGRESSORS = "gold.sales_data_for_forecast", "gold.series_excluded", "gold.regressors"
 ORDER_TABLES = ("products", "customers", "promotions", "sales_orders")
@@ -26,14 +26,9 @@ ORDER_TABLES = ("products", "customers", "promotions", "sales_orders")
 
 def _raw_warehouse(path: Path, landing: Path, tables: tuple[str, ...], extra: tuple[str, ...] = ()) -> Path:
     """A DuckDB file holding the raw tables the raw layer makes of the landing files."""
-    frames = {}
     for table in tables:
-        result = ingest_folder(table, landing_root=landing, existing=pd.DataFrame(), ingested_files=pd.DataFrame(),
-                               extra_numbers=extra if table == "series" else ())
+        result = ingest(landing, path, table, extra_numbers=extra if table == "series" else ())
         assert result.rejected.empty, result.rejected.head()
-        frames[f"raw.{table}"] = result.table
-    with duckdb.connect(str(path)) as con:
-        warehouse.write_tables(con, replace=frames)
     return path
 
 
