@@ -52,7 +52,8 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
     automation_condition=expensive_condition(),
     description="The per-series champions refit on each series' full history (by model group on the engine of "
     "settings.compute), logged as one MLflow pyfunc "
-    "model and registered as a new version of sales_forecast (alias challenger). The alias champion moves "
+    "model (a folder of per-group parts, loaded a group at a time) and registered as a new version of "
+    "sales_forecast (alias challenger). The alias champion moves "
     "to it only when its backtest score (settings.selection.metric, SMAPE by default) on the same data is no "
     "worse than the current champion's, or, when the "
     "selection guard chose one model for all series, when that did better out of sample than per-series choice.",
@@ -101,7 +102,7 @@ def sales_forecast_model(
         raise dg.Failure(description=str(err), metadata={
             "failed_series": dg.MetadataValue.json({b.name: list(b.unique_ids) for b in err.failed}),
         }) from err
-    shutil.rmtree(root, ignore_errors=True)
+    # The parts stay on disk until MLflow has copied them in: the model is that folder.
     forecaster = run.forecaster
     # The check of the backtest calibration: set on the earlier windows, scored on the last one.
     coverage = (
@@ -139,6 +140,7 @@ def sales_forecast_model(
         selection=_selection_record(context),
         metric=settings.selection.metric,
     )
+    shutil.rmtree(root, ignore_errors=True)
     if version.reused:
         context.log.info(f"{name} v{version.version} was already registered from these inputs (an earlier run "
                          "stopped before recording it): reused, nothing registered")

@@ -1,4 +1,4 @@
-"""The champions' refit for the registry, by model group on the engine, merged into one forecaster.
+"""The champions' refit for the registry, by model group on the engine, as the parts of one model.
 
 The refit uses the backtest's model groups (forecasting.engine): the global model is refitted on the
 same series it was backtested and chosen on, and a bucket's forecaster predicts the same on any engine
@@ -12,8 +12,6 @@ parts (ChampionForecaster.combine) into the one model the registry logs.
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
 import resource
 import time
 from collections.abc import Callable
@@ -35,7 +33,8 @@ from mlops_assets.forecasting.engine import (
 )
 from mlops_assets.forecasting.intervals import Calibration, calibrate
 from mlops_assets.forecasting.zoo import COMBINATION
-from mlops_assets.registry.champion_model import ChampionForecaster, forecaster_for
+from mlops_assets.registry.champion_model import forecaster_for
+from mlops_assets.registry.model_parts import PartedForecaster, assemble, write_part
 from mlops_assets.settings import Settings
 
 
@@ -68,7 +67,7 @@ def champion_calibration(
 
 @dataclass(frozen=True)
 class RefitTask:
-    """One model group's refit: ``inputs/<group>*.parquet`` in, ``parts/<group>.pkl`` (a forecaster) out."""
+    """One model group's refit: ``inputs/<group>*.parquet`` in, the part ``parts/<group>.*`` out."""
 
     folder: str
     settings: Settings
@@ -97,11 +96,7 @@ class RefitTask:
         forecaster = forecaster_for(self.settings, n_jobs=1).fit(
             history, champions[["unique_id", "model"]], backtest, regressors, calibration=calibration
         )
-        path = self.part_path(bucket)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(forecaster, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, path)
+        write_part(forecaster, self.part_path(bucket).parent, bucket.name)
         return {
             "bucket": bucket.index,
             "series": len(champions),
@@ -112,7 +107,7 @@ class RefitTask:
 
 @dataclass(frozen=True)
 class RefitRun:
-    forecaster: ChampionForecaster
+    forecaster: PartedForecaster
     folder: Path
     groups: list[Bucket]
     reports: list[dict]
@@ -132,7 +127,7 @@ def refit_by_bucket(
     regressors_sql: str | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> RefitRun:
-    """Fit every champion by model group on the engine of settings.compute; the merged forecaster.
+    """Fit every champion by model group on the engine of settings.compute; the model their parts make.
 
     ``history_sql`` and ``n_models`` must be the backtest's (its eligible series and zoo size), so that the
     groups are the backtest's. Groups without a champion are skipped. Parts of an earlier, failed attempt
@@ -177,5 +172,5 @@ def refit_by_bucket(
                                          "running it again"),
         )
         workers = engine.workers
-    parts = [pickle.loads(task.part_path(g).read_bytes()) for g in groups]
-    return RefitRun(ChampionForecaster.combine(parts), folder, groups, reports, workers)
+    model = assemble(folder / "parts", [g.name for g in groups])
+    return RefitRun(model, folder, groups, reports, workers)
