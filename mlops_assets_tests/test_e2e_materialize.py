@@ -232,21 +232,20 @@ def test_dask_engine_gives_the_same_tables(chain, small_sample, tmp_path_factory
         pd.testing.assert_frame_equal(dask, local, check_exact=False, rtol=0, atol=1e-9, obj=table)
 
 
-def test_the_refit_in_small_model_groups_forecasts_like_the_registered_model(chain, tmp_path):
-    """The registry's refit on the sample in groups of 5 series: the per-series champions forecast exactly as
-    the registered model (fitted in one group) does; LightGBM and Combination series are retrained per group."""
+def _refit_in_groups(data_dir, tmp_path, bucket_series: int):
+    """The registry's refit of the chain's champions in model groups of ``bucket_series``, on a copy of its
+    warehouse: the champions, the refit run, the settings."""
     from mlops_assets.defs.forecasting import BACKTEST, CHAMPIONS, ELIGIBLE_SQL, regressors_sql
     from mlops_assets.defs.resources import build_resources
-    from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
+    from mlops_assets.forecasting.zoo import default_models
     from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_bucket
     from mlops_assets.settings import Settings
 
-    data_dir, _, _ = chain
     copy = tmp_path / "data"
     copy.mkdir()
     shutil.copy(DataPaths(data_dir).warehouse, DataPaths(copy).warehouse)
     warehouse = build_resources(str(copy), "")["warehouse"]
-    settings = Settings(compute={"bucket_series": 5, "workers": 2})
+    settings = Settings(compute={"bucket_series": bucket_series, "workers": 2})
     champions = warehouse.read(CHAMPIONS)
     rows = champion_rows(warehouse.connection, BACKTEST, CHAMPIONS)
     calibration = champion_calibration(rows, champions, mean_abs_actuals(warehouse.connection, ELIGIBLE_SQL),
@@ -254,6 +253,16 @@ def test_the_refit_in_small_model_groups_forecasts_like_the_registered_model(cha
     x_sql = regressors_sql(warehouse, settings, sorted(champions["model"].unique()))
     run = refit_by_bucket(warehouse.connection, ELIGIBLE_SQL, champions, BACKTEST, tmp_path / "refit", "fp",
                           settings, len(default_models(settings)), calibration, x_sql)
+    return champions, run, settings
+
+
+def test_the_refit_in_small_model_groups_forecasts_like_the_registered_model(chain, tmp_path):
+    """The registry's refit on the sample in groups of 5 series: the per-series champions forecast exactly as
+    the registered model (fitted in one group) does; LightGBM and Combination series are retrained per group."""
+    from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
+
+    data_dir, _, _ = chain
+    champions, run, _ = _refit_in_groups(data_dir, tmp_path, 5)
     assert len(run.groups) == -(-len(champions) // 5) >= 3
     predicted = run.forecaster.predict()
     registered = _table(data_dir, "forecasting.forecasts").drop(columns="model_version")
@@ -266,3 +275,37 @@ def test_the_refit_in_small_model_groups_forecasts_like_the_registered_model(cha
         return frame[registered.columns].reset_index(drop=True)
 
     pd.testing.assert_frame_equal(pick(predicted), pick(registered), check_exact=False, rtol=0, atol=1e-9)
+
+
+def test_a_model_logged_in_groups_of_3_predicts_as_the_merged_model(chain, tmp_path):
+    """The sample's champions refit in model groups of 3 and logged as parts: the loaded pyfunc answers exactly as
+    the one forecaster merged from the same parts (ChampionForecaster.combine, the registered model before it
+    was parted), and scoring it group by group loads one group at a time."""
+    import pickle
+
+    from mlops_assets.registry.champion_model import ChampionForecaster
+    from mlops_assets.registry.pyfunc_model import SalesForecastModel, log_forecast_model
+
+    data_dir, _, _ = chain
+    champions, run, settings = _refit_in_groups(data_dir, tmp_path, 3)
+    assert len(run.groups) == -(-len(champions) // 3) >= 3
+    merged = ChampionForecaster.combine([pickle.loads((run.folder / "parts" / f"{g.name}.pkl").read_bytes())
+                                         for g in run.groups])
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        experiment = mlflow.create_experiment("parts", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_forecast_model(run.forecaster, model_version="3")
+        model = mlflow.pyfunc.load_model(info.model_uri)
+    finally:
+        mlflow.set_tracking_uri(None)
+    parted = model.unwrap_python_model().forecaster
+    parted.kept_groups = 1
+    ids = merged.series["unique_id"].tolist()
+    request = pd.DataFrame({"unique_id": ids[::-1], "h": [1 + i % settings.horizon for i in range(len(ids))]})
+    pd.testing.assert_frame_equal(model.predict(request), SalesForecastModel(merged, "3").predict(None, request))
+    for group, members in parted.group_series().items():
+        answer = model.predict(pd.DataFrame({"unique_id": members, "h": settings.horizon}))
+        assert parted.loaded_groups == [group]
+        pd.testing.assert_frame_equal(answer, SalesForecastModel(merged, "3").predict(
+            None, pd.DataFrame({"unique_id": members, "h": settings.horizon})))

@@ -18,7 +18,7 @@ from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pand
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.forecasting.engine import BucketFailure, backtest_by_bucket, evaluate_by_bucket
 from mlops_assets.forecasting.metrics import METRIC_DESCRIPTIONS
-from mlops_assets.forecasting.scoring import score_by_chunk
+from mlops_assets.forecasting.scoring import fixed_chunks, score_by_chunk
 from mlops_assets.forecasting.selection import choose_from_evaluations, selection_summary
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
 from mlops_assets.registry.model_registry import load_champion
@@ -376,7 +376,8 @@ def series_champions(context: dg.AssetExecutionContext, project: ProjectResource
     owners=OWNERS,
     automation_condition=downstream_condition(),
     description="The next horizon of every series, scored by loading models:/sales_forecast@champion (the "
-    "registry round trip a batch job makes), settings.compute.bucket_series series at a time, with 80% and 95% "
+    "registry round trip a batch job makes), one model group of it (at most settings.compute.bucket_series "
+    "series) at a time, with 80% and 95% "
     "prediction intervals calibrated on the backtest "
     "(settings.intervals), clipped at zero unless the history has negative values (returns).",
 )
@@ -387,9 +388,13 @@ def forecasts(
     mlflow_tracking.activate()
     model, version = load_champion(settings.registered_model_name)
     forecaster = model.unwrap_python_model().forecaster
+    # One model group at a time, each let go before the next: the process holds one group's fitted models.
+    forecaster.kept_groups = 1
+    size = settings.compute.bucket_series
+    chunks = [c for ids in forecaster.group_series().values() for c in fixed_chunks(ids, size)]
     folder = project.paths.engine / "scoring"
     rows = score_by_chunk(
-        model.predict, forecaster.series["unique_id"], forecaster.horizon, settings.compute.bucket_series, folder,
+        model.predict, chunks, forecaster.horizon, folder,
         lambda parts: warehouse.replace_from_parquet(FORECASTS, parts, order_by="unique_id, ds"), context.log.info,
     )
     shutil.rmtree(folder, ignore_errors=True)

@@ -21,10 +21,9 @@ from mlops_assets.defs.forecasting import (
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
 from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.forecasting.engine import BucketFailure
-from mlops_assets.forecasting.intervals import last_window_coverage
 from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry import model_registry
-from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_bucket
+from mlops_assets.registry.refit import champion_errors_by_bucket, mean_abs_actuals, refit_by_bucket
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.openapi import write_openapi
@@ -52,7 +51,8 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
     automation_condition=expensive_condition(),
     description="The per-series champions refit on each series' full history (by model group on the engine of "
     "settings.compute), logged as one MLflow pyfunc "
-    "model and registered as a new version of sales_forecast (alias challenger). The alias champion moves "
+    "model (a folder of per-group parts, loaded a group at a time) and registered as a new version of "
+    "sales_forecast (alias challenger). The alias champion moves "
     "to it only when its backtest score (settings.selection.metric, SMAPE by default) on the same data is no "
     "worse than the current champion's, or, when the "
     "selection guard chose one model for all series, when that did better out of sample than per-series choice.",
@@ -82,15 +82,16 @@ def sales_forecast_model(
         )
         return dg.MaterializeResult(metadata={**previous, "registered": False})
 
-    # Calibration first, from the champions' backtest rows only (it pools every series), then the refit by
+    # Calibration first, from the champions' backtest rows only, a bucket of series at a time (it pools every
+    # series' scaled errors, a float and a step per row), then the refit by
     # model group on the engine: neither the history nor the backtest passes through this process.
     missing = warehouse.query(f"select unique_id::varchar as u from {CHAMPIONS} where unique_id::varchar not in "
                               f"(select unique_id::varchar from ({ELIGIBLE_SQL})) order by 1")["u"].tolist()
     if missing:
         raise dg.Failure(f"{len(missing)} champion series have no eligible history, e.g. {missing[:10]}")
-    rows = champion_rows(warehouse.connection, BACKTEST, CHAMPIONS)
     actuals = mean_abs_actuals(warehouse.connection, ELIGIBLE_SQL)
-    calibration = champion_calibration(rows, champions, actuals, settings)
+    errors = champion_errors_by_bucket(warehouse.connection, BACKTEST, CHAMPIONS, champions, actuals, settings)
+    calibration = errors.calibration
     root = project.paths.engine / "refit"
     try:
         run = refit_by_bucket(
@@ -101,16 +102,11 @@ def sales_forecast_model(
         raise dg.Failure(description=str(err), metadata={
             "failed_series": dg.MetadataValue.json({b.name: list(b.unique_ids) for b in err.failed}),
         }) from err
-    shutil.rmtree(root, ignore_errors=True)
+    # The parts stay on disk until MLflow has copied them in: the model is that folder.
     forecaster = run.forecaster
     # The check of the backtest calibration: set on the earlier windows, scored on the last one.
-    coverage = (
-        last_window_coverage(rows, champions, actuals, settings.interval_levels, settings.horizon,
-                             clip=forecaster.clipped)
-        if settings.intervals.method == "backtest"
-        else {}
-    )
-    del rows
+    coverage = errors.coverage(champions, actuals, settings, clip=forecaster.clipped)
+    del errors
     held = ", ".join(f"{cov:.1f}% for {lv}%" for lv, cov in coverage.items())
     context.log.info(
         f"intervals: {settings.intervals.method}" + (f" (held {held} of the last backtest window)" if held else "")
@@ -139,6 +135,7 @@ def sales_forecast_model(
         selection=_selection_record(context),
         metric=settings.selection.metric,
     )
+    shutil.rmtree(root, ignore_errors=True)
     if version.reused:
         context.log.info(f"{name} v{version.version} was already registered from these inputs (an earlier run "
                          "stopped before recording it): reused, nothing registered")

@@ -131,16 +131,56 @@ def mean_abs_actual(history: pd.DataFrame | pd.Series) -> pd.Series:
     return history.astype({"unique_id": str}).assign(a=lambda d: d["y"].abs()).groupby("unique_id")["a"].mean()
 
 
-def _scales(errors: pd.DataFrame, history: pd.DataFrame | pd.Series, unique_ids: pd.Index) -> pd.Series:
-    scale = errors.assign(abs_error=errors["error"].abs()).groupby("unique_id")["abs_error"].mean()
+def _scales(error_scale: pd.Series, history: pd.DataFrame | pd.Series, unique_ids: pd.Index) -> pd.Series:
     level = mean_abs_actual(history)
-    scale = scale.reindex(unique_ids)
+    scale = error_scale.reindex(unique_ids)
     missing = scale.isna()
     if missing.any():
         ratio = (scale / level.reindex(unique_ids)).replace([np.inf, -np.inf], np.nan).median()
         ratio = 1.0 if not np.isfinite(ratio) else float(ratio)
         scale[missing] = level.reindex(unique_ids[missing]).fillna(0.0).to_numpy() * ratio
     return scale.astype(float)
+
+
+@dataclass(frozen=True)
+class ErrorParts:
+    """What the calibration keeps of a set of series' champion errors: each series' mean absolute error,
+    and per error row its held-out scaled size and its step, in the rows' order (unique_id, cutoff, ds)."""
+
+    scale: pd.Series
+    ratios: np.ndarray
+    steps: np.ndarray
+
+
+def error_parts(backtest: pd.DataFrame, champions: pd.DataFrame) -> ErrorParts:
+    """The ErrorParts of the champions' backtest rows; series are independent here, so any split of the series
+    gives parts that, in the series' sorted order, concatenate to the whole's."""
+    errors = champion_errors(backtest, champions)
+    scale = errors.assign(abs_error=errors["error"].abs()).groupby("unique_id")["abs_error"].mean()
+    s = _held_out_scales(errors).fillna(scale.reindex(errors["unique_id"]).reset_index(drop=True)).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # A series whose champion was exact on every other window (scale 0) adds a zero score.
+        ratios = np.where(s > 0, np.abs(errors["error"].to_numpy()) / s, 0.0)
+    return ErrorParts(scale, ratios, errors["step"].to_numpy())
+
+
+def calibration_of(
+    parts: Sequence[ErrorParts],
+    champions: pd.DataFrame,
+    history: pd.DataFrame | pd.Series,
+    levels: Sequence[float],
+    horizon: int,
+) -> Calibration:
+    """The calibration pooled from the ErrorParts of disjoint sets of series, given in sorted series order."""
+    uids = pd.Index(sorted(champions["unique_id"].astype(str).unique()), dtype=object)
+    scale = _scales(pd.concat([p.scale for p in parts]), history, uids)
+    ratios = np.concatenate([p.ratios for p in parts])
+    steps = np.concatenate([p.steps for p in parts])
+    growth = step_growth(ratios, steps, horizon)
+    scores = ratios / growth[steps - 1]
+    table = {level: conformal_quantile(scores, level) * growth for level in levels}
+    quantiles = pd.DataFrame(table, index=pd.RangeIndex(1, horizon + 1, name="step"))
+    return Calibration(quantiles=quantiles, scale=scale, n_scores=int(len(scores)))
 
 
 def calibrate(
@@ -154,19 +194,7 @@ def calibrate(
 
     ``backtest`` needs only the champions' rows; ``history`` may be each series' mean absolute actual.
     """
-    errors = champion_errors(backtest, champions)
-    uids = pd.Index(sorted(champions["unique_id"].astype(str).unique()), dtype=object)
-    scale = _scales(errors, history, uids)
-    s = _held_out_scales(errors).fillna(scale.reindex(errors["unique_id"]).reset_index(drop=True)).to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # A series whose champion was exact on every other window (scale 0) adds a zero score.
-        ratios = np.where(s > 0, np.abs(errors["error"].to_numpy()) / s, 0.0)
-    steps = errors["step"].to_numpy()
-    growth = step_growth(ratios, steps, horizon)
-    scores = ratios / growth[steps - 1]
-    table = {level: conformal_quantile(scores, level) * growth for level in levels}
-    quantiles = pd.DataFrame(table, index=pd.RangeIndex(1, horizon + 1, name="step"))
-    return Calibration(quantiles=quantiles, scale=scale, n_scores=int(len(scores)))
+    return calibration_of([error_parts(backtest, champions)], champions, history, levels, horizon)
 
 
 def non_decreasing_bounds(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +210,51 @@ def coverage(actual: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
     return float(100.0 * np.mean((actual >= lo) & (actual <= hi)))
 
 
+@dataclass(frozen=True)
+class LastWindow:
+    """A set of series' champion rows split for the coverage check: the ErrorParts of the windows before each
+    series' last, and the last window's rows (unique_id, step, y, y_hat)."""
+
+    earlier: ErrorParts
+    rows: pd.DataFrame
+
+
+def last_window(backtest: pd.DataFrame, champions: pd.DataFrame) -> LastWindow | None:
+    """The LastWindow of the champions' rows; None when the backtest has a single window."""
+    bt = backtest.astype({"unique_id": str})
+    is_last = bt["cutoff"] == bt.groupby("unique_id", sort=False)["cutoff"].transform("max")
+    if (~is_last).sum() == 0:
+        return None
+    rows = champion_errors(bt[is_last], champions)[["unique_id", "step", "y", "y_hat"]]
+    return LastWindow(error_parts(bt[~is_last], champions), rows)
+
+
+def coverage_of(
+    parts: Sequence[LastWindow | None],
+    champions: pd.DataFrame,
+    history: pd.DataFrame | pd.Series,
+    levels: Sequence[float],
+    horizon: int,
+    clip: bool = False,
+) -> dict[float, float]:
+    """last_window_coverage pooled from the LastWindows of disjoint sets of series, in sorted series order."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return {}
+    calibration = calibration_of([p.earlier for p in parts], champions, history, levels, horizon)
+    rows = pd.concat([p.rows for p in parts], ignore_index=True)
+    y, y_hat = rows["y"].to_numpy(dtype=float), rows["y_hat"].to_numpy(dtype=float)
+    scale = calibration.scale.reindex(rows["unique_id"]).to_numpy(dtype=float)
+    out = {}
+    for level in levels:
+        half = scale * calibration.quantiles[level].reindex(rows["step"]).to_numpy(dtype=float)
+        lo, hi = y_hat - half, y_hat + half
+        if clip:
+            lo, hi = np.clip(lo, 0, None), np.clip(hi, 0, None)
+        out[level] = coverage(y, lo, hi)
+    return out
+
+
 def last_window_coverage(
     backtest: pd.DataFrame,
     champions: pd.DataFrame,
@@ -195,19 +268,4 @@ def last_window_coverage(
     The honest check of the calibration: nothing of the last window is used to set its intervals. Empty
     when the backtest has a single window. Like ``calibrate``, it needs only the champions' rows.
     """
-    bt = backtest.astype({"unique_id": str})
-    is_last = bt["cutoff"] == bt.groupby("unique_id", sort=False)["cutoff"].transform("max")
-    if (~is_last).sum() == 0:
-        return {}
-    calibration = calibrate(bt[~is_last], champions, history, levels, horizon)
-    rows = champion_errors(bt[is_last], champions)
-    y, y_hat = rows["y"].to_numpy(dtype=float), rows["y_hat"].to_numpy(dtype=float)
-    scale = calibration.scale.reindex(rows["unique_id"]).to_numpy(dtype=float)
-    out = {}
-    for level in levels:
-        half = scale * calibration.quantiles[level].reindex(rows["step"]).to_numpy(dtype=float)
-        lo, hi = y_hat - half, y_hat + half
-        if clip:
-            lo, hi = np.clip(lo, 0, None), np.clip(hi, 0, None)
-        out[level] = coverage(y, lo, hi)
-    return out
+    return coverage_of([last_window(backtest, champions)], champions, history, levels, horizon, clip)

@@ -2,7 +2,8 @@
 
 Each series is forecast by the model that won its backtest (``forecasting.series_champions``). Series that
 share a champion are fitted together in one StatsForecast call. The fitted state is plain Python and numpy
-objects, so the whole forecaster pickles (the MLflow pyfunc wrapper stores it that way).
+objects, so the forecaster pickles: the registered model is one pickled forecaster per model group
+(registry.model_parts).
 
 Robustness: a series whose champion raises while fitting, or whose fitted champion gives a non-finite
 forecast or interval (e.g. SeasonalNaive on a series shorter than one season), is refitted with
@@ -401,21 +402,7 @@ class ChampionForecaster:
         return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
 
     def _positions(self, unique_ids: Sequence[str] | None) -> np.ndarray:
-        if unique_ids is None:
-            return np.arange(len(self._uids))
-        if isinstance(unique_ids, str):
-            unique_ids = [unique_ids]
-        requested = pd.Index([str(u) for u in unique_ids]).unique().sort_values()
-        positions = self._uids.get_indexer(requested)
-        unknown = requested[positions < 0].tolist()
-        if unknown:
-            shown = ", ".join(repr(u) for u in unknown[:10])
-            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-            raise UnknownSeriesError(
-                f"unknown unique_id(s): {shown}{more}; the model knows {len(self._uids)} series "
-                "(see its `series` table)"
-            )
-        return positions
+        return np.arange(len(self._uids)) if unique_ids is None else known_positions(self._uids, unique_ids)
 
     @staticmethod
     def _check_levels(levels: Sequence[float]) -> list[float]:
@@ -439,6 +426,22 @@ class _Precomputed:
 
     def predict(self, h: int, X=None, level=None) -> dict[str, np.ndarray]:  # noqa: N803 - statsforecast's name
         return {"mean": self.mean[:h]}
+
+
+def known_positions(known: pd.Index, unique_ids: Sequence[str] | str) -> np.ndarray:
+    """Positions in ``known`` of the requested series, distinct and sorted; UnknownSeriesError names the others."""
+    if isinstance(unique_ids, str):
+        unique_ids = [unique_ids]
+    requested = pd.Index([str(u) for u in unique_ids]).unique().sort_values()
+    positions = known.get_indexer(requested)
+    unknown = requested[positions < 0].tolist()
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:10])
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise UnknownSeriesError(
+            f"unknown unique_id(s): {shown}{more}; the model knows {len(known)} series (see its `series` table)"
+        )
+    return positions
 
 
 def _is_fallback(fitted_model) -> bool:

@@ -5,6 +5,9 @@ optional ``level`` (one of the fitted interval levels; absent = all of them). Th
 series and future period: unique_id, ds (ISO date), model, model_version, y_hat and the interval bounds
 ``lo_<level>``/``hi_<level>`` (null for levels the row did not ask for).
 
+The fitted models are the artifact ``model_parts``: a folder of per-group parts and their index
+(registry.model_parts), read lazily, a group on the first request of one of its series.
+
 The model knows the registry version it is served as: it is written into the model's ``model_config``
 when the model is logged, and the registry checks after registering that the number matches.
 
@@ -17,6 +20,7 @@ would also become a 400 there, but with a generic message and a stack trace, so 
 from __future__ import annotations
 
 import numbers
+import tempfile
 from importlib.metadata import version as _installed_version
 from pathlib import Path
 from typing import Any
@@ -31,12 +35,15 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema
 
 from mlops_assets.registry.champion_model import ChampionForecaster, ForecastRequestError
+from mlops_assets.registry.model_parts import PartedForecaster, single_part
 
 MODEL_VERSION_KEY = "model_version"
 REQUIRED_COLUMNS = ("unique_id", "h")
 # Pinned from the environment that logged the model so a served copy rebuilds the same one; listing
 # them avoids MLflow's slow requirement inference (a subprocess that loads the model).
-_REQUIREMENTS = ("mlflow", "statsforecast", "pandas", "numpy", "cloudpickle", "pyyaml", "pydantic")
+_REQUIREMENTS = ("mlflow", "statsforecast", "pandas", "numpy", "pyarrow", "cloudpickle", "pyyaml", "pydantic")
+PARTS_ARTIFACT = "model_parts"
+Forecaster = ChampionForecaster | PartedForecaster
 
 
 def invalid_request(message: str) -> MlflowException:
@@ -77,7 +84,7 @@ def _integers(values: pd.Series, column: str, usage: str) -> pd.Series:
     return values.astype("int64")
 
 
-def validate_request(model_input: Any, forecaster: ChampionForecaster) -> pd.DataFrame:
+def validate_request(model_input: Any, forecaster: Forecaster) -> pd.DataFrame:
     """The request as a clean table (unique_id str, h int64, level float or NaN), or MlflowException."""
     usage = (
         f"each row needs unique_id (string) and h (integer from 1 to {forecaster.horizon}), "
@@ -134,9 +141,10 @@ def validate_request(model_input: Any, forecaster: ChampionForecaster) -> pd.Dat
 
 
 class SalesForecastModel(mlflow.pyfunc.PythonModel):
-    """A fitted ChampionForecaster, served with request validation and its registry version."""
+    """A fitted forecaster, served with request validation and its registry version; logged, its parts are
+    the artifact ``model_parts`` and it is pickled without them."""
 
-    def __init__(self, forecaster: ChampionForecaster, model_version: str | None = None):
+    def __init__(self, forecaster: Forecaster | None, model_version: str | None = None):
         self.forecaster = forecaster
         self.model_version = model_version
 
@@ -144,6 +152,9 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
         version = (context.model_config or {}).get(MODEL_VERSION_KEY)
         if version is not None:
             self.model_version = str(version)
+        parts = (context.artifacts or {}).get(PARTS_ARTIFACT)
+        if parts is not None:
+            self.forecaster = PartedForecaster(parts)
 
     def predict(
         self, context: mlflow.pyfunc.PythonModelContext | None, model_input: pd.DataFrame, params=None
@@ -183,7 +194,7 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
         return out.reset_index(drop=True)
 
 
-def request_constraints(forecaster: ChampionForecaster) -> dict[str, dict[str, Any]]:
+def request_constraints(forecaster: Forecaster) -> dict[str, dict[str, Any]]:
     """JSON-schema bounds of the request columns that a signature cannot express (for the OpenAPI doc)."""
     return {
         "h": {"minimum": 1, "maximum": forecaster.horizon},
@@ -201,25 +212,37 @@ def build_signature(levels: tuple[float, ...] = (80, 95)) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def input_example(forecaster: ChampionForecaster) -> pd.DataFrame:
-    ids = forecaster.series["unique_id"].head(2).tolist()
+def input_example(forecaster: Forecaster) -> pd.DataFrame:
+    # MLflow predicts the example when logging: series of one group cost one part's loading.
+    if isinstance(forecaster, PartedForecaster):
+        ids = forecaster.group_series()[forecaster.groups[0]][:2]
+    else:
+        ids = forecaster.series["unique_id"].head(2).tolist()
     return pd.DataFrame({"unique_id": ids, "h": [forecaster.horizon, 1][: len(ids)]})
 
 
-def log_forecast_model(forecaster: ChampionForecaster, *, name: str = "model", model_version: str) -> ModelInfo:
+def log_forecast_model(forecaster: Forecaster, *, name: str = "model", model_version: str) -> ModelInfo:
     """Log the forecaster as a pyfunc model (in the active run, if any) that answers as `model_version`.
 
-    The package's code travels with the model (``code_paths``) so ``mlflow models serve`` can load it
-    in an environment where mlops_assets is not installed.
+    Its parts' folder is copied in as the artifact ``model_parts`` (a forecaster fitted in one piece becomes
+    a one-part folder first); only the part of the input example's series is unpickled, when MLflow checks
+    that the logged model answers the example. The package's code travels with the model
+    (``code_paths``) so ``mlflow models serve`` can load it in an environment where mlops_assets is not
+    installed.
     """
     if forecaster.series.empty:
         raise ValueError("the forecaster has no fitted series; call fit() before logging it")
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=SalesForecastModel(forecaster),
-        signature=build_signature(tuple(forecaster.levels)),
-        input_example=input_example(forecaster),
-        model_config={MODEL_VERSION_KEY: str(model_version)},
-        code_paths=[str(Path(__file__).resolve().parent)],
-        pip_requirements=[f"{p}=={_installed_version(p)}" for p in _REQUIREMENTS],
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        parted = forecaster
+        if not isinstance(parted, PartedForecaster):
+            parted = single_part(parted, Path(tmp) / "parts")
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=SalesForecastModel(None),
+            artifacts={PARTS_ARTIFACT: str(parted.folder)},
+            signature=build_signature(tuple(parted.levels)),
+            input_example=input_example(parted),
+            model_config={MODEL_VERSION_KEY: str(model_version)},
+            code_paths=[str(Path(__file__).resolve().parent)],
+            pip_requirements=[f"{p}=={_installed_version(p)}" for p in _REQUIREMENTS],
+        )

@@ -1,22 +1,22 @@
-"""The champions' refit for the registry, by model group on the engine, merged into one forecaster.
+"""The champions' refit for the registry, by model group on the engine, as the parts of one model.
 
 The refit uses the backtest's model groups (forecasting.engine): the global model is refitted on the
 same series it was backtested and chosen on, and a bucket's forecaster predicts the same on any engine
 and worker count. What pools every series, the intervals' calibration, is computed before, from the
-champions' backtest rows only (``champion_rows``), and each task gets its series' scales beside their
-champions. Each task reads its group's history (and regressors, and the backtest rows of its Combination
-champions), fits a ChampionForecaster and writes it pickled, aside and renamed; the run process merges the
-parts (ChampionForecaster.combine) into the one model the registry logs.
+champions' backtest rows only, read a bucket of series at a time (``champion_errors_by_bucket``), and each
+task gets its series' scales beside their champions. Each task reads its group's history (and regressors,
+and the backtest rows of its Combination champions), fits a ChampionForecaster and writes it as a part of
+the model (registry.model_parts): pickled, aside and renamed, beside its small series table. The run
+process writes the parts' index from those tables only and never unpickles a part: the folder is the model
+the registry logs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,19 +33,35 @@ from mlops_assets.forecasting.engine import (
     run_buckets,
     series_lengths,
 )
-from mlops_assets.forecasting.intervals import Calibration, calibrate
+from mlops_assets.forecasting.intervals import (
+    Calibration,
+    LastWindow,
+    calibrate,
+    calibration_of,
+    coverage_of,
+    error_parts,
+    last_window,
+)
+from mlops_assets.forecasting.scoring import fixed_chunks
 from mlops_assets.forecasting.zoo import COMBINATION
-from mlops_assets.registry.champion_model import ChampionForecaster, forecaster_for
+from mlops_assets.registry.champion_model import forecaster_for
+from mlops_assets.registry.model_parts import PartedForecaster, assemble, write_part
 from mlops_assets.settings import Settings
 
 
-def champion_rows(connect: Connect, backtest_table: str, champions_table: str) -> pd.DataFrame:
-    """The backtest rows (every column, ``closed`` included) of each series' champion: all that the
-    calibration and its coverage check need."""
+def champion_rows(
+    connect: Connect, backtest_table: str, champions_table: str, unique_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The backtest rows (every column, ``closed`` included) of each series' champion (of ``unique_ids`` only,
+    when given): all that the calibration and its coverage check need."""
     with connect() as con:
+        only = ""
+        if unique_ids is not None:
+            con.register("wanted_series", pd.DataFrame({"unique_id": list(map(str, unique_ids))}))
+            only = "where b.unique_id::varchar in (select unique_id from wanted_series) "
         return con.execute(
             f"select b.* replace (b.unique_id::varchar as unique_id) from {backtest_table} b join {champions_table} c "
-            "on b.unique_id::varchar = c.unique_id::varchar and b.model = c.model order by 1, 2, 3"
+            f"on b.unique_id::varchar = c.unique_id::varchar and b.model = c.model {only}order by 1, 2, 3"
         ).df()
 
 
@@ -67,8 +83,38 @@ def champion_calibration(
 
 
 @dataclass(frozen=True)
+class ChampionErrors:
+    """The calibration (None with the models' own intervals) and what its last-window check needs."""
+
+    calibration: Calibration | None
+    last_windows: list[LastWindow | None]
+
+    def coverage(self, champions: pd.DataFrame, actuals: pd.Series, settings: Settings, clip: bool) -> dict:
+        if self.calibration is None:
+            return {}
+        return coverage_of(self.last_windows, champions, actuals, settings.interval_levels, settings.horizon, clip)
+
+
+def champion_errors_by_bucket(
+    connect: Connect, backtest_table: str, champions_table: str, champions: pd.DataFrame, actuals: pd.Series,
+    settings: Settings,
+) -> ChampionErrors:
+    """champion_calibration and its check from the champions' backtest rows read settings.compute.bucket_series
+    series at a time, in sorted order: the process holds one bucket's rows and the errors' scaled sizes."""
+    if settings.intervals.method != "backtest":
+        return ChampionErrors(None, [])
+    parts, windows = [], []
+    for ids in fixed_chunks(champions["unique_id"], settings.compute.bucket_series):
+        rows = champion_rows(connect, backtest_table, champions_table, ids)
+        parts.append(error_parts(rows, champions))
+        windows.append(last_window(rows, champions))
+    calibration = calibration_of(parts, champions, actuals, settings.interval_levels, settings.horizon)
+    return ChampionErrors(calibration, windows)
+
+
+@dataclass(frozen=True)
 class RefitTask:
-    """One model group's refit: ``inputs/<group>*.parquet`` in, ``parts/<group>.pkl`` (a forecaster) out."""
+    """One model group's refit: ``inputs/<group>*.parquet`` in, the part ``parts/<group>.*`` out."""
 
     folder: str
     settings: Settings
@@ -97,11 +143,7 @@ class RefitTask:
         forecaster = forecaster_for(self.settings, n_jobs=1).fit(
             history, champions[["unique_id", "model"]], backtest, regressors, calibration=calibration
         )
-        path = self.part_path(bucket)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(forecaster, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, path)
+        write_part(forecaster, self.part_path(bucket).parent, bucket.name)
         return {
             "bucket": bucket.index,
             "series": len(champions),
@@ -112,7 +154,7 @@ class RefitTask:
 
 @dataclass(frozen=True)
 class RefitRun:
-    forecaster: ChampionForecaster
+    forecaster: PartedForecaster
     folder: Path
     groups: list[Bucket]
     reports: list[dict]
@@ -132,7 +174,7 @@ def refit_by_bucket(
     regressors_sql: str | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> RefitRun:
-    """Fit every champion by model group on the engine of settings.compute; the merged forecaster.
+    """Fit every champion by model group on the engine of settings.compute; the model their parts make.
 
     ``history_sql`` and ``n_models`` must be the backtest's (its eligible series and zoo size), so that the
     groups are the backtest's. Groups without a champion are skipped. Parts of an earlier, failed attempt
@@ -177,5 +219,5 @@ def refit_by_bucket(
                                          "running it again"),
         )
         workers = engine.workers
-    parts = [pickle.loads(task.part_path(g).read_bytes()) for g in groups]
-    return RefitRun(ChampionForecaster.combine(parts), folder, groups, reports, workers)
+    model = assemble(folder / "parts", [g.name for g in groups])
+    return RefitRun(model, folder, groups, reports, workers)

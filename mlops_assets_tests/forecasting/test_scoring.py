@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.forecasting.scoring import score_by_chunk
+from mlops_assets.forecasting.scoring import fixed_chunks, score_by_chunk
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.pyfunc_model import SalesForecastModel
 from mlops_assets.warehouse import replace_from_parquet
@@ -40,7 +40,7 @@ def test_chunks_of_series_make_the_same_table_as_one_call(model, tmp_path):
     ids = model.forecaster.series["unique_id"]
     logs = []
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        rows = score_by_chunk(predict, ids, 6, 4, tmp_path / "scoring", _replace(con), logs.append)
+        rows = score_by_chunk(predict, fixed_chunks(ids, 4), 6, tmp_path / "scoring", _replace(con), logs.append)
         stored = con.execute(f"select * from {TABLE} order by unique_id, ds").df()
     assert requests == [4, 4, 2] and rows == 60
     assert logs[-1].startswith("scoring: 3/3 chunks, 10/10 series")
@@ -54,7 +54,7 @@ def test_chunks_of_series_make_the_same_table_as_one_call(model, tmp_path):
 def test_a_failing_chunk_leaves_the_previous_table_whole(model, tmp_path):
     ids = model.forecaster.series["unique_id"]
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        score_by_chunk(lambda r: model.predict(None, r), ids, 6, 4, tmp_path / "scoring", _replace(con))
+        score_by_chunk(lambda r: model.predict(None, r), fixed_chunks(ids, 4), 6, tmp_path / "scoring", _replace(con))
         before = con.execute(f"select * from {TABLE} order by unique_id, ds").df()
         calls = []
 
@@ -65,7 +65,7 @@ def test_a_failing_chunk_leaves_the_previous_table_whole(model, tmp_path):
             return model.predict(None, request.assign(h=3))
 
         with pytest.raises(RuntimeError, match="worker lost"):
-            score_by_chunk(breaks_on_the_second_chunk, ids, 6, 4, tmp_path / "scoring", _replace(con))
+            score_by_chunk(breaks_on_the_second_chunk, fixed_chunks(ids, 4), 6, tmp_path / "scoring", _replace(con))
         after = con.execute(f"select * from {TABLE} order by unique_id, ds").df()
     pd.testing.assert_frame_equal(after, before)
     assert len(after) == 60

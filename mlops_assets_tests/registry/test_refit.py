@@ -14,8 +14,15 @@ import pytest
 from mlops_assets.forecasting.backtest import run_backtest
 from mlops_assets.forecasting.intervals import calibrate, last_window_coverage
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
+from mlops_assets.registry import refit
 from mlops_assets.registry.champion_model import ChampionForecaster, forecaster_for
-from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_bucket
+from mlops_assets.registry.refit import (
+    champion_calibration,
+    champion_errors_by_bucket,
+    champion_rows,
+    mean_abs_actuals,
+    refit_by_bucket,
+)
 from mlops_assets.settings import Settings
 
 MODELS = ["Naive", "SeasonalNaive", "WindowAverage", GLOBAL_MODEL, COMBINATION]
@@ -100,6 +107,33 @@ def test_the_calibration_from_champion_rows_equals_the_one_from_the_whole_backte
     pd.testing.assert_series_equal(calibration.scale, whole.scale, rtol=0, atol=1e-12)
     assert last_window_coverage(rows, champions, actuals, [80, 95], 4) == \
         last_window_coverage(backtest, champions, history, [80, 95], 4)
+
+
+def test_the_calibration_read_by_buckets_of_3_series_equals_the_whole_rows_one(warehouse, monkeypatch):
+    connect, _, _, _, champions = warehouse
+    settings = _settings(bucket_series=3)
+    actuals = mean_abs_actuals(connect, HISTORY_SQL)
+    rows = champion_rows(connect, "backtest", "champions")
+    seen, error_parts = [], refit.error_parts
+
+    def recorded(bucket_rows, chosen):
+        seen.append(sorted(bucket_rows["unique_id"].unique()))
+        return error_parts(bucket_rows, chosen)
+
+    monkeypatch.setattr(refit, "error_parts", recorded)
+    errors = champion_errors_by_bucket(connect, "backtest", "champions", champions, actuals, settings)
+    # Four buckets of at most 3 series, in sorted order: never the whole backtest in one frame.
+    ids = sorted(champions["unique_id"])
+    assert seen == [ids[k:k + 3] for k in range(0, len(ids), 3)] and len(seen) == 4
+    whole = champion_calibration(rows, champions, actuals, settings)
+    pd.testing.assert_frame_equal(errors.calibration.quantiles, whole.quantiles, check_exact=True)
+    pd.testing.assert_series_equal(errors.calibration.scale, whole.scale, check_exact=True)
+    assert errors.calibration.n_scores == whole.n_scores
+    for clip in (False, True):
+        assert errors.coverage(champions, actuals, settings, clip) == \
+            last_window_coverage(rows, champions, actuals, settings.interval_levels, settings.horizon, clip)
+    own = settings.model_copy(update={"intervals": settings.intervals.model_copy(update={"method": "model"})})
+    assert champion_errors_by_bucket(connect, "backtest", "champions", champions, actuals, own).calibration is None
 
 
 def test_refit_by_group_is_the_same_on_the_local_pool_and_dask_and_equals_fits_in_process(
