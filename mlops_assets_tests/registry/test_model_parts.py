@@ -13,7 +13,7 @@ import pytest
 from mlops_assets.registry import model_parts
 from mlops_assets.registry.champion_model import ChampionForecaster, UnknownSeriesError
 from mlops_assets.registry.model_parts import PartedForecaster, assemble, write_part
-from mlops_assets.registry.pyfunc_model import SalesForecastModel, log_forecast_model
+from mlops_assets.registry.pyfunc_model import MODEL_VERSION_KEY, SalesForecastModel, log_forecast_model
 
 GROUPS = {"bucket-00000": ["s00", "s03", "s07"], "bucket-00001": ["s01", "s04", "s08"],
           "bucket-00002": ["s02", "s05", "s06"]}
@@ -125,5 +125,23 @@ def test_logging_copies_the_parts_and_unpickles_only_the_example_group(parts, tm
         answer = model.predict(request)
         assert served.forecaster.loaded_groups == ["bucket-00002"]
         pd.testing.assert_frame_equal(answer, SalesForecastModel(merged, "4").predict(None, request))
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_a_version_logged_before_parts_still_loads_and_answers(parts, tmp_path):
+    """A champion registered by an earlier release (the merged forecaster pickled in the model, no parts)
+    keeps serving after an upgrade, until the next registration replaces it."""
+    _, merged = parts
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        experiment = mlflow.create_experiment("old", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.pyfunc.log_model(name="model", python_model=SalesForecastModel(merged),
+                                           model_config={MODEL_VERSION_KEY: "3"})
+        model = mlflow.pyfunc.load_model(info.model_uri)
+        assert isinstance(model.unwrap_python_model().forecaster, ChampionForecaster)
+        request = pd.DataFrame({"unique_id": ["s06", "s02"], "h": [6, 2]})
+        pd.testing.assert_frame_equal(model.predict(request), SalesForecastModel(merged, "3").predict(None, request))
     finally:
         mlflow.set_tracking_uri(None)
