@@ -18,6 +18,8 @@ MONITOR_PORT ?= 8000
 # System programs the end-to-end tests drive, and the Debian package that provides each.
 TEST_PROGRAMS := /usr/bin/chromium:chromium /usr/bin/promtool:prometheus /usr/bin/prometheus:prometheus
 APT_GET ?= apt-get
+# dg (Dagster's project CLI) runs the code location in this virtual environment, named as if it were activated.
+DG := VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg
 
 .PHONY: setup system-packages run dev test serve prometheus monitor mlflow-ui bench lint clean
 
@@ -65,11 +67,11 @@ run: setup $(DAGSTER_HOME)/dagster.yaml
 DEV_LOG_LEVEL ?= warning
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI on http://127.0.0.1:$(PORT) in a few seconds (webserver + daemon; Ctrl-C stops both)"
-	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT) --log-level $(DEV_LOG_LEVEL)
+	$(DG) dev -h 127.0.0.1 -p $(PORT) --log-level $(DEV_LOG_LEVEL)
 
-test: setup system-packages
+test: setup system-packages $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
+	$(DG) check defs
 	$(BIN)/pytest -q
 
 # The champion behind MLflow's scoring protocol, following the alias; /docs, /metrics, /version.

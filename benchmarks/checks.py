@@ -57,7 +57,7 @@ def measure(n_series: int, data_dir: Path) -> list[dict]:
     from mlops_assets.definitions import ASSETS, CHECKS
     from mlops_assets.defs.gold import CONTRACT_CHECK
     from mlops_assets.defs.meta import CHECK_CHUNK_ROWS, _validate_in_pandas
-    from mlops_assets.defs.resources import build_resources
+    from mlops_assets.resources import build_resources
     from mlops_assets.schemas_sql import validate_in_duckdb
 
     (data_dir / "landing" / "series").mkdir(parents=True)

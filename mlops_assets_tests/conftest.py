@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.defs.resources import build_resources
+from mlops_assets.resources import build_resources
 from mlops_assets.sample_data import generate_sample
 
 # Small real datasets inside the repository (provenance and licence in data/README.md): a clone has no ../shared.

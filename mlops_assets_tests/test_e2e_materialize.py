@@ -236,9 +236,9 @@ def _refit_in_groups(data_dir, tmp_path, bucket_series: int):
     """The registry's refit of the chain's champions in model groups of ``bucket_series``, on a copy of its
     warehouse: the champions, the refit run, the settings."""
     from mlops_assets.defs.forecasting import BACKTEST, CHAMPIONS, ELIGIBLE_SQL, regressors_sql
-    from mlops_assets.defs.resources import build_resources
     from mlops_assets.forecasting.zoo import default_models
     from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_bucket
+    from mlops_assets.resources import build_resources
     from mlops_assets.settings import Settings
 
     copy = tmp_path / "data"

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.defs.resources import build_resources
 from mlops_assets.monitoring import accuracy, drift
 from mlops_assets.monitoring.serving_requests import unscored_served
+from mlops_assets.resources import build_resources
 from mlops_assets.serving import overall as overall_module
 from mlops_assets.serving import plots
 from mlops_assets.settings import DataPaths

@@ -8,7 +8,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from mlops_assets.defs.meta import pandera_check, table_chunks
-from mlops_assets.defs.resources import build_resources
+from mlops_assets.resources import build_resources
 from mlops_assets.schemas import failure_summary
 
 SCHEMA = pa.DataFrameSchema(

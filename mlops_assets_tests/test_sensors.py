@@ -19,8 +19,8 @@ from mlops_assets.defs.automation import (
     retrain_on_drift_sensor,
 )
 from mlops_assets.defs.monitoring import DRIFT_CHECK, DRIFT_REPORT_KEY
-from mlops_assets.defs.resources import ProjectResource
 from mlops_assets.ingest.landing_watch import dump_cursor, load_cursor, scan_landing
+from mlops_assets.resources import ProjectResource
 from mlops_assets.warehouse import publish_snapshot
 
 PRODUCTS = b"product_id,product_name,brand,category\nP1,Comte,Jura,Hard cheese\n"

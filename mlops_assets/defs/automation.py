@@ -15,8 +15,8 @@
 import dagster as dg
 import pandas as pd
 
-from mlops_assets.defs.resources import ProjectResource
 from mlops_assets.ingest.landing_watch import dump_cursor, load_cursor, scan_landing
+from mlops_assets.resources import ProjectResource
 from mlops_assets.settings import load_settings
 from mlops_assets.warehouse import snapshot_path
 
@@ -190,3 +190,6 @@ def weekly_schedule() -> dg.ScheduleDefinition:
         else dg.DefaultScheduleStatus.STOPPED,
         description="Re-runs the forecasting chain weekly even when no file arrives.",
     )
+
+
+weekly_forecasting_refresh = weekly_schedule()

@@ -15,13 +15,13 @@ import pandas as pd
 from mlops_assets import schemas
 from mlops_assets.defs.automation import downstream_condition, expensive_condition
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value, pandera_check, table_metadata
-from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.forecasting.engine import BucketFailure, backtest_by_bucket, evaluate_by_bucket
 from mlops_assets.forecasting.metrics import METRIC_DESCRIPTIONS
 from mlops_assets.forecasting.scoring import fixed_chunks, score_by_chunk
 from mlops_assets.forecasting.selection import choose_from_evaluations, selection_summary
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
 from mlops_assets.registry.model_registry import load_champion
+from mlops_assets.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share, png_markdown
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import table_exists

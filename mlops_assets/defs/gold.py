@@ -8,9 +8,9 @@ import dagster as dg
 from mlops_assets import schemas
 from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, pandera_check, table_metadata
-from mlops_assets.defs.resources import ProjectResource, Warehouse
 from mlops_assets.gold.buckets import gold_by_bucket, regressors_by_bucket, stored_exclusion_summary
 from mlops_assets.gold.exclusions import ExclusionSummary
+from mlops_assets.resources import ProjectResource, Warehouse
 from mlops_assets.serving.plots import plot_sales_totals, png_markdown
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import table_exists

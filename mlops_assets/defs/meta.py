@@ -9,7 +9,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from mlops_assets.defs.automation import contract_check_condition
-from mlops_assets.defs.resources import ProjectResource, Warehouse
+from mlops_assets.resources import ProjectResource, Warehouse
 from mlops_assets.schemas import failure_summary
 from mlops_assets.schemas_sql import validate_in_duckdb
 

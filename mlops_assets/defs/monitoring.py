@@ -21,7 +21,6 @@ from mlops_assets.defs.meta import (
     preview,
     table_metadata,
 )
-from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.monitoring.accuracy import (
     SUMMARY_KEYS,
     issue_already_stored,
@@ -38,6 +37,7 @@ from mlops_assets.monitoring.serving_requests import (
     requests_summary,
     unscored_served,
 )
+from mlops_assets.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import require_table, series_bucket, series_ranges, table_exists, write_part
 

@@ -8,8 +8,8 @@ import dagster as dg
 
 from mlops_assets import schemas
 from mlops_assets.defs.meta import OWNERS, pandera_check, preview, table_metadata
-from mlops_assets.defs.resources import ProjectResource, Warehouse
 from mlops_assets.ingest.raw_layer import apply_staged, stage_folder
+from mlops_assets.resources import ProjectResource, Warehouse
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import publish_snapshot_from_table, table_exists
 

@@ -19,11 +19,11 @@ from mlops_assets.defs.forecasting import (
     sql_fingerprint,
 )
 from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
-from mlops_assets.defs.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.forecasting.engine import BucketFailure
 from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry import model_registry
 from mlops_assets.registry.refit import champion_errors_by_bucket, mean_abs_actuals, refit_by_bucket
+from mlops_assets.resources import MlflowTracking, ProjectResource, Warehouse
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.openapi import write_openapi

@@ -8,7 +8,7 @@ import pandas as pd
 from mlops_assets import schemas
 from mlops_assets.defs.automation import downstream_condition
 from mlops_assets.defs.meta import OWNERS, column_schema, pandera_check, table_metadata
-from mlops_assets.defs.resources import ProjectResource, Warehouse
+from mlops_assets.resources import ProjectResource, Warehouse
 from mlops_assets.serving.overall import build_sales_overall, default_attributes, unknown_series_error
 from mlops_assets.serving.plots import SeriesPlotWriter, plot_top_series, png_markdown, rank_by_volume
 from mlops_assets.warehouse import require_table, series_bucket, series_ranges, write_part

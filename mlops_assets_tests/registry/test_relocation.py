@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from mlops_assets import cli
-from mlops_assets.defs.resources import build_resources
 from mlops_assets.registry.relocation import relocate_store, stale_locations
+from mlops_assets.resources import build_resources
 from mlops_assets.settings import DATA_DIR_ENV, DataPaths
 
 
