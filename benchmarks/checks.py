@@ -3,7 +3,7 @@
 Synthetic weekly series (backtest_speed.synthetic_weekly, 156 weeks) land as one series file; raw/series and
 gold/sales_data_for_forecast are materialized on a real Dagster instance and DuckDB file, their step time
 taken from the event log. Each table's contract (the schema its check builds) is then evaluated both ways on
-the stored table, in one run: pandas, reading it bucket by bucket (meta._validate_in_pandas), and DuckDB
+the stored table, in one run: pandas, reading it bucket by bucket (contracts.validate_in_pandas), and DuckDB
 (schemas_sql.validate_in_duckdb). Both must find 0 failures on this clean data. Last, the asset's contract
 check runs as Dagster runs it (the DuckDB path from CHECK_SQL_ROWS), timed by its step.
 
@@ -54,11 +54,11 @@ def measure(n_series: int, data_dir: Path) -> list[dict]:
     import dagster as dg
 
     from mlops_assets import schemas
+    from mlops_assets.catalog import CONTRACT_CHECK
+    from mlops_assets.contracts import CHUNK_ROWS, validate_in_pandas
     from mlops_assets.definitions import ASSETS, CHECKS
-    from mlops_assets.defs.gold import CONTRACT_CHECK
-    from mlops_assets.defs.meta import CHECK_CHUNK_ROWS, _validate_in_pandas
-    from mlops_assets.resources import build_resources
     from mlops_assets.schemas_sql import validate_in_duckdb
+    from mlops_assets.wiring.resources import build_resources
 
     (data_dir / "landing" / "series").mkdir(parents=True)
     synthetic_weekly(n_series).to_csv(data_dir / "landing" / "series" / "synthetic.csv", index=False)
@@ -84,7 +84,7 @@ def measure(n_series: int, data_dir: Path) -> list[dict]:
         asset_wall = _step_seconds(instance, result.run_id)
         n_rows = warehouse.query(f"select count(*) as n from {table}")["n"].iloc[0]
         (pandas_failures, _, _), pandas_wall, pandas_cpu, pandas_load = _timed(
-            lambda table=table: _validate_in_pandas(warehouse, table, contracts[table], CHECK_CHUNK_ROWS))
+            lambda table=table: validate_in_pandas(warehouse.connection, table, contracts[table], CHUNK_ROWS))
 
         def in_duckdb(table: str = table) -> int:
             with warehouse.connection() as con:

@@ -125,7 +125,7 @@ def child(data_dir: Path, settings: Path, how: str, target: str) -> int:
     import dagster as dg
 
     from mlops_assets.definitions import ASSETS, CHECKS
-    from mlops_assets.resources import build_resources
+    from mlops_assets.wiring.resources import build_resources
 
     if how:
         _arm(how, target)

@@ -56,7 +56,7 @@ def run_node(data_dir: Path, settings_file: Path, index: int) -> dict:
     import dagster as dg
 
     from mlops_assets.definitions import ASSETS, CHECKS
-    from mlops_assets.resources import build_resources
+    from mlops_assets.wiring.resources import build_resources
 
     (data_dir / "dagster_home").mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.local_temp(str(data_dir / "dagster_home"))

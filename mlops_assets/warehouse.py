@@ -12,6 +12,7 @@ transaction (``mlops_meta.snapshot_versions``) and stamps it into the snapshot's
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -97,6 +98,18 @@ def read_table(con: duckdb.DuckDBPyConnection, table: str, *, missing_ok: bool =
         return pd.DataFrame()
     require_table(con, table)
     return con.execute(f"select * from {_checked(table)}").df()
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """The table's rows; 0 when it does not exist yet."""
+    return int(con.execute(f"select count(*) from {_checked(table)}").fetchone()[0]) if table_exists(con, table) else 0
+
+
+def table_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """A digest of a table's columns and of every row, computed by DuckDB (row order does not count)."""
+    rows, hashed = con.execute(f"select count(*), coalesce(sum(hash(t)), 0)::varchar from {table} t").fetchone()
+    columns = con.execute(f"select column_name, column_type from (describe {table})").fetchall()
+    return hashlib.sha256(f"{columns}|{rows}|{hashed}".encode()).hexdigest()[:16]
 
 
 def require_table(con: duckdb.DuckDBPyConnection, table: str) -> None:

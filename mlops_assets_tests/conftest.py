@@ -10,8 +10,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.resources import build_resources
 from mlops_assets.sample_data import generate_sample
+from mlops_assets.wiring.resources import build_resources
 
 # Small real datasets inside the repository (provenance and licence in data/README.md): a clone has no ../shared.
 VENDORED_DATA = Path(__file__).resolve().parent / "data"

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from mlops_assets.definitions import defs
-from mlops_assets.defs.automation import downstream_condition, expensive_condition
+from mlops_assets.wiring.conditions import downstream_condition, expensive_condition
 
 # evaluate_automation_conditions itself selects with a beta parameter of AssetSelection.all.
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")

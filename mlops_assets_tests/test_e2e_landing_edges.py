@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 from dagster._serdes import serialize_value
 
-from mlops_assets.defs.meta import preview
+from mlops_assets.wiring.metadata import preview
 from mlops_assets_tests.conftest import materialize_all
 
 RAW = dg.AssetSelection.groups("raw")

@@ -235,23 +235,25 @@ def test_dask_engine_gives_the_same_tables(chain, small_sample, tmp_path_factory
 def _refit_in_groups(data_dir, tmp_path, bucket_series: int):
     """The registry's refit of the chain's champions in model groups of ``bucket_series``, on a copy of its
     warehouse: the champions, the refit run, the settings."""
-    from mlops_assets.defs.forecasting import BACKTEST, CHAMPIONS, ELIGIBLE_SQL, regressors_sql
+    from mlops_assets.catalog import BACKTEST, CHAMPIONS
+    from mlops_assets.forecasting.eligible import ELIGIBLE_SQL, regressors_sql
     from mlops_assets.forecasting.zoo import default_models
     from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_bucket
-    from mlops_assets.resources import build_resources
     from mlops_assets.settings import Settings
+    from mlops_assets.wiring.resources import build_resources
 
     copy = tmp_path / "data"
     copy.mkdir()
     shutil.copy(DataPaths(data_dir).warehouse, DataPaths(copy).warehouse)
     warehouse = build_resources(str(copy), "")["warehouse"]
     settings = Settings(compute={"bucket_series": bucket_series, "workers": 2})
-    champions = warehouse.read(CHAMPIONS)
-    rows = champion_rows(warehouse.connection, BACKTEST, CHAMPIONS)
+    champions = warehouse.read(CHAMPIONS.name)
+    rows = champion_rows(warehouse.connection, BACKTEST.name, CHAMPIONS.name)
     calibration = champion_calibration(rows, champions, mean_abs_actuals(warehouse.connection, ELIGIBLE_SQL),
                                        settings)
-    x_sql = regressors_sql(warehouse, settings, sorted(champions["model"].unique()))
-    run = refit_by_bucket(warehouse.connection, ELIGIBLE_SQL, champions, BACKTEST, tmp_path / "refit", "fp",
+    with warehouse.connection() as con:
+        x_sql = regressors_sql(con, settings, sorted(champions["model"].unique()))
+    run = refit_by_bucket(warehouse.connection, ELIGIBLE_SQL, champions, BACKTEST.name, tmp_path / "refit", "fp",
                           settings, len(default_models(settings)), calibration, x_sql)
     return champions, run, settings
 

@@ -13,10 +13,10 @@ import pytest
 
 from mlops_assets.monitoring import accuracy, drift
 from mlops_assets.monitoring.serving_requests import unscored_served
-from mlops_assets.resources import build_resources
 from mlops_assets.serving import overall as overall_module
 from mlops_assets.serving import plots
 from mlops_assets.settings import DataPaths
+from mlops_assets.wiring.resources import build_resources
 from mlops_assets_tests.conftest import materialize_all
 
 BUCKET = 3
@@ -121,11 +121,11 @@ def _spy(monkeypatch, module, name: str, seen: list, frame_arg: int = 0):
 
 
 def test_sales_overall_and_its_plots_equal_the_whole_table_build(tiny, tmp_path, monkeypatch):
-    import mlops_assets.defs.serving as serving_defs
+    import mlops_assets.serving.overall_buckets as overall_buckets
 
     data_dir, settings, warehouse = tiny
     seen = []
-    _spy(monkeypatch, serving_defs, "build_sales_overall", seen)
+    _spy(monkeypatch, overall_buckets, "build_sales_overall", seen)
     result = materialize_all(data_dir, settings, selection="serving/sales_overall")
     assert seen == [SERIES[0:3], SERIES[3:6], SERIES[6:8]], "one call per bucket of 3 series, never more"
 
@@ -163,11 +163,11 @@ def test_sales_overall_volume_from_sql_ranks_as_the_pandas_totals(tiny):
 
 
 def test_forecast_accuracy_equals_the_whole_table_scoring(tiny, monkeypatch):
-    import mlops_assets.defs.monitoring as monitoring_defs
+    import mlops_assets.monitoring.accuracy_buckets as accuracy_buckets
 
     data_dir, settings, warehouse = tiny
     seen = []
-    _spy(monkeypatch, monitoring_defs, "score_forecasts", seen)
+    _spy(monkeypatch, accuracy_buckets, "score_forecasts", seen)
     result = materialize_all(data_dir, settings, selection="monitoring/forecast_accuracy")
     assert seen == [SERIES[0:3], SERIES[3:6], SERIES[6:8]]
 
@@ -255,7 +255,7 @@ def test_drift_features_by_bucket_stack_into_the_whole_table_features():
 def test_the_gold_fingerprint_sees_every_value_but_not_the_row_order():
     import duckdb
 
-    from mlops_assets.defs.monitoring import table_fingerprint
+    from mlops_assets.warehouse import table_fingerprint
 
     con = duckdb.connect()
     con.execute("create schema g")

@@ -7,15 +7,19 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from mlops_assets.defs.meta import pandera_check, table_chunks
-from mlops_assets.resources import build_resources
+from mlops_assets.catalog import Table
+from mlops_assets.contracts import table_chunks
 from mlops_assets.schemas import failure_summary
+from mlops_assets.wiring.checks import contract_check
+from mlops_assets.wiring.resources import build_resources
 
 SCHEMA = pa.DataFrameSchema(
     {"unique_id": pa.Column(str), "ds": pa.Column("datetime64[ns]"), "y": pa.Column(float, pa.Check.ge(0))},
     unique=["unique_id", "ds"],
     strict=True,
 )
+EXAMPLE = Table("gold.example", "Stands for a table the test writes itself.", lambda _s, _store: SCHEMA,
+                "example", blocking=True)
 
 
 def _table(n_series: int = 40, length: int = 10) -> pd.DataFrame:
@@ -28,7 +32,7 @@ def _table(n_series: int = 40, length: int = 10) -> pd.DataFrame:
     return pd.concat([df, df.iloc[[250]]], ignore_index=True)  # one repeated (unique_id, ds)
 
 
-@dg.asset(key="example")
+@dg.asset(key=["gold", "example"])
 def example() -> None:
     """Stands for the asset whose table the test writes itself."""
 
@@ -50,10 +54,9 @@ def test_bucketed_check_finds_every_failure_a_whole_table_check_finds(tmp_path):
         expected, _ = failure_summary(err)
     assert expected >= 5
 
-    chunks = list(table_chunks(warehouse, "gold.example", chunk_rows=50))
+    chunks = list(table_chunks(warehouse.connection, "gold.example", chunk_rows=50))
     assert len(chunks) == 9 and sum(len(c) for c in chunks) == len(table)
-    check = pandera_check(asset="example", name="matches_contract", table="gold.example",
-                          schema=lambda _wh, _p: SCHEMA, blocking=True, description="example", chunk_rows=50)
+    check = contract_check(EXAMPLE, chunk_rows=50)
     result = _evaluate(check, resources)
     assert not result.passed
     assert result.metadata["failures"].value == expected
@@ -67,8 +70,7 @@ def test_from_sql_rows_a_check_validates_in_duckdb_and_fails_on_the_last_row(tmp
     resources = build_resources(str(tmp_path), "")
     table = _table().drop_duplicates(["unique_id", "ds"]).assign(y=1.0)
     resources["warehouse"].replace("gold.example", table)
-    check = pandera_check(asset="example", name="matches_contract", table="gold.example",
-                          schema=lambda _wh, _p: SCHEMA, blocking=True, description="example", sql_rows=100)
+    check = contract_check(EXAMPLE, sql_rows=100)
     result = _evaluate(check, resources)
     assert result.passed and result.metadata["validated_in"].value == "duckdb"
 

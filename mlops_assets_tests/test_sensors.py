@@ -20,8 +20,8 @@ from mlops_assets.defs.automation import (
 )
 from mlops_assets.defs.monitoring import DRIFT_CHECK, DRIFT_REPORT_KEY
 from mlops_assets.ingest.landing_watch import dump_cursor, load_cursor, scan_landing
-from mlops_assets.resources import ProjectResource
 from mlops_assets.warehouse import publish_snapshot
+from mlops_assets.wiring.resources import ProjectResource
 
 PRODUCTS = b"product_id,product_name,brand,category\nP1,Comte,Jura,Hard cheese\n"
 ORDERS = b"order_id,order_date,customer_id,product_id,quantity,unit_price\nSO-1,2026-09-28,C1,P1,2,10.5\n"

@@ -173,7 +173,7 @@ def test_memory_limit_holds_and_a_table_larger_than_it_is_still_sorted_in(tmp_pa
 
 
 def test_every_step_connection_carries_the_configured_memory_limit(tmp_path):
-    from mlops_assets.resources import build_resources
+    from mlops_assets.wiring.resources import build_resources
 
     settings = tmp_path / "settings.yaml"
     settings.write_text("compute:\n  duckdb_memory_mb: 96\n")

@@ -16,9 +16,9 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets.ingest.landing_watch import dump_cursor, load_cursor, scan_landing
-from mlops_assets.resources import ProjectResource
 from mlops_assets.settings import load_settings
 from mlops_assets.warehouse import snapshot_path
+from mlops_assets.wiring.resources import ProjectResource
 
 SENSOR_INTERVAL_SECONDS = 5
 # Dependency order of the raw assets (sales orders and promotions check their ids against products and
@@ -32,46 +32,6 @@ RETRAIN_KEYS = [
     dg.AssetKey(["registry", "sales_forecast_model"]),
     dg.AssetKey(["forecasting", "forecasts"]),
 ]
-
-
-def contract_check_condition() -> dg.AutomationCondition:
-    """A contract check is requested with its asset, so every automation run that materializes it runs it.
-
-    Dagster lets checks without a condition ride along with their asset only while no check of the run's
-    assets is requested explicitly. The drift and accuracy checks are ``check_specs`` of their multi-assets,
-    so the automation sensor always names them, and the ``@asset_check`` contract checks were then left out
-    of every automation run ("Not evaluated", downstream of a check that never ran). Sensor and manual runs
-    include every check of their assets already, so the check is never requested on its own.
-    """
-    return dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).with_label(
-        "requested_with_its_asset"
-    )
-
-
-def _deps_blocking_checks_passed() -> dg.AutomationCondition:
-    """Every dependency's blocking checks passed on its latest materialization, or it runs in the same run.
-
-    Accepting an in-tick request of the dependency itself lets one run carry the whole chain; its blocking
-    checks are requested with it (``contract_check_condition``), and inside the run a failed blocking check
-    (severity ERROR) skips every step downstream of it.
-    """
-    return dg.AutomationCondition.all_deps_match(
-        dg.AutomationCondition.will_be_requested()
-        | dg.AutomationCondition.all_checks_match(dg.AutomationCondition.check_passed(), blocking_only=True)
-    ).with_label("all_deps_blocking_checks_passed_or_requested")
-
-
-def downstream_condition() -> dg.AutomationCondition:
-    """Refresh once per upstream change, never while upstream runs, never past a failed blocking check."""
-    return dg.AutomationCondition.eager() & _deps_blocking_checks_passed()
-
-
-def expensive_condition() -> dg.AutomationCondition:
-    """Backtest, champions and registered model: eager by default, or only on the weekly cadence (a setting)."""
-    automation = load_settings().automation
-    if automation.forecasting_cadence == "weekly":
-        return dg.AutomationCondition.on_cron(automation.weekly_schedule) & _deps_blocking_checks_passed()
-    return downstream_condition()
 
 
 def _ingested(project: ProjectResource) -> set[tuple[str, str]]:

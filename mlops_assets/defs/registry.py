@@ -1,39 +1,33 @@
 """Registry: the per-series champions as one MLflow model, promoted only when at least as good."""
 
-import shutil
-
 import dagster as dg
 import mlflow
 import pandas as pd
 
-from mlops_assets.defs.automation import downstream_condition, expensive_condition
-from mlops_assets.defs.forecasting import (
-    BACKTEST,
-    CHAMPIONS,
-    CHAMPIONS_KEY,
+from mlops_assets.catalog import BACKTEST, CHAMPIONS, EVALUATION, GOLD, REGRESSORS
+from mlops_assets.forecasting.eligible import (
     ELIGIBLE_SQL,
-    EVALUATION,
-    EVALUATION_KEY,
     eligible_summary,
+    model_fingerprint,
     regressors_sql,
     sql_fingerprint,
 )
-from mlops_assets.defs.meta import OWNERS, latest_metadata, metadata_value
-from mlops_assets.forecasting.engine import BucketFailure
-from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry import model_registry
-from mlops_assets.registry.refit import champion_errors_by_bucket, mean_abs_actuals, refit_by_bucket
-from mlops_assets.resources import MlflowTracking, ProjectResource, Warehouse
+from mlops_assets.registry.registration import Inputs, missing_history, refit_and_register
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.openapi import write_openapi
+from mlops_assets.wiring.conditions import downstream_condition, expensive_condition
+from mlops_assets.wiring.failures import engine_failures
+from mlops_assets.wiring.metadata import OWNERS, latest_metadata, metadata_value, previous_if_unchanged
+from mlops_assets.wiring.resources import MlflowTracking, ProjectResource, Warehouse
 
 MODEL_KEY = dg.AssetKey(["registry", "sales_forecast_model"])
 
 
 def _selection_record(context: dg.AssetExecutionContext) -> dict:
     """How series_champions chose (mode, metric, the guard's out-of-sample scores), from its last materialization."""
-    metadata = latest_metadata(context, CHAMPIONS_KEY)
+    metadata = latest_metadata(context, dg.AssetKey(CHAMPIONS.key))
     keys = ("selection_mode", "selection_metric", "champion_for_all", "per_series_last_window_score",
             "global_last_window_score")
     record = {key: metadata_value(metadata, key) for key in keys}
@@ -42,10 +36,21 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
     return {key: value for key, value in record.items() if value not in (None, "")}
 
 
+def _inputs(warehouse: Warehouse, settings) -> Inputs:
+    champions = warehouse.read(CHAMPIONS.name)
+    with warehouse.connection() as con:
+        _, data = eligible_summary(con)
+        last_period = pd.Timestamp(con.execute(f"select max(ds) from ({ELIGIBLE_SQL})").fetchone()[0])
+        x_sql = regressors_sql(con, settings, sorted(champions["model"].unique()))
+        x_fingerprint = sql_fingerprint(con, x_sql)
+    return Inputs(champions, warehouse.read(EVALUATION.name), BACKTEST.name, CHAMPIONS.name, data,
+                  model_fingerprint(data, settings, x_fingerprint), x_sql, x_fingerprint, last_period)
+
+
 @dg.asset(
     key=MODEL_KEY,
     group_name="registry",
-    deps=[["forecasting", "series_champions"], ["gold", "sales_data_for_forecast"], ["gold", "regressors"]],
+    deps=[CHAMPIONS.key, GOLD.key, REGRESSORS.key],
     kinds={"mlflow", "statsforecast", "dask"},
     owners=OWNERS,
     automation_condition=expensive_condition(),
@@ -58,113 +63,38 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
     "selection guard chose one model for all series, when that did better out of sample than per-series choice.",
 )
 def sales_forecast_model(
-    context: dg.AssetExecutionContext,
-    project: ProjectResource,
-    warehouse: Warehouse,
-    mlflow_tracking: MlflowTracking,
+    context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse, mlflow_tracking: MlflowTracking
 ):
     settings = project.settings
-    name = settings.registered_model_name
-    _, data = eligible_summary(warehouse)
-    last_period = pd.Timestamp(warehouse.query(f"select max(ds) as ds from ({ELIGIBLE_SQL})")["ds"].iloc[0])
-    champions = warehouse.read(CHAMPIONS)
-    evaluation = warehouse.read(EVALUATION)
     mlflow_tracking.activate()
-    models = sorted(champions["model"].unique())
-    x_fingerprint = sql_fingerprint(warehouse, regressors_sql(warehouse, settings, models))
-    # New planned promotions change LightGBM's forecasts: they register a new version too.
-    fingerprint = f"{data}-{settings.fingerprint()}" + (f"-{x_fingerprint}" if x_fingerprint else "")
-    previous = latest_metadata(context, MODEL_KEY)
-    champion = model_registry.alias_version(name, model_registry.CHAMPION)
-    if metadata_value(previous, "fingerprint") == fingerprint and champion:
-        context.log.info(
-            f"same data and settings as version {metadata_value(previous, 'version')}: nothing registered"
-        )
-        return dg.MaterializeResult(metadata={**previous, "registered": False})
-
-    # Calibration first, from the champions' backtest rows only, a bucket of series at a time (it pools every
-    # series' scaled errors, a float and a step per row), then the refit by
-    # model group on the engine: neither the history nor the backtest passes through this process.
-    missing = warehouse.query(f"select unique_id::varchar as u from {CHAMPIONS} where unique_id::varchar not in "
-                              f"(select unique_id::varchar from ({ELIGIBLE_SQL})) order by 1")["u"].tolist()
+    inputs = _inputs(warehouse, settings)
+    previous = previous_if_unchanged(context, MODEL_KEY, inputs.fingerprint, field="fingerprint")
+    if previous is not None and model_registry.alias_version(settings.registered_model_name, model_registry.CHAMPION):
+        context.log.info(f"same data and settings as version {metadata_value(previous, 'version')}: "
+                         "nothing registered")
+        return dg.MaterializeResult(metadata={**previous, "registered": False},
+                                    data_version=dg.DataVersion(inputs.fingerprint))
+    with warehouse.connection() as con:
+        missing = missing_history(con, CHAMPIONS.name)
     if missing:
         raise dg.Failure(f"{len(missing)} champion series have no eligible history, e.g. {missing[:10]}")
-    actuals = mean_abs_actuals(warehouse.connection, ELIGIBLE_SQL)
-    errors = champion_errors_by_bucket(warehouse.connection, BACKTEST, CHAMPIONS, champions, actuals, settings)
-    calibration = errors.calibration
-    root = project.paths.engine / "refit"
-    try:
-        run = refit_by_bucket(
-            warehouse.connection, ELIGIBLE_SQL, champions, BACKTEST, root, fingerprint, settings,
-            len(default_models(settings)), calibration, regressors_sql(warehouse, settings, models), context.log.info,
+    evaluation_run = metadata_value(latest_metadata(context, dg.AssetKey(EVALUATION.key)), "mlflow_run_id")
+    with engine_failures():
+        registration = refit_and_register(
+            warehouse.connection, settings, inputs, root=project.paths.engine / "refit",
+            evaluation_run=evaluation_run, selection=_selection_record(context), dagster_run_id=context.run_id,
+            log=context.log.info, warn=context.log.warning,
         )
-    except BucketFailure as err:
-        raise dg.Failure(description=str(err), metadata={
-            "failed_series": dg.MetadataValue.json({b.name: list(b.unique_ids) for b in err.failed}),
-        }) from err
-    # The parts stay on disk until MLflow has copied them in: the model is that folder.
-    forecaster = run.forecaster
-    # The check of the backtest calibration: set on the earlier windows, scored on the last one.
-    coverage = errors.coverage(champions, actuals, settings, clip=forecaster.clipped)
-    del errors
-    held = ", ".join(f"{cov:.1f}% for {lv}%" for lv, cov in coverage.items())
-    context.log.info(
-        f"intervals: {settings.intervals.method}" + (f" (held {held} of the last backtest window)" if held else "")
-        + f"; clipped at 0: {forecaster.clipped}"
-    )
-    evaluation_run = metadata_value(latest_metadata(context, EVALUATION_KEY), "mlflow_run_id")
-    version, decision = model_registry.register_and_gate(
-        forecaster,
-        champions,
-        evaluation,
-        name=name,
-        run_id=evaluation_run,
-        description=f"{len(champions)} series of gold.sales_data_for_forecast up to {last_period.date()}"
-        f" (data {data}); frequency {settings.frequency}, horizon {settings.horizon}, "
-        f"{settings.backtest.windows} backtest windows; Dagster run {context.run_id}.",
-        tags={
-            "data_fingerprint": data,
-            "settings_fingerprint": settings.fingerprint(),
-            "dagster_run_id": context.run_id,
-            "frequency": settings.frequency,
-            "horizon": str(settings.horizon),
-            "selection_metric": settings.selection.metric,
-            **({"regressors_fingerprint": x_fingerprint} if x_fingerprint else {}),
-        },
-        tolerance=settings.promotion_tolerance,
-        selection=_selection_record(context),
-        metric=settings.selection.metric,
-    )
-    shutil.rmtree(root, ignore_errors=True)
-    if version.reused:
-        context.log.info(f"{name} v{version.version} was already registered from these inputs (an earlier run "
-                         "stopped before recording it): reused, nothing registered")
-    log = context.log.info if decision.promoted else context.log.warning
-    log(f"{name} v{version.version}: {'promoted to champion' if decision.promoted else 'not promoted'}: "
-        f"{decision.reason}")
-    experiment = mlflow.get_run(version.run_id).info.experiment_id
+    run_id = registration.version.run_id
+    experiment = mlflow.get_run(run_id).info.experiment_id
     return dg.MaterializeResult(
         metadata={
-            "version": version.version,
-            "model_uri": version.model_uri,
-            "registered": not version.reused,
-            "promoted": decision.promoted,
-            "promotion_reason": decision.reason,
-            "promotion_metric": decision.metric,
-            "new_score": float(decision.new_score),
-            **({"champion_score_before": float(decision.current_score)} if decision.current_score is not None else {}),
-            "champion_version": model_registry.alias_version(name, model_registry.CHAMPION) or "",
-            "series": len(champions),
-            "engine": settings.compute.engine,
-            "model_groups": len(run.groups),
-            "refit_cpu_seconds": round(sum(r["cpu_seconds"] for r in run.reports), 1),
-            "interval_method": settings.intervals.method,
-            "clipped_at_zero": forecaster.clipped,
-            **{f"last_window_coverage_{lv}": float(cov) for lv, cov in coverage.items()},
-            "fingerprint": fingerprint,
-            "mlflow_run_id": version.run_id,
-            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment, version.run_id)),
-        }
+            **registration.summary(settings),
+            "fingerprint": inputs.fingerprint,
+            "mlflow_run_id": run_id,
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment, run_id)),
+        },
+        data_version=dg.DataVersion(inputs.fingerprint),
     )
 
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from mlops_assets.logs import console_logger
-from mlops_assets.resources import build_resources
+from mlops_assets.wiring.resources import build_resources
 
 
 @dg.definitions

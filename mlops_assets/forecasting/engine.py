@@ -372,6 +372,19 @@ class BacktestRun:
     def parts(self) -> str:
         return str(self.folder / "parts" / "*.parquet")
 
+    def summary(self, engine: str) -> dict[str, object]:
+        """What the run's metadata shows of the engine: workers, groups, balance, CPU and peak memory."""
+        return {
+            "engine": engine,
+            "workers": self.workers,
+            "model_groups": len(self.groups),
+            "buckets": len(self.buckets),
+            "group_cost_max_over_mean": round(max(g.cost for g in self.groups) * len(self.groups)
+                                              / sum(g.cost for g in self.groups), 4),
+            "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in self.reports), 1),
+            "worker_peak_mb": round(max((r["worker_peak_mb"] for r in self.reports), default=0.0), 1),
+        }
+
 
 def backtest_by_bucket(
     connect: Connect,

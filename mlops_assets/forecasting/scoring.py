@@ -9,6 +9,7 @@ done, so readers see the old forecasts or the new ones, never a mix, and a failu
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,3 +61,16 @@ def score_by_chunk(
         log(f"scoring: {k + 1}/{n_chunks} chunks, {done:,}/{total:,} series, "
             f"{done / max(elapsed, 1e-9):,.1f} series/s")
     return replace(str(folder / "*.parquet"))
+
+
+def score_champion(model, chunk_series: int, folder: Path, replace: Callable[[str], int],
+                   log: Callable[[str], None] = lambda _m: None) -> tuple[int, int]:
+    """Score every series of a loaded champion pyfunc, one model group (cut to ``chunk_series``) at a time;
+    the parts are removed once ``replace`` has stored them. Returns (rows, series)."""
+    forecaster = model.unwrap_python_model().forecaster
+    # One model group at a time, each let go before the next: the process holds one group's fitted models.
+    forecaster.kept_groups = 1
+    chunks = [c for ids in forecaster.group_series().values() for c in fixed_chunks(ids, chunk_series)]
+    rows = score_by_chunk(model.predict, chunks, forecaster.horizon, folder, replace, log)
+    shutil.rmtree(folder, ignore_errors=True)
+    return rows, len(forecaster.series)

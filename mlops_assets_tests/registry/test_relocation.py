@@ -13,8 +13,8 @@ import pytest
 
 from mlops_assets import cli
 from mlops_assets.registry.relocation import relocate_store, stale_locations
-from mlops_assets.resources import build_resources
 from mlops_assets.settings import DATA_DIR_ENV, DataPaths
+from mlops_assets.wiring.resources import build_resources
 
 
 class Doubler(mlflow.pyfunc.PythonModel):

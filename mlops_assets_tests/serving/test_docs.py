@@ -20,9 +20,9 @@ from openapi_spec_validator import validate
 import mlops_assets.serving.app as serving_app
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.model_registry import register_and_gate
-from mlops_assets.resources import build_resources
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.settings import load_settings
+from mlops_assets.wiring.resources import build_resources
 from mlops_assets_tests.conftest import materialize_all
 from mlops_assets_tests.serving.test_serving import HORIZON, MODELS, SERIES, weekly_history
 

@@ -72,13 +72,20 @@ class ProjectResource(dg.ConfigurableResource):
         "name: runs leave it for later.",
     )
 
+    _settings: Settings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Read once per run: every asset of the run sees the same settings, even if the file changes meanwhile.
+        self._settings = load_settings(self.settings_file or None)
+
     @property
     def paths(self) -> DataPaths:
         return DataPaths(Path(self.data_dir).resolve())
 
     @property
     def settings(self) -> Settings:
-        return load_settings(self.settings_file or None)
+        """The run's settings; outside a run (a sensor tick, a test), the file as it is now."""
+        return self._settings if self._settings is not None else load_settings(self.settings_file or None)
 
 
 class Warehouse(_RunScoped):
@@ -128,6 +135,11 @@ class Warehouse(_RunScoped):
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connection() as con:
             return con.execute(sql, params or []).df()
+
+    def rows(self, table: str) -> int:
+        """The table's row count; 0 when it does not exist yet."""
+        with self.connection() as con:
+            return warehouse.row_count(con, table)
 
     def write(
         self, *, replace: dict[str, pd.DataFrame] | None = None, append: dict[str, pd.DataFrame] | None = None

@@ -1,0 +1,68 @@
+"""The eligible gold history as SQL, and the fingerprints that tell whether a forecasting step's inputs changed.
+
+Every fingerprint is computed inside DuckDB, order-free, so the run process never holds the history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+
+from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
+from mlops_assets.settings import Settings
+from mlops_assets.warehouse import table_exists
+
+# The gold series that can be forecast, as SQL: the heavy steps let DuckDB cut it by bucket of series.
+ELIGIBLE_SQL = (
+    "select unique_id, ds, y from gold.sales_data_for_forecast "
+    "where unique_id not in (select unique_id from gold.series_excluded)"
+)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def eligible_summary(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+    """Series count and an order-free fingerprint of the eligible history."""
+    n, rows, hashed = con.execute(
+        f"select count(distinct unique_id), count(*), coalesce(sum(hash(unique_id::varchar, ds, y))::varchar, '') "
+        f"from ({ELIGIBLE_SQL})"
+    ).fetchone()
+    return int(n), _digest(f"{rows}|{hashed}")
+
+
+def regressors_sql(con: duckdb.DuckDBPyConnection, settings: Settings, models: list[str]) -> str | None:
+    """gold.regressors' columns in settings.regressors.use, as SQL, when a model of the list uses them."""
+    if GLOBAL_MODEL not in models and COMBINATION not in models:
+        return None
+    if not settings.regressors.use or not table_exists(con, "gold.regressors"):
+        return None
+    columns = ", ".join(f'"{c}"' for c in settings.regressors.use)
+    return f"select unique_id::varchar as unique_id, ds, {columns} from gold.regressors"
+
+
+def sql_fingerprint(con: duckdb.DuckDBPyConnection, sql: str | None) -> str:
+    """An order-free fingerprint of a query's rows ('' for no query)."""
+    if sql is None:
+        return ""
+    found = con.execute(f"select count(*), coalesce(sum(hash(columns(*)))::varchar, '') from ({sql})").fetchone()
+    return _digest("|".join(map(str, found)))
+
+
+def backtest_fingerprint(data: str, settings: Settings, models: list[str], regressors: str = "") -> str:
+    # The metric changes the backtest only through the Combination's members: a metric change alone must not
+    # cost a backtest of the whole zoo otherwise.
+    metric = settings.selection.metric if COMBINATION in models else ""
+    spec = f"{data}|{settings.frequency}|{settings.horizon}|{settings.step}|" \
+           f"{settings.backtest.windows}|{settings.season}|{','.join(models)}|{regressors}|" \
+           f"{settings.combination_size}|{settings.regressors.model_dump_json()}|{metric}|" \
+           f"{settings.closed.model_dump_json()}"
+    return _digest(spec)
+
+
+def model_fingerprint(data: str, settings: Settings, regressors: str) -> str:
+    """What the registered model is made from: the history, the settings and (when used) the regressors."""
+    # New planned promotions change LightGBM's forecasts: they register a new version too.
+    return f"{data}-{settings.fingerprint()}" + (f"-{regressors}" if regressors else "")
