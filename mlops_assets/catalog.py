@@ -288,6 +288,21 @@ SALES_OVERALL = Table(
     },
 )
 
+# Assets that are not warehouse tables, by the same dotted name: a report, the registered model, documents.
+DRIFT_REPORT = "monitoring.drift_report"
+MODEL = "registry.sales_forecast_model"
+SERVING_OPENAPI = "registry.serving_openapi"
+EVIDENTLY_WORKSPACE = "monitoring.evidently_workspace"
+# The drift check, which the retrain sensor follows.
+DRIFT_CHECK = "drift_within_threshold"
+
+
+def key(name: str) -> list[str]:
+    """The asset key's path of a dotted name (``registry.sales_forecast_model``)."""
+    return name.split(".")
+
+
+# In dependency order: sales orders and promotions check their ids against products and customers.
 RAW_TABLES = (RAW_PRODUCTS, RAW_CUSTOMERS, RAW_PROMOTIONS, RAW_SALES_ORDERS, RAW_SERIES)
 TABLES = (
     *RAW_TABLES, GOLD, SERIES_EXCLUDED, REGRESSORS, BACKTEST, EVALUATION, CHAMPIONS, FORECASTS,

@@ -8,19 +8,16 @@ bucket of whole series at a time, so the memory follows the bucket, not the tabl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
 from mlops_assets.schemas import failure_summary
 from mlops_assets.schemas_sql import validate_in_duckdb
-from mlops_assets.warehouse import read_table
+from mlops_assets.warehouse import Connect, read_table
 
-Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 # Rows a pandas validation holds at a time: a larger table is validated bucket by bucket (whole series each).
 CHUNK_ROWS = 500_000
 SQL_ROWS = 100_000

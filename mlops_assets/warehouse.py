@@ -18,13 +18,17 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+# How work functions reach the warehouse: a call that opens a DuckDB connection for a `with` block
+# (Warehouse.connection), so the file is open only while they read or write.
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 VERSIONS = "mlops_meta.snapshot_versions"

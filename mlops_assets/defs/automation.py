@@ -15,6 +15,7 @@
 import dagster as dg
 import pandas as pd
 
+from mlops_assets import catalog
 from mlops_assets.ingest.landing_watch import dump_cursor, load_cursor, scan_landing
 from mlops_assets.settings import load_settings
 from mlops_assets.warehouse import snapshot_path
@@ -23,20 +24,20 @@ from mlops_assets.wiring.resources import ProjectResource
 SENSOR_INTERVAL_SECONDS = 5
 # Dependency order of the raw assets (sales orders and promotions check their ids against products and
 # customers): runs requested in one tick are queued, and run, in this order.
-RAW_ORDER = ("products", "customers", "promotions", "sales_orders", "series")
-DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey(["monitoring", "drift_report"]), "drift_within_threshold")
+RAW_ORDER = tuple(table.key[-1] for table in catalog.RAW_TABLES)
+DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey(catalog.key(catalog.DRIFT_REPORT)), catalog.DRIFT_CHECK)
 RETRAIN_KEYS = [
-    dg.AssetKey(["forecasting", "backtest_forecasts"]),
-    dg.AssetKey(["forecasting", "series_evaluation"]),
-    dg.AssetKey(["forecasting", "series_champions"]),
-    dg.AssetKey(["registry", "sales_forecast_model"]),
-    dg.AssetKey(["forecasting", "forecasts"]),
+    dg.AssetKey(catalog.BACKTEST.key),
+    dg.AssetKey(catalog.EVALUATION.key),
+    dg.AssetKey(catalog.CHAMPIONS.key),
+    dg.AssetKey(catalog.key(catalog.MODEL)),
+    dg.AssetKey(catalog.FORECASTS.key),
 ]
 
 
 def _ingested(project: ProjectResource) -> set[tuple[str, str]]:
     """(table, sha256) of every file the warehouse holds, from the snapshot: never waits on a run's lock."""
-    snapshot = snapshot_path(project.paths.exports, "raw.ingested_files")
+    snapshot = snapshot_path(project.paths.exports, catalog.INGESTED_FILES)
     if not snapshot.exists():
         return set()
     files = pd.read_parquet(snapshot, columns=["table_name", "sha256"])

@@ -185,7 +185,7 @@ def series_champions(context: dg.AssetExecutionContext, project: ProjectResource
 @dg.asset(
     key=FORECASTS.key,
     group_name="forecasting",
-    deps=[["registry", "sales_forecast_model"]],
+    deps=[catalog.key(catalog.MODEL)],
     kinds={"mlflow", "duckdb"},
     owners=OWNERS,
     automation_condition=downstream_condition(),

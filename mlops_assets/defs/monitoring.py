@@ -5,8 +5,10 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from mlops_assets import catalog
 from mlops_assets.catalog import (
     CHAMPIONS,
+    DRIFT_CHECK,
     DRIFT_SUMMARY,
     FORECAST_ACCURACY,
     FORECAST_HISTORY,
@@ -39,9 +41,8 @@ from mlops_assets.wiring.metadata import (
 )
 from mlops_assets.wiring.resources import MlflowTracking, ProjectResource, Warehouse
 
-DRIFT_CHECK = "drift_within_threshold"
 ACCURACY_CHECK = "realized_accuracy_within_promise"
-DRIFT_REPORT_KEY = dg.AssetKey(["monitoring", "drift_report"])
+DRIFT_REPORT_KEY = dg.AssetKey(catalog.key(catalog.DRIFT_REPORT))
 
 
 def _drift_spec(key, description: str, kinds: set[str]) -> dg.AssetSpec:
@@ -261,7 +262,7 @@ def serving_requests(context: dg.AssetExecutionContext, project: ProjectResource
 
 
 @dg.asset(
-    key=["monitoring", "evidently_workspace"],
+    key=catalog.key(catalog.EVIDENTLY_WORKSPACE),
     group_name="monitoring",
     deps=[DRIFT_SUMMARY.key, FORECAST_ACCURACY.key],
     kinds={"evidently"},

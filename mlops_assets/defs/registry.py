@@ -4,7 +4,7 @@ import dagster as dg
 import mlflow
 import pandas as pd
 
-from mlops_assets.catalog import BACKTEST, CHAMPIONS, EVALUATION, GOLD, REGRESSORS
+from mlops_assets.catalog import BACKTEST, CHAMPIONS, EVALUATION, GOLD, MODEL, REGRESSORS, SERVING_OPENAPI, key
 from mlops_assets.forecasting.eligible import (
     ELIGIBLE_SQL,
     eligible_summary,
@@ -22,7 +22,7 @@ from mlops_assets.wiring.failures import engine_failures
 from mlops_assets.wiring.metadata import OWNERS, latest_metadata, metadata_value, previous_if_unchanged
 from mlops_assets.wiring.resources import MlflowTracking, ProjectResource, Warehouse
 
-MODEL_KEY = dg.AssetKey(["registry", "sales_forecast_model"])
+MODEL_KEY = dg.AssetKey(key(MODEL))
 
 
 def _selection_record(context: dg.AssetExecutionContext) -> dict:
@@ -99,7 +99,7 @@ def sales_forecast_model(
 
 
 @dg.asset(
-    key=["registry", "serving_openapi"],
+    key=key(SERVING_OPENAPI),
     group_name="registry",
     deps=[MODEL_KEY],
     kinds={"mlflow", "openapi"},

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import requests
 
+from mlops_assets.catalog import SALES_OVERALL
 from mlops_assets.devtools.processes import free_port, start_in_own_group, stop_process_group, wait_until_answers
 
 # The checkout these tools run from: its workspace.yaml loads mlops_assets.definitions, its dagster.yaml
 # configures the instance (run queue, sensor intervals).
 REPO = Path(__file__).resolve().parents[2]
 # The end of the chain: once it is refreshed, a new landing file has gone all the way through.
-LAST_ASSET = ["serving", "sales_overall"]
+LAST_ASSET = SALES_OVERALL.key
 IN_FLIGHT = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 RUNS_QUERY = """{ runsOrError(limit: 200) { ... on Runs { results {
   runId status startTime endTime creationTime tags { key value } assetSelection { path } } } } }"""

@@ -42,6 +42,7 @@ from mlops_assets.forecasting.parallel import _default_signal_handlers
 from mlops_assets.forecasting.selection import window_evaluations
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
 from mlops_assets.settings import ComputeSettings, Settings
+from mlops_assets.warehouse import Connect
 
 
 @dataclass(frozen=True)
@@ -357,7 +358,6 @@ def write_part(df: pd.DataFrame, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the driver
-Connect = Callable[[], Any]  # a context manager yielding a DuckDB connection (Warehouse.connection)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ import mlflow
 import pandas as pd
 
 from mlops_assets.forecasting.eligible import ELIGIBLE_SQL, eligible_summary
-from mlops_assets.forecasting.engine import Connect, evaluate_by_bucket
+from mlops_assets.forecasting.engine import evaluate_by_bucket
 from mlops_assets.forecasting.selection import choose_from_evaluations
 from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share
 from mlops_assets.settings import Settings
+from mlops_assets.warehouse import Connect
 
 
 def evaluate_stored_backtest(connect: Connect, backtest: str, settings: Settings):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +23,7 @@ from mlops_assets.gold.aggregation import OrderFacts, build_gold, series_facts, 
 from mlops_assets.gold.exclusions import ExclusionSummary, summary_from_counts
 from mlops_assets.gold.regressors import build_regressors
 from mlops_assets.settings import Settings
-from mlops_assets.warehouse import table_exists, write_part
-
-Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]  # Warehouse.connection
+from mlops_assets.warehouse import Connect, table_exists, write_part
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from mlops_assets.catalog import INGESTED_FILES, READMITTED_ROWS, REJECTED_ROWS
-from mlops_assets.forecasting.engine import Connect
 from mlops_assets.ingest.raw_layer import FolderIngest, apply_staged, stage_folder
 from mlops_assets.settings import DataPaths, Settings
-from mlops_assets.warehouse import publish_snapshot_from_table, read_table, table_exists
+from mlops_assets.warehouse import Connect, publish_snapshot_from_table, read_table, table_exists
 
 # Reference tables whose ids a table's rows must use, and the raw tables they come from.
 REFERENCES = {

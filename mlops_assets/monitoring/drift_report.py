@@ -14,9 +14,8 @@ import duckdb
 import mlflow
 import pandas as pd
 
-from mlops_assets.forecasting.engine import Connect
 from mlops_assets.settings import Settings
-from mlops_assets.warehouse import series_bucket, series_ranges, table_fingerprint
+from mlops_assets.warehouse import Connect, series_bucket, series_ranges, table_fingerprint
 
 # The gold columns drift compares (drift.window_features), the only ones it reads.
 DRIFT_COLUMNS = ("unique_id", "ds", "y", "avg_unit_price", "promo_share", "category")

@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from mlops_assets.forecasting.eligible import ELIGIBLE_SQL
-from mlops_assets.forecasting.engine import Connect
 from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry import model_registry
 from mlops_assets.registry.model_registry import PromotionDecision, RegisteredVersion
 from mlops_assets.registry.refit import RefitRun, champion_errors_by_bucket, mean_abs_actuals, refit_by_bucket
 from mlops_assets.settings import Settings
+from mlops_assets.warehouse import Connect
 
 
 @dataclass(frozen=True)
