@@ -161,11 +161,24 @@ def test_sales_overall_and_snapshots(chain):
     assert len(list((paths.plots / "series").glob("*.png"))) == overall["unique_id"].nunique()
 
 
+def _data_versions(instance) -> dict[str, str]:
+    """The data version of the steps that skip unchanged inputs: their input fingerprint, so staleness follows it."""
+    keys = ("forecasting/backtest_forecasts", "forecasting/series_evaluation", "registry/sales_forecast_model",
+            "monitoring/drift_report", "forecasting/forecasts")
+    events = {k: instance.get_latest_materialization_event(dg.AssetKey.from_user_string(k)).asset_materialization
+              for k in keys}
+    return {k: e.tags["dagster/data_version"] for k, e in events.items()}
+
+
 def test_rerun_is_idempotent(chain):
     data_dir, instance, _ = chain
     before = {t: len(_table(data_dir, t)) for t in ("raw.sales_orders", "raw.rejected_rows",
                                                      "gold.sales_data_for_forecast", "forecasting.forecasts",
                                                      "monitoring.forecast_history")}
+    versions = _data_versions(instance)
+    backtest = instance.get_latest_materialization_event(dg.AssetKey(["forecasting", "backtest_forecasts"]))
+    assert versions["forecasting/backtest_forecasts"] == \
+        backtest.asset_materialization.metadata["input_fingerprint"].value
     result = materialize_all(data_dir, instance=instance)
     assert result.success
     after = {t: len(_table(data_dir, t)) for t in before}
@@ -173,6 +186,7 @@ def test_rerun_is_idempotent(chain):
     model_events = [e for e in result.get_asset_materialization_events()
                     if e.asset_key.to_user_string() == "registry/sales_forecast_model"]
     assert model_events[0].materialization.metadata["registered"].value is False
+    assert _data_versions(instance) == versions, "same inputs, same data versions: nothing turns stale"
 
 
 def test_cli_summary_plot_and_unknown_product(chain, monkeypatch, capsys, tmp_path):
