@@ -21,7 +21,8 @@ from mlops_assets.forecasting.scoring import score_champion
 from mlops_assets.forecasting.selection import selection_summary
 from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry.model_registry import load_champion
-from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share, png_markdown
+from mlops_assets.reporting.plots import plot_smape_distribution, plot_win_share
+from mlops_assets.reporting.render import png_markdown
 from mlops_assets.wiring.checks import contract_check
 from mlops_assets.wiring.conditions import downstream_condition, expensive_condition, freshness_policy
 from mlops_assets.wiring.failures import engine_failures

@@ -8,7 +8,8 @@ from mlops_assets import catalog
 from mlops_assets.catalog import GOLD, REGRESSORS, SERIES_EXCLUDED
 from mlops_assets.gold import stored
 from mlops_assets.gold.buckets import gold_by_bucket, regressors_by_bucket
-from mlops_assets.serving.plots import plot_sales_totals, png_markdown
+from mlops_assets.reporting.plots import plot_sales_totals
+from mlops_assets.reporting.render import png_markdown
 from mlops_assets.wiring.checks import contract_check
 from mlops_assets.wiring.conditions import downstream_condition
 from mlops_assets.wiring.metadata import OWNERS, stored_table_metadata

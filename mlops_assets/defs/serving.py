@@ -5,8 +5,9 @@ import shutil
 import dagster as dg
 
 from mlops_assets.catalog import FORECASTS, GOLD, SALES_OVERALL
+from mlops_assets.reporting.render import png_markdown
 from mlops_assets.serving.overall_buckets import build_overall_by_bucket
-from mlops_assets.serving.plots import plot_top_series, png_markdown
+from mlops_assets.serving.plots import plot_top_series
 from mlops_assets.wiring.checks import contract_check
 from mlops_assets.wiring.conditions import downstream_condition, freshness_policy
 from mlops_assets.wiring.metadata import OWNERS, column_schema, stored_table_metadata

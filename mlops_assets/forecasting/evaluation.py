@@ -13,7 +13,7 @@ import pandas as pd
 from mlops_assets.forecasting.eligible import ELIGIBLE_SQL, eligible_summary
 from mlops_assets.forecasting.engine import evaluate_by_bucket
 from mlops_assets.forecasting.selection import choose_from_evaluations
-from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share
+from mlops_assets.reporting.plots import plot_smape_distribution, plot_win_share
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import Connect
 

@@ -1,68 +1,28 @@
-"""Pictures of the forecasts and of the model race, as PNG bytes for files and Dagster metadata.
-
-Every function renders off screen (Agg) at a small resolution so a picture stays well under 150 KB and
-hundreds of series plots take seconds, and closes its figure so a long-running process does not grow.
-"""
+"""Pictures of the series, actuals and forecasts, as PNG files beside serving.sales_overall (and the top
+series for its metadata). Rendering: reporting/render.py; hundreds of series plots take seconds."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import math
 import os
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
+from mlops_assets.reporting.render import ACTUAL_COLOR, DPI, FORECAST_COLOR, date_axis, no_data, png, render
 
-DPI = 80
 SERIES_SIZE = (8.0, 3.6)
-ACTUAL_COLOR = "#1f4e79"
-FORECAST_COLOR = "#d9534f"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # A PNG carries the digest of what it shows, so a rerun on the same rows redraws nothing. Bump the version
 # when the drawing itself changes.
 DIGEST_KEY = "mlops_assets_digest"
 DRAWING_VERSION = "1"
-
-
-def _png(fig: plt.Figure, digest: str | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        # A series of a few periods leaves AutoDateLocator without a preferred interval; its fallback is fine.
-        warnings.filterwarnings("ignore", message="AutoDateLocator was unable", category=UserWarning)
-        fig.savefig(buffer, format="png", dpi=DPI, metadata={DIGEST_KEY: digest} if digest else None)
-    return buffer.getvalue()
-
-
-def _render(fig: plt.Figure, tight: bool = True) -> bytes:
-    try:
-        if tight:
-            fig.tight_layout()
-        return _png(fig)
-    finally:
-        plt.close(fig)
-
-
-def _no_data(ax: plt.Axes, what: str) -> None:
-    ax.text(0.5, 0.5, f"No {what} to plot", ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
-
-
-def _dates(ax: plt.Axes) -> None:
-    locator = mdates.AutoDateLocator(maxticks=8)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def _title(rows: pd.DataFrame, unique_id: str) -> str:
@@ -109,7 +69,7 @@ def _draw_series(ax: plt.Axes, rows: pd.DataFrame, unique_id: str, small: bool =
     ax.set_title(_title(rows, unique_id), fontsize=9 if small else 11)
     ax.set_ylabel("units")
     ax.grid(alpha=0.3)
-    _dates(ax)
+    date_axis(ax)
     ax.legend(loc="upper left", fontsize=7 if small else 8, frameon=False, ncol=4)
 
 
@@ -134,7 +94,7 @@ def plot_series(overall: pd.DataFrame, unique_id: str, path: Path | None = None)
     fig, ax = plt.subplots(figsize=SERIES_SIZE)
     _draw_series(ax, _series_rows(overall, unique_id), unique_id)
     _series_layout(fig)
-    png = _render(fig, tight=False)
+    png = render(fig, tight=False)
     if path is not None:
         _write_atomic(Path(path), png)
     return png
@@ -162,8 +122,8 @@ def plot_top_series(overall: pd.DataFrame, n: int = 4) -> bytes:
     for ax in list(axes.flat)[len(top) :]:
         ax.set_axis_off()
     if not top:
-        _no_data(axes[0, 0], "actuals")
-    return _render(fig)
+        no_data(axes[0, 0], "actuals")
+    return render(fig)
 
 
 def slugify(unique_id: str) -> str:
@@ -251,7 +211,7 @@ class SeriesPlotWriter:
             self._ax.clear()
             _draw_series(self._ax, group, unique_id)
             _series_layout(self._fig)
-            _write_atomic(path, _png(self._fig, digest))
+            _write_atomic(path, png(self._fig, {DIGEST_KEY: digest} if digest else None))
             self._drawn.append(path)
 
     def finish(self) -> SeriesPlots:
@@ -282,67 +242,3 @@ def _stored_digest(path: Path) -> str | None:
             return image.text.get(DIGEST_KEY)
     except (OSError, SyntaxError):  # not a readable PNG: draw it again
         return None
-
-
-def plot_total_sales(gold: pd.DataFrame) -> bytes:
-    """Units sold per period over all series."""
-    total = gold.groupby(pd.to_datetime(gold["ds"]))["y"].sum(min_count=1)
-    return plot_sales_totals(total, gold["unique_id"].nunique())
-
-
-def plot_sales_totals(total: pd.Series, n_series: int) -> bytes:
-    """Units sold per period (``total``, indexed by period) over ``n_series`` series: summed where they are
-    stored (SQL), so that the plot never needs the whole table."""
-    total = total.set_axis(pd.to_datetime(total.index)).sort_index()
-    fig, ax = plt.subplots(figsize=SERIES_SIZE)
-    if total.empty:
-        _no_data(ax, "sales")
-    else:
-        ax.plot(total.index, total.values, color=ACTUAL_COLOR, linewidth=1.4)
-        ax.set_title(f"Total units per period ({n_series} series)", fontsize=11)
-        ax.set_ylabel("units")
-        ax.grid(alpha=0.3)
-        _dates(ax)
-    return _render(fig)
-
-
-def plot_smape_distribution(evaluation: pd.DataFrame) -> bytes:
-    """Box plot of the per-series SMAPE of each model, best median first."""
-    scores = evaluation.dropna(subset=["smape"])
-    by_model = {str(model): group["smape"].to_numpy() for model, group in scores.groupby("model")}
-    order = sorted(by_model, key=lambda model: (float(pd.Series(by_model[model]).median()), model))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(order) + 2), 4.0))
-    if not order:
-        _no_data(ax, "SMAPE")
-    else:
-        ax.boxplot([by_model[m] for m in order], tick_labels=order, showfliers=True, flierprops={"ms": 3})
-        ax.set_ylim(0, 200)
-        ax.set_ylabel("SMAPE per series (M4 scale 0-200, lower is better)")
-        ax.set_title(f"Backtest SMAPE by model ({scores['unique_id'].nunique()} series)", fontsize=11)
-        ax.grid(axis="y", alpha=0.3)
-        ax.tick_params(axis="x", labelrotation=30 if len(order) > 4 else 0, labelsize=8)
-    return _render(fig)
-
-
-def plot_win_share(win_share: dict[str, float]) -> bytes:
-    """Bar chart of how often each model is the champion (shares in [0, 1] shown as percent)."""
-    items = sorted(win_share.items(), key=lambda item: (-item[1], item[0]))
-    as_share = all(0 <= value <= 1 for _, value in items)
-    values = [100 * value if as_share else value for _, value in items]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(items) + 2), 3.6))
-    if not items:
-        _no_data(ax, "champions")
-    else:
-        bars = ax.bar([model for model, _ in items], values, color=ACTUAL_COLOR)
-        ax.bar_label(bars, labels=[f"{v:.0f}%" if as_share else f"{v:g}" for v in values], fontsize=8)
-        ax.set_ylabel("share of series won (%)" if as_share else "series won")
-        ax.set_title("Champion model wins", fontsize=11)
-        ax.margins(y=0.15)
-        ax.tick_params(axis="x", labelrotation=30 if len(items) > 4 else 0, labelsize=8)
-    return _render(fig)
-
-
-def png_markdown(png: bytes, alt: str) -> str:
-    """Markdown that embeds the PNG inline, the form Dagster's metadata viewer renders."""
-    alt = " ".join(re.sub(r"[\[\]]", " ", alt).split())
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"

@@ -1,4 +1,3 @@
-import base64
 import re
 
 import numpy as np
@@ -238,35 +237,3 @@ def test_slugify():
     assert plots.slugify("P001/C003") == "P001_C003"
     assert plots.slugify("a b:c*d") == "a_b_c_d"
     assert plots.slugify("..") == "series"
-
-
-def test_plot_total_sales(gold):
-    assert_png(plots.plot_total_sales(gold))
-    assert_png(plots.plot_total_sales(gold.iloc[0:0]))
-
-
-def test_plot_smape_distribution():
-    evaluation = pd.DataFrame(
-        {
-            "unique_id": ["A", "B", "C"] * 2,
-            "model": ["Naive"] * 3 + ["AutoTheta"] * 3,
-            "smape": [10.0, 50.0, np.nan, 5.0, 20.0, 199.0],
-        }
-    )
-    assert_png(plots.plot_smape_distribution(evaluation))
-    assert_png(plots.plot_smape_distribution(evaluation.iloc[0:0]))
-
-
-def test_plot_win_share():
-    assert_png(plots.plot_win_share({"AutoTheta": 0.5, "Naive": 0.2, "SeasonalNaive": 0.3}))
-    assert_png(plots.plot_win_share({"AutoTheta": 12, "Naive": 3}))
-    assert_png(plots.plot_win_share({}))
-
-
-def test_png_markdown():
-    data = plots.plot_win_share({"Naive": 1.0})
-    markdown = plots.png_markdown(data, "champion [wins]")
-    match = re.fullmatch(r"!\[(.*)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
-    assert match
-    assert match.group(1) == "champion wins"
-    assert base64.b64decode(match.group(2)) == data

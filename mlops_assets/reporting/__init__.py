@@ -1,0 +1,1 @@
+"""Pictures for people: rendering, and the plots the run metadata shows (no Dagster here)."""
