@@ -17,6 +17,7 @@ from mlops_assets.registry.registration import Inputs, missing_history, refit_an
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.openapi import write_openapi
+from mlops_assets.settings import Settings
 from mlops_assets.wiring.conditions import downstream_condition, expensive_condition
 from mlops_assets.wiring.failures import engine_failures
 from mlops_assets.wiring.metadata import OWNERS, latest_metadata, metadata_value, previous_if_unchanged
@@ -36,7 +37,7 @@ def _selection_record(context: dg.AssetExecutionContext) -> dict:
     return {key: value for key, value in record.items() if value not in (None, "")}
 
 
-def _inputs(warehouse: Warehouse, settings) -> Inputs:
+def _inputs(warehouse: Warehouse, settings: Settings) -> Inputs:
     champions = warehouse.read(CHAMPIONS.name)
     with warehouse.connection() as con:
         _, data = eligible_summary(con)

@@ -3,6 +3,9 @@
 import dagster as dg
 import pandas as pd
 
+from mlops_assets.catalog import Table
+from mlops_assets.wiring.resources import Warehouse
+
 OWNERS = ["team:forecasting"]
 
 
@@ -55,7 +58,8 @@ def table_metadata(
     }
 
 
-def stored_table_metadata(warehouse, table, columns: dict[str, str] | None = None, **extra: object) -> dict:
+def stored_table_metadata(warehouse: Warehouse, table: Table, columns: dict[str, str] | None = None,
+                          **extra: object) -> dict[str, object]:
     """table_metadata of a stored catalog table from its first rows (in its order) and its count, without
     reading it whole; ``columns`` overrides the catalog's column descriptions."""
     order = f" order by {table.order_by}" if table.order_by else ""
