@@ -1,6 +1,5 @@
 """Many-model forecasting: backtest a zoo on every series, score it, choose each series' champion."""
 
-import shutil
 import time
 
 import dagster as dg
@@ -66,8 +65,7 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
         with engine_failures():
             run = backtest_by_bucket(warehouse.connection, ELIGIBLE_SQL, root, fingerprint, settings, models,
                                      context.log.info, regressors_sql=x_sql)
-        warehouse.replace_from_parquet(BACKTEST.name, run.parts, order_by=BACKTEST.order_by)
-        shutil.rmtree(root, ignore_errors=True)
+        warehouse.replace_from_parquet(BACKTEST.name, run.parts, order_by=BACKTEST.order_by, then_remove=root)
         engine_metadata = run.summary(settings.compute.engine)
         seconds = time.monotonic() - started
         context.log.info(f"backtest done: {n_series} series in {seconds:.1f} s "

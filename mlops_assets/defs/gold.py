@@ -1,6 +1,5 @@
 """Gold layer: one row per series and period, the table every forecast starts from."""
 
-import shutil
 
 import dagster as dg
 
@@ -30,8 +29,8 @@ def gold_tables(context: dg.AssetExecutionContext, project: ProjectResource, war
     folder = project.paths.engine / "gold"
     parts = gold_by_bucket(warehouse.connection, settings, folder, context.log.info)
     warehouse.replace_many_from_parquet({GOLD.name: (parts.patterns["gold"], GOLD.order_by),
-                                         SERIES_EXCLUDED.name: (parts.patterns["excluded"], SERIES_EXCLUDED.order_by)})
-    shutil.rmtree(folder, ignore_errors=True)
+                                         SERIES_EXCLUDED.name: (parts.patterns["excluded"], SERIES_EXCLUDED.order_by)},
+                                        then_remove=folder)
     with warehouse.connection() as con:
         stats = stored.gold_stats(con)
         summary = stored.exclusion_summary(con, settings.gold.warn_excluded_share)
@@ -97,8 +96,8 @@ def regressors(context: dg.AssetExecutionContext, project: ProjectResource, ware
     declared = settings.regressors.series_columns
     folder = project.paths.engine / "regressors"
     parts = regressors_by_bucket(warehouse.connection, GOLD.name, settings, folder)
-    warehouse.replace_from_parquet(REGRESSORS.name, parts.patterns["regressors"], order_by=REGRESSORS.order_by)
-    shutil.rmtree(folder, ignore_errors=True)
+    warehouse.replace_from_parquet(REGRESSORS.name, parts.patterns["regressors"], order_by=REGRESSORS.order_by,
+                                   then_remove=folder)
     with warehouse.connection() as con:
         rows, promoted, planned = stored.regressor_counts(con)
         # A misspelt declaration would otherwise be a column of zeros that nobody notices.

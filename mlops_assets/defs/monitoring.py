@@ -181,10 +181,10 @@ def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResourc
                                  parts=project.paths.engine / "forecast_accuracy",
                                  bucket_series=settings.compute.bucket_series)
     if scored.rows:
-        warehouse.replace_from_parquet(FORECAST_ACCURACY.name, scored.pattern, order_by=FORECAST_ACCURACY.order_by)
+        warehouse.replace_from_parquet(FORECAST_ACCURACY.name, scored.pattern, order_by=FORECAST_ACCURACY.order_by,
+                                       then_remove=scored.parts)
     else:
         warehouse.replace(FORECAST_ACCURACY.name, scored.columns)
-    scored.remove_parts()
     rows = scored.rows
     metadata = {**stored_table_metadata(warehouse, FORECAST_ACCURACY, forecasts_scored=rows),
                 "dagster/column_schema": column_schema(scored.columns)}

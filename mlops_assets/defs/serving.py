@@ -1,6 +1,5 @@
 """Serving: the table and the plots that people and tools downstream read."""
 
-import shutil
 
 import dagster as dg
 
@@ -30,8 +29,8 @@ def sales_overall(context: dg.AssetExecutionContext, project: ProjectResource, w
     with warehouse.connection() as con:
         built = build_overall_by_bucket(con, GOLD.name, FORECASTS.name, project.paths.engine / "sales_overall",
                                         folder, settings.compute.bucket_series, settings.plots.max_series)
-    rows = warehouse.replace_from_parquet(SALES_OVERALL.name, built.pattern, order_by=SALES_OVERALL.order_by)
-    shutil.rmtree(built.parts, ignore_errors=True)
+    rows = warehouse.replace_from_parquet(SALES_OVERALL.name, built.pattern, order_by=SALES_OVERALL.order_by,
+                                          then_remove=built.parts)
     by_origin = warehouse.query(f"select origin, count(*) as n from {SALES_OVERALL} group by origin "
                                 "order by n desc, origin")
     plots = built.plots

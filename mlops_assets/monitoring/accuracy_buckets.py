@@ -29,10 +29,6 @@ class ScoredParts:
     def pattern(self) -> str:
         return str(self.parts / "*.parquet")
 
-    def remove_parts(self) -> None:
-        """Once the table is stored from them."""
-        shutil.rmtree(self.parts, ignore_errors=True)
-
 
 def score_by_bucket(con: duckdb.DuckDBPyConnection, *, history_table: str, served_table: str, gold: str,
                     champions: str, parts: Path, bucket_series: int) -> ScoredParts:

@@ -3,6 +3,7 @@
 
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -151,16 +152,21 @@ class Warehouse(_RunScoped):
         for table, df in touched.items():
             warehouse.publish_snapshot(Path(self.exports_dir), table, df, write_id)
 
-    def replace_from_parquet(self, table: str, pattern: str, order_by: str) -> int:
-        """Replace a table with the rows of Parquet files (a glob), sorted, never holding them in memory."""
-        return self.replace_many_from_parquet({table: (pattern, order_by)})[table]
+    def replace_from_parquet(self, table: str, pattern: str, order_by: str, *, then_remove: Path | None = None) -> int:
+        """Replace a table with the rows of Parquet files (a glob), sorted, never holding them in memory;
+        ``then_remove``: the scratch folder of the parts, removed once they are stored (kept on a failure, so a
+        rerun can resume from them)."""
+        return self.replace_many_from_parquet({table: (pattern, order_by)}, then_remove=then_remove)[table]
 
-    def replace_many_from_parquet(self, tables: dict[str, tuple[str, str]]) -> dict[str, int]:
+    def replace_many_from_parquet(self, tables: dict[str, tuple[str, str]], *,
+                                  then_remove: Path | None = None) -> dict[str, int]:
         """``replace_from_parquet`` for several tables (table -> (pattern, order_by)) in one transaction."""
         with self.connection() as con:
             rows, write_id = warehouse.replace_tables_from_parquet(con, tables)
             for table in tables:
                 warehouse.publish_snapshot_from_table(con, Path(self.exports_dir), table, write_id)
+        if then_remove is not None:
+            shutil.rmtree(then_remove, ignore_errors=True)
         return rows
 
     def append_query(self, table: str, sql: str, params: list | None = None) -> int:
