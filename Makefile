@@ -19,7 +19,7 @@ MONITOR_PORT ?= 8000
 TEST_PROGRAMS := /usr/bin/chromium:chromium /usr/bin/promtool:prometheus /usr/bin/prometheus:prometheus
 APT_GET ?= apt-get
 
-.PHONY: setup system-packages run dev test serve prometheus monitor mlflow-ui bench lint clean
+.PHONY: setup system-packages run dev test test-fast serve prometheus monitor mlflow-ui bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -71,6 +71,12 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 test: setup system-packages
 	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
 	$(BIN)/pytest -q
+
+# The edit-test loop: the unit tier only (markers in pyproject.toml, docs/testing.md); its alert-rule tests run promtool.
+FAST_TIER := not e2e and not dask and not browser and not slow
+test-fast: setup system-packages
+	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
+	$(BIN)/pytest -q -m "$(FAST_TIER)"
 
 # The champion behind MLflow's scoring protocol, following the alias; /docs, /metrics, /version.
 serve: setup
