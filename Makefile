@@ -21,7 +21,7 @@ APT_GET ?= apt-get
 # dg (Dagster's project CLI) runs the code location in this virtual environment, named as if it were activated.
 DG := VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg
 
-.PHONY: setup system-packages run dev test serve prometheus monitor mlflow-ui bench lint clean
+.PHONY: setup system-packages run dev test test-fast serve prometheus monitor mlflow-ui bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -73,6 +73,12 @@ test: setup system-packages $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
 	$(DG) check defs
 	$(BIN)/pytest -q
+
+# The edit-test loop: the unit tier only (markers in pyproject.toml, docs/testing.md); its alert-rule tests run promtool.
+FAST_TIER := not e2e and not dask and not browser and not slow
+test-fast: setup system-packages
+	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
+	$(BIN)/pytest -q -m "$(FAST_TIER)"
 
 # The champion behind MLflow's scoring protocol, following the alias; /docs, /metrics, /version.
 serve: setup

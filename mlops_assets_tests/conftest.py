@@ -49,3 +49,15 @@ def small_sample(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("sample_data")
     generate_sample(data_dir / "landing", n_products=20, n_customers=8, seed=7)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """One real two-worker Dask cluster for the session, reached by address like a user's existing scheduler.
+
+    Only tests marked ``dask`` ask for it, so the fast tier (``make test-fast``) never starts a cluster.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+        yield cluster.scheduler_address

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 
@@ -31,6 +33,7 @@ def test_benchmarks_import_no_test_module():
     assert not {name: modules for name, modules in offenders.items() if modules}
 
 
+@pytest.mark.slow
 def test_every_benchmark_imports():
     # One process for all: a name that moved out of a module fails here, not an hour into a benchmark.
     code = (

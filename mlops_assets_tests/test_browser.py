@@ -22,7 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 from mlops_assets.definitions import defs
 from mlops_assets.devtools.dagster_dev import REPO, dagster_dev, graphql
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -61,6 +61,7 @@ def _wait_setting(data_dir: Path, seconds: float, monkeypatch) -> None:
     monkeypatch.setenv(SETTINGS_ENV, str(settings))
 
 
+@pytest.mark.slow
 def test_rollback_is_refused_while_a_run_holds_the_data_directory(registry, monkeypatch, capsys):
     _wait_setting(registry, 0.5, monkeypatch)
     holder = hold_in_another_process(registry, 120)
@@ -75,6 +76,7 @@ def test_rollback_is_refused_while_a_run_holds_the_data_directory(registry, monk
     assert alias_version(NAME, CHAMPION) == "2"
 
 
+@pytest.mark.slow
 def test_rollback_waits_for_the_run_then_moves_the_alias(registry, monkeypatch, capsys):
     _wait_setting(registry, 120, monkeypatch)
     holder = hold_in_another_process(registry, 2)

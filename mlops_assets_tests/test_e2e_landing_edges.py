@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+import pytest
 from dagster._serdes import serialize_value
 
 from mlops_assets.wiring.metadata import preview
@@ -34,6 +35,7 @@ def _checks(result: dg.ExecuteInJobResult) -> dict[str, bool]:
     return {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.e2e
 def test_late_master_data_takes_back_quarantined_lines_and_big_fields_stay_out_of_events(tmp_path: Path) -> None:
     huge = "x" * 2_000_000
     _put(tmp_path, "products/p.csv", PRODUCTS + "P1,Comte,Jura,Hard cheese\n", 1_700_000_000)

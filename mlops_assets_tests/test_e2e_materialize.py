@@ -212,6 +212,7 @@ def test_the_backtest_says_how_many_series_it_did_and_how_fast(chain):
     assert [m for m in messages if re.fullmatch(r"backtest done: \d+ series in [\d.]+ s \([\d.]+ series/s\)", m)]
 
 
+@pytest.mark.dask
 def test_dask_engine_gives_the_same_tables(chain, small_sample, tmp_path_factory):
     """The whole chain again on a Dask LocalCluster of one worker: the same tables as the local pool's.
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 import duckdb
+import pytest
 
 from mlops_assets.sample_data import generate_sample, inject_defect
 from mlops_assets.warehouse import read_table
 from mlops_assets_tests.conftest import materialize_all
 from mlops_assets_tests.ingest.test_raw_layer import SERIES
+
+# The raw assets under Dagster, twice over the same landing zone.
+pytestmark = pytest.mark.e2e
 
 # Stamped with the time of each run, so they differ between the two runs by nature.
 RUN_TIMES = ["ingested_at", "rejected_at", "readmitted_at"]

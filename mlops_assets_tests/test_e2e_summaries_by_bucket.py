@@ -120,6 +120,7 @@ def _spy(monkeypatch, module, name: str, seen: list, frame_arg: int = 0):
     monkeypatch.setattr(module, name, spy)
 
 
+@pytest.mark.e2e
 def test_sales_overall_and_its_plots_equal_the_whole_table_build(tiny, tmp_path, monkeypatch):
     import mlops_assets.serving.overall_buckets as overall_buckets
 
@@ -162,6 +163,7 @@ def test_sales_overall_volume_from_sql_ranks_as_the_pandas_totals(tiny):
     assert plots.rank_by_volume(volume) == plots.series_by_volume(whole)
 
 
+@pytest.mark.e2e
 def test_forecast_accuracy_equals_the_whole_table_scoring(tiny, monkeypatch):
     import mlops_assets.monitoring.accuracy_buckets as accuracy_buckets
 
@@ -189,6 +191,7 @@ def test_forecast_accuracy_equals_the_whole_table_scoring(tiny, monkeypatch):
         realized["realized_smape"].mean() / realized["backtest_smape"].mean(), rel=1e-12)
 
 
+@pytest.mark.e2e
 def test_accuracy_summaries_in_sql_equal_the_pandas_ones(tiny):
     _, _, warehouse = tiny
     scored = warehouse.read("monitoring.forecast_accuracy")
@@ -198,6 +201,7 @@ def test_accuracy_summaries_in_sql_equal_the_pandas_ones(tiny):
         pd.testing.assert_frame_equal(in_sql, table, check_dtype=False, rtol=1e-12, obj=name)
 
 
+@pytest.mark.e2e
 def test_forecast_history_appends_in_sql_as_append_history_does(tiny):
     data_dir, settings, warehouse = tiny
     before = warehouse.read("monitoring.forecast_history")
@@ -218,6 +222,7 @@ def test_forecast_history_appends_in_sql_as_append_history_does(tiny):
     assert len(warehouse.read("monitoring.forecast_history")) == len(got)
 
 
+@pytest.mark.e2e
 def test_drift_report_by_bucket_is_the_whole_table_report(tiny, monkeypatch):
     data_dir, settings, warehouse = tiny
     seen = []
@@ -274,6 +279,7 @@ def test_the_gold_fingerprint_sees_every_value_but_not_the_row_order():
     ("monitoring/forecast_accuracy", "monitoring.forecast_history"),
     ("serving/sales_overall", "gold.sales_data_for_forecast"),
 ])
+@pytest.mark.e2e
 def test_a_missing_input_table_is_named(tmp_path, selection, missing):
     result = materialize_all(tmp_path, "", selection=selection, raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

@@ -1,12 +1,15 @@
-"""Every command of the README's shell and Python blocks runs as written, on a copy of the checkout after
-`make run`, so the README cannot rot.
+"""Every command of the shell and Python blocks of the README and of docs/*.md runs as written, on a copy of
+the checkout after `make run`, so the documentation cannot rot.
+
+The README's blocks run first (its `make run` is what the others read), then each page of docs/ in name order.
+A block whose commands all ran already (the same text on two pages) is not run again.
 
 What is adapted, and why:
 - the copy links the repository's files and the installed `.venv`, with a pyproject.toml older than the
   venv's install marker, so `make` does not install again (that is what `make test` did just before);
 - fixed ports (3000, 5000, 5001, 8000) and the batch example's `/tmp/jewelry` become free ports and a temporary
   folder, so that parallel runs do not collide;
-- `make test` is not run: it is what runs this test;
+- `make test` and `make test-fast` are not run: they are what runs this test;
 - `make dev`, `make serve`, `make mlflow-ui` and `make monitor` serve until stopped: each is started, must
   answer, and is stopped; the commands after it in its block run while it serves.
 """
@@ -28,10 +31,9 @@ import requests
 
 from mlops_assets.devtools.processes import free_port, stop_process_group
 
-pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
 LINKED = ["Makefile", "mlops_assets", "mlops_assets_tests", "settings", "benchmarks", "dagster.yaml",
-          "workspace.yaml", "README.md"]
+          "workspace.yaml", "README.md", "docs"]
 SERVERS = {"make dev": "dev", "make serve": "serve", "make mlflow-ui": "mlflow", "make monitor": "monitor"}
 RUNS = "{ runsOrError { ... on Runs { results { runId } } } }"
 
@@ -40,6 +42,7 @@ RUNS = "{ runsOrError { ... on Runs { results { runId } } } }"
 class Command:
     text: str
     language: str
+    page: str = "README.md"
 
     @property
     def server(self) -> str | None:
@@ -47,12 +50,12 @@ class Command:
         return next((kind for command, kind in SERVERS.items() if re.search(rf"\b{command}\b", code)), None)
 
 
-def readme_blocks(text: str) -> list[list[Command]]:
+def readme_blocks(text: str, page: str = "README.md") -> list[list[Command]]:
     """Each ```bash / ```python block as its commands: continuation lines and heredocs stay together."""
     blocks = []
     for language, body in re.findall(r"```(bash|python)\n(.*?)```", text, flags=re.S):
         if language == "python":
-            blocks.append([Command(body, language)])
+            blocks.append([Command(body, language, page)])
             continue
         commands, lines = [], body.splitlines()
         while lines:
@@ -66,9 +69,36 @@ def readme_blocks(text: str) -> list[list[Command]]:
                     if line.endswith("\n" + heredoc.group(1)):
                         break
             if line.strip() and not line.lstrip().startswith("#"):
-                commands.append(Command(line, language))
+                commands.append(Command(line, language, page))
         blocks.append(commands)
     return blocks
+
+
+def documented_blocks(pages: list[tuple[str, str]]) -> list[list[Command]]:
+    """The blocks of (page name, text) pairs in order, but a block whose commands all ran before."""
+    blocks, ran = [], set()
+    for page, text in pages:
+        for block in readme_blocks(text, page):
+            texts = {c.text for c in block}
+            if block and not texts <= ran:
+                blocks.append(block)
+            ran |= texts
+    return blocks
+
+
+def _pages() -> list[tuple[str, str]]:
+    docs = sorted((REPO / "docs").glob("*.md"))
+    return [("README.md", (REPO / "README.md").read_text()),
+            *((f"docs/{page.name}", page.read_text()) for page in docs)]
+
+
+def test_a_block_shown_twice_runs_once_and_every_page_is_read() -> None:
+    pages = [("README.md", "```bash\nmake serve\ncurl x\n```"), ("docs/a.md", "```bash\nmake serve\ncurl x\n```"),
+             ("docs/b.md", "```bash\nmake serve\ncurl y\n```\n```yaml\nnot: run\n```")]
+    blocks = documented_blocks(pages)
+    assert [[(c.page, c.text) for c in block] for block in blocks] == [
+        [("README.md", "make serve"), ("README.md", "curl x")], [("docs/b.md", "make serve"), ("docs/b.md", "curl y")]]
+    assert [page for page, _ in _pages()][:2] == ["README.md", "docs/forecasting.md"]
 
 
 def test_the_block_parser_keeps_heredocs_and_continuations_whole() -> None:
@@ -110,7 +140,8 @@ def _run(command: Command, root: Path, env: dict[str, str]) -> str:
     argv = ["bash", "-euo", "pipefail", "-c", command.text] if command.language == "bash" else [
         str(root / ".venv" / "bin" / "python"), "-c", command.text]
     done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"README command failed:\n{command.text}\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+    assert done.returncode == 0, (f"{command.page} command failed:\n{command.text}\n"
+                                  f"{done.stdout[-2000:]}{done.stderr[-3000:]}")
     return done.stdout + done.stderr
 
 
@@ -159,9 +190,10 @@ def _check_make_run_again(root: Path, env: dict[str, str]) -> None:
     assert printed and "Predict" in _run(Command(printed[0], "bash"), root, env)
 
 
-def test_every_readme_command_runs_as_written(clone):
+@pytest.mark.e2e
+def test_every_documented_command_runs_as_written(clone):
     root, env, ports = clone
-    blocks = readme_blocks(_adapt((REPO / "README.md").read_text(), root, ports))
+    blocks = documented_blocks([(page, _adapt(text, root, ports)) for page, text in _pages()])
     seen = [c.text.split("#")[0].strip() for block in blocks for c in block]
     assert "make run" in seen and "make dev" in seen and ".venv/bin/mlops-assets materialize" in seen
     outputs, first_run = {}, True
@@ -175,7 +207,7 @@ def test_every_readme_command_runs_as_written(clone):
                     continue
                 if pending:
                     # The block's commands up to a server run in one shell: an `export` holds for the next.
-                    script = Command("\n".join(c.text for c in pending), pending[0].language)
+                    script = Command("\n".join(c.text for c in pending), pending[0].language, pending[0].page)
                     outputs[script.text] = _run(script, root, env)
                     if script.text.startswith("make run") and first_run:
                         first_run = False

@@ -152,6 +152,7 @@ def test_table_loaded_from_parquet_parts_is_stamped_and_needs_no_repair(tmp_path
     pd.testing.assert_frame_equal(pd.read_parquet(snapshot), stored)
 
 
+@pytest.mark.slow
 def test_memory_limit_holds_and_a_table_larger_than_it_is_still_sorted_in(tmp_path):
     """The cap is real (DuckDB reports it) and a load bigger than the cap spills instead of failing."""
     parts = tmp_path / "parts"

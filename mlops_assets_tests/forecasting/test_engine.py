@@ -33,15 +33,6 @@ from mlops_assets.settings import ComputeSettings, Settings
 MODELS = ["Naive", "SeasonalNaive", "WindowAverage"]
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    """A real two-worker Dask cluster, reached by address like a user's existing scheduler."""
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
-
-
 def _settings(**compute) -> Settings:
     return Settings(horizon=4, season_length=4, backtest={"windows": 2}, models=MODELS,
                     compute={"workers": 2, **compute})
@@ -108,10 +99,10 @@ def test_model_groups_follow_the_data_and_tasks_keep_every_worker_busy():
                                        ["Naive", COMBINATION], workers=2)[0]] == [f"bucket-0000{i}" for i in range(6)]
 
 
-@pytest.mark.parametrize("engine", ["local", "dask"])
-def test_engine_backtest_equals_one_statsforecast_call(tmp_path, engine, scheduler):
+@pytest.mark.parametrize("engine", ["local", pytest.param("dask", marks=pytest.mark.dask)])
+def test_engine_backtest_equals_one_statsforecast_call(tmp_path, engine, request):
     history = _history(12)
-    address = scheduler if engine == "dask" else None
+    address = request.getfixturevalue("dask_scheduler") if engine == "dask" else None
     settings = _settings(engine=engine, bucket_series=4, address=address)
     with _database(tmp_path / "w.duckdb", history) as connect:
         run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
@@ -129,16 +120,20 @@ def global_history() -> pd.DataFrame:
     return _history(11, seed=5, length=40)
 
 
-@pytest.mark.parametrize(("engine", "workers"), [("local", 1), ("local", 2), ("dask", 1), ("dask", 2)])
+@pytest.mark.parametrize(("engine", "workers"), [
+    ("local", 1), ("local", 2),
+    # ("dask", 1) starts a LocalCluster for the step (no address); ("dask", 2) uses the session's scheduler.
+    pytest.param("dask", 1, marks=pytest.mark.dask), pytest.param("dask", 2, marks=pytest.mark.dask)])
 def test_the_global_model_gives_the_same_backtest_on_any_engine_and_worker_count(
-    tmp_path, engine, workers, scheduler, global_history
+    tmp_path, engine, workers, global_history, request
 ):
     """Model groups depend on the data only: LightGBM is trained on the same groups of series everywhere."""
+    scheduler = request.getfixturevalue("dask_scheduler") if (engine, workers) == ("dask", 2) else None
     models = ["Naive", "SeasonalNaive", GLOBAL_MODEL, COMBINATION]
     # MASE ranks the Combination's members on each series' history: the combination task needs it too.
     settings = Settings(horizon=4, season_length=4, backtest={"windows": 2}, models=models,
                         selection={"metric": "mase"}, compute={"engine": engine, "workers": workers, "bucket_series": 4,
-                                 "address": scheduler if (engine, workers) == ("dask", 2) else None})
+                                 "address": scheduler})
     with _database(tmp_path / "w.duckdb", global_history) as connect:
         run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, models)
     assert run.workers == workers and len(run.groups) == 3
@@ -152,6 +147,7 @@ def test_the_global_model_gives_the_same_backtest_on_any_engine_and_worker_count
     pd.testing.assert_frame_equal(stored, per_group, check_exact=False, rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_driver_memory_follows_the_bucket_not_the_backtest(tmp_path):
     history = _history(400, length=80)
     settings = Settings(horizon=13, season_length=4, backtest={"windows": 4}, models=MODELS,
@@ -228,10 +224,11 @@ def test_a_bucket_that_still_fails_names_its_series_and_keeps_the_others(tmp_pat
     assert [p.done for p in calls] == [4] and calls[0].reused == 3
 
 
-def test_a_bad_series_fails_its_bucket_on_dask_by_name(tmp_path, scheduler):
+@pytest.mark.dask
+def test_a_bad_series_fails_its_bucket_on_dask_by_name(tmp_path, dask_scheduler):
     history = _history(8)
     history.loc[history["unique_id"] == "s005", "y"] = np.nan
-    settings = _settings(engine="dask", bucket_series=2, address=scheduler)
+    settings = _settings(engine="dask", bucket_series=2, address=dask_scheduler)
     with _database(tmp_path / "w.duckdb", history) as connect, pytest.raises(BucketFailure) as failure:
         backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
     assert "1 of 4 buckets failed 2 time(s)" in str(failure.value)

@@ -433,6 +433,7 @@ def test_overlapping_promotions_cover_every_day_of_the_longest() -> None:
     assert gold["promo_share"].tolist() == [1.0, 0.0, 0.4]
 
 
+@pytest.mark.slow
 def test_five_thousand_series_of_three_years_aggregate_quickly() -> None:
     rng = np.random.default_rng(7)
     weeks = pd.date_range("2021-01-04", periods=156, freq="W-MON")

@@ -86,7 +86,8 @@ def orders_landing(tmp_path_factory) -> Path:
     return landing
 
 
-@pytest.mark.parametrize("grain", [["product_id"], ["product_id", "customer_id"]])
+# The second grain and the second rule for missing periods run in the slow tier: the first ones cover the path.
+@pytest.mark.parametrize("grain", [["product_id"], pytest.param(["product_id", "customer_id"], marks=pytest.mark.slow)])
 def test_orders_gold_by_bucket_equals_the_whole_build(tmp_path, orders_landing, grain):
     settings = Settings(grain=grain, compute={"bucket_series": 3}, regressors={"country": "US"})
     whole = _whole(_raw_warehouse(tmp_path / "whole.duckdb", orders_landing, ORDER_TABLES), settings)
@@ -120,7 +121,7 @@ def _series_file() -> pd.DataFrame:
     ], ignore_index=True)
 
 
-@pytest.mark.parametrize("missing_periods", ["not_reported", "zero"])
+@pytest.mark.parametrize("missing_periods", ["not_reported", pytest.param("zero", marks=pytest.mark.slow)])
 def test_series_gold_by_bucket_equals_the_whole_build(tmp_path, missing_periods):
     landing = tmp_path / "landing"
     (landing / "series").mkdir(parents=True)
@@ -143,6 +144,7 @@ def test_series_gold_by_bucket_equals_the_whole_build(tmp_path, missing_periods)
     assert counted == summarize_exclusions(whole[GOLD][0], whole[EXCLUDED][0], 0.1) and counted.excluded >= 2
 
 
+@pytest.mark.slow
 def test_each_call_of_the_pure_code_holds_one_bucket_of_series(tmp_path, orders_landing, monkeypatch):
     """The memory bound: build_gold and build_regressors never receive more than one bucket's series."""
     seen: dict[str, list[set[str]]] = {"gold": [], "regressors": []}

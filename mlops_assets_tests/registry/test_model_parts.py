@@ -97,6 +97,7 @@ def test_parts_that_do_not_make_one_model_are_refused(parts, tmp_path):
         assemble(tmp_path / "other", ["bucket-00000", "bucket-00001"])
 
 
+@pytest.mark.slow
 def test_logging_copies_the_parts_and_unpickles_only_the_example_group(parts, tmp_path, monkeypatch):
     parted, merged = parts
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -129,6 +130,7 @@ def test_logging_copies_the_parts_and_unpickles_only_the_example_group(parts, tm
         mlflow.set_tracking_uri(None)
 
 
+@pytest.mark.slow
 def test_a_version_logged_before_parts_still_loads_and_answers(parts, tmp_path):
     """A champion registered by an earlier release (the merged forecaster pickled in the model, no parts)
     keeps serving after an upgrade, until the next registration replaces it."""

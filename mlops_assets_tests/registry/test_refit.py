@@ -30,14 +30,6 @@ HISTORY_SQL = "select * from history"
 REGRESSORS_SQL = "select unique_id, ds, holiday_days from regressors"
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
-
-
 def _settings(**compute) -> Settings:
     return Settings(horizon=4, season_length=4, backtest={"windows": 3}, models=MODELS, regressors={"use": []},
                     compute={"workers": 2, "bucket_series": 4, **compute})
@@ -136,19 +128,31 @@ def test_the_calibration_read_by_buckets_of_3_series_equals_the_whole_rows_one(w
     assert champion_errors_by_bucket(connect, "backtest", "champions", champions, actuals, own).calibration is None
 
 
-def test_refit_by_group_is_the_same_on_the_local_pool_and_dask_and_equals_fits_in_process(
-    warehouse, scheduler, tmp_path
-):
-    connect, history, x, backtest, champions = warehouse
+def _calibration(connect, champions):
     rows = champion_rows(connect, "backtest", "champions")
-    calibration = champion_calibration(rows, champions, mean_abs_actuals(connect, HISTORY_SQL), _settings())
+    return champion_calibration(rows, champions, mean_abs_actuals(connect, HISTORY_SQL), _settings())
+
+
+@pytest.mark.dask
+def test_refit_by_group_is_the_same_on_dask_as_on_the_local_pool(warehouse, dask_scheduler, tmp_path):
+    connect, _, _, _, champions = warehouse
+    calibration = _calibration(connect, champions)
     local = _refit(connect, champions, tmp_path / "local", _settings(), calibration)
-    dask = _refit(connect, champions, tmp_path / "dask", _settings(engine="dask", address=scheduler), calibration)
-    assert len(local.groups) == 3 and dask.workers == 2
+    dask = _refit(connect, champions, tmp_path / "dask", _settings(engine="dask", address=dask_scheduler),
+                  calibration)
+    assert dask.workers == 2 and len(dask.groups) == len(local.groups) == 3
+    pd.testing.assert_frame_equal(dask.forecaster.predict(), local.forecaster.predict(), check_exact=False, rtol=0,
+                                  atol=1e-9)
+
+
+def test_refit_by_group_on_the_local_pool_equals_fits_in_process(warehouse, tmp_path):
+    connect, history, x, backtest, champions = warehouse
+    calibration = _calibration(connect, champions)
+    local = _refit(connect, champions, tmp_path / "local", _settings(), calibration)
+    assert len(local.groups) == 3
     assert len(list((local.folder / "parts").glob("*.pkl"))) == 3
     predicted = local.forecaster.predict()
     assert len(predicted) == 11 * 4 and set(predicted["model"]) == set(MODELS)
-    pd.testing.assert_frame_equal(dask.forecaster.predict(), predicted, check_exact=False, rtol=0, atol=1e-9)
 
     # One forecaster fitted in this process per group, merged: the same forecasts.
     settings = _settings()

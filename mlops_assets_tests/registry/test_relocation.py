@@ -43,6 +43,7 @@ def workspace(monkeypatch):
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_copied_then_moved_data_directory_uses_its_own_artifacts(workspace, monkeypatch, capsys):
     original = workspace / "original"
     experiment = activate(original)

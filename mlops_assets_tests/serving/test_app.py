@@ -229,6 +229,7 @@ def test_an_alias_move_and_a_rollback_are_followed_without_a_failed_request(app)
     assert after[("serving_champion_alias_version", (("model", NAME),))] == 1
 
 
+@pytest.mark.browser
 def test_docs_render_the_forecast_api_offline_in_chromium(app, tmp_path):
     document = requests.get(f"{app['base']}/openapi.json", timeout=30).json()
     assert document["servers"] == [{"url": app["base"]}]

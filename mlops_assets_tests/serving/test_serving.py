@@ -28,6 +28,9 @@ from mlops_assets.registry.model_registry import register_and_gate
 from mlops_assets.registry.pyfunc_model import request_constraints
 from mlops_assets.serving.openapi import build_openapi, write_openapi
 
+# mlflow models serve takes 10-40 s to start, then schemathesis fuzzes it.
+pytestmark = pytest.mark.slow
+
 NAME = "sales_forecast_serving_test"
 HORIZON = 13
 SERIES = [f"s{i}" for i in range(8)]
