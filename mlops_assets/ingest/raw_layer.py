@@ -13,11 +13,13 @@ chunks) or the whole table (the merge) is done there and in the warehouse in SQL
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import pandas as pd
@@ -32,8 +34,8 @@ from mlops_assets.ingest.ingestion import (
     table_spec,
     validate_table,
 )
-from mlops_assets.ingest.landing_files import file_sha256, list_table_folder
-from mlops_assets.ingest.reading import read_chunks
+from mlops_assets.ingest.landing_files import list_table_folder
+from mlops_assets.ingest.reading import LandingFileRefused, handle_sha256, open_landing_file, read_chunks
 from mlops_assets.ingest.readmission import READMITTED_DTYPES, readmit
 from mlops_assets.settings import ComputeSettings
 
@@ -130,17 +132,24 @@ def stage_folder(
         _stage_rows(con, back, 0)
         for path in listing.files:
             relative = path.relative_to(landing_root).as_posix()
-            if time.time() - path.stat().st_mtime < settle_seconds:
-                result.settling.append(relative)
+            try:
+                handle = open_landing_file(path, landing_root)
+            except LandingFileRefused as refused:
+                result.ignored.append((relative, str(refused)))
                 continue
-            digest = file_sha256(path)
-            if (relative, digest) in seen:
-                result.skipped.append(relative)
-                continue
-            seq = len(files) + 1
-            kept, rejected = _stage_file(con, path, seq, spec, source_file=landing_name(path, landing_root),
-                                         column_mapping=column_mapping, known_ids=known_ids, today=today,
-                                         ingested_at=pd.Timestamp(now).floor("s"), chunk_rows=chunk_rows)
+            with handle:  # every pass below reads this open file, never the name again
+                if time.time() - os.fstat(handle.fileno()).st_mtime < settle_seconds:
+                    result.settling.append(relative)
+                    continue
+                digest = handle_sha256(handle)
+                if (relative, digest) in seen:
+                    result.skipped.append(relative)
+                    continue
+                seq = len(files) + 1
+                kept, rejected = _stage_file(con, path, handle, seq, spec,
+                                             source_file=landing_name(path, landing_root),
+                                             column_mapping=column_mapping, known_ids=known_ids, today=today,
+                                             ingested_at=pd.Timestamp(now).floor("s"), chunk_rows=chunk_rows)
             files.append([table, relative, digest, kept, rejected, now])
         result.files = _typed(files, INGESTED_FILES_DTYPES)
         result.n_rejected = int(con.execute("select count(*) from rejected").fetchall()[0][0])
@@ -175,7 +184,8 @@ def _stage_rejected(con: duckdb.DuckDBPyConnection, rejected: pd.DataFrame, seq:
         con.unregister("_chunk")
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, seq: int, spec: TableSpec, *, source_file: str,
+def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, handle: BinaryIO, seq: int, spec: TableSpec, *,
+                source_file: str,
                 column_mapping: dict[str, str] | None, known_ids: dict[str, set[str]] | None, today: date,
                 ingested_at: pd.Timestamp, chunk_rows: int | None) -> tuple[int, int]:
     """Stage one file's rows and problems chunk by chunk; its rows and rejected entries once staged.
@@ -183,7 +193,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, seq: int, spec: Tabl
     A key repeated in the file is found in SQL across every chunk; only then is the file read a second time,
     for the records of the repeating lines (the quarantine keeps each one's cells).
     """
-    for raw in read_chunks(path, chunk_rows):
+    for raw in read_chunks(path, chunk_rows, handle):
         checked: IngestResult = validate_table(raw, spec, path=path, source_file=source_file,
                                                column_mapping=column_mapping, known_ids=known_ids, today=today,
                                                ingested_at=ingested_at, duplicates=False)
@@ -195,7 +205,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, seq: int, spec: Tabl
             select _seq, source_row, min(source_row) over (partition by {key}) as first_line
             from rows where _seq = {seq}) where source_row <> first_line""").fetchall()
     if con.execute(f"select count(*) from duplicates where _seq = {seq}").fetchall()[0][0]:
-        for raw in read_chunks(path, chunk_rows):
+        for raw in read_chunks(path, chunk_rows, handle):
             lines = (int(raw.line.min()), int(raw.line.max())) if len(raw.line) else (0, -1)
             first_line = dict(con.execute(f"select source_row, first_line from duplicates where _seq = {seq} "
                                           "and source_row between ? and ?", list(lines)).fetchall())

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 import pytest
 
+from mlops_assets.ingest import raw_layer
 from mlops_assets.ingest.ingestion import LandingFileError, validate_table
 from mlops_assets_tests.ingest.raw_runs import ingest
 
@@ -155,3 +156,32 @@ def test_a_file_ingested_in_chunks_gives_the_table_and_quarantine_of_one_chunk(t
         [11, None, "duplicate of line 4 (same unique_id, ds)"],
     ]
     assert chunked.staged.files[["n_rows", "n_rejected"]].values.tolist() == [[4, 5]]
+
+
+SECRET = "root:x:0:0:root:/root:/bin/bash\n"
+
+
+def test_a_file_replaced_by_a_link_after_the_listing_is_refused_and_nothing_of_its_target_is_read(
+        root, tmp_path_factory, monkeypatch):
+    secret = tmp_path_factory.mktemp("outside") / "passwd.csv"
+    secret.write_text(SECRET)
+    (root / "customers" / "b.csv").write_text(HEADER + "C3,Shop three,Retail,Nord\n")
+    (root / "customers" / "c.csv").write_text(HEADER + "C4,Shop four,Retail,Sud\n")
+    listed = raw_layer.list_table_folder
+
+    def listed_then_swapped(folder, landing_root=None):
+        listing = listed(folder, landing_root)
+        (root / "customers" / "b.csv").unlink()
+        (root / "customers" / "b.csv").symlink_to(secret)
+        (root / "customers" / "c.csv").unlink()
+        os.mkfifo(root / "customers" / "c.csv")  # a pipe opened for reading would wait for a writer forever
+        return listing
+
+    monkeypatch.setattr(raw_layer, "list_table_folder", listed_then_swapped)
+    result = _ingest(root)
+    assert sorted(result.table["customer_id"]) == ["C1", "C2"]
+    assert result.staged.files["source_file"].tolist() == ["customers/a.csv"]
+    assert result.staged.ignored == [
+        ("customers/b.csv", "a symbolic link to a file outside the landing zone: refused"),
+        ("customers/c.csv", "not a regular file when opened (replaced after the folder was listed): refused")]
+    assert "root:x" not in repr(result.staged) + repr(result.rejected)
