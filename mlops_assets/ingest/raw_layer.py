@@ -236,7 +236,7 @@ def apply_staged(con: duckdb.DuckDBPyConnection, staged: FolderIngest, *, reject
     empty (the side tables then exist from the first run on). Returns the tables written, the write id (None:
     nothing written) and the rows taken back."""
     name = f"raw.{staged.table}"
-    con.execute(f"attach '{staged.stage}' as stage (read_only)")
+    con.execute(f"attach {warehouse.sql_string(staged.stage)} as stage (read_only)")
     try:
         readmitted = 0
         if staged.readmission_candidates:

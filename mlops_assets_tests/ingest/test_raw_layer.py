@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from datetime import date, datetime
 
+import duckdb
+import pandas as pd
 import pytest
 
 from mlops_assets.ingest import raw_layer
 from mlops_assets.ingest.ingestion import LandingFileError, validate_table
+from mlops_assets.warehouse import publish_snapshot_from_table, write_part, write_tables
 from mlops_assets_tests.ingest.raw_runs import ingest
 
 HEADER = "customer_id,customer_name,channel,region\n"
@@ -185,3 +188,21 @@ def test_a_file_replaced_by_a_link_after_the_listing_is_refused_and_nothing_of_i
         ("customers/b.csv", "a symbolic link to a file outside the landing zone: refused"),
         ("customers/c.csv", "not a regular file when opened (replaced after the folder was listed): refused")]
     assert "root:x" not in repr(result.staged) + repr(result.rejected)
+
+
+def test_the_raw_steps_work_in_a_folder_named_with_a_quote_a_space_and_accents(tmp_path):
+    root = tmp_path / "l'été des données"
+    (root / "customers").mkdir(parents=True)
+    (root / "customers" / "a.csv").write_text(HEADER + "C1,Shop one,Retail,Ouest\n")
+    first = _ingest(root)
+    (root / "customers" / "b.csv").write_text(HEADER + "C1,Corrected,Retail,Ouest\nC2,Shop two,Online,Est\n")
+    second = _ingest(root)
+    assert first.written and second.table.set_index("customer_id")["customer_name"].to_dict() == {
+        "C1": "Corrected", "C2": "Shop two"}
+    exports = root / "exports"
+    with duckdb.connect(str(root / "warehouse.duckdb")) as con:
+        write_id = write_tables(con, replace={"raw.customers": second.table})
+        published = publish_snapshot_from_table(con, exports, "raw.customers", write_id)
+    assert pd.read_parquet(published)["customer_id"].tolist() == ["C1", "C2"]
+    write_part(second.table, root / "parts" / "p.parquet")
+    assert len(pd.read_parquet(root / "parts" / "p.parquet")) == 2
