@@ -242,6 +242,11 @@ class IngestSettings(_Strict):
         200_000, ge=1, description="Rows of a landing file read and validated at a time: the raw step's memory "
         "follows this, not the size of the files or of the raw tables (rows are staged and merged by DuckDB)."
     )
+    empty_y: Literal["keep", "erase"] = Field(
+        "keep", description="Series files: what an empty or NaN y does to a value an earlier file gave the same "
+        "series and period. 'keep': the known value stays (the row's other columns are still taken); 'erase': it "
+        "becomes empty. Either way the run's log names the file, line and value."
+    )
 
 
 class LockSettings(_Strict):

@@ -109,11 +109,12 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
                 extra_numbers=extra,
                 chunk_rows=settings.ingest.chunk_rows,
                 memory_mb=settings.compute.duckdb_memory_mb,
+                empty_y=settings.ingest.empty_y,
             )
             with warehouse.connection() as con:
                 written, write_id, readmitted = apply_staged(
                     con, result, rejected_table=REJECTED_ROWS, files_table=INGESTED_FILES,
-                    readmitted_table=READMITTED_ROWS, fill_actuals=bool(extra))
+                    readmitted_table=READMITTED_ROWS)
                 for written_table in written:
                     publish_snapshot_from_table(con, Path(warehouse.exports_dir), written_table, write_id)
         with warehouse.connection() as con:
@@ -123,6 +124,8 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             context.log.info(
                 f"{file.source_file}: {file.n_rows} rows kept, {file.n_rejected} rejected to {REJECTED_ROWS}"
             )
+        for notice in result.notices:
+            context.log.warning(notice)
         if readmitted:
             context.log.info(f"{readmitted} row(s) rejected earlier for an unknown id taken back now "
                              f"that the id is known (logged in {READMITTED_ROWS})")

@@ -206,3 +206,35 @@ def test_the_raw_steps_work_in_a_folder_named_with_a_quote_a_space_and_accents(t
     assert pd.read_parquet(published)["customer_id"].tolist() == ["C1", "C2"]
     write_part(second.table, root / "parts" / "p.parquet")
     assert len(pd.read_parquet(root / "parts" / "p.parquet")) == 2
+
+
+def _series_runs(tmp_path, *files: tuple[str, str], **kwargs):
+    """Each file arrives in its own run, as corrections do; the runs' results in order."""
+    (tmp_path / "series").mkdir(exist_ok=True)
+    runs = []
+    for name, text in files:
+        (tmp_path / "series" / name).write_text("unique_id,ds,y\n" + text)
+        runs.append(ingest(tmp_path, tmp_path / "warehouse.duckdb", "series", today=date(2026, 11, 1), now=NOW,
+                           **kwargs))
+    return runs
+
+
+def test_a_later_empty_or_nan_y_keeps_the_known_actual_and_says_so(tmp_path):
+    first, fix = _series_runs(tmp_path, ("a.csv", "P005,2025-05-26,40\nP005,2025-06-02,46\nP006,2025-06-02,3\n"),
+                              ("fix.csv", "P005,2025-06-02,NaN\nP006,2025-06-02,\nP005,2025-06-09,\n"))
+    assert first.staged.notices == []
+    assert fix.table["y"].tolist()[:2] == [40.0, 46.0] and fix.table["y"].tolist()[3] == 3.0
+    assert fix.table.set_index(["unique_id", "ds"])["source_file"].loc[("P005", "2025-06-02")] == "series/fix.csv"
+    assert fix.staged.notices == [
+        "2 empty y value(s) left the value an earlier file gave in place (setting ingest.empty_y: keep; 'erase' "
+        "empties it): series/fix.csv line 2 (column y, P005 2025-06-02: 46 kept); series/fix.csv line 3 "
+        "(column y, P006 2025-06-02: 3 kept)"]
+
+
+def test_an_empty_y_erases_a_known_actual_only_when_the_settings_say_so(tmp_path):
+    _, fix = _series_runs(tmp_path, ("a.csv", "P005,2025-06-02,46\n"), ("fix.csv", "P005,2025-06-02,NaN\n"),
+                          empty_y="erase")
+    assert fix.table["y"].isna().tolist() == [True]
+    assert fix.staged.notices == ["1 empty y value(s) erased the value an earlier file gave (setting "
+                                  "ingest.empty_y: erase): series/fix.csv line 2 (column y, P005 2025-06-02: 46 "
+                                  "erased)"]
