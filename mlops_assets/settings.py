@@ -247,6 +247,10 @@ class IngestSettings(_Strict):
         "series and period. 'keep': the known value stays (the row's other columns are still taken); 'erase': it "
         "becomes empty. Either way the run's log names the file, line and value."
     )
+    as_of: date | None = Field(
+        None, description="The last day an actual may be dated: series rows with a y and order lines dated later "
+        "are quarantined as future-dated (planned series rows, y empty, are kept). Default: the run's day."
+    )
 
 
 class LockSettings(_Strict):

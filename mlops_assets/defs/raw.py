@@ -109,6 +109,7 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
                 extra_numbers=extra,
                 chunk_rows=settings.ingest.chunk_rows,
                 memory_mb=settings.compute.duckdb_memory_mb,
+                today=settings.ingest.as_of,
                 empty_y=settings.ingest.empty_y,
             )
             with warehouse.connection() as con:

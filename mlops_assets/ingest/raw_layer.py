@@ -112,8 +112,8 @@ def stage_folder(
     table's own (regressors.series_columns); when the table (``existing_columns``) does not hold one yet,
     every file in the folder is read again, so that a column declared after its files arrived is not missing.
     ``memory_mb``: the staging database's memory limit (compute.duckdb_memory_mb); beyond it DuckDB spills.
-    ``empty_y`` (ingest.empty_y): whether an empty y in a series file keeps or erases a value an earlier
-    version held.
+    ``today``: the last day an actual may be dated (ingest.as_of; default the day of ``now``). ``empty_y``
+    (ingest.empty_y): whether an empty y in a series file keeps or erases a value an earlier version held.
     """
     now = now or datetime.now().replace(microsecond=0)
     today = today or now.date()

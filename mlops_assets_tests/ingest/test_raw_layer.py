@@ -238,3 +238,11 @@ def test_an_empty_y_erases_a_known_actual_only_when_the_settings_say_so(tmp_path
     assert fix.staged.notices == ["1 empty y value(s) erased the value an earlier file gave (setting "
                                   "ingest.empty_y: erase): series/fix.csv line 2 (column y, P005 2025-06-02: 46 "
                                   "erased)"]
+
+
+def test_an_actual_dated_after_today_is_quarantined_and_a_planned_row_is_kept(tmp_path):
+    (result,) = _series_runs(tmp_path, ("s.csv", "P001,2026-10-26,40\nP001,2027-06-07,50\nP001,2026-11-09,\n"))
+    assert result.table[["ds", "y"]].astype(str).values.tolist() == [["2026-10-26", "40.0"], ["2026-11-09", "nan"]]
+    assert result.rejected[["source_row", "column_name", "reason"]].values.tolist() == [
+        [3, "ds", "ds 2027-06-07 is in the future (today is 2026-11-01): an actual y cannot be dated after "
+                  "today; leave y empty for a planned period"]]
