@@ -46,6 +46,8 @@ INGESTED_FILES_DTYPES = {
 REJECTED_DTYPES = {**dict.fromkeys(REJECTED_COLUMNS, "object"), "source_row": "int64", "rejected_at": "datetime64[ns]"}
 # Rows of a conflict or quarantine listing kept for logs and metadata.
 SHOWN = 20
+STILL_WRITTEN = ("a temporary name (a leading dot, or .tmp, .part, .partial, .crdownload): still being written; "
+                 "read once it is renamed to its final name")
 
 
 def _typed(rows: list, dtypes: dict[str, str]) -> pd.DataFrame:
@@ -127,7 +129,8 @@ def stage_folder(
     result = FolderIngest(table, list(spec.key), stage_dir / f"{table}.duckdb", _typed([], INGESTED_FILES_DTYPES),
                           now, empty_y=empty_y)
     listing = list_table_folder(landing_root / table, landing_root)
-    result.ignored = listing.ignored
+    result.ignored = listing.ignored + [
+        (path.relative_to(landing_root).as_posix(), STILL_WRITTEN) for path in listing.temporary]
     files = []
     with _stage_connection(result.stage, memory_mb) as con:
         _create_stage(con, table, extra_numbers)

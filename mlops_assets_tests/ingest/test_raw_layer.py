@@ -246,3 +246,13 @@ def test_an_actual_dated_after_today_is_quarantined_and_a_planned_row_is_kept(tm
     assert result.rejected[["source_row", "column_name", "reason"]].values.tolist() == [
         [3, "ds", "ds 2027-06-07 is in the future (today is 2026-11-01): an actual y cannot be dated after "
                   "today; leave y empty for a planned period"]]
+
+
+def test_files_under_a_temporary_name_are_named_as_still_being_written(root):
+    (root / "customers" / ".b.csv").write_text(HEADER + "C3,Shop three,Retail,Nord\n")
+    (root / "customers" / "c.csv.part").write_text(HEADER)
+    result = _ingest(root)
+    assert sorted(result.table["customer_id"]) == ["C1", "C2"]
+    written = "still being written; read once it is renamed to its final name"
+    assert [(path, written in why) for path, why in result.staged.ignored] == [
+        ("customers/.b.csv", True), ("customers/c.csv.part", True)]
