@@ -168,12 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = DataPaths.from_env()
     try:
         if args.command == "materialize":
-            from mlops_assets.runner import materialize
+            from mlops_assets.runner import materialize, why_failed
 
             result = materialize(args.select, paths)
             if not result.success:
-                print("error: the run failed; the failing step is named above, its log in the Dagster UI "
-                      "(make dev)", file=sys.stderr)
+                print(f"error: {why_failed(result)}", file=sys.stderr)
                 return 1
         elif args.command == "summary":
             print(summary(paths))
