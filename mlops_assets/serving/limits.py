@@ -121,7 +121,7 @@ def _split(split: Any) -> tuple[list[Any], list[Any]]:
     if not isinstance(columns, list):
         raise invalid(f"dataframe_split needs \"columns\", a list of column names; {_FORMS_HINT}")
     if len(set(map(str, columns))) != len(columns):
-        raise invalid(f"dataframe_split names a column twice: {columns}")
+        raise invalid(f"dataframe_split names a column twice: {str(columns)[:200]}")
     if not all(isinstance(r, list) and len(r) == len(columns) for r in rows):
         raise invalid(f"every dataframe_split row must be a list of {len(columns)} cells, one per column")
     pick = {name: columns.index(name) for name in ("unique_id", "h") if name in columns}
