@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from mlops_assets import run_lock
 from mlops_assets.settings import DataPaths, load_settings
-from mlops_assets.warehouse import read_snapshot, snapshot_path
+from mlops_assets.warehouse import read_snapshot, snapshot_path, sql_string
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,8 +68,7 @@ def sql(paths: DataPaths, query: str, as_csv: bool = False) -> str:
         for snapshot in sorted(paths.exports.glob("*/*.parquet")):
             schema, table = snapshot.parent.name, snapshot.stem
             con.execute(f'create schema if not exists "{schema}"')
-            path = str(snapshot).replace("'", "''")
-            con.execute(f"create view \"{schema}\".\"{table}\" as select * from read_parquet('{path}')")
+            con.execute(f"create view \"{schema}\".\"{table}\" as select * from read_parquet({sql_string(snapshot)})")
         try:
             frame = _query_snapshots(con, query)
         except duckdb.Error as error:
@@ -169,12 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = DataPaths.from_env()
     try:
         if args.command == "materialize":
-            from mlops_assets.runner import materialize
+            from mlops_assets.runner import materialize, why_failed
 
             result = materialize(args.select, paths)
             if not result.success:
-                print("error: the run failed; the failing step is named above, its log in the Dagster UI "
-                      "(make dev)", file=sys.stderr)
+                print(f"error: {why_failed(result)}", file=sys.stderr)
                 return 1
         elif args.command == "summary":
             print(summary(paths))

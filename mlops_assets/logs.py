@@ -17,7 +17,7 @@ import os
 import sys
 import time
 import warnings
-from typing import TextIO
+from typing import Any, TextIO
 
 import dagster as dg
 
@@ -122,9 +122,17 @@ def _step_end(event: object, kind: str) -> str:
     error = getattr(data, "error", None)
     if error is None:
         return "FAILED: see the run in the Dagster UI"
-    while error.cause is not None:  # Dagster wraps the asset's own exception: show the one the asset raised
+    return "FAILED: " + raised_error(error).message.strip()
+
+
+def raised_error(error: Any) -> Any:
+    """The exception our code raised, out of Dagster's errors wrapped around it (a SerializableErrorInfo).
+
+    Not the innermost one: WarehouseBusy, raised ``from`` DuckDB's IOException, names the holder and what to do.
+    """
+    while error.cause is not None and error.message.startswith("dagster."):
         error = error.cause
-    return "FAILED: " + error.message.strip()
+    return error
 
 
 class _KeepFilter(logging.Filter):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.logs import quiet_third_party
+from mlops_assets.logs import quiet_third_party, raised_error
 from mlops_assets.settings import DataPaths
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -51,3 +51,32 @@ def materialize(select: str = "*", paths: DataPaths | None = None) -> dg.Execute
             run_config={"loggers": {"console": {"config": {"total_steps": len(job.graph.node_dict)}}}},
             raise_on_error=False,
         )
+
+
+def why_failed(result: dg.ExecuteInProcessResult) -> str:
+    """What a failed run's last line says: the steps that failed, or why the run stopped before any step.
+
+    A run stops before its first step when a resource cannot start: the run lock held by another run
+    (DataDirectoryBusy) or the warehouse held open by a reader (WarehouseBusy). Their message names the
+    holder's pid and what to do; Dagster wraps it in its own error, which the console does not show.
+    """
+    failed = sorted({e.step_key for e in result.all_events if e.is_step_failure and e.step_key})
+    if failed:
+        return (f"the run failed at {', '.join(failed)} (the reason is on the step's FAILED line above); its "
+                "log in the Dagster UI (make dev)")
+    reasons = []
+    for event in result.all_events:
+        if event.event_type_value in ("RESOURCE_INIT_FAILURE", "PIPELINE_FAILURE", "RUN_FAILURE"):
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None and (reason := _without_class(raised_error(error))) not in reasons:
+                reasons.append(reason)
+    if not reasons:
+        return "the run failed before any step; its log in the Dagster UI (make dev)"
+    return "the run stopped before any step: " + " ".join(reasons)
+
+
+def _without_class(error) -> str:
+    """``package.Class: message`` as the message alone."""
+    message = error.message.strip()
+    head, _, rest = message.partition(": ")
+    return rest if rest and head.rsplit(".", 1)[-1] == error.cls_name else message

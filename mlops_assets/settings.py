@@ -242,6 +242,15 @@ class IngestSettings(_Strict):
         200_000, ge=1, description="Rows of a landing file read and validated at a time: the raw step's memory "
         "follows this, not the size of the files or of the raw tables (rows are staged and merged by DuckDB)."
     )
+    empty_y: Literal["keep", "erase"] = Field(
+        "keep", description="Series files: what an empty or NaN y does to a value an earlier file gave the same "
+        "series and period. 'keep': the known value stays (the row's other columns are still taken); 'erase': it "
+        "becomes empty. Either way the run's log names the file, line and value."
+    )
+    as_of: date | None = Field(
+        None, description="The last day an actual may be dated: series rows with a y and order lines dated later "
+        "are quarantined as future-dated (planned series rows, y empty, are kept). Default: the run's day."
+    )
 
 
 class LockSettings(_Strict):

@@ -36,6 +36,15 @@ WRITE_ID_KEY = b"mlops_write_id"
 _HELD_BY = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
 
 
+def sql_string(value: str | os.PathLike) -> str:
+    """A string literal for DuckDB SQL (a path in COPY ... TO, ATTACH, read_parquet), quotes doubled.
+
+    Where DuckDB takes a parameter (``read_parquet(?)``), pass the value as one instead; COPY and ATTACH
+    do not take parameters. A data directory named ``l'été 2026`` must work like any other.
+    """
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 class WarehouseBusy(RuntimeError):
     """Another process kept the DuckDB file open for longer than a run would wait."""
 
@@ -241,8 +250,7 @@ def write_part(df: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with duckdb.connect() as con:
         con.register("part", _typed_strings(df))
-        quoted = str(tmp).replace("'", "''")
-        con.execute(f"copy part to '{quoted}' (format parquet)")
+        con.execute(f"copy part to {sql_string(tmp)} (format parquet)")
     os.replace(tmp, path)
 
 
@@ -252,7 +260,7 @@ def publish_snapshot_from_table(con: duckdb.DuckDBPyConnection, exports: Path, t
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     stamp = f"{{{WRITE_ID_KEY.decode()}: '{uuid.UUID(write_id).hex}'}}"
-    con.execute(f"copy {_checked(table)} to '{tmp}' (format parquet, kv_metadata {stamp})")
+    con.execute(f"copy {_checked(table)} to {sql_string(tmp)} (format parquet, kv_metadata {stamp})")
     os.replace(tmp, target)
     return target
 

@@ -5,7 +5,7 @@ import logging
 import dagster as dg
 import pytest
 
-from mlops_assets import logs
+from mlops_assets import logs, runner
 
 
 @dg.asset
@@ -22,6 +22,14 @@ def second(first: int) -> int:
 @dg.asset
 def broken() -> None:
     raise ValueError("orders.csv row 7: quantity 'abc' is not a number")
+
+
+@dg.asset
+def busy() -> None:
+    try:
+        raise OSError('Could not set lock on file "warehouse.duckdb"')
+    except OSError as error:
+        raise TimeoutError("the warehouse is held open by process 4242; close that connection") from error
 
 
 def _run(*assets: dg.AssetsDefinition) -> dg.ExecuteInProcessResult:
@@ -49,6 +57,15 @@ def test_a_failed_step_says_why_and_what_was_skipped(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "[ 1/1] broken: FAILED: ValueError: orders.csv row 7: quantity 'abc' is not a number" in err
     assert "DEBUG" not in err
+
+
+def test_a_failed_step_shows_the_error_the_product_raised_not_the_one_it_wraps(capsys, monkeypatch):
+    monkeypatch.delenv(logs.LOG_LEVEL_ENV, raising=False)
+    result = _run(busy)
+    err = capsys.readouterr().err
+    assert "[ 1/1] busy: FAILED: TimeoutError: the warehouse is held open by process 4242" in err
+    assert runner.why_failed(result) == ("the run failed at busy (the reason is on the step's FAILED line above); "
+                                         "its log in the Dagster UI (make dev)")
 
 
 def test_debug_brings_every_engine_event_back(capsys, monkeypatch):

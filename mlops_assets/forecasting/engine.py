@@ -42,7 +42,7 @@ from mlops_assets.forecasting.parallel import _default_signal_handlers
 from mlops_assets.forecasting.selection import window_evaluations
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
 from mlops_assets.settings import ComputeSettings, Settings
-from mlops_assets.warehouse import Connect
+from mlops_assets.warehouse import Connect, sql_string
 
 
 @dataclass(frozen=True)
@@ -465,7 +465,7 @@ def export_inputs(
             tmp = path.with_name(f".{path.name}.tmp")
             con.execute(
                 f"copy (select * exclude (bucket) from _bucket_history where bucket = {bucket.index} "
-                f"order by {order_by}) to '{tmp}' (format parquet)"
+                f"order by {order_by}) to {sql_string(tmp)} (format parquet)"
             )
             os.replace(tmp, path)
         con.execute("drop table _bucket_history")

@@ -58,6 +58,9 @@ class TableSpec:
     dates: tuple[str, ...] = ()
     numbers: tuple[str, ...] = ()
     not_future: tuple[str, ...] = ()
+    # (date, value): a row with a value is an actual and must not be dated after today; without one it is a
+    # planned row, which may be.
+    actual_dates: tuple[tuple[str, str], ...] = ()
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     ordered: tuple[tuple[str, str], ...] = ()  # (earlier, later) date pairs
 
@@ -100,7 +103,7 @@ TABLES: dict[str, TableSpec] = {
     "series": TableSpec(
         "series", required=("unique_id", "ds", "y"), key=("unique_id", "ds"),
         optional=("product_name", "brand", "category"), not_null=("unique_id", "ds"),
-        dates=("ds",), numbers=("y",), bounds={"y": (-VALUE_LIMIT, VALUE_LIMIT)},
+        dates=("ds",), numbers=("y",), bounds={"y": (-VALUE_LIMIT, VALUE_LIMIT)}, actual_dates=(("ds", "y"),),
     ),
 }
 
@@ -246,9 +249,16 @@ def validate_table(raw: RawTable, spec: TableSpec, *, path: Path, source_file: s
              lambda m, t=text, b=low: t(m) + (" is negative" if b == 0 else f" is below the limit {b:g}"))
         flag(typed[column] > high, column, lambda m, t=text, b=high: t(m) + f" is above the limit {b:g}")
     limit = pd.Timestamp(today)
+
+    def future(column: str, also: str = "") -> Callable[[pd.Series], pd.Series]:
+        return lambda m: column + " " + day(column, m) + f" is in the future (today is {limit:%Y-%m-%d}){also}"
+
     for column in spec.not_future:
-        flag(typed[column] > limit, column,
-             lambda m, c=column: c + " " + day(c, m) + f" is in the future (today is {limit:%Y-%m-%d})")
+        flag(typed[column] > limit, column, future(column))
+    for column, value in spec.actual_dates:
+        flag((typed[column] > limit) & typed[value].notna(), column,
+             future(column, f": an actual {value} cannot be dated after today; leave {value} empty for a "
+                            "planned period"))
     for first, later in spec.ordered:
         flag(typed[later] < typed[first], later,
              lambda m, a=first, b=later: b + " " + day(b, m) + f" is before {a} " + day(a, m))

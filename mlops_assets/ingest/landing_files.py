@@ -11,11 +11,10 @@ written after the file it corrects wins, whatever the two are called.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_assets.ingest.reading import READABLE_SUFFIXES, readable_suffix
+from mlops_assets.ingest.reading import READABLE_SUFFIXES, handle_sha256, open_landing_file, readable_suffix
 from mlops_assets.settings import LANDING_TABLES
 
 # Writers put a file under a temporary name and rename it when complete; half-written files are skipped.
@@ -30,12 +29,10 @@ class LandingListing:
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (path relative to the landing root, why)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def file_sha256(path: Path, landing_root: Path | None = None) -> str:
+    """SHA-256 of the file opened as a run opens it (``open_landing_file``; LandingFileRefused for a link)."""
+    with open_landing_file(path, landing_root) as handle:
+        return handle_sha256(handle)
 
 
 def _inside(path: Path, root: Path) -> bool:

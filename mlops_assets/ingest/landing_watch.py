@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops_assets.ingest.landing_files import file_sha256, ignored_outside_tables, list_table_folder
+from mlops_assets.ingest.reading import LandingFileRefused
 from mlops_assets.settings import LANDING_TABLES
 
 SETTLE_SECONDS = 2.0
@@ -102,7 +103,13 @@ def scan_landing(
                 if known:
                     scan.cursor[relative] = known
                 continue
-            digest = file_sha256(path)
+            try:
+                digest = file_sha256(path, landing_root)
+            except LandingFileRefused as refused:
+                scan.ignored.append(f"{relative}: {refused}")
+                if known:
+                    scan.cursor[relative] = known
+                continue
             scan.cursor[relative] = [stat.st_size, stat.st_mtime, digest]
             if known and known[2] == digest:
                 scan.unchanged += 1  # touched but same content

@@ -39,6 +39,7 @@ class RawBatch:
         for _, file in staged.files.iterrows():
             lines.append(("info", f"{file.source_file}: {file.n_rows} rows kept, {file.n_rejected} rejected to "
                                   f"{REJECTED_ROWS}"))
+        lines.extend(("warning", notice) for notice in staged.notices)
         if self.readmitted:
             lines.append(("info", f"{self.readmitted} row(s) rejected earlier for an unknown id taken back now "
                                   f"that the id is known (logged in {READMITTED_ROWS})"))
@@ -108,11 +109,12 @@ def ingest_folder(connect: Connect, exports: Path, table: str, paths: DataPaths,
             existing_columns=existing, column_mapping=settings.column_mapping.get(table), known_ids=known,
             quarantine=quarantine, readmitted_before=readmitted_before, settle_seconds=settle_seconds,
             extra_numbers=extra, chunk_rows=settings.ingest.chunk_rows, memory_mb=settings.compute.duckdb_memory_mb,
+            today=settings.ingest.as_of, empty_y=settings.ingest.empty_y,
         )
         with connect() as con:
             written, write_id, readmitted = apply_staged(
                 con, staged, rejected_table=REJECTED_ROWS, files_table=INGESTED_FILES,
-                readmitted_table=READMITTED_ROWS, fill_actuals=bool(extra))
+                readmitted_table=READMITTED_ROWS)
             for written_table in written:
                 publish_snapshot_from_table(con, exports, written_table, write_id)
     return RawBatch(table, staged, readmitted, settle_seconds)

@@ -13,11 +13,13 @@ chunks) or the whole table (the merge) is done there and in the warehouse in SQL
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import pandas as pd
@@ -32,10 +34,10 @@ from mlops_assets.ingest.ingestion import (
     table_spec,
     validate_table,
 )
-from mlops_assets.ingest.landing_files import file_sha256, list_table_folder
-from mlops_assets.ingest.reading import read_chunks
+from mlops_assets.ingest.landing_files import list_table_folder
+from mlops_assets.ingest.reading import LandingFileRefused, handle_sha256, open_landing_file, read_chunks
 from mlops_assets.ingest.readmission import READMITTED_DTYPES, readmit
-from mlops_assets.settings import ComputeSettings
+from mlops_assets.settings import ComputeSettings, IngestSettings
 
 INGESTED_FILES_DTYPES = {
     "table_name": "object", "source_file": "object", "sha256": "object",
@@ -44,6 +46,8 @@ INGESTED_FILES_DTYPES = {
 REJECTED_DTYPES = {**dict.fromkeys(REJECTED_COLUMNS, "object"), "source_row": "int64", "rejected_at": "datetime64[ns]"}
 # Rows of a conflict or quarantine listing kept for logs and metadata.
 SHOWN = 20
+STILL_WRITTEN = ("a temporary name (a leading dot, or .tmp, .part, .partial, .crdownload): still being written; "
+                 "read once it is renamed to its final name")
 
 
 def _typed(rows: list, dtypes: dict[str, str]) -> pd.DataFrame:
@@ -72,6 +76,8 @@ class FolderIngest:
     conflicts: pd.DataFrame = field(default_factory=pd.DataFrame)  # the first SHOWN: key, replaced, kept
     n_conflicts: int = 0
     readmission_candidates: int = 0
+    empty_y: str = "keep"  # settings ingest.empty_y: what an empty y does to a known one (series)
+    notices: list[str] = field(default_factory=list)  # what the merge did that the run must say
 
 
 def _stage_connection(stage: Path, memory_mb: int) -> duckdb.DuckDBPyConnection:
@@ -97,6 +103,7 @@ def stage_folder(
     extra_numbers: Sequence[str] = (),
     chunk_rows: int | None = None,
     memory_mb: int = ComputeSettings().duckdb_memory_mb,
+    empty_y: str = IngestSettings().empty_y,
 ) -> FolderIngest:
     """Read, validate and stage the folder's new files, ``chunk_rows`` rows at a time (None: a file at once).
 
@@ -107,6 +114,8 @@ def stage_folder(
     table's own (regressors.series_columns); when the table (``existing_columns``) does not hold one yet,
     every file in the folder is read again, so that a column declared after its files arrived is not missing.
     ``memory_mb``: the staging database's memory limit (compute.duckdb_memory_mb); beyond it DuckDB spills.
+    ``today``: the last day an actual may be dated (ingest.as_of; default the day of ``now``). ``empty_y``
+    (ingest.empty_y): whether an empty y in a series file keeps or erases a value an earlier version held.
     """
     now = now or datetime.now().replace(microsecond=0)
     today = today or now.date()
@@ -118,9 +127,10 @@ def stage_folder(
 
     stage_dir.mkdir(parents=True, exist_ok=True)
     result = FolderIngest(table, list(spec.key), stage_dir / f"{table}.duckdb", _typed([], INGESTED_FILES_DTYPES),
-                          now)
+                          now, empty_y=empty_y)
     listing = list_table_folder(landing_root / table, landing_root)
-    result.ignored = listing.ignored
+    result.ignored = listing.ignored + [
+        (path.relative_to(landing_root).as_posix(), STILL_WRITTEN) for path in listing.temporary]
     files = []
     with _stage_connection(result.stage, memory_mb) as con:
         _create_stage(con, table, extra_numbers)
@@ -130,17 +140,24 @@ def stage_folder(
         _stage_rows(con, back, 0)
         for path in listing.files:
             relative = path.relative_to(landing_root).as_posix()
-            if time.time() - path.stat().st_mtime < settle_seconds:
-                result.settling.append(relative)
+            try:
+                handle = open_landing_file(path, landing_root)
+            except LandingFileRefused as refused:
+                result.ignored.append((relative, str(refused)))
                 continue
-            digest = file_sha256(path)
-            if (relative, digest) in seen:
-                result.skipped.append(relative)
-                continue
-            seq = len(files) + 1
-            kept, rejected = _stage_file(con, path, seq, spec, source_file=landing_name(path, landing_root),
-                                         column_mapping=column_mapping, known_ids=known_ids, today=today,
-                                         ingested_at=pd.Timestamp(now).floor("s"), chunk_rows=chunk_rows)
+            with handle:  # every pass below reads this open file, never the name again
+                if time.time() - os.fstat(handle.fileno()).st_mtime < settle_seconds:
+                    result.settling.append(relative)
+                    continue
+                digest = handle_sha256(handle)
+                if (relative, digest) in seen:
+                    result.skipped.append(relative)
+                    continue
+                seq = len(files) + 1
+                kept, rejected = _stage_file(con, path, handle, seq, spec,
+                                             source_file=landing_name(path, landing_root),
+                                             column_mapping=column_mapping, known_ids=known_ids, today=today,
+                                             ingested_at=pd.Timestamp(now).floor("s"), chunk_rows=chunk_rows)
             files.append([table, relative, digest, kept, rejected, now])
         result.files = _typed(files, INGESTED_FILES_DTYPES)
         result.n_rejected = int(con.execute("select count(*) from rejected").fetchall()[0][0])
@@ -175,7 +192,8 @@ def _stage_rejected(con: duckdb.DuckDBPyConnection, rejected: pd.DataFrame, seq:
         con.unregister("_chunk")
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, seq: int, spec: TableSpec, *, source_file: str,
+def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, handle: BinaryIO, seq: int, spec: TableSpec, *,
+                source_file: str,
                 column_mapping: dict[str, str] | None, known_ids: dict[str, set[str]] | None, today: date,
                 ingested_at: pd.Timestamp, chunk_rows: int | None) -> tuple[int, int]:
     """Stage one file's rows and problems chunk by chunk; its rows and rejected entries once staged.
@@ -183,7 +201,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, seq: int, spec: Tabl
     A key repeated in the file is found in SQL across every chunk; only then is the file read a second time,
     for the records of the repeating lines (the quarantine keeps each one's cells).
     """
-    for raw in read_chunks(path, chunk_rows):
+    for raw in read_chunks(path, chunk_rows, handle):
         checked: IngestResult = validate_table(raw, spec, path=path, source_file=source_file,
                                                column_mapping=column_mapping, known_ids=known_ids, today=today,
                                                ingested_at=ingested_at, duplicates=False)
@@ -195,7 +213,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, seq: int, spec: Tabl
             select _seq, source_row, min(source_row) over (partition by {key}) as first_line
             from rows where _seq = {seq}) where source_row <> first_line""").fetchall()
     if con.execute(f"select count(*) from duplicates where _seq = {seq}").fetchall()[0][0]:
-        for raw in read_chunks(path, chunk_rows):
+        for raw in read_chunks(path, chunk_rows, handle):
             lines = (int(raw.line.min()), int(raw.line.max())) if len(raw.line) else (0, -1)
             first_line = dict(con.execute(f"select source_row, first_line from duplicates where _seq = {seq} "
                                           "and source_row between ? and ?", list(lines)).fetchall())
@@ -221,12 +239,12 @@ def _conflicts(con: duckdb.DuckDBPyConnection, key: list[str]) -> tuple[int, pd.
 
 
 def apply_staged(con: duckdb.DuckDBPyConnection, staged: FolderIngest, *, rejected_table: str, files_table: str,
-                 readmitted_table: str, fill_actuals: bool) -> tuple[list[str], str | None, int]:
+                 readmitted_table: str) -> tuple[list[str], str | None, int]:
     """Merge the stage into the warehouse in one transaction, when anything changed or the table is missing or
     empty (the side tables then exist from the first run on). Returns the tables written, the write id (None:
     nothing written) and the rows taken back."""
     name = f"raw.{staged.table}"
-    con.execute(f"attach '{staged.stage}' as stage (read_only)")
+    con.execute(f"attach {warehouse.sql_string(staged.stage)} as stage (read_only)")
     try:
         readmitted = 0
         if staged.readmission_candidates:
@@ -238,7 +256,7 @@ def apply_staged(con: duckdb.DuckDBPyConnection, staged: FolderIngest, *, reject
         tables = [name, files_table, rejected_table, readmitted_table]
         with warehouse.transaction(con, tables) as write_id:
             readmitted = merge_staged(con, staged, rejected_table=rejected_table, files_table=files_table,
-                                      readmitted_table=readmitted_table, fill_actuals=fill_actuals)
+                                      readmitted_table=readmitted_table)
         return tables, write_id, readmitted
     finally:
         con.execute("detach stage")
@@ -255,13 +273,14 @@ def _readmitted(con: duckdb.DuckDBPyConnection, staged: FolderIngest) -> str:
 
 
 def merge_staged(con: duckdb.DuckDBPyConnection, staged: FolderIngest, *, rejected_table: str,
-                 files_table: str, readmitted_table: str, fill_actuals: bool) -> int:
+                 files_table: str, readmitted_table: str) -> int:
     """Inside the caller's transaction, with the stage attached: the new table, the side tables appended, and
     the count of rows taken back.
 
     The existing table never leaves DuckDB: every version of a key (the table's, the re-admitted rows', each
-    file's in arrival order) is ranked, the last one kept. ``fill_actuals``: an empty y takes the last value
-    an earlier version held (a file of planned rows must not erase an actual).
+    file's in arrival order) is ranked, the last one kept. In a series, an empty y of the version kept takes
+    the last value an earlier version held (``staged.empty_y`` keep: a file of planned rows or a NaN must not
+    erase an actual) or erases it (erase); either way ``staged.notices`` says so.
     """
     name, keys = f"raw.{staged.table}", ", ".join(staged.key)
     exists = warehouse.table_exists(con, name)
@@ -269,11 +288,16 @@ def merge_staged(con: duckdb.DuckDBPyConnection, staged: FolderIngest, *, reject
     con.execute(f"create or replace temp table _readmitted as {_readmitted(con, staged)}")
     versions = ("select *, -1 as _seq from " + name + " union all by name " if exists else "") + (
         "select * from _readmitted union all by name select * from stage.rows where _seq > 0")
-    fill = (f" replace (coalesce(y, last_value(y ignore nulls) over (partition by {keys} order by _seq rows "
-            "between unbounded preceding and 1 preceding)) as y)") if fill_actuals else ""
-    con.execute(f"create or replace temp table _merged as select *{fill} from ({versions}) "
+    actuals = "y" in table_spec(staged.table).numbers
+    known = (f", last_value(y ignore nulls) over (partition by {keys} order by _seq rows between unbounded "
+             "preceding and 1 preceding) as _known") if actuals else ""
+    con.execute(f"create or replace temp table _merged as select *{known} from ({versions}) "
                 f"qualify row_number() over (partition by {keys} order by _seq desc) = 1")
-    con.execute(f"create or replace table {name} as select * exclude (_seq) from _merged order by {keys}")
+    keep = actuals and staged.empty_y == "keep"
+    if actuals:
+        staged.notices += _empty_y_notices(con, staged.empty_y)
+    con.execute(f"create or replace table {name} as select * exclude (_seq{', _known' if actuals else ''})"
+                f"{' replace (coalesce(y, _known) as y)' if keep else ''} from _merged order by {keys}")
     con.execute("drop table _merged")
     warehouse.write_frames(con, append={
         files_table: staged.files, rejected_table: _typed([], REJECTED_DTYPES),
@@ -289,3 +313,22 @@ def merge_staged(con: duckdb.DuckDBPyConnection, staged: FolderIngest, *, reject
     con.execute("drop table _readmitted")
     con.execute("drop view _rejected_in")
     return int(readmitted)
+
+
+def _empty_y_notices(con: duckdb.DuckDBPyConnection, empty_y: str) -> list[str]:
+    """What the empty y values of the series versions kept (``_merged``) did to values earlier versions held."""
+    where = "from _merged where y is null and _known is not null"
+    count = con.execute(f"select count(*) {where}").fetchall()[0][0]
+    if not count:
+        return []
+    shown = con.execute(f"select source_file, source_row, unique_id, ds, _known {where} "
+                        f"order by source_file, source_row limit {SHOWN}").fetchall()
+    done = "kept" if empty_y == "keep" else "erased"
+    places = "; ".join(f"{file} line {line} (column y, {uid} {pd.Timestamp(ds):%Y-%m-%d}: {value:g} {done})"
+                       for file, line, uid, ds, value in shown)
+    if empty_y == "keep":
+        what = (f"{count} empty y value(s) left the value an earlier file gave in place (setting ingest.empty_y: "
+                "keep; 'erase' empties it)")
+    else:
+        what = f"{count} empty y value(s) erased the value an earlier file gave (setting ingest.empty_y: erase)"
+    return [f"{what}: {places}{'; ...' if count > len(shown) else ''}"]

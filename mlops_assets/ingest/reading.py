@@ -5,17 +5,26 @@ in an editor: a quoted field that holds a line break makes its record span sever
 after it keep their true line. A line with more fields than the header is kept aside as a row problem
 (the other rows are read), not a reason to refuse the whole file. A file is read in chunks of records
 (``read_chunks``), so that no more than one chunk of it is ever held.
+
+A file is opened once (``open_landing_file``: a link is refused at the open itself, and the descriptor must be a
+regular file) and every pass over it (hash, encoding survey, parse) reads that open file: a file swapped for a
+link after the folder was listed, or while a batch is read, is never read.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import gzip
+import hashlib
 import io
+import os
+import stat
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -41,6 +50,11 @@ class LandingFileError(ValueError):
     """The whole file is unusable; the message names the file, what is wrong and what to do."""
 
 
+class LandingFileRefused(OSError):
+    """The listed name is not a regular file of the landing zone when opened (a link swapped in, a pipe, gone):
+    the file is not read; the message says why, never what the name points at."""
+
+
 @dataclass
 class RawTable:
     """Text cells under the file's own header; ``line`` is the 1-based line each row starts on."""
@@ -63,35 +77,101 @@ def shorten(value: object, limit: int = SHOWN_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
-def read_table(path: Path) -> RawTable:
+def open_landing_file(path: Path, landing_root: Path | None = None) -> BinaryIO:
+    """The listed file opened for reading, refusing at the open itself what is not a regular file.
+
+    ``O_NOFOLLOW`` refuses a link in the name's last part, so a link swapped in after the listing is never
+    followed; a link that was listed inside ``landing_root`` is resolved once and its target opened the same
+    way. ``O_NONBLOCK`` keeps a named pipe from holding the run; ``fstat`` of the descriptor then checks what
+    was opened, not what the name points at now.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        try:
+            fd = os.open(path, flags)
+        except OSError as error:
+            if error.errno not in (errno.ELOOP, errno.EMLINK) or landing_root is None:
+                raise
+            target = Path(os.path.realpath(path))
+            if not target.is_relative_to(Path(landing_root).resolve()):
+                raise LandingFileRefused("a symbolic link to a file outside the landing zone: refused") from None
+            fd = os.open(target, flags)
+    except LandingFileRefused:
+        raise
+    except FileNotFoundError:
+        raise LandingFileRefused("removed after the folder was listed: not read") from None
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.EMLINK):
+            raise LandingFileRefused("a symbolic link when opened (replaced after the folder was listed): "
+                                     "refused") from None
+        raise LandingFileRefused(f"cannot be opened ({error.strerror}): not read") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LandingFileRefused("not a regular file when opened (replaced after the folder was listed): refused")
+    return os.fdopen(fd, "rb")
+
+
+def handle_sha256(handle: BinaryIO) -> str:
+    """SHA-256 of an open file's whole content, read from its start."""
+    digest = hashlib.sha256()
+    with _view(handle) as raw:
+        for chunk in iter(lambda: raw.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_table(path: Path, handle: BinaryIO | None = None) -> RawTable:
     """The whole file as one table."""
-    return next(read_chunks(path, None))
+    return next(read_chunks(path, None, handle))
 
 
-def read_chunks(path: Path, chunk_rows: int | None) -> Iterator[RawTable]:
+def read_chunks(path: Path, chunk_rows: int | None, handle: BinaryIO | None = None) -> Iterator[RawTable]:
     """The file as tables of at most ``chunk_rows`` records each (None: one table); at least one table.
 
-    Only one chunk's text and cells are held at a time, and every line number is the file's own.
+    ``handle``: the file as opened by ``open_landing_file`` (``path`` then only names it in messages);
+    without it the path is opened so. Only one chunk's text and cells are held at a time, and every line
+    number is the file's own.
     """
+    if handle is None:
+        with open_landing_file(path) as opened:
+            yield from read_chunks(path, chunk_rows, opened)
+        return
     suffix = readable_suffix(path.name)
     if suffix == ".parquet":
-        return _parquet_chunks(path, chunk_rows)
-    return _delimited_chunks(path, "\t" if suffix and suffix.startswith(".tsv") else ",", chunk_rows)
+        yield from _parquet_chunks(path, handle, chunk_rows)
+    else:
+        yield from _delimited_chunks(path, handle, "\t" if suffix and suffix.startswith(".tsv") else ",", chunk_rows)
 
 
-def _open_bytes(path: Path) -> BinaryIO:
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+@contextmanager
+def _view(handle: BinaryIO) -> Iterator[BinaryIO]:
+    """The open file read again from its start, through a descriptor of its own: closing the view leaves the
+    caller's file open, and nothing is opened by name."""
+    with os.fdopen(os.dup(handle.fileno()), "rb") as raw:
+        raw.seek(0)
+        yield raw
 
 
-def _survey(path: Path) -> tuple[str, bool]:
+@contextmanager
+def _bytes(path: Path, handle: BinaryIO) -> Iterator[BinaryIO]:
+    """The file's bytes from the start, decompressed when its name ends in .gz."""
+    with _view(handle) as raw:
+        if path.name.lower().endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield unzipped
+        else:
+            yield raw
+
+
+def _survey(path: Path, handle: BinaryIO) -> tuple[str, bool]:
     """The file's text encoding and whether any cell may carry spaces to strip, the whole file read in blocks.
 
     All of it is decoded before a row is used, so that a bad byte near the end chooses the encoding of the
     first rows too, as when the file was decoded at once.
     """
     try:
-        with _open_bytes(path) as handle:
-            first = handle.read(SURVEY_BYTES)
+        with _bytes(path, handle) as data:
+            first = data.read(SURVEY_BYTES)
         if not first:
             raise LandingFileError(f"{path}: the file is empty (0 bytes). Delete it, or replace it with the "
                                    "complete export (write it under a .tmp name and rename it when done).")
@@ -100,7 +180,7 @@ def _survey(path: Path) -> tuple[str, bool]:
                                    "table as CSV (comma-separated, UTF-8) or Parquet and replace the file.")
         for encoding in ("utf-8-sig", "cp1252"):
             try:
-                return encoding, _decoded_may_strip(path, encoding)
+                return encoding, _decoded_may_strip(path, handle, encoding)
             except UnicodeDecodeError:
                 continue
     except (OSError, EOFError, zlib.error) as exc:
@@ -110,12 +190,12 @@ def _survey(path: Path) -> tuple[str, bool]:
                            "as UTF-8 CSV.")
 
 
-def _decoded_may_strip(path: Path, encoding: str) -> bool:
+def _decoded_may_strip(path: Path, handle: BinaryIO, encoding: str) -> bool:
     """Decode the whole file (UnicodeDecodeError on a bad byte); whether any cell may carry spaces to strip."""
     decoder = codecs.getincrementaldecoder(encoding)()
     strip, before = False, None
-    with _open_bytes(path) as handle:
-        for block in iter(lambda: handle.read(SURVEY_BYTES), b""):
+    with _bytes(path, handle) as data:
+        for block in iter(lambda: data.read(SURVEY_BYTES), b""):
             text = decoder.decode(block)
             if not strip and text:
                 # The last character of the block before joins this one: a pair split between blocks counts.
@@ -132,13 +212,13 @@ def _may_strip(text: str, at_start: bool) -> bool:
     return (at_start and text[:1] == " ") or any(p in text for p in (" ,", ", ", " \n", "\n ", " \r", "\t"))
 
 
-def _delimited_chunks(path: Path, sep: str, chunk_rows: int | None) -> Iterator[RawTable]:
+def _delimited_chunks(path: Path, handle: BinaryIO, sep: str, chunk_rows: int | None) -> Iterator[RawTable]:
     """Lines are grouped into records by their quotes: a line break ends a record when the quotes before it
     are even in number (a doubled quote inside a value adds two). pandas parses each chunk of records; when
     its count differs (a stray quote inside an unquoted value) the rest is read record by record.
     """
-    encoding, strip = _survey(path)
-    with io.TextIOWrapper(_open_bytes(path), encoding=encoding, newline="") as stream:
+    encoding, strip = _survey(path, handle)
+    with _bytes(path, handle) as data, io.TextIOWrapper(data, encoding=encoding, newline="") as stream:
         header, number, odd = [], 0, False
         for text in stream:
             number += 1
@@ -247,9 +327,14 @@ def _records_table(rows: list[list[str]], columns: list[str], lines: list[int], 
                     RECORD_CHARS + 1, extra)
 
 
-def _parquet_chunks(path: Path, chunk_rows: int | None) -> Iterator[RawTable]:
+def _parquet_chunks(path: Path, handle: BinaryIO, chunk_rows: int | None) -> Iterator[RawTable]:
+    with _view(handle) as raw:
+        yield from _parquet_batches(path, raw, chunk_rows)
+
+
+def _parquet_batches(path: Path, raw: BinaryIO, chunk_rows: int | None) -> Iterator[RawTable]:
     try:
-        file = pq.ParquetFile(path)
+        file = pq.ParquetFile(raw)
         batches = [file.read()] if chunk_rows is None else file.iter_batches(batch_size=chunk_rows)
         first, emitted = 2, False  # row numbers as a spreadsheet shows them after its header row
         for batch in batches:

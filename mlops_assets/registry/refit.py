@@ -47,6 +47,7 @@ from mlops_assets.forecasting.zoo import COMBINATION
 from mlops_assets.registry.champion_model import forecaster_for
 from mlops_assets.registry.model_parts import PartedForecaster, assemble, write_part
 from mlops_assets.settings import Settings
+from mlops_assets.warehouse import sql_string
 
 
 def champion_rows(
@@ -195,15 +196,15 @@ def refit_by_bucket(
     folder.mkdir(parents=True, exist_ok=True)
     table = folder / "champions.parquet"
     champions.to_parquet(table, index=False)
-    chosen_sql = f"select * from read_parquet('{table}')"
+    chosen_sql = f"select * from read_parquet({sql_string(table)})"
     export_inputs(connect, f"select * from ({history_sql}) where unique_id::varchar in "
-                           f"(select unique_id from read_parquet('{table}'))", folder, todo)
+                           f"(select unique_id from read_parquet({sql_string(table)}))", folder, todo)
     export_inputs(connect, chosen_sql, folder, todo, kind="champions", order_by="unique_id")
     if regressors_sql is not None:
         export_inputs(connect, regressors_sql, folder, todo, kind="regressors")
     if with_backtest:
         export_inputs(connect, f"select b.* from {backtest_table} b where b.unique_id::varchar in (select unique_id "
-                               f"from read_parquet('{table}') where model = '{COMBINATION}')",
+                               f"from read_parquet({sql_string(table)}) where model = '{COMBINATION}')",
                       folder, todo, kind="backtest", order_by="unique_id, model, cutoff, ds")
     with open_engine(settings.compute) as engine:
         log(f"{settings.compute.engine} engine, {engine.workers} workers: refitting {len(champions):,} champions "

@@ -2,7 +2,9 @@
 
 Without them a 1.9 MB request (54,000 rows of h=13) made a 170 MB answer and a 1.2 GB server, a deeply
 nested body crashed the JSON parser (HTTP 500), and MLflow's cast to int64 accepted ``h: true`` as 1 and
-wrapped ``h = 2**63`` into a negative number. Each refusal names the limit and how to stay within it.
+wrapped ``h = 2**63`` into a negative number; ``{"inputs": {"unique_id": [60,000 ids], "h": 13}}`` (a scalar
+``h`` repeated on every row) asked for 780,000 forecast rows in 0.5 MB. Each refusal names the limit and
+how to stay within it.
 """
 
 from __future__ import annotations
@@ -81,31 +83,77 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+# MLflow's JSON forms: a body must hold exactly one of them.
+JSON_FORMS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+# Keys that make MLflow pass the whole body to the model as one table (its unified LLM input), whatever else
+# it holds: no forecast request has them, and such a body would escape the forms counted here.
+_LLM_KEYS = ("messages", "prompt", "input")
+_FORMS_HINT = ('send the rows as {"dataframe_split": {"columns": ["unique_id", "h"], "data": [["a", 13]]}}, '
+               '{"dataframe_records": [{"unique_id": "a", "h": 13}]}, {"inputs": {"unique_id": ["a"], "h": [13]}} '
+               'or {"inputs": [{"unique_id": "a", "h": 13}]} ("instances" like "inputs")')
+
+
+def _records(rows: list[Any], form: str) -> tuple[list[Any], list[Any]]:
+    if not all(isinstance(r, dict) for r in rows):
+        raise invalid(f"{form} must be a list of objects such as {{\"unique_id\": \"a\", \"h\": 13}}; {_FORMS_HINT}")
+    return [r.get("unique_id") for r in rows], [r.get("h") for r in rows]
+
+
+def _broadcast(columns: dict[str, Any], form: str) -> tuple[list[Any], list[Any]]:
+    """Columns as MLflow reads them: a single value beside lists is repeated on every row (as pandas does)."""
+    lengths = {name: len(v) for name, v in columns.items() if isinstance(v, list)}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name}: {n:,}" for name, n in lengths.items())
+        raise invalid(f"the columns of {form} have different lengths ({shown}); give every column one value per row")
+    n = next(iter(lengths.values()), 1)
+
+    def column(name: str) -> list[Any]:
+        value = columns.get(name)
+        return list(value) if isinstance(value, list) else [value] * n
+
+    return column("unique_id"), column("h")
+
+
+def _split(split: Any) -> tuple[list[Any], list[Any]]:
+    if not isinstance(split, dict) or not isinstance(split.get("data"), list):
+        raise invalid(f"dataframe_split must be an object with a list \"data\"; {_FORMS_HINT}")
+    columns, rows = split.get("columns"), split["data"]
+    if not isinstance(columns, list):
+        raise invalid(f"dataframe_split needs \"columns\", a list of column names; {_FORMS_HINT}")
+    if len(set(map(str, columns))) != len(columns):
+        raise invalid(f"dataframe_split names a column twice: {str(columns)[:200]}")
+    if not all(isinstance(r, list) and len(r) == len(columns) for r in rows):
+        raise invalid(f"every dataframe_split row must be a list of {len(columns)} cells, one per column")
+    pick = {name: columns.index(name) for name in ("unique_id", "h") if name in columns}
+    return ([r[pick["unique_id"]] if "unique_id" in pick else None for r in rows],
+            [r[pick["h"]] if "h" in pick else None for r in rows])
+
+
 def _columns(payload: Any) -> tuple[list[Any], list[Any]] | None:
-    """(unique_id cells, h cells) of a JSON body in any of MLflow's DataFrame forms, None for other forms."""
+    """(unique_id cells, h cells) of a JSON body in any form MLflow would answer; None for a body MLflow refuses
+    by itself (not an object, or none of its forms). A form whose rows cannot be counted is refused here."""
     if not isinstance(payload, dict):
         return None
-    if isinstance(payload.get("dataframe_records"), list):
-        records = payload["dataframe_records"]
-        if not all(isinstance(r, dict) for r in records):
-            raise invalid("dataframe_records must be a list of objects such as {\"unique_id\": \"a\", \"h\": 13}")
-        return [r.get("unique_id") for r in records], [r.get("h") for r in records]
-    split = payload.get("dataframe_split")
-    if isinstance(split, dict) and isinstance(split.get("columns"), list) and isinstance(split.get("data"), list):
-        rows = split["data"]
-        if not all(isinstance(r, list) and len(r) == len(split["columns"]) for r in rows):
-            raise invalid(f"every dataframe_split row must be a list of {len(split['columns'])} cells, one per column")
-        columns = split["columns"]
-        pick = {name: columns.index(name) for name in ("unique_id", "h") if name in columns}
-        return ([r[pick["unique_id"]] if "unique_id" in pick else None for r in rows],
-                [r[pick["h"]] if "h" in pick else None for r in rows])
-    inputs = payload.get("inputs", payload.get("instances"))
-    if isinstance(inputs, dict) and all(isinstance(v, list) for v in inputs.values()):
-        n = max((len(v) for v in inputs.values()), default=0)
-        return list(inputs.get("unique_id", [None] * n)), list(inputs.get("h", [None] * n))
-    if isinstance(inputs, list) and all(isinstance(r, dict) for r in inputs):
-        return [r.get("unique_id") for r in inputs], [r.get("h") for r in inputs]
-    return None
+    llm = [key for key in _LLM_KEYS if key in payload]
+    if llm:
+        raise invalid(f"the body holds {llm[0]!r}, a key of MLflow's LLM input, not a table of rows; {_FORMS_HINT}")
+    forms = [form for form in JSON_FORMS if form in payload]
+    if not forms:
+        return None
+    if len(forms) > 1:
+        raise invalid(f"the body holds {forms}: give exactly one of {list(JSON_FORMS)}")
+    form, value = forms[0], payload[forms[0]]
+    if form == "dataframe_split":
+        return _split(value)
+    if form == "dataframe_records":
+        if not isinstance(value, list):
+            raise invalid(f"dataframe_records must be a list of objects; {_FORMS_HINT}")
+        return _records(value, form)
+    if isinstance(value, dict):
+        return _broadcast(value, form)
+    if isinstance(value, list):
+        return _records(value, f"{form} as a list")
+    raise invalid(f"{form} must be an object of columns or a list of objects; {_FORMS_HINT}")
 
 
 def _table_columns(frame: pd.DataFrame) -> tuple[list[Any], list[Any]]:
@@ -135,8 +183,9 @@ def _whole_h(value: Any, row: int, horizon: int) -> int | None:
 def check_request(body: bytes, content_type: str | None, limits: RequestLimits, horizon: int) -> RequestSummary:
     """Refuse what would be too large or what MLflow's casts would silently change; else summarize the request.
 
-    Bodies in a form this does not recognize are passed on unchecked (beyond their size): MLflow's parser
-    then answers them with its own 400.
+    Every form MLflow would answer is counted as MLflow reads it (a single ``h`` beside a list of ids is
+    repeated on every row) or refused. Bodies MLflow refuses by itself (malformed JSON or CSV, an object
+    with none of its forms) are passed on unchecked beyond their size, so that its own 400 answers them.
     """
     if len(body) > limits.max_body_bytes:
         raise too_large(body_limit_message(len(body), limits), "body_too_large")

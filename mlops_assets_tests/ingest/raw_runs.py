@@ -34,6 +34,5 @@ def ingest(root: Path, db: Path, table: str, **kwargs) -> RawRun:
             quarantine=read_table(con, REJECTED, missing_ok=True),
             readmitted_before=read_table(con, READMITTED, missing_ok=True), **kwargs)
         written, _, readmitted = apply_staged(con, staged, rejected_table=REJECTED, files_table=FILES,
-                                              readmitted_table=READMITTED,
-                                              fill_actuals=bool(kwargs.get("extra_numbers")))
+                                              readmitted_table=READMITTED)
         return RawRun(staged, read_table(con, name), read_table(con, REJECTED), readmitted, bool(written))

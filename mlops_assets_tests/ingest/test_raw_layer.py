@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from datetime import date, datetime
 
+import duckdb
+import pandas as pd
 import pytest
 
+from mlops_assets.ingest import raw_layer
 from mlops_assets.ingest.ingestion import LandingFileError, validate_table
+from mlops_assets.warehouse import publish_snapshot_from_table, write_part, write_tables
 from mlops_assets_tests.ingest.raw_runs import ingest
 
 HEADER = "customer_id,customer_name,channel,region\n"
@@ -155,3 +159,100 @@ def test_a_file_ingested_in_chunks_gives_the_table_and_quarantine_of_one_chunk(t
         [11, None, "duplicate of line 4 (same unique_id, ds)"],
     ]
     assert chunked.staged.files[["n_rows", "n_rejected"]].values.tolist() == [[4, 5]]
+
+
+SECRET = "root:x:0:0:root:/root:/bin/bash\n"
+
+
+def test_a_file_replaced_by_a_link_after_the_listing_is_refused_and_nothing_of_its_target_is_read(
+        root, tmp_path_factory, monkeypatch):
+    secret = tmp_path_factory.mktemp("outside") / "passwd.csv"
+    secret.write_text(SECRET)
+    (root / "customers" / "b.csv").write_text(HEADER + "C3,Shop three,Retail,Nord\n")
+    (root / "customers" / "c.csv").write_text(HEADER + "C4,Shop four,Retail,Sud\n")
+    listed = raw_layer.list_table_folder
+
+    def listed_then_swapped(folder, landing_root=None):
+        listing = listed(folder, landing_root)
+        (root / "customers" / "b.csv").unlink()
+        (root / "customers" / "b.csv").symlink_to(secret)
+        (root / "customers" / "c.csv").unlink()
+        os.mkfifo(root / "customers" / "c.csv")  # a pipe opened for reading would wait for a writer forever
+        return listing
+
+    monkeypatch.setattr(raw_layer, "list_table_folder", listed_then_swapped)
+    result = _ingest(root)
+    assert sorted(result.table["customer_id"]) == ["C1", "C2"]
+    assert result.staged.files["source_file"].tolist() == ["customers/a.csv"]
+    assert result.staged.ignored == [
+        ("customers/b.csv", "a symbolic link to a file outside the landing zone: refused"),
+        ("customers/c.csv", "not a regular file when opened (replaced after the folder was listed): refused")]
+    assert "root:x" not in repr(result.staged) + repr(result.rejected)
+
+
+def test_the_raw_steps_work_in_a_folder_named_with_a_quote_a_space_and_accents(tmp_path):
+    root = tmp_path / "l'été des données"
+    (root / "customers").mkdir(parents=True)
+    (root / "customers" / "a.csv").write_text(HEADER + "C1,Shop one,Retail,Ouest\n")
+    first = _ingest(root)
+    (root / "customers" / "b.csv").write_text(HEADER + "C1,Corrected,Retail,Ouest\nC2,Shop two,Online,Est\n")
+    second = _ingest(root)
+    assert first.written and second.table.set_index("customer_id")["customer_name"].to_dict() == {
+        "C1": "Corrected", "C2": "Shop two"}
+    exports = root / "exports"
+    with duckdb.connect(str(root / "warehouse.duckdb")) as con:
+        write_id = write_tables(con, replace={"raw.customers": second.table})
+        published = publish_snapshot_from_table(con, exports, "raw.customers", write_id)
+    assert pd.read_parquet(published)["customer_id"].tolist() == ["C1", "C2"]
+    write_part(second.table, root / "parts" / "p.parquet")
+    assert len(pd.read_parquet(root / "parts" / "p.parquet")) == 2
+
+
+def _series_runs(tmp_path, *files: tuple[str, str], **kwargs):
+    """Each file arrives in its own run, as corrections do; the runs' results in order."""
+    (tmp_path / "series").mkdir(exist_ok=True)
+    runs = []
+    for name, text in files:
+        (tmp_path / "series" / name).write_text("unique_id,ds,y\n" + text)
+        runs.append(ingest(tmp_path, tmp_path / "warehouse.duckdb", "series", today=date(2026, 11, 1), now=NOW,
+                           **kwargs))
+    return runs
+
+
+def test_a_later_empty_or_nan_y_keeps_the_known_actual_and_says_so(tmp_path):
+    first, fix = _series_runs(tmp_path, ("a.csv", "P005,2025-05-26,40\nP005,2025-06-02,46\nP006,2025-06-02,3\n"),
+                              ("fix.csv", "P005,2025-06-02,NaN\nP006,2025-06-02,\nP005,2025-06-09,\n"))
+    assert first.staged.notices == []
+    assert fix.table["y"].tolist()[:2] == [40.0, 46.0] and fix.table["y"].tolist()[3] == 3.0
+    assert fix.table.set_index(["unique_id", "ds"])["source_file"].loc[("P005", "2025-06-02")] == "series/fix.csv"
+    assert fix.staged.notices == [
+        "2 empty y value(s) left the value an earlier file gave in place (setting ingest.empty_y: keep; 'erase' "
+        "empties it): series/fix.csv line 2 (column y, P005 2025-06-02: 46 kept); series/fix.csv line 3 "
+        "(column y, P006 2025-06-02: 3 kept)"]
+
+
+def test_an_empty_y_erases_a_known_actual_only_when_the_settings_say_so(tmp_path):
+    _, fix = _series_runs(tmp_path, ("a.csv", "P005,2025-06-02,46\n"), ("fix.csv", "P005,2025-06-02,NaN\n"),
+                          empty_y="erase")
+    assert fix.table["y"].isna().tolist() == [True]
+    assert fix.staged.notices == ["1 empty y value(s) erased the value an earlier file gave (setting "
+                                  "ingest.empty_y: erase): series/fix.csv line 2 (column y, P005 2025-06-02: 46 "
+                                  "erased)"]
+
+
+def test_an_actual_dated_after_today_is_quarantined_and_a_planned_row_is_kept(tmp_path):
+    (result,) = _series_runs(tmp_path, ("s.csv", "P001,2026-10-26,40\nP001,2027-06-07,50\nP001,2026-11-09,\n"))
+    assert result.table[["ds", "y"]].astype(str).values.tolist() == [["2026-10-26", "40.0"], ["2026-11-09", "nan"]]
+    assert result.rejected[["source_row", "column_name", "reason"]].values.tolist() == [
+        [3, "ds", "ds 2027-06-07 is in the future (today is 2026-11-01): an actual y cannot be dated after "
+                  "today; leave y empty for a planned period"]]
+
+
+def test_files_under_a_temporary_name_are_named_as_still_being_written(root):
+    (root / "customers" / ".b.csv").write_text(HEADER + "C3,Shop three,Retail,Nord\n")
+    (root / "customers" / "c.csv.part").write_text(HEADER)
+    result = _ingest(root)
+    assert sorted(result.table["customer_id"]) == ["C1", "C2"]
+    written = "still being written; read once it is renamed to its final name"
+    assert [(path, written in why) for path, why in result.staged.ignored] == [
+        ("customers/.b.csv", True), ("customers/c.csv.part", True)]

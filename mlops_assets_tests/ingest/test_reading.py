@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from mlops_assets.ingest.reading import LandingFileError, read_chunks, read_table, readable_suffix, shorten
+from mlops_assets.ingest.reading import (
+    LandingFileError,
+    LandingFileRefused,
+    handle_sha256,
+    open_landing_file,
+    read_chunks,
+    read_table,
+    readable_suffix,
+    shorten,
+)
 
 TEXT = "a,b\n1,x\n2,y\n"
 
@@ -97,3 +107,34 @@ def test_an_empty_file_and_a_header_alone_are_told_apart(tmp_path: Path) -> None
     (tmp_path / "h.csv").write_text("a,b\n")
     chunks = list(read_chunks(tmp_path / "h.csv", 2))
     assert len(chunks) == 1 and list(chunks[0].frame.columns) == ["a", "b"] and chunks[0].frame.empty
+
+
+def test_every_pass_reads_the_file_that_was_opened_not_what_its_name_points_at_later(tmp_path: Path) -> None:
+    """Hash, encoding survey and parse all read the one open file: a swap after the open changes nothing."""
+    path, other = tmp_path / "t.csv.gz", tmp_path / "other.csv"
+    path.write_bytes(gzip.compress(TEXT.encode()))
+    other.write_text("secret\nroot:x:0:0\n")
+    with open_landing_file(path, tmp_path) as handle:
+        path.unlink()
+        path.symlink_to(other)
+        assert handle_sha256(handle) == hashlib.sha256(gzip.compress(TEXT.encode())).hexdigest()
+        chunks = list(read_chunks(path, 1, handle))
+        assert handle_sha256(handle) == hashlib.sha256(gzip.compress(TEXT.encode())).hexdigest()
+    assert [c.frame.to_dict("list") for c in chunks] == [{"a": ["1"], "b": ["x"]}, {"a": ["2"], "b": ["y"]}]
+
+
+def test_a_link_is_refused_at_the_open_unless_it_was_listed_inside_the_landing_zone(tmp_path: Path) -> None:
+    landing, outside = tmp_path / "landing", tmp_path / "passwd.csv"
+    (landing / "products").mkdir(parents=True)
+    outside.write_text("root:x:0:0\n")
+    (landing / "products" / "own.csv").write_text(TEXT)
+    (landing / "products" / "inside.csv").symlink_to(landing / "products" / "own.csv")
+    (landing / "products" / "out.csv").symlink_to(outside)
+    with open_landing_file(landing / "products" / "inside.csv", landing) as handle:
+        assert handle.read() == TEXT.encode()
+    with pytest.raises(LandingFileRefused, match="a symbolic link to a file outside the landing zone"):
+        open_landing_file(landing / "products" / "out.csv", landing)
+    with pytest.raises(LandingFileRefused, match="a symbolic link when opened"):
+        read_table(landing / "products" / "out.csv")  # no landing zone given: no link is followed
+    with pytest.raises(LandingFileRefused, match="removed after the folder was listed"):
+        open_landing_file(landing / "products" / "gone.csv", landing)

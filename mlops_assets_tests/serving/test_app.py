@@ -325,6 +325,30 @@ def test_the_inference_log_reaches_monitoring_serving_requests(app):
     assert served["horizon_step"].tolist() == [1, 2, 3, 4, 5]
 
 
+def test_a_scalar_h_beside_a_list_of_ids_is_counted_and_logged_with_its_true_size(app):
+    """{"inputs": {"unique_id": [ids], "h": h}}: MLflow repeats h on every row, so the limits count it so."""
+    ids = [SERIES[i % len(SERIES)] for i in range(60)]
+    over = post(app, {"inputs": {"unique_id": ids, "h": HORIZON}}, **{"X-Request-Id": "scalar-h-over"})
+    assert over.status_code == 413 and "780 forecast rows" in over.json()["message"], over.text[:300]
+    assert post(app, {"inputs": {"unique_id": ids, "h": [1] * 59}}).status_code == 400
+    sizes = {"scalar-h": ({"inputs": {"unique_id": SERIES[:3], "h": 4}}, 12),
+             "scalar-h-instances": ({"instances": {"unique_id": SERIES[:2], "h": 5}}, 10),
+             "split-form": ({"dataframe_split": {"columns": ["h", "unique_id"], "data": [[2, "s1"]]}}, 2)}
+    for request_id, (body, rows) in sizes.items():
+        answer = post(app, body, **{"X-Request-Id": request_id})
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == rows, answer.text[:300]
+    log = app["data_dir"] / "serving" / "logs" / FILE_NAME
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "split-form" not in log.read_text():
+        time.sleep(0.1)
+    lines = {line["request_id"]: line for line in map(json.loads, log.read_text().splitlines())}
+    for request_id, (_body, rows) in sizes.items():
+        line = lines[request_id]
+        assert line["forecast_rows"] == len(line["answer"]["predictions"]) == rows == sum(line["h"])
+    assert lines["scalar-h"]["series"] == SERIES[:3] and lines["scalar-h"]["h"] == [4, 4, 4]
+    assert lines["scalar-h-over"]["status"] == 413
+
+
 def test_an_unexpected_failure_is_a_counted_and_logged_500(app, monkeypatch, tmp_path):
     """In process, on the module's registry: a fault inside the app (injected) still gets an answer."""
 

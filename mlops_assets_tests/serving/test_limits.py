@@ -88,3 +88,55 @@ def test_a_nested_unique_id_is_refused():
 def test_forms_it_does_not_know_are_left_to_mlflow():
     for body in (b'{"rows": []}', b"not json", b'{"dataframe_records": [{"unique_id": "a"}]}'):
         assert check_request(body, JSON, LIMITS, horizon=13).forecast_rows == 0
+
+
+# Each form as MLflow 3.17's scoring server reads it (checked against a served model): a single value beside
+# lists is repeated on every row, so {"inputs": {"unique_id": [ids], "h": 13}} asks for 13 rows per id.
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"inputs": {"unique_id": [f"s{i}" for i in range(16)], "h": 13}},
+        {"instances": {"unique_id": [f"s{i}" for i in range(16)], "h": 13}},
+        {"inputs": [{"unique_id": f"s{i}", "h": 13} for i in range(16)]},
+        {"instances": [{"unique_id": f"s{i}", "h": 13} for i in range(16)]},
+        {"dataframe_split": {"columns": ["unique_id", "h"], "index": list(range(16)),
+                             "data": [[f"s{i}", 13] for i in range(16)]}},
+        {"inputs": {"unique_id": [f"s{i}" for i in range(16)], "h": 13}, "params": {"x": 1}},
+    ],
+)
+def test_every_form_counts_against_the_forecast_row_limit(body):
+    error = refused(json.dumps(body).encode())
+    assert (error.status, error.kind) == (413, "too_many_forecast_rows")
+    assert "208 forecast rows" in error.message
+
+
+@pytest.mark.parametrize("form", ["inputs", "instances"])
+def test_a_scalar_beside_a_list_counts_every_row(form):
+    summary = check_request(json.dumps({form: {"unique_id": ["a", "b", "c"], "h": 4}}).encode(), JSON, LIMITS, 13)
+    assert (summary.series, summary.h, summary.forecast_rows) == (["a", "b", "c"], [4, 4, 4], 12)
+    one = check_request(json.dumps({form: {"unique_id": "a", "h": 4}}).encode(), JSON, LIMITS, 13)
+    assert (one.series, one.forecast_rows) == (["a"], 4)
+    many = refused(json.dumps({form: {"unique_id": [f"s{i}" for i in range(51)], "h": 1}}).encode())
+    assert (many.status, many.kind) == (413, "too_many_rows") and "51 rows" in many.message
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"inputs": {"unique_id": ["a", "b", "c"], "h": [1, 2]}}, "different lengths (unique_id: 3, h: 2)"),
+        ({"inputs": [["a", 1], ["b", 2]]}, "inputs as a list must be a list of objects"),
+        ({"instances": ["a", "b"]}, "instances as a list must be a list of objects"),
+        ({"inputs": "a"}, "inputs must be an object of columns or a list of objects"),
+        ({"dataframe_records": {"unique_id": ["a"], "h": 1}}, "dataframe_records must be a list of objects"),
+        ({"dataframe_split": {"data": [["a", 1]]}}, 'dataframe_split needs "columns"'),
+        ({"dataframe_split": {"columns": ["unique_id", "h", "h"], "data": [["a", 1, 2]]}}, "names a column twice"),
+        ({"dataframe_split": [["a", 1]]}, 'dataframe_split must be an object with a list "data"'),
+        ({"inputs": {"unique_id": ["a"], "h": [1]}, "dataframe_records": []}, "give exactly one of"),
+        ({"prompt": "x", "unique_id": [f"s{i}" for i in range(60)], "h": [13] * 60}, "MLflow's LLM input"),
+        ({"input": 1, "unique_id": ["a"], "h": 13}, "MLflow's LLM input"),
+    ],
+)
+def test_a_form_whose_rows_cannot_be_counted_is_a_400_saying_what_to_send(body, fragment):
+    error = refused(json.dumps(body).encode())
+    assert (error.status, error.kind) == (400, "invalid_request")
+    assert fragment in error.message, error.message
