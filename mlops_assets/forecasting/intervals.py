@@ -31,6 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+# How the scaled scores become quantiles per step (chosen on backtest windows: benchmarks/intervals.py).
+CALIBRATIONS = ("pooled",)
+DEFAULT_CALIBRATION = "pooled"
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -56,7 +60,10 @@ class Calibration:
 
     def half_widths(self, unique_ids: Sequence[str], h: int, level: float) -> np.ndarray:
         """(len(unique_ids), h) half widths of the level's interval."""
-        q = self.quantiles[level].to_numpy(dtype=float)[:h]
+        q = self.quantiles[level].to_numpy(dtype=float)
+        # Steps beyond the backtested horizon (a series behind the others, forecasting.common_end) keep the
+        # last step's multiplier: the backtest says nothing of them, and widths never shrink.
+        q = q[:h] if h <= len(q) else np.concatenate([q, np.repeat(q[-1:], h - len(q))])
         s = self.scale.reindex(pd.Index(unique_ids, dtype=object)).to_numpy(dtype=float)
         return s[:, None] * q[None, :]
 
@@ -170,8 +177,11 @@ def calibration_of(
     history: pd.DataFrame | pd.Series,
     levels: Sequence[float],
     horizon: int,
+    method: str = DEFAULT_CALIBRATION,
 ) -> Calibration:
     """The calibration pooled from the ErrorParts of disjoint sets of series, given in sorted series order."""
+    if method not in CALIBRATIONS:
+        raise ValueError(f"unknown calibration {method!r}; one of {CALIBRATIONS}")
     uids = pd.Index(sorted(champions["unique_id"].astype(str).unique()), dtype=object)
     scale = _scales(pd.concat([p.scale for p in parts]), history, uids)
     ratios = np.concatenate([p.ratios for p in parts])
@@ -189,12 +199,13 @@ def calibrate(
     history: pd.DataFrame | pd.Series,
     levels: Sequence[float],
     horizon: int,
+    method: str = DEFAULT_CALIBRATION,
 ) -> Calibration:
     """The calibration of the champions' intervals from their backtest errors (see the module doc).
 
     ``backtest`` needs only the champions' rows; ``history`` may be each series' mean absolute actual.
     """
-    return calibration_of([error_parts(backtest, champions)], champions, history, levels, horizon)
+    return calibration_of([error_parts(backtest, champions)], champions, history, levels, horizon, method)
 
 
 def non_decreasing_bounds(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -236,12 +247,13 @@ def coverage_of(
     levels: Sequence[float],
     horizon: int,
     clip: bool = False,
+    method: str = DEFAULT_CALIBRATION,
 ) -> dict[float, float]:
     """last_window_coverage pooled from the LastWindows of disjoint sets of series, in sorted series order."""
     parts = [p for p in parts if p is not None]
     if not parts:
         return {}
-    calibration = calibration_of([p.earlier for p in parts], champions, history, levels, horizon)
+    calibration = calibration_of([p.earlier for p in parts], champions, history, levels, horizon, method)
     rows = pd.concat([p.rows for p in parts], ignore_index=True)
     y, y_hat = rows["y"].to_numpy(dtype=float), rows["y_hat"].to_numpy(dtype=float)
     scale = calibration.scale.reindex(rows["unique_id"]).to_numpy(dtype=float)
@@ -262,10 +274,11 @@ def last_window_coverage(
     levels: Sequence[float],
     horizon: int,
     clip: bool = False,
+    method: str = DEFAULT_CALIBRATION,
 ) -> dict[float, float]:
     """Coverage (percent) on each series' last backtest window of intervals calibrated on the windows before it.
 
     The honest check of the calibration: nothing of the last window is used to set its intervals. Empty
     when the backtest has a single window. Like ``calibrate``, it needs only the champions' rows.
     """
-    return coverage_of([last_window(backtest, champions)], champions, history, levels, horizon, clip)
+    return coverage_of([last_window(backtest, champions)], champions, history, levels, horizon, clip, method)

@@ -122,6 +122,8 @@ class RefitTask:
     n_scores: int
     with_regressors: bool
     with_backtest: bool
+    # The latest last actual of every series: a bucket's series behind it are forecast through the common end.
+    data_end: pd.Timestamp | None = None
 
     def part_path(self, bucket: Bucket) -> Path:
         return Path(self.folder) / "parts" / f"{bucket.name}.pkl"
@@ -141,7 +143,8 @@ class RefitTask:
             calibration = Calibration(self.quantiles, champions.set_index("unique_id")["scale"], self.n_scores)
         # One process per task already: a pool inside it would only compete with the other workers.
         forecaster = forecaster_for(self.settings, n_jobs=1).fit(
-            history, champions[["unique_id", "model"]], backtest, regressors, calibration=calibration
+            history, champions[["unique_id", "model"]], backtest, regressors, calibration=calibration,
+            data_end=self.data_end,
         )
         write_part(forecaster, self.part_path(bucket).parent, bucket.name)
         return {
@@ -189,8 +192,11 @@ def refit_by_bucket(
     if calibration is not None:
         champions = champions.assign(scale=calibration.scale.reindex(champions["unique_id"]).to_numpy(dtype=float))
     with_backtest = bool((champions["model"] == COMBINATION).any())
+    with connect() as con:
+        data_end = pd.Timestamp(con.execute(f"select max(ds) from ({history_sql})").fetchone()[0])
     task = RefitTask(str(folder), settings, None if calibration is None else calibration.quantiles,
-                     0 if calibration is None else calibration.n_scores, regressors_sql is not None, with_backtest)
+                     0 if calibration is None else calibration.n_scores, regressors_sql is not None, with_backtest,
+                     data_end)
     todo = [g for g in groups if not task.is_done(g)]
     folder.mkdir(parents=True, exist_ok=True)
     table = folder / "champions.parquet"
