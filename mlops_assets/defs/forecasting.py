@@ -22,6 +22,7 @@ from mlops_assets.forecasting.scoring import fixed_chunks, score_by_chunk
 from mlops_assets.forecasting.selection import choose_from_evaluations, selection_summary
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
 from mlops_assets.registry.model_registry import load_champion
+from mlops_assets.registry.served import unserved_in_forecasts
 from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share, png_markdown
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import table_exists
@@ -396,7 +397,10 @@ def forecasts(
     rows = score_by_chunk(
         model.predict, chunks, forecaster.horizon, folder,
         lambda parts: warehouse.replace_from_parquet(FORECASTS, parts, order_by="unique_id, ds"), context.log.info,
+        champions=forecaster.series.set_index("unique_id")["model"],
     )
+    unserved = unserved_in_forecasts(warehouse.connection, FORECASTS)
+    (context.log.warning if unserved.count else context.log.info)(unserved.message())
     shutil.rmtree(folder, ignore_errors=True)
     n_series = len(forecaster.series)
     context.log.info(f"{rows} forecast rows for {n_series} series from {settings.registered_model_name}"
@@ -412,6 +416,7 @@ def forecasts(
             "series": n_series,
             "first_period": str(pd.Timestamp(span["first"]).date()),
             "last_period": str(pd.Timestamp(span["last"]).date()),
+            **unserved.metadata(),
         }
     )
 
@@ -425,8 +430,18 @@ def _clipped(warehouse: Warehouse, settings: Settings) -> bool:
     return int(negative) == 0
 
 
+@dg.asset_check(asset=["forecasting", "forecasts"], name="champions_served", blocking=False,
+                description="Warns with the count of series whose champion could not be served (another model, "
+                "named in the model column, made their forecasts; champion says the chosen one).")
+def champions_served_check(warehouse: Warehouse) -> dg.AssetCheckResult:
+    unserved = unserved_in_forecasts(warehouse.connection, FORECASTS)
+    return dg.AssetCheckResult(passed=unserved.count == 0, severity=dg.AssetCheckSeverity.WARN,
+                               description=unserved.message(), metadata=unserved.metadata())
+
+
 forecasting_assets = [backtest_forecasts, series_evaluation, series_champions, forecasts]
 forecasting_checks = [
+    champions_served_check,
     pandera_check(
         asset=["forecasting", "backtest_forecasts"],
         name=CONTRACT_CHECK,

@@ -24,6 +24,7 @@ from mlops_assets.forecasting.engine import BucketFailure
 from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry import model_registry
 from mlops_assets.registry.refit import champion_errors_by_bucket, mean_abs_actuals, refit_by_bucket
+from mlops_assets.registry.served import served_champions, unserved_champions
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.openapi import write_openapi
@@ -104,6 +105,10 @@ def sales_forecast_model(
         }) from err
     # The parts stay on disk until MLflow has copied them in: the model is that folder.
     forecaster = run.forecaster
+    unserved = unserved_champions(forecaster.series)
+    (context.log.warning if unserved.count else context.log.info)(unserved.message())
+    # The version claims only what it serves: a replaced champion is registered as the model serving it.
+    served = served_champions(champions, forecaster.series, evaluation)
     # The check of the backtest calibration: set on the earlier windows, scored on the last one.
     coverage = errors.coverage(champions, actuals, settings, clip=forecaster.clipped)
     del errors
@@ -115,7 +120,7 @@ def sales_forecast_model(
     evaluation_run = metadata_value(latest_metadata(context, EVALUATION_KEY), "mlflow_run_id")
     version, decision = model_registry.register_and_gate(
         forecaster,
-        champions,
+        served,
         evaluation,
         name=name,
         run_id=evaluation_run,
@@ -155,6 +160,7 @@ def sales_forecast_model(
             **({"champion_score_before": float(decision.current_score)} if decision.current_score is not None else {}),
             "champion_version": model_registry.alias_version(name, model_registry.CHAMPION) or "",
             "series": len(champions),
+            **unserved.metadata(),
             "engine": settings.compute.engine,
             "model_groups": len(run.groups),
             "refit_cpu_seconds": round(sum(r["cpu_seconds"] for r in run.reports), 1),
