@@ -31,6 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mlops_assets.forecasting.metrics import smape_terms
+from mlops_assets.forecasting.zoo import MODEL_NAMES
+
 # How the scaled scores become multipliers per step. "by_step": a conformal quantile of each step's own
 # scores, made non-decreasing over the steps; "pooled": one quantile of every step's scores, divided by a
 # fitted growth k ** b and multiplied back. Chosen on backtest windows (benchmarks/intervals.py, RESULTS.md):
@@ -252,12 +255,32 @@ class LastWindow:
     rows: pd.DataFrame
 
 
-def last_window(backtest: pd.DataFrame, champions: pd.DataFrame) -> LastWindow | None:
-    """The LastWindow of the champions' rows; None when the backtest has a single window."""
+def chosen_without_last(backtest: pd.DataFrame) -> pd.DataFrame:
+    """unique_id, model: each series' model of lowest mean sMAPE on the windows before its last (ties: the
+    simpler model, zoo.MODEL_NAMES' order); ``backtest`` holds every model's rows."""
+    bt = backtest.astype({"unique_id": str, "model": str})
+    earlier = bt[bt["cutoff"] < bt.groupby("unique_id", sort=False)["cutoff"].transform("max")]
+    terms = smape_terms(earlier["y"].to_numpy(dtype=float), earlier["y_hat"].to_numpy(dtype=float))
+    means = earlier.assign(s=terms).groupby(["unique_id", "model"], as_index=False)["s"].mean().dropna()
+    order = {name: i for i, name in enumerate(MODEL_NAMES)}
+    means["order"] = means["model"].map(order).fillna(len(order))
+    ranked = means.sort_values(["unique_id", "s", "order", "model"], kind="stable")
+    return ranked.drop_duplicates("unique_id")[["unique_id", "model"]].reset_index(drop=True)
+
+
+def last_window(backtest: pd.DataFrame, champions: pd.DataFrame, reselect: bool = False) -> LastWindow | None:
+    """The LastWindow of the champions' rows; None when the backtest has a single window.
+
+    ``reselect``: ``backtest`` holds every model's rows and each series' champion is chosen again without its
+    last window (chosen_without_last), so that the window is unseen by the selection too: checked on the
+    windows that chose them, the champions' errors look smaller than they will be.
+    """
     bt = backtest.astype({"unique_id": str})
     is_last = bt["cutoff"] == bt.groupby("unique_id", sort=False)["cutoff"].transform("max")
     if (~is_last).sum() == 0:
         return None
+    if reselect:
+        champions = chosen_without_last(bt)
     rows = champion_errors(bt[is_last], champions)[["unique_id", "step", "y", "y_hat"]]
     return LastWindow(error_parts(bt[~is_last], champions), rows)
 
@@ -297,10 +320,13 @@ def last_window_coverage(
     horizon: int,
     clip: bool = False,
     method: str = DEFAULT_CALIBRATION,
+    reselect: bool = False,
 ) -> dict[float, float]:
     """Coverage (percent) on each series' last backtest window of intervals calibrated on the windows before it.
 
     The honest check of the calibration: nothing of the last window is used to set its intervals. Empty
-    when the backtest has a single window. Like ``calibrate``, it needs only the champions' rows.
+    when the backtest has a single window. Like ``calibrate``, it needs only the champions' rows; with
+    ``reselect`` it needs every model's, and nothing of the last window chooses the champions either.
     """
-    return coverage_of([last_window(backtest, champions)], champions, history, levels, horizon, clip, method)
+    return coverage_of([last_window(backtest, champions, reselect)], champions, history, levels, horizon, clip,
+                       method)
