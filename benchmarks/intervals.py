@@ -5,11 +5,11 @@ backtested on the training rows, the champions chosen, fitted and forecast on th
 path: run_backtest, choose_champions, ChampionForecaster). The point forecasts and backtest rows are cached,
 so each calibration method (forecasting.intervals.CALIBRATIONS) is then scored cheaply:
 
-- ``window``: the product's own check (registry.sales_forecast_model's last_window_coverage): calibrated on
-  each series' earlier backtest windows, scored on its last one, with the champions chosen on every window.
-- ``honest``: the same, with each series' champion chosen without the last window (the model with the lowest
-  mean sMAPE on the earlier ones, as per-series selection on the default metric): the last window is then
-  as unseen as a holdout, selection included. This is what a method is chosen on; the holdout never is.
+- ``window``: calibrated on each series' earlier backtest windows, scored on its last one, with the champions
+  chosen on every window (the product's check before it chose them again).
+- ``honest``: the same, with each series' champion chosen without the last window (intervals.chosen_without_last:
+  the lowest mean sMAPE on the earlier ones), now the product's check: the last window is then as unseen as
+  a holdout, selection included. This is what a method is chosen on; the holdout never is.
 - ``holdout``: calibrated on every backtest window, scored on the held-out horizon.
 
     python benchmarks/intervals.py --datasets sample,jewelry,m5,carparts --origins 4
@@ -32,13 +32,9 @@ from accuracy import DATASETS, _select, dataset_regressors, long_enough  # noqa:
 from mlops_assets.forecasting.backtest import run_backtest  # noqa: E402
 from mlops_assets.forecasting.intervals import (  # noqa: E402
     CALIBRATIONS,
-    LastWindow,
     calibrate,
-    coverage_of,
-    error_parts,
     last_window_coverage,
 )
-from mlops_assets.forecasting.metrics import smape_terms  # noqa: E402
 from mlops_assets.forecasting.zoo import default_models  # noqa: E402
 from mlops_assets.registry.champion_model import forecaster_for  # noqa: E402
 
@@ -71,27 +67,6 @@ def cached_run(name: str, origin: int, cache: Path) -> tuple[pd.DataFrame, pd.Da
     return backtest, champions, holdout, level["level"]
 
 
-def chosen_on(backtest: pd.DataFrame) -> pd.DataFrame:
-    """unique_id, model: each series' model with the lowest mean sMAPE over ``backtest`` (ties: by name)."""
-    y, y_hat = backtest["y"].to_numpy(dtype=float), backtest["y_hat"].to_numpy(dtype=float)
-    scored = backtest.assign(s=smape_terms(y, y_hat))
-    means = scored.groupby(["unique_id", "model"], as_index=False)["s"].mean().dropna()
-    return means.sort_values(["unique_id", "s", "model"]).drop_duplicates("unique_id")[["unique_id", "model"]]
-
-
-def honest_window_coverage(backtest: pd.DataFrame, level: pd.Series, horizon: int, clip: bool,
-                           method: str) -> dict[int, float]:
-    """Coverage of each series' last window by the champion chosen and calibrated on the windows before it."""
-    bt = backtest.astype({"unique_id": str})
-    last = bt["cutoff"] == bt.groupby("unique_id")["cutoff"].transform("max")
-    champions = chosen_on(bt[~last])
-    rows = bt[last].merge(champions, on=["unique_id", "model"]).sort_values(["unique_id", "ds"], kind="stable")
-    rows["step"] = rows.groupby("unique_id").cumcount() + 1
-    rows = rows[np.isfinite(rows["y_hat"].to_numpy(dtype=float))]
-    window = LastWindow(error_parts(bt[~last], champions), rows[["unique_id", "step", "y", "y_hat"]])
-    return coverage_of([window], champions, level, LEVELS, horizon, clip, method)
-
-
 def holdout_coverage(calibration, holdout: pd.DataFrame) -> dict[int, float]:
     scale = calibration.scale.reindex(holdout["unique_id"]).to_numpy(dtype=float)
     y, y_hat, clip = (holdout[c].to_numpy() for c in ("y", "y_hat", "clip"))
@@ -119,7 +94,8 @@ def main() -> None:
             clip = bool(holdout["clip"].all())
             for method in CALIBRATIONS:
                 window = last_window_coverage(backtest, champions, level, LEVELS, settings.horizon, clip, method)
-                honest = honest_window_coverage(backtest, level, settings.horizon, clip, method)
+                honest = last_window_coverage(backtest, champions, level, LEVELS, settings.horizon, clip, method,
+                                              reselect=True)
                 full = calibrate(backtest, champions, level, LEVELS, settings.horizon, method)
                 held = holdout_coverage(full, holdout)
                 print(f"{name:<9}{origin:>6}  {method:<9}{window[80]:>9.1f}{window[95]:>9.1f}{honest[80]:>9.1f}"
