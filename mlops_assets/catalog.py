@@ -222,6 +222,13 @@ FORECASTS = Table(
     "forecasts are clipped at 0 (settings.intervals.clip).",
     blocking=True,
     order_by="unique_id, ds",
+    columns={
+        "model": "The model that made this row's numbers (the champion, unless it could not be served: then the "
+        "fallback, and the champions_served check warns).",
+        "champion": "The model chosen for the series in forecasting.series_champions.",
+        "horizon_step": "Periods after the series' own last actual: above settings.horizon for a series that "
+        "ended earlier than the others, so that every series reaches the common horizon end.",
+    },
 )
 
 DRIFT_SUMMARY = Table(

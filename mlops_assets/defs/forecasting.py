@@ -20,10 +20,16 @@ from mlops_assets.forecasting.scoring import score_champion
 from mlops_assets.forecasting.selection import selection_summary
 from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry.model_registry import load_champion
+from mlops_assets.registry.served import unserved_in_forecasts
 from mlops_assets.reporting.plots import plot_smape_distribution, plot_win_share
 from mlops_assets.reporting.render import png_markdown
 from mlops_assets.wiring.checks import contract_check
-from mlops_assets.wiring.conditions import downstream_condition, expensive_condition, freshness_policy
+from mlops_assets.wiring.conditions import (
+    contract_check_condition,
+    downstream_condition,
+    expensive_condition,
+    freshness_policy,
+)
 from mlops_assets.wiring.failures import engine_failures
 from mlops_assets.wiring.metadata import (
     OWNERS,
@@ -204,6 +210,8 @@ def forecasts(
     )
     context.log.info(f"{rows} forecast rows for {n_series} series from {settings.registered_model_name}"
                      f" version {version}")
+    unserved = unserved_in_forecasts(warehouse.connection, FORECASTS.name)
+    (context.log.warning if unserved.count else context.log.info)(unserved.message())
     span = warehouse.query(f"select min(ds) as first, max(ds) as last from {FORECASTS}").iloc[0]
     return dg.MaterializeResult(
         metadata={
@@ -213,9 +221,21 @@ def forecasts(
             "series": n_series,
             "first_period": str(pd.Timestamp(span["first"]).date()),
             "last_period": str(pd.Timestamp(span["last"]).date()),
+            **unserved.metadata(),
         },
         data_version=dg.DataVersion(f"model-{version}"),
     )
 
 
-forecasting_checks = [contract_check(table) for table in (BACKTEST, EVALUATION, CHAMPIONS, FORECASTS)]
+@dg.asset_check(asset=FORECASTS.key, name="champions_served", blocking=False,
+                automation_condition=contract_check_condition(),
+                description="Warns with the count of series whose champion could not be served (another model, "
+                "named in the model column, made their forecasts; champion says the chosen one).")
+def champions_served_check(warehouse: Warehouse) -> dg.AssetCheckResult:
+    unserved = unserved_in_forecasts(warehouse.connection, FORECASTS.name)
+    return dg.AssetCheckResult(passed=unserved.count == 0, severity=dg.AssetCheckSeverity.WARN,
+                               description=unserved.message(), metadata=unserved.metadata())
+
+
+forecasting_checks = [champions_served_check,
+                      *(contract_check(table) for table in (BACKTEST, EVALUATION, CHAMPIONS, FORECASTS))]

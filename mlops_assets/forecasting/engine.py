@@ -39,6 +39,7 @@ from mlops_assets.forecasting.backtest import run_backtest, validate_history
 from mlops_assets.forecasting.combinations import combine_backtest
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.parallel import _default_signal_handlers
+from mlops_assets.forecasting.progress import TimeLeft
 from mlops_assets.forecasting.selection import window_evaluations
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
 from mlops_assets.settings import ComputeSettings, Settings
@@ -234,12 +235,13 @@ class Progress:
     series_total: int
     elapsed: float
     reused: int
+    # forecasting.progress.TimeLeft's estimate: None until enough of the work is done.
+    left: float | None = None
 
     @property
     def message(self) -> str:
         rate = self.series_done / self.elapsed if self.elapsed > 0 else 0.0
-        left = (self.series_total - self.series_done) / rate if rate > 0 else float("nan")
-        eta = f", about {left:.0f} s left" if math.isfinite(left) and self.done < self.total else ""
+        eta = f", about {self.left:.0f} s left" if self.left is not None and self.done < self.total else ""
         reused = f" ({self.reused} kept from an earlier attempt)" if self.reused else ""
         return (f"{self.done}/{self.total} tasks{reused}, {self.series_done:,}/{self.series_total:,} series-tasks, "
                 f"{rate:,.1f} series-tasks/s{eta}")
@@ -264,6 +266,7 @@ def run_buckets(
     reused = len(buckets) - len(todo)
     series_total = sum(len(b.unique_ids) for b in buckets)
     series_done = series_total - sum(len(b.unique_ids) for b in todo)
+    time_left = TimeLeft([b.cost for b in todo], engine.workers)
     futures = {engine.submit(task, b): (b, 1) for b in todo}
     reports, failed = [], {}
     while futures:
@@ -274,8 +277,10 @@ def run_buckets(
             if error is None:
                 reports.append(future.result())
                 series_done += len(bucket.unique_ids)
+                time_left.done(bucket.cost)
+                elapsed = time.perf_counter() - start
                 on_progress(Progress(len(buckets) - len(todo) + len(reports), len(buckets), series_done,
-                                     series_total, time.perf_counter() - start, reused))
+                                     series_total, elapsed, reused, time_left.seconds(elapsed)))
             elif attempt <= retries:
                 on_retry(bucket, error, attempt)
                 futures[engine.submit(task, bucket)] = (bucket, attempt + 1)

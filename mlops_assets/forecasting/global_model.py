@@ -13,6 +13,7 @@ alike; the others (planned promotions, holidays) are used as they are (``known_a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import lightgbm as lgb
@@ -95,7 +96,12 @@ def forecast_global(
     ids = sorted(train["unique_id"].unique()) if unique_ids is None else sorted(map(str, unique_ids))
     if future is not None:
         future = future[future["unique_id"].isin(ids)]
-    out = mlf.predict(horizon, X_df=future, ids=ids) if columns else mlf.predict(horizon, ids=ids)
+    with warnings.catch_warnings():
+        # mlforecast warns at every predict step of every fit when a series is shorter than its longest lag
+        # (lag52 of a series with less than a year): LightGBM handles the missing value, and under Dagster the
+        # warning was printed hundreds of times per run.
+        warnings.filterwarnings("ignore", message="Found null values in ", category=UserWarning)
+        out = mlf.predict(horizon, X_df=future, ids=ids) if columns else mlf.predict(horizon, ids=ids)
     return out.rename(columns={GLOBAL_MODEL: "y_hat"})[["unique_id", "ds", "y_hat"]]
 
 

@@ -34,10 +34,12 @@ def score_by_chunk(
     folder: Path,
     replace: Callable[[str], int],
     log: Callable[[str], None] = lambda _m: None,
+    champions: pd.Series | None = None,
 ) -> int:
     """Forecast ``horizon`` periods of the series by ``predict`` (a pyfunc's: unique_id, h in; unique_id, ds,
     model, model_version, y_hat, bounds out), one chunk of them at a time, then ``replace`` the table with
-    the parts (a glob); returns the rows it wrote.
+    the parts (a glob); returns the rows it wrote. ``champions`` (model by unique_id: the series' chosen models)
+    adds a ``champion`` column beside ``model``, the model that made the numbers (registry.served).
     """
     chunks = [sorted(map(str, c)) for c in chunks if len(c)]
     total = sum(map(len, chunks))
@@ -52,6 +54,8 @@ def score_by_chunk(
         predicted = predict(request)
         predicted["ds"] = pd.to_datetime(predicted["ds"])
         predicted["model_version"] = predicted["model_version"].astype(str)
+        if champions is not None:
+            predicted["champion"] = predicted["unique_id"].map(champions).astype(str)
         values = [c for c in predicted.columns if c == "y_hat" or c.startswith(("lo_", "hi_"))]
         # Every part has the same column types, whatever a chunk's values: DuckDB reads them as one table.
         predicted[values] = predicted[values].astype(float)
@@ -71,6 +75,7 @@ def score_champion(model, chunk_series: int, folder: Path, replace: Callable[[st
     # One model group at a time, each let go before the next: the process holds one group's fitted models.
     forecaster.kept_groups = 1
     chunks = [c for ids in forecaster.group_series().values() for c in fixed_chunks(ids, chunk_series)]
-    rows = score_by_chunk(model.predict, chunks, forecaster.horizon, folder, replace, log)
+    rows = score_by_chunk(model.predict, chunks, forecaster.horizon, folder, replace, log,
+                         champions=forecaster.series.set_index("unique_id")["model"])
     shutil.rmtree(folder, ignore_errors=True)
     return rows, len(forecaster.series)

@@ -26,18 +26,17 @@ import holidays
 import numpy as np
 import pandas as pd
 
+from mlops_assets.forecasting.common_end import future_dates, steps_through
 from mlops_assets.gold.aggregation import period_start
 
 REGRESSOR_COLUMNS = ("promo_depth", "holiday_days")
 
 
 def future_periods(history: pd.DataFrame, frequency: str, horizon: int) -> pd.DataFrame:
-    """unique_id, ds of the ``horizon`` periods after each series' last period."""
-    offset = pd.tseries.frequencies.to_offset(frequency)
+    """unique_id, ds of the periods after each series' last period through the common horizon end (the
+    latest series' last period plus ``horizon``: forecasting.common_end)."""
     last = history.groupby("unique_id", sort=True)["ds"].max()
-    steps = np.arange(1, horizon + 1)
-    ds = [pd.Timestamp(end) + offset * int(k) for end in last for k in steps]
-    return pd.DataFrame({"unique_id": np.repeat(last.index.to_numpy(), horizon), "ds": pd.to_datetime(ds)})
+    return future_dates(last, steps_through(last, horizon, frequency), frequency)
 
 
 def _period_days(ds: pd.Series, frequency: str) -> tuple[np.ndarray, np.ndarray]:

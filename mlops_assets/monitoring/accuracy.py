@@ -186,10 +186,13 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 def issue_sql(con: duckdb.DuckDBPyConnection, forecasts: str) -> str:
     """append_history's new rows as DuckDB SQL over the stored ``forecasts`` (one parameter: issued_at, naive
     UTC): the forecasts with train_end (NULL unless they carry one), issued_at and horizon_step."""
-    train_end = "" if "train_end" in _columns(con, forecasts) else ", cast(null as timestamp_ns) as train_end"
+    columns = _columns(con, forecasts)
+    train_end = "" if "train_end" in columns else ", cast(null as timestamp_ns) as train_end"
+    # Forecasts that carry their step (a series behind the others starts further back) keep it.
+    step = "" if "horizon_step" in columns else \
+        ", dense_rank() over (partition by unique_id, model order by ds)::bigint as horizon_step"
     return (
-        f"select *{train_end}, cast(? as timestamp) as issued_at, "
-        "dense_rank() over (partition by unique_id, model order by ds)::bigint as horizon_step "
+        f"select *{train_end}, cast(? as timestamp) as issued_at{step} "
         f"from {forecasts} order by unique_id, model, ds"
     )
 

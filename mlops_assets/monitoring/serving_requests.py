@@ -78,10 +78,14 @@ def _answered(record: dict, requested_at: pd.Timestamp) -> pd.DataFrame | None:
     predictions = (record.get("answer") or {}).get("predictions")
     if record.get("status") != 200 or not predictions:
         return None
-    steps = np.concatenate([np.arange(1, int(h) + 1) for h in record.get("h") or []] or [np.array([], int)])
+    frame = pd.DataFrame(predictions)
+    if "horizon_step" in frame:
+        # The model's own count: a series behind the others answers more than h periods.
+        steps = frame["horizon_step"].to_numpy(dtype="int64")
+    else:
+        steps = np.concatenate([np.arange(1, int(h) + 1) for h in record.get("h") or []] or [np.array([], int)])
     if len(steps) != len(predictions):
         raise ValueError(f"{len(predictions)} predictions for requested horizons summing to {len(steps)}")
-    frame = pd.DataFrame(predictions)
     frame["ds"] = pd.to_datetime(frame["ds"])
     return frame.assign(model_version=frame["model_version"].astype(str), issued_at=requested_at,
                         horizon_step=steps, request_id=str(record["request_id"]))

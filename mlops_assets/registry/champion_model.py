@@ -30,6 +30,7 @@ import pandas as pd
 
 from mlops_assets.forecasting.closures import ClosedPeriods, zero_closed
 from mlops_assets.forecasting.combinations import final_members
+from mlops_assets.forecasting.common_end import future_dates, periods_behind
 from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
 from mlops_assets.forecasting.zoo import (
@@ -125,6 +126,7 @@ class ChampionForecaster:
         backtest: pd.DataFrame | None = None,
         regressors: pd.DataFrame | None = None,
         calibration: Calibration | None = None,
+        data_end: pd.Timestamp | None = None,
     ) -> ChampionForecaster:
         """Fit every champion on its series' full history (series without a champion are ignored).
 
@@ -132,7 +134,9 @@ class ChampionForecaster:
         Combination champions; ``regressors`` (unique_id, ds, one column each, history and the next horizon)
         feed LightGBM. ``calibration``: the intervals' calibration computed beforehand (on every series'
         backtest, when this fit sees only a bucket of them); the backtest is then needed only for the
-        Combination champions' rows.
+        Combination champions' rows. ``data_end``: the latest last actual of every series (default: of
+        ``history``; pass it when this fit sees a bucket of them): with backtest intervals, a series behind it
+        is forecast that many periods further, through the common horizon end (forecasting.common_end).
         """
         if self.intervals == "backtest" and backtest is None and calibration is None:
             raise ValueError("intervals='backtest' calibrates on the backtest: pass fit(..., backtest=...)")
@@ -172,6 +176,12 @@ class ChampionForecaster:
         elif self.intervals == "backtest":
             self._calibration = calibrate(backtest, champions, history, self.levels, self.horizon)
 
+        train_end = history.groupby("unique_id", sort=True)["ds"].max()
+        behind = periods_behind(train_end, train_end.max() if data_end is None else data_end, self.frequency)
+        if self.intervals != "backtest":
+            # The models' own conformal intervals are fitted for exactly the horizon: no steps beyond it.
+            behind[:] = 0
+        self._reach = self.horizon + int(behind.max()) if len(behind) else self.horizon
         uids, fitted, names = [], [], []
         for name, group in champions.groupby("model", sort=True):
             sub = history[history["unique_id"].isin(group["unique_id"])]
@@ -189,7 +199,6 @@ class ChampionForecaster:
         self._uids = pd.Index(np.asarray(uids, dtype=object)[order])
         self._fitted = np.empty(len(order), dtype=object)
         self._fitted[:] = [fitted[i] for i in order]
-        train_end = history.groupby("unique_id", sort=True)["ds"].max()
         self._series = pd.DataFrame(
             {
                 "unique_id": self._uids.to_numpy(),
@@ -199,6 +208,7 @@ class ChampionForecaster:
                     for m, name in zip(self._fitted, np.asarray(names, dtype=object)[order], strict=True)
                 ],
                 "train_end": pd.to_datetime(train_end.reindex(self._uids).to_numpy()),
+                "behind": behind.reindex(self._uids).to_numpy(dtype="int64"),
             }
         )
         return self
@@ -231,6 +241,7 @@ class ChampionForecaster:
         out._fitted[:] = list(np.concatenate([part._fitted for part in parts])[order])
         out._series = pd.concat([part._series for part in parts], ignore_index=True).iloc[order].reset_index(drop=True)
         out._no_clip = frozenset().union(*(part._no_clip for part in parts))
+        out._reach = max(_reach_of(part) for part in parts)
         out.clipped = not out._no_clip
         calibrations = [part._calibration for part in parts]
         if any(c is None for c in calibrations) and any(c is not None for c in calibrations):
@@ -281,9 +292,15 @@ class ChampionForecaster:
         # Imported here: a served model holds LightGBM's forecasts, not LightGBM, and loads without it.
         from mlops_assets.forecasting.global_model import forecast_global
 
-        predicted = forecast_global(history, regressors, self.frequency, self.season_length, self.horizon, uids,
-                                    self.last_known, self.seed)
-        return predicted.pivot(index="unique_id", columns="ds", values="y_hat").reindex(uids)
+        reach = _reach_of(self)
+        predicted = forecast_global(history, padded_regressors(regressors, history, reach, self.frequency),
+                                    self.frequency, self.season_length, reach, uids, self.last_known, self.seed)
+        # By step, not by date: series that end on different dates (one a few periods behind) share no dates,
+        # and a table by date gave every series but the latest-ending ones a NaN first step, so the champion
+        # was replaced by the fallback.
+        predicted = predicted.sort_values(["unique_id", "ds"], kind="stable")
+        predicted["step"] = predicted.groupby("unique_id", sort=False).cumcount() + 1
+        return predicted.pivot(index="unique_id", columns="step", values="y_hat").reindex(uids)
 
     def _fit_global(self, history: pd.DataFrame, regressors: pd.DataFrame | None, uids: list[str]):
         means = self._global_means(history, regressors, uids)
@@ -301,7 +318,7 @@ class ChampionForecaster:
                 means = self._global_means(history, regressors, ids).to_numpy()
             else:
                 group_uids, group_fitted = self._fit_windows(sub[sub["unique_id"].isin(ids)], name, None)
-                means = np.vstack([fm.predict(h=self.horizon)["mean"] for fm in group_fitted])
+                means = np.vstack([fm.predict(h=_reach_of(self))["mean"] for fm in group_fitted])
                 ids = group_uids
             forecasts.append(pd.DataFrame(means, index=pd.Index(ids, name="unique_id")))
         combined = pd.concat(forecasts).groupby(level="unique_id").median().reindex(uids)
@@ -324,7 +341,7 @@ class ChampionForecaster:
 
     def _predicts_finite(self, fitted_model) -> bool:
         try:
-            res = fitted_model.predict(h=self.horizon, level=self._own_levels())
+            res = fitted_model.predict(h=_reach_of(self), level=self._own_levels())
         except Exception:  # noqa: BLE001 - any failure means: use the fallback for this series
             return False
         return all(np.isfinite(np.asarray(v, dtype=float)).all() for v in res.values())
@@ -341,7 +358,9 @@ class ChampionForecaster:
         h: int | None = None,
         levels: Sequence[float] | None = None,
     ) -> pd.DataFrame:
-        """Forecasts h periods after each series' train_end, with lo_<level>/hi_<level> bounds.
+        """Forecasts h periods after each series' train_end, with lo_<level>/hi_<level> bounds; a series
+        ``behind`` the latest one (see fit) gets that many more, so every series ends on the same date.
+        ``horizon_step``: the period's number after the series' train_end (above the horizon: the extra steps).
 
         Bounds widen (or stay) from one step to the next; forecasts and bounds are clipped at 0 except for
         the series the ``clip`` rule leaves unclipped (``clipped`` is False when there are any), and are 0 on
@@ -359,41 +378,49 @@ class ChampionForecaster:
         levels = self._check_levels(self.levels if levels is None else levels)
         positions = self._positions(unique_ids)
 
-        # Predict the trained horizon and cut: conformal scores are stored for exactly `horizon` steps.
+        series = self._series.iloc[positions]
+        # A series behind the others (forecasting.common_end) gets its extra steps: through the common end.
+        behind = series["behind"].to_numpy(dtype="int64") if "behind" in series else np.zeros(len(series), "int64")
+        steps = h + behind
         n = len(positions)
-        mean = np.empty((n, h))
-        bounds = {(side, lv): np.empty((n, h)) for lv in levels for side in ("lo", "hi")}
+        width = int(steps.max()) if n else h
+        # Predict at least the trained horizon and cut: conformal scores are stored for exactly `horizon` steps.
+        mean = np.full((n, width), np.nan)
+        bounds = {(side, lv): np.full((n, width), np.nan) for lv in levels for side in ("lo", "hi")}
         own = self._own_levels()
         for row, pos in enumerate(positions):
-            res = self._fitted[pos].predict(h=self.horizon, level=sorted(levels) if own and levels else None)
-            mean[row] = res["mean"][:h]
+            k = int(steps[row])
+            res = self._fitted[pos].predict(h=max(self.horizon, k), level=sorted(levels) if own and levels else None)
+            mean[row, :k] = res["mean"][:k]
             if own:
                 for (side, lv), out in bounds.items():
-                    out[row] = res[f"{side}-{_level_name(lv)}"][:h]
+                    out[row, :k] = res[f"{side}-{_level_name(lv)}"][:k]
         uids = self._uids[positions]
         for lv in levels:
             if own:
                 lo, hi = bounds[("lo", lv)], bounds[("hi", lv)]
             else:
-                half = self._calibration.half_widths(uids, h, lv)
+                half = self._calibration.half_widths(uids, width, lv)
                 lo, hi = mean - half, mean + half
             bounds[("lo", lv)], bounds[("hi", lv)] = non_decreasing_bounds(mean, lo, hi)
 
-        series = self._series.iloc[positions]
         offset = pd.tseries.frequencies.to_offset(self.frequency)
         train_end = pd.DatetimeIndex(series["train_end"])
-        ds = np.column_stack([(train_end + offset * k).to_numpy() for k in range(1, h + 1)]) if n else []
+        ds = np.column_stack([(train_end + offset * k).to_numpy() for k in range(1, width + 1)]) if n else []
+        kept = (np.arange(width)[None, :] < steps[:, None]).ravel()
         out = pd.DataFrame(
             {
-                "unique_id": np.repeat(series["unique_id"].to_numpy(), h),
+                "unique_id": np.repeat(series["unique_id"].to_numpy(), width),
                 "ds": pd.to_datetime(np.ravel(ds)).astype("datetime64[ns]"),
-                "model": np.repeat(series["fitted_model"].to_numpy(), h),
+                "model": np.repeat(series["fitted_model"].to_numpy(), width),
+                "horizon_step": np.tile(np.arange(1, width + 1, dtype="int64"), n),
                 "y_hat": mean.ravel(),
             }
         )
         for lv in levels:
             for side in ("lo", "hi"):
                 out[f"{side}_{_level_name(lv)}"] = bounds[(side, lv)].ravel()
+        out = out[kept].reset_index(drop=True)
         keep = out["unique_id"].isin(getattr(self, "_no_clip", frozenset())).to_numpy()
         values = [c for c in out.columns if c == "y_hat" or c.startswith(("lo_", "hi_"))]
         out.loc[~keep, values] = out.loc[~keep, values].clip(lower=0)
@@ -416,6 +443,34 @@ class ChampionForecaster:
         if len(set(out)) != len(out):
             raise LevelError(f"interval levels {list(levels)} contain duplicates")
         return out
+
+
+def _reach_of(forecaster: ChampionForecaster) -> int:
+    """The steps the forecaster's fitted models forecast (models pickled before lagging series were forecast
+    through the common end have none beyond the horizon)."""
+    return int(getattr(forecaster, "_reach", forecaster.horizon))
+
+
+def padded_regressors(regressors: pd.DataFrame | None, history: pd.DataFrame, steps: int,
+                      frequency: str) -> pd.DataFrame | None:
+    """The regressors with a row for each of the ``steps`` periods after every series' end: mlforecast needs
+    every series' future rows over the whole forecast, and a series that ends first is forecast past its
+    horizon with the others (its extra steps are cut). A missing period is 0 (nothing planned; a
+    ``last_known`` column is its last value anyway, forecasting.global_model.known_at)."""
+    if regressors is None:
+        return None
+    ends = history.astype({"unique_id": str}).groupby("unique_id", sort=True)["ds"].max()
+    wanted = future_dates(ends, pd.Series(int(steps), index=ends.index), frequency)
+    x = regressors.astype({"unique_id": str})
+    missing = wanted.merge(x[["unique_id", "ds"]], on=["unique_id", "ds"], how="left", indicator=True)
+    missing = missing.loc[missing["_merge"] == "left_only", ["unique_id", "ds"]]
+    if missing.empty:
+        return regressors
+    filler = missing.reindex(columns=x.columns).fillna({c: 0.0 for c in x.columns if c not in ("unique_id", "ds")})
+    if "is_future" in x.columns:
+        filler["is_future"] = True
+    filler = filler.astype({c: x[c].dtype for c in x.columns if c not in ("unique_id", "ds")})
+    return pd.concat([x, filler], ignore_index=True).sort_values(["unique_id", "ds"], kind="stable", ignore_index=True)
 
 
 class _Precomputed:

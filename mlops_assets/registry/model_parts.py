@@ -101,8 +101,9 @@ class PartedForecaster:
 
     @property
     def series(self) -> pd.DataFrame:
-        """unique_id, model, fitted_model, train_end, as ChampionForecaster.series."""
-        return self._index[["unique_id", "model", "fitted_model", "train_end"]].copy()
+        """unique_id, model, fitted_model, train_end (and behind), as ChampionForecaster.series."""
+        columns = ["unique_id", "model", "fitted_model", "train_end", "behind"]
+        return self._index[[c for c in columns if c in self._index.columns]].copy()
 
     def group_series(self) -> dict[str, list[str]]:
         """Each group's series, sorted: what a batch job scores one group at a time."""

@@ -2,8 +2,10 @@
 
 A request is a table of rows ``unique_id`` (string), ``h`` (integer, 1 to the trained horizon) and an
 optional ``level`` (one of the fitted interval levels; absent = all of them). The answer has one row per
-series and future period: unique_id, ds (ISO date), model, model_version, y_hat and the interval bounds
-``lo_<level>``/``hi_<level>`` (null for levels the row did not ask for).
+series and future period: unique_id, ds (ISO date), model (the model that produced the numbers),
+model_version, horizon_step (the period's number after the series' last actual), y_hat and the interval
+bounds ``lo_<level>``/``hi_<level>`` (null for levels the row did not ask for). A series whose last actual
+is behind the others' gets as many more periods, so that every series ends on the same date.
 
 The fitted models are the artifact ``model_parts``: a folder of per-group parts and their index
 (registry.model_parts), read lazily, a group on the first request of one of its series.
@@ -59,7 +61,7 @@ def bound_columns(levels: tuple[float, ...]) -> list[str]:
 
 
 def output_columns(levels: tuple[float, ...]) -> list[str]:
-    return ["unique_id", "ds", "model", MODEL_VERSION_KEY, "y_hat", *bound_columns(levels)]
+    return ["unique_id", "ds", "model", MODEL_VERSION_KEY, "horizon_step", "y_hat", *bound_columns(levels)]
 
 
 def _rows(mask: pd.Series) -> str:
@@ -179,13 +181,19 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
                 result = self.forecaster.predict(group["unique_id"].unique().tolist(), h=h, levels=asked)
             except ForecastRequestError as error:
                 raise invalid_request(str(error)) from error
-            # The result holds h consecutive rows per series: pick each request row's block, in request order.
-            first_rows = pd.Index(result["unique_id"].to_numpy()[::h]).get_indexer(group["unique_id"]) * h
-            part = result.iloc[(first_rows[:, None] + np.arange(h)).ravel()]
-            parts.append(part.assign(row=np.repeat(group.index.to_numpy(), h)))
+            # The result holds consecutive rows per series (h, or more for a series behind the others): pick
+            # each request row's block, in request order.
+            sizes = result.groupby("unique_id", sort=False).size()
+            firsts = pd.Series(np.cumsum(sizes.to_numpy()) - sizes.to_numpy(), index=sizes.index)
+            counts = sizes.reindex(group["unique_id"]).to_numpy()
+            starts = firsts.reindex(group["unique_id"]).to_numpy()
+            offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            part = result.iloc[np.repeat(starts, counts) + offsets]
+            parts.append(part.assign(row=np.repeat(group.index.to_numpy(), counts)))
         out = parts[0] if len(parts) == 1 else pd.concat(parts).sort_values("row", kind="stable")
         out = out.reindex(columns=[c for c in output_columns(levels) if c != MODEL_VERSION_KEY])
         out["ds"] = pd.to_datetime(out["ds"]).dt.strftime("%Y-%m-%d")
+        out["horizon_step"] = out["horizon_step"].astype("int64")
         out.insert(3, MODEL_VERSION_KEY, self.model_version)
         for column in bound_columns(levels):
             values = out[column].astype(float)
@@ -206,7 +214,7 @@ def build_signature(levels: tuple[float, ...] = (80, 95)) -> ModelSignature:
     inputs = Schema([ColSpec("string", "unique_id"), ColSpec("long", "h"), ColSpec("long", "level", required=False)])
     outputs = Schema(
         [ColSpec("string", c) for c in ("unique_id", "ds", "model", MODEL_VERSION_KEY)]
-        + [ColSpec("double", "y_hat")]
+        + [ColSpec("long", "horizon_step"), ColSpec("double", "y_hat")]
         + [ColSpec("double", c, required=False) for c in bound_columns(levels)]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)

@@ -20,6 +20,7 @@ from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry import model_registry
 from mlops_assets.registry.model_registry import PromotionDecision, RegisteredVersion
 from mlops_assets.registry.refit import RefitRun, champion_errors_by_bucket, mean_abs_actuals, refit_by_bucket
+from mlops_assets.registry.served import Unserved, served_champions, unserved_champions
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import Connect
 
@@ -46,6 +47,7 @@ class Registration:
     run: RefitRun
     coverage: dict[int, float]
     series: int
+    unserved: Unserved
 
     def summary(self, settings: Settings) -> dict[str, object]:
         """The registration as the registry step's metadata shows it."""
@@ -62,6 +64,7 @@ class Registration:
                else {}),
             "champion_version": model_registry.alias_version(name, model_registry.CHAMPION) or "",
             "series": self.series,
+            **self.unserved.metadata(),
             "engine": settings.compute.engine,
             "model_groups": len(self.run.groups),
             "refit_cpu_seconds": round(sum(r["cpu_seconds"] for r in self.run.reports), 1),
@@ -89,6 +92,10 @@ def refit_and_register(connect: Connect, settings: Settings, inputs: Inputs, *, 
         len(default_models(settings)), errors.calibration, inputs.regressors_sql, log,
     )
     forecaster = run.forecaster
+    unserved = unserved_champions(forecaster.series)
+    (warn if unserved.count else log)(unserved.message())
+    # The version claims only what it serves: a replaced champion is registered as the model serving it.
+    served = served_champions(champions, forecaster.series, inputs.evaluation)
     # The check of the backtest calibration: set on the earlier windows, scored on the last one.
     coverage = errors.coverage(champions, actuals, settings, clip=forecaster.clipped)
     del errors
@@ -97,7 +104,7 @@ def refit_and_register(connect: Connect, settings: Settings, inputs: Inputs, *, 
         + f"; clipped at 0: {forecaster.clipped}")
     version, decision = model_registry.register_and_gate(
         forecaster,
-        champions,
+        served,
         inputs.evaluation,
         name=name,
         run_id=evaluation_run,
@@ -124,4 +131,4 @@ def refit_and_register(connect: Connect, settings: Settings, inputs: Inputs, *, 
     (log if decision.promoted else warn)(
         f"{name} v{version.version}: {'promoted to champion' if decision.promoted else 'not promoted'}: "
         f"{decision.reason}")
-    return Registration(version, decision, run, coverage, len(champions))
+    return Registration(version, decision, run, coverage, len(champions), unserved)

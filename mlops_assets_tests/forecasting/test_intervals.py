@@ -101,3 +101,36 @@ def test_a_calibration_cut_by_series_and_merged_is_the_same_and_needs_only_champ
     assert merged.n_scores == whole.n_scores
     with pytest.raises(ValueError, match="different calibrations"):
         Calibration.merged([whole, calibrate(*_backtest(n_series=12, seed=1), [80, 95], H)])
+
+
+def test_quantiles_by_step_use_each_steps_scores_never_shrink_and_fill_steps_without_scores():
+    from mlops_assets.forecasting.intervals import quantiles_by_step
+
+    # Step 1: ten scores 0.1..1.0; step 2: none; step 3: five scores 0.1..0.5 (below step 1's).
+    ratios = np.concatenate([np.arange(1, 11) / 10, np.arange(1, 6) / 10])
+    steps = np.array([1] * 10 + [3] * 5)
+    q = quantiles_by_step(ratios, steps, 3, 80)
+    # ceil(11 * 0.8) = 9th of 10 scores; step 2 takes step 1's; step 3 (0.5 of its own) never shrinks.
+    np.testing.assert_allclose(q, [0.9, 0.9, 0.9])
+    # Few scores: the finite-sample rank takes the largest, so a 95% interval of 10 scores is their maximum.
+    assert quantiles_by_step(ratios, steps, 1, 95)[0] == 1.0
+
+
+def test_the_last_window_check_can_choose_the_champions_without_that_window():
+    from mlops_assets.forecasting.intervals import chosen_without_last, last_window
+
+    cutoffs = pd.to_datetime(["2024-01-07", "2024-02-04", "2024-03-03"])
+    rows = []
+    for w, cutoff in enumerate(cutoffs):
+        for step in range(1, 3):
+            ds = cutoff + pd.Timedelta(weeks=step)
+            # Naive is exact before the last window and far off in it; SeasonalNaive the other way round.
+            last = w == len(cutoffs) - 1
+            rows += [("s", cutoff, ds, 10.0, "Naive", 20.0 if last else 10.0),
+                     ("s", cutoff, ds, 10.0, "SeasonalNaive", 10.0 if last else 12.0)]
+    backtest = pd.DataFrame(rows, columns=["unique_id", "cutoff", "ds", "y", "model", "y_hat"])
+    # Chosen on every window, SeasonalNaive; without the last one, Naive (whose last window is then scored).
+    assert chosen_without_last(backtest).to_dict("records") == [{"unique_id": "s", "model": "Naive"}]
+    chosen_on_all = pd.DataFrame({"unique_id": ["s"], "model": ["SeasonalNaive"]})
+    assert last_window(backtest, chosen_on_all).rows["y_hat"].tolist() == [10.0, 10.0]
+    assert last_window(backtest, chosen_on_all, reselect=True).rows["y_hat"].tolist() == [20.0, 20.0]

@@ -175,3 +175,16 @@ def test_forecast_accuracy_scores_what_the_endpoint_served(tmp_path):
                              "order by model_version, ds").df()
     assert scored[["model_version", "source"]].values.tolist() == [["6", "batch"], ["7", "served"], ["7", "served"]]
     assert scored["smape"].round(3).tolist() == [round(200 * 1 / 9, 3), 0.0, 100.0]
+
+
+def test_an_answer_with_its_own_steps_keeps_them_for_a_series_behind_the_others(tmp_path):
+    # h=2 for a series two periods behind the others: the model answered 4 periods, numbered 1..4.
+    body = json.loads(answer("1", ["late"], 4))
+    for step, row in enumerate(body["predictions"], start=1):
+        row["horizon_step"] = step
+    log = InferenceLog(tmp_path)
+    log.write({"request_id": "x", "model_version": "1", "series": ["late"], "h": [2], "status": 200,
+               "error_kind": "none", "latency_ms": 1.0, "forecast_rows": 2}, json.dumps(body).encode())
+    log.close()
+    read = read_inference_log(tmp_path)
+    assert read.skipped == [] and read.forecasts["horizon_step"].tolist() == [1, 2, 3, 4]

@@ -49,7 +49,8 @@ def test_series_table(fitted):
 
 def test_predict_shape_dates_and_columns(fitted):
     out = fitted.predict()
-    assert list(out.columns) == ["unique_id", "ds", "model", "y_hat", "lo_80", "hi_80", "lo_95", "hi_95"]
+    assert list(out.columns) == ["unique_id", "ds", "model", "horizon_step", "y_hat", "lo_80", "hi_80", "lo_95",
+                                 "hi_95"]
     assert len(out) == 6 * 8
     first = out[out["unique_id"] == "s0"]
     expected = pd.date_range(pd.Timestamp("2023-01-02") + pd.Timedelta(weeks=60), periods=8, freq="W-MON")
@@ -77,7 +78,7 @@ def test_conformal_intervals_for_models_without_native_ones(fitted):
 def test_subset_h_and_levels(fitted):
     full = fitted.predict()
     part = fitted.predict(["s3", "s1"], h=3, levels=[50])
-    assert list(part.columns) == ["unique_id", "ds", "model", "y_hat", "lo_50", "hi_50"]
+    assert list(part.columns) == ["unique_id", "ds", "model", "horizon_step", "y_hat", "lo_50", "hi_50"]
     assert part["unique_id"].tolist() == ["s1"] * 3 + ["s3"] * 3
     expected = full[full["unique_id"].isin(["s1", "s3"])].groupby("unique_id").head(3)
     np.testing.assert_allclose(part["y_hat"].to_numpy(), expected["y_hat"].to_numpy())
@@ -143,7 +144,7 @@ def test_forecast_champions_uses_settings():
         forecast_champions(history, CHAMPIONS.head(2), settings)
     backtest = run_backtest(history, settings, models=["Naive", "SeasonalNaive"])
     out = forecast_champions(history, CHAMPIONS.head(2), settings, backtest)
-    assert list(out.columns) == ["unique_id", "ds", "model", "y_hat", "lo_90", "hi_90"]
+    assert list(out.columns) == ["unique_id", "ds", "model", "horizon_step", "y_hat", "lo_90", "hi_90"]
     assert len(out) == 10
 
 

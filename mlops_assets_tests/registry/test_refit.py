@@ -102,7 +102,7 @@ def test_the_calibration_from_champion_rows_equals_the_one_from_the_whole_backte
 
 
 def test_the_calibration_read_by_buckets_of_3_series_equals_the_whole_rows_one(warehouse, monkeypatch):
-    connect, _, _, _, champions = warehouse
+    connect, _, _, backtest, champions = warehouse
     settings = _settings(bucket_series=3)
     actuals = mean_abs_actuals(connect, HISTORY_SQL)
     rows = champion_rows(connect, "backtest", "champions")
@@ -123,7 +123,8 @@ def test_the_calibration_read_by_buckets_of_3_series_equals_the_whole_rows_one(w
     assert errors.calibration.n_scores == whole.n_scores
     for clip in (False, True):
         assert errors.coverage(champions, actuals, settings, clip) == \
-            last_window_coverage(rows, champions, actuals, settings.interval_levels, settings.horizon, clip)
+            last_window_coverage(backtest, champions, actuals, settings.interval_levels, settings.horizon, clip,
+                                 reselect=True)
     own = settings.model_copy(update={"intervals": settings.intervals.model_copy(update={"method": "model"})})
     assert champion_errors_by_bucket(connect, "backtest", "champions", champions, actuals, own).calibration is None
 

@@ -198,6 +198,7 @@ def test_openapi_document_is_valid_and_its_example_is_answered(served):
         "ds",
         "model",
         "model_version",
+        "horizon_step",
         "y_hat",
         "lo_80",
         "hi_80",
