@@ -92,8 +92,9 @@ def _describe(table: str, column: str) -> str:
     return _WORDS.get(column, column.replace("_", " "))
 
 
-def table_catalog(exports: Path) -> dict[str, TableInfo]:
-    """The catalog of the tables a question may read: those of TABLES whose snapshot is published."""
+def table_catalog(exports: Path, with_values: bool = False) -> dict[str, TableInfo]:
+    """The catalog of the tables a question may read: those of TABLES whose snapshot is published; with
+    ``with_values``, a few values of each text column (for a language model)."""
     catalog = {}
     with duckdb.connect() as con:
         for table, description in TABLES.items():
@@ -104,7 +105,8 @@ def table_catalog(exports: Path) -> dict[str, TableInfo]:
                                 [str(path)]).fetchall()
             columns = {name: _describe(table, name) for name, _ in kinds if name not in _HIDDEN}
             texts = [name for name, kind in kinds if kind == "BYTE_ARRAY" and name in columns]
-            catalog[table] = TableInfo(table, description, columns, _sample_values(con, path, texts), path)
+            values = _sample_values(con, path, texts) if with_values else {}
+            catalog[table] = TableInfo(table, description, columns, values, path)
     return catalog
 
 

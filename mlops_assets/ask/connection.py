@@ -10,6 +10,9 @@ gets past DuckDB even if it got past the guard. A query that runs past its time 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import tempfile
 import threading
 import time
@@ -55,21 +58,33 @@ def _write_views(database: Path, catalog: dict[str, TableInfo]) -> None:
             con.execute(f"create view {info.name} as select {columns} from {_source(info.name)}")
 
 
+def _views_file(catalog: dict[str, TableInfo]) -> Path:
+    """The file of views for this catalog, written once: the views name tables and columns, not the data
+    (the snapshots are registered at each connection), so it serves every question until a column changes."""
+    shape = json.dumps([[info.name, list(info.columns)] for info in catalog.values()])
+    digest = hashlib.sha256(f"{duckdb.__version__} {shape}".encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"mlops-ask-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    database = folder / f"views-{digest}.duckdb"
+    if not database.exists():
+        tmp = folder / f".views-{digest}.{os.getpid()}.{threading.get_ident()}.duckdb"
+        _write_views(tmp, catalog)
+        os.replace(tmp, database)
+    return database
+
+
 @contextmanager
 def snapshot_connection(catalog: dict[str, TableInfo]) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection whose catalog tables are views over their snapshots (``TableInfo.path``)."""
-    with tempfile.TemporaryDirectory(prefix="mlops-ask-") as folder:
-        database = Path(folder) / "views.duckdb"
-        _write_views(database, catalog)
-        config = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
-        con = duckdb.connect(str(database), read_only=True, config=config)
-        try:
-            _register(con, catalog)
-            con.execute("set enable_external_access = false")
-            con.execute("set lock_configuration = true")
-            yield con
-        finally:
-            con.close()
+    config = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+    con = duckdb.connect(str(_views_file(catalog)), read_only=True, config=config)
+    try:
+        _register(con, catalog)
+        con.execute("set enable_external_access = false")
+        con.execute("set lock_configuration = true")
+        yield con
+    finally:
+        con.close()
 
 
 def run_query(con: duckdb.DuckDBPyConnection, sql: str, seconds: float = TIME_LIMIT_SECONDS) -> pd.DataFrame:

@@ -44,7 +44,7 @@ CHART = re.compile(r"plot|chart|graph|graphic|graphique|courbe|curve|\bline\b|li
                    r"|figure|diagram|histogram|picture|image|png|evolution|over time|trend|tendance")
 BOTTOM = re.compile(r"bottom|worst|least|lowest|smallest|moins vendu|pires?|plus faibles?|derniers?\b")
 FORECAST = re.compile(r"forecast|predict|prediction|prevision|predit|futur|next|prochaine?s?|coming|a venir")
-ACTUAL = re.compile(r"actual|history|historique|reel|real|sold|vendu|past|passe|train\b|sales|ventes?")
+ACTUAL = re.compile(r"actual|history|historique|reel|real|sold|vendu|past|passe|train\b")
 ORIGIN = re.compile(r"origin|origine|train (vs|versus|and|et|or|ou) predict|actuals? (vs|versus|and) forecasts?"
                     r"|reel(les?)? (vs|et) prevision")
 SHARE = re.compile(r"share|\bpart\b|parts|proportion|percent|pourcentage|repartition|distribution|breakdown|%")
@@ -113,6 +113,12 @@ def _dimensions(text: str) -> list[str]:
         hit = hit or re.search(rf"\b({pattern})\b\s+(totals?|share|sales|ventes)", text)
         if hit:
             found.append((hit.start(), name))
+    return [name for _, name in sorted(found)]
+
+
+def mentioned(text: str) -> list[str]:
+    """Dimensions the question names anywhere ("top 3 customers"), in the order it names them."""
+    found = [(hit.start(), name) for name, pattern in DIMENSIONS if (hit := re.search(rf"\b({pattern})\b", text))]
     return [name for _, name in sorted(found)]
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from mlops_assets.ask import charts
 from mlops_assets.ask.context import Answer, Context
-from mlops_assets.ask.intents import OUT_OF_SCOPE, Parsed, parse
+from mlops_assets.ask.intents import OUT_OF_SCOPE, Parsed, mentioned, parse
 from mlops_assets.ask.names import Entity, Found, find_names
 
 ENGINE = "offline"
@@ -30,6 +30,10 @@ EXAMPLES = [
 ]
 _PERIOD_SQL = {"week": "date_trunc('week', ds)", "month": "date_trunc('month', ds)",
                "quarter": "date_trunc('quarter', ds)", "year": "year(ds)"}
+
+
+def _upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def lit(value) -> str:
@@ -162,10 +166,47 @@ def _group(dimension: str, ctx: Context) -> tuple[str, str, str]:
     raise LookupError(f"the series are not split by {dimension} (the settings' grain is product)")
 
 
+ORDERS = ("raw.sales_orders", "raw.customers", "raw.products")
+_ORDER_FILTERS = (("product", "o.product_id"), ("brand", "p.brand"), ("category", "p.category"),
+                  ("customer", "o.customer_id"), ("channel", "c.channel"), ("region", "c.region"))
+
+
+def _by_customer(dimension: str, ctx: Context) -> bool:
+    """Sales by customer, channel or region at the product grain: only the order lines have them."""
+    return (dimension in ("customer", "channel", "region") and dimension not in ctx.columns(SALES)
+            and "customer_id" not in ctx.columns(SALES) and all(ctx.has(t) for t in ORDERS))
+
+
+def _orders(question: str, parsed: Parsed, found: Found, ctx: Context, dimension: str, top: int | None) -> Answer:
+    """Totals of the order lines' units by customer, channel or region (the series are per product)."""
+    column = "customer_name" if dimension == "customer" else dimension
+    conditions = [f"{sql} in ({', '.join(lit(e.name) for e in found.of(kind))})"
+                  for kind, sql in _ORDER_FILTERS if found.of(kind)]
+    if parsed.year:
+        conditions.append(f"year(o.order_date) = {parsed.year}")
+    order = "asc" if parsed.bottom and top else "desc"
+    frame = ctx.run(f"select c.{column} as {dimension}, round(sum(o.quantity), 2) as units, "
+                    "round(100 * sum(o.quantity) / sum(sum(o.quantity)) over (), 2) as share_pct "
+                    "from raw.sales_orders o join raw.customers c on c.customer_id = o.customer_id "
+                    f"join raw.products p on p.product_id = o.product_id{_where(conditions)} group by all "
+                    f"order by units {order}, {dimension}" + (f" limit {top}" if top else ""))
+    if frame.empty:
+        return Answer(question, "No order lines match.", frame, [], ENGINE)
+    scope = f" of {_names(found)}" if found.entities else ""
+    title = f"units ordered{scope}" + (f" in {parsed.year}" if parsed.year else "") + f" by {dimension}"
+    first = frame.iloc[0]
+    text = _upper(f"{title} (from the order lines: the forecasts are per product): {len(frame)} groups, "
+            f"{frame['units'].sum():,.0f} units; {'the first' if top else 'the largest'} is {first[dimension]} with "
+            f"{first['units']:,.0f} ({first['share_pct']:.1f}%).")
+    return Answer(question, text, frame, [], ENGINE, charts.bar_chart(frame, dimension, "units", title))
+
+
 def _totals(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     dims = [d for d in parsed.dimensions if d != "model"]
     if "model" in parsed.dimensions and not dims:
         return _model_accuracy(question, parsed, found, ctx)
+    if len(dims) == 1 and not parsed.period and _by_customer(dims[0], ctx):
+        return _orders(question, parsed, found, ctx, dims[0], None)
     try:
         groups = [_group(d, ctx) for d in dims]
         conditions = _filters(found, ctx)
@@ -199,22 +240,25 @@ def _totals(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer
     if parsed.period:
         hue = next((lab for lab in labels if lab != parsed.period), None)
         png = charts.line_chart(frame, parsed.period, "units", hue, title)
-        text = f"{title.capitalize()}: {len(frame)} rows, {frame['units'].sum():,.0f} units in all."
+        text = _upper(f"{title}: {len(frame)} rows, {frame['units'].sum():,.0f} units in all.")
     else:
         label = labels[0]
         bars = frame if len(labels) == 1 else frame.assign(**{label: frame[labels].astype(str).agg(" / ".join, axis=1)})
         png = charts.bar_chart(bars, label, "share_pct" if parsed.share else "units", title)
         top = frame.iloc[0]
-        text = (f"{title.capitalize()}: {len(frame)} groups, {frame['units'].sum():,.0f} units in all; the largest "
+        text = _upper(f"{title}: {len(frame)} groups, {frame['units'].sum():,.0f} units in all; the largest "
                 f"is {' / '.join(str(top[lab]) for lab in labels)} with {top['units']:,.0f} ({top['share_pct']:.1f}%).")
     return Answer(question, text, frame, [], ENGINE, png)
 
 
 def _top(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
-    dimension = next((d for d in parsed.dimensions if d not in ("origin", "model")), "product")
+    dimension = next((d for d in parsed.dimensions or mentioned(parsed.text) if d not in ("origin", "model")),
+                     "product")
     if "model" in parsed.dimensions and not parsed.actual and not parsed.forecast:
         return _model_accuracy(question, parsed, found, ctx)
     n = parsed.n or 5
+    if _by_customer(dimension, ctx):
+        return _orders(question, parsed, found, ctx, dimension, n)
     try:
         expression, _, label = _group(dimension, ctx)
         conditions = _filters(found, ctx)
@@ -232,7 +276,7 @@ def _top(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     title = f"{which} {n} {dimension}s by {measure}" + (f" in {parsed.year}" if parsed.year else "")
     lines = "\n".join(f"  {i + 1}. {r[label]}: {r['units']:,.0f} ({r['share_pct']:.1f}%)"
                       for i, r in frame.iterrows())
-    return Answer(question, f"{title.capitalize()}:\n{lines}", frame, [], ENGINE,
+    return Answer(question, _upper(f"{title}:\n{lines}"), frame, [], ENGINE,
                   charts.bar_chart(frame, label, "units", title) if len(frame) else None)
 
 

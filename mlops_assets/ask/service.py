@@ -22,7 +22,7 @@ def ask(question: str, paths: DataPaths, settings: AskSettings | None = None, sa
     settings = settings or AskSettings()
     if not question.strip():
         return offline.cannot(question, "the question is empty")
-    catalog = table_catalog(paths.exports)
+    catalog = table_catalog(paths.exports, with_values=settings.llm is not None)
     if offline.SALES not in catalog:
         return offline.cannot(question, f"nothing is published in {paths.exports} yet: run `make run` first")
     with snapshot_connection(catalog) as con:
@@ -33,7 +33,7 @@ def ask(question: str, paths: DataPaths, settings: AskSettings | None = None, sa
             from mlops_assets.ask import llm
 
             try:
-                result = llm.answer(question, ctx, settings.llm)
+                result = llm.answer(question, ctx, settings.llm, settings.max_rows)
             except llm.ModelFailed as error:
                 note = f" (the language model's answer was not used: {error})"
                 ctx.sql.clear()
