@@ -16,7 +16,8 @@ from mlops_assets.devtools.processes import free_port, server_answering
 from mlops_assets.settings import AskSettings, LlmSettings
 
 REPLIES = {
-    "how many series": "Here it is:\n```sql\nselect count(distinct unique_id) as series\nfrom forecasting.forecasts\n```",
+    "how many series": "Here it is:\n```sql\nselect count(distinct unique_id) as series\n"
+                       "from forecasting.forecasts\n```",
     "weekly forecast": "```sql\nselect ds, sum(sales) as units from serving.sales_overall where origin = 'Predict' "
                        "group by ds order by ds\n```",
     "top 2 products": "```sql\ndrop table serving.sales_overall\n```",
