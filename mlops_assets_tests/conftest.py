@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,22 @@ def small_sample(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("sample_data")
     generate_sample(data_dir / "landing", n_products=20, n_customers=8, seed=7)
     return data_dir
+
+
+# The zoo's fastest models: the tests that read a materialized sample check what is published, not accuracy.
+FAST_ZOO = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized, AutoTheta]\n"
+
+
+@pytest.fixture(scope="session")
+def materialized_sample(small_sample, tmp_path_factory) -> tuple[Path, Path]:
+    """The small sample through the whole graph once, with the fast zoo: (data directory, settings file).
+
+    For tests that only read what a run published; a test that writes must take its own copy.
+    """
+    data_dir = tmp_path_factory.mktemp("materialized_sample")
+    shutil.copytree(small_sample / "landing", data_dir / "landing")
+    settings = data_dir / "settings.yaml"
+    settings.write_text(FAST_ZOO)
+    instance = dg.DagsterInstance.local_temp(str(tmp_path_factory.mktemp("materialized_sample_home")))
+    assert materialize_all(data_dir, str(settings), instance=instance).success
+    return data_dir, settings
