@@ -45,6 +45,7 @@ CHART = re.compile(r"plot|chart|graph|graphic|graphique|courbe|curve|\bline\b|li
 BOTTOM = re.compile(r"bottom|worst|least|lowest|smallest|moins vendu|pires?|plus faibles?|derniers?\b")
 FORECAST = re.compile(r"forecast|predict|prediction|prevision|predit|futur|next|prochaine?s?|coming|a venir")
 ACTUAL = re.compile(r"actual|history|historique|reel|real|sold|vendu|past|passe|train\b")
+SALES = re.compile(r"\b(sales|sold|sell|units|volumes?|demand|ventes?|vendu\w*|unites|demande|quantit\w*)\b")
 ORIGIN = re.compile(r"origin|origine|train (vs|versus|and|et|or|ou) predict|actuals? (vs|versus|and) forecasts?"
                     r"|reel(les?)? (vs|et) prevision")
 SHARE = re.compile(r"share|\bpart\b|parts|proportion|percent|pourcentage|repartition|distribution|breakdown|%")
@@ -86,6 +87,7 @@ class Parsed:
     bottom: bool = False
     forecast: bool = False  # the forecast (Predict) is asked for
     actual: bool = False
+    sales: bool = False  # sales named, neither actuals nor forecast in particular
     origin: bool = False  # both, side by side
     share: bool = False
     year: int | None = None
@@ -144,6 +146,7 @@ def parse(question: str) -> Parsed:
     return Parsed(
         text=text, intent=intent, chart=bool(CHART.search(text)), dimensions=_dimensions(text),
         period=_period(text), n=_number(text), bottom=bool(BOTTOM.search(text)),
-        forecast=bool(FORECAST.search(text)), actual=bool(ACTUAL.search(text)), origin=bool(ORIGIN.search(text)),
+        forecast=bool(FORECAST.search(text)), actual=bool(ACTUAL.search(text)), sales=bool(SALES.search(text)),
+        origin=bool(ORIGIN.search(text)),
         share=bool(SHARE.search(text)), year=int(year.group(2)) if year else None,
     )

@@ -53,12 +53,12 @@ def answer(question: str, ctx: Context) -> Answer:
         return cannot(question, "they hold units sold and forecast, not that")
     found = find_names(question, ctx.entities)
     if found.ambiguous and parsed.intent not in ("excluded", "model_wins") or (found.ambiguous and not found.entities):
-        if parsed.intent is not None or parsed.chart or parsed.actual or parsed.forecast:
+        if parsed.intent is not None or parsed.chart or parsed.actual or parsed.forecast or parsed.sales:
             return _ambiguous(question, found)
     handler = _HANDLERS.get(parsed.intent or "")
     if handler is None and parsed.period:
         handler = _totals
-    if handler is None and found.entities and (parsed.chart or parsed.actual or parsed.forecast):
+    if handler is None and found.entities and (parsed.chart or parsed.actual or parsed.forecast or parsed.sales):
         handler = _series
     if handler is None:
         return cannot(question)
