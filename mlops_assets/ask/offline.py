@@ -12,7 +12,7 @@ import pandas as pd
 from mlops_assets.ask import charts
 from mlops_assets.ask.context import Answer, Context
 from mlops_assets.ask.intents import OUT_OF_SCOPE, Parsed, mentioned, parse
-from mlops_assets.ask.names import Entity, Found, find_names
+from mlops_assets.ask.names import Found, find_names
 
 ENGINE = "offline"
 SALES = "serving.sales_overall"
@@ -38,6 +38,10 @@ def _upper(text: str) -> str:
 
 def lit(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _in(column: str, values: list[str]) -> str:
+    return f"{column} in ({', '.join(lit(v) for v in values)})"
 
 
 def cannot(question: str, why: str = "") -> Answer:
@@ -91,7 +95,7 @@ def _filters(found: Found, ctx: Context, table: str = SALES, alias: str = "") ->
             column = "unique_id" if kind == "product" else None
         if column is None:
             raise LookupError(f"the series are not split by {kind}")
-        conditions.append(f"{prefix}{column} in ({', '.join(lit(n) for n in names)})")
+        conditions.append(_in(f"{prefix}{column}", names))
     return conditions
 
 
@@ -180,8 +184,7 @@ def _by_customer(dimension: str, ctx: Context) -> bool:
 def _orders(question: str, parsed: Parsed, found: Found, ctx: Context, dimension: str, top: int | None) -> Answer:
     """Totals of the order lines' units by customer, channel or region (the series are per product)."""
     column = "customer_name" if dimension == "customer" else dimension
-    conditions = [f"{sql} in ({', '.join(lit(e.name) for e in found.of(kind))})"
-                  for kind, sql in _ORDER_FILTERS if found.of(kind)]
+    conditions = [_in(sql, [e.name for e in found.of(kind)]) for kind, sql in _ORDER_FILTERS if found.of(kind)]
     if parsed.year:
         conditions.append(f"year(o.order_date) = {parsed.year}")
     order = "asc" if parsed.bottom and top else "desc"
@@ -322,7 +325,7 @@ def _model_wins(question: str, parsed: Parsed, found: Found, ctx: Context) -> An
     if ids:
         frame = ctx.run(f"select unique_id, model, round(smape, 2) as smape, runner_up, round(runner_up_smape, 2) "
                         f"as runner_up_smape, round(seasonal_naive_smape, 2) as seasonal_naive_smape from {table} "
-                        f"where unique_id in ({', '.join(lit(i) for i in ids)}) order by unique_id")
+                        f"where {_in('unique_id', ids)} order by unique_id")
         lines = [f"  - {r.unique_id}: {r.model} (SMAPE {r.smape}), runner-up {r.runner_up} ({r.runner_up_smape})"
                  for r in frame.itertuples()]
         return Answer(question, "Champion of each series named:\n" + "\n".join(lines) if lines else
@@ -343,7 +346,7 @@ def _model_accuracy(question: str, parsed: Parsed, found: Found, ctx: Context) -
     if not ctx.has(table):
         return cannot(question, f"{table} is not published yet: materialize the backtest")
     ids = [e.name for e in found.of("product")]
-    where = f" where unique_id in ({', '.join(lit(i) for i in ids)})" if ids else ""
+    where = _where([_in("unique_id", ids)] if ids else [])
     frame = ctx.run(f"select model, count(*) as series, round(avg(smape), 2) as mean_smape, "
                     f"round(median(smape), 2) as median_smape, round(avg(mase), 3) as mean_mase, "
                     f"round(avg(wape), 2) as mean_wape from {table}{where} group by model "
@@ -364,7 +367,7 @@ def _past_accuracy(question: str, parsed: Parsed, found: Found, ctx: Context) ->
         return cannot(question, f"{table} is not published yet")
     columns = ctx.columns(table)
     ids = [e.name for e in found.of("product")]
-    where = f" where unique_id in ({', '.join(lit(i) for i in ids)})" if ids else ""
+    where = _where([_in("unique_id", ids)] if ids else [])
     level = max((int(c[3:]) for c in columns if c.startswith("hi_")), default=None)
     covered = (f", round(100 * avg(case when y between lo_{level} and hi_{level} then 1 else 0 end), 1) "
                f"as in_{level}_pct") if level else ""
@@ -395,7 +398,7 @@ def _excluded(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answ
     join = " left join raw.products p on p.product_id = e.unique_id" if names else ""
     name = "p.product_name, " if names else ""
     ids = [e.name for e in found.of("product")]
-    where = f" where e.unique_id in ({', '.join(lit(i) for i in ids)})" if ids else ""
+    where = _where([_in("e.unique_id", ids)] if ids else [])
     frame = ctx.run(f"select e.unique_id, {name}e.reason_code, e.reason, e.n_periods, e.last_ds from {table} e"
                     f"{join}{where} order by e.reason_code, e.unique_id")
     if frame.empty:
@@ -419,8 +422,8 @@ def _widest(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer
     n = parsed.n or 10
     label = "product_name" if "product_name" in ctx.columns(SALES) else "unique_id"
     order = "relative_width" if any(w in parsed.text for w in ("relative", "relatif", "percent")) else "mean_width"
-    where = _where([f"f.unique_id in ({', '.join(lit(e.name) for e in found.of('product'))})"]
-                   if found.of("product") else [])
+    ids = [e.name for e in found.of("product")]
+    where = _where([_in("f.unique_id", ids)] if ids else [])
     frame = ctx.run(
         f"with names as (select unique_id, any_value({label}) as name from {SALES} group by unique_id) "
         f"select f.unique_id, n.name, round(avg(f.hi_{level} - f.lo_{level}), 2) as mean_width, "
@@ -482,7 +485,3 @@ _HANDLERS = {
     "model_accuracy": _model_accuracy, "yoy": _yoy, "top": _top, "count": _count, "stats": _stats,
     "totals": _totals,
 }
-
-
-def entity_of(ctx: Context, kind: str) -> list[Entity]:
-    return [e for e in ctx.entities if e.kind == kind]
