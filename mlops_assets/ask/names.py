@@ -33,7 +33,6 @@ semaine semaines mois annee annees trimestre origine part somme modele
 also then over under about using use via et/ou plus moins me can could would you we i
 """.split())
 _WORD = re.compile(r"[a-z0-9]+")
-_ID = re.compile(r"^[a-z]{1,3}\d{2,}$")
 FUZZY = 0.8  # difflib ratio for a misspelt word of at least MIN_FUZZY letters
 MIN_FUZZY = 4
 MIN_PREFIX = 4
@@ -90,7 +89,9 @@ def build_entities(products: pd.DataFrame, customers: pd.DataFrame | None = None
             return
         key = (kind, str(name))
         if key not in found:
-            ws = tuple(w for w in words(label) if w not in STOPWORDS) or tuple(words(label))
+            # A name-less series is named by its id, every word of it ("jewelry_001": jewelry and 001).
+            ws = tuple(words(label)) if str(label) == str(name) else (
+                tuple(w for w in words(label) if w not in STOPWORDS) or tuple(words(label)))
             found[key] = Entity(kind, str(name), str(label), ws)
 
     for row in products.itertuples(index=False):
@@ -119,11 +120,21 @@ def _word_match(query: str, name: str) -> str | None:
     return None
 
 
-def _match(entity: Entity, question: list[str], ids: dict[str, int]) -> Match | None:
-    if entity.kind in ("product", "customer") and entity.name.lower() in ids:
-        return Match(entity, frozenset([ids[entity.name.lower()]]), True)
+def _phrase(question: list[str], phrase: list[str]) -> int | None:
+    """Where the words of ``phrase`` stand one after the other in the question, if they do."""
+    n = len(phrase)
+    return next((i for i in range(len(question) - n + 1) if n and question[i:i + n] == phrase), None)
+
+
+def _match(entity: Entity, question: list[str]) -> Match | None:
+    if entity.kind in ("product", "customer"):
+        key = words(entity.name)
+        at = _phrase(question, key)
+        if at is not None:  # its id (P003, jewelry_001, 10055165), any case
+            return Match(entity, frozenset(range(at, at + len(key))), True)
     used, exact, unmatched = set(), True, 0
-    core = [w for w in entity.words if not _SIZE.match(w)] or list(entity.words)
+    named = entity.label != entity.name
+    core = [w for w in entity.words if not (named and _SIZE.match(w))] or list(entity.words)
     for word in entity.words:
         hits = [(i, _word_match(q, word)) for i, q in enumerate(question) if q not in STOPWORDS or q == word]
         hits = [(i, how) for i, how in hits if how]
@@ -147,8 +158,7 @@ def _partial(entity: Entity, question: list[str]) -> frozenset[int]:
 def find_names(question: str, entities: list[Entity]) -> Found:
     """The entities a question names (see the module's doc)."""
     q = words(question)
-    ids = {w: i for i, w in enumerate(q) if _ID.match(w)}
-    full = [m for e in entities if (m := _match(e, q, ids)) is not None]
+    full = [m for e in entities if (m := _match(e, q)) is not None]
     # A match inside a longer one of the same words ("Etorki" in "Etorki 200g") gives way to it; among
     # equally long ones, an exact spelling beats a typo.
     full = [m for m in full if not any(o.used > m.used or (o.used == m.used and o.exact and not m.exact

@@ -162,9 +162,14 @@ def _day(value) -> str:
 def _group(dimension: str, ctx: Context) -> tuple[str, str, str]:
     """(select expression, from clause, what the text calls it) of a dimension, or LookupError."""
     columns = ctx.columns(SALES)
-    name = {"product": "product_name" if "product_name" in columns else "unique_id"}.get(dimension, dimension)
+    if dimension == "product":
+        # A series without a name (series files need none) is shown by its id.
+        return ("coalesce(product_name, unique_id)" if "product_name" in columns else "unique_id"), SALES, "product"
+    name = dimension
     if dimension == "origin":
         return "origin", SALES, "origin"
+    if name in columns and not _filled(ctx, name):
+        raise LookupError(f"the series have no {dimension}: every value of {name} is empty")
     if name in columns:
         return name, SALES, dimension
     raise LookupError(f"the series are not split by {dimension} (the settings' grain is product)")
@@ -202,6 +207,11 @@ def _orders(question: str, parsed: Parsed, found: Found, ctx: Context, dimension
             f"{frame['units'].sum():,.0f} units; {'the first' if top else 'the largest'} is {first[dimension]} with "
             f"{first['units']:,.0f} ({first['share_pct']:.1f}%).")
     return Answer(question, text, frame, [], ENGINE, charts.bar_chart(frame, dimension, "units", title))
+
+
+def _filled(ctx: Context, column: str) -> bool:
+    """Whether any row has a value in the column (series files may carry no brand or category)."""
+    return bool(ctx.run(f"select count({column}) > 0 as filled from {SALES}", record=False)["filled"].iloc[0])
 
 
 def _totals(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:

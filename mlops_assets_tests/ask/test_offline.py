@@ -125,3 +125,36 @@ def test_ambiguous_and_out_of_reach_questions_run_no_sql(published):
         answer = ask(question, published)
         assert answer.text.startswith("I can't answer that from these tables"), question
         assert answer.sql == [] and answer.chart is None
+
+
+@pytest.fixture(scope="module")
+def nameless(tmp_path_factory):
+    """Series files without names, brands or categories (source: series): the ids are the names."""
+    from mlops_assets.serving.overall import build_sales_overall
+    from mlops_assets.settings import DataPaths
+    from mlops_assets.warehouse import publish_snapshot
+
+    paths = DataPaths(tmp_path_factory.mktemp("nameless"))
+    ids = ["jewelry_001", "jewelry_002", "10055165"]
+    ds = pd.date_range("2025-01-06", periods=20, freq="W-MON")
+    gold = pd.DataFrame({"unique_id": [u for u in ids for _ in ds], "ds": list(ds) * 3, "y": 5.0,
+                         "product_id": [u for u in ids for _ in ds], "product_name": None, "brand": None,
+                         "category": None})
+    future = pd.date_range(ds[-1] + pd.Timedelta(weeks=1), periods=2, freq="W-MON")
+    forecasts = pd.DataFrame({"unique_id": [u for u in ids for _ in future], "ds": list(future) * 3,
+                              "model": "Naive", "y_hat": 5.0, "lo_80": 4.0, "hi_80": 6.0, "lo_95": 3.0,
+                              "hi_95": 7.0, "model_version": "1"})
+    publish_snapshot(paths.exports, "serving.sales_overall", build_sales_overall(gold, forecasts))
+    return paths
+
+
+def test_series_named_only_by_their_ids(nameless):
+    for question, uid in (("plot jewelry_002", "jewelry_002"), ("forecast of JEWELRY 001", "jewelry_001"),
+                          ("sales of 10055165", "10055165")):
+        answer = ask(question, nameless)
+        assert set(answer.table["unique_id"]) == {uid}, question
+    assert "could mean several things" in ask("sales of jewelry", nameless).text
+    by_brand = ask("total sales by brand", nameless)
+    assert by_brand.text.startswith("I can't answer that from these tables (the series have no brand")
+    # Equal sales: ties go by name, and a series without a name is shown by its id.
+    assert ask("top 2 products", nameless).table["product"].tolist() == ["10055165", "jewelry_001"]
