@@ -11,9 +11,11 @@ import pandas as pd
 from mlops_assets.ask.catalog import TableInfo
 from mlops_assets.ask.connection import run_query
 from mlops_assets.ask.guard import MAX_ROWS, check_sql
-from mlops_assets.ask.names import Entity, build_entities
+from mlops_assets.ask.names import Names, build_entities
 
 NAME_ROWS = 1_000_000  # the name lookup reads every product and customer
+_NAMED = ("serving.sales_overall", "raw.products", "raw.customers")
+_NAMES_READ: dict[tuple, Names] = {}
 
 
 @dataclass
@@ -45,7 +47,7 @@ class Context:
     catalog: dict[str, TableInfo]
     time_limit: float = 10.0
     sql: list[str] = field(default_factory=list)
-    _entities: list[Entity] | None = None
+    _names: Names | None = None
 
     def has(self, table: str) -> bool:
         return table in self.catalog
@@ -61,10 +63,16 @@ class Context:
         return run_query(self.con, guarded, self.time_limit)
 
     @property
-    def entities(self) -> list[Entity]:
-        if self._entities is None:
-            self._entities = build_entities(self._products(), self._customers())
-        return self._entities
+    def names(self) -> Names:
+        """The products, brands, categories, customers... a question may name; read once per set of snapshots."""
+        if self._names is None:
+            key = tuple((str(info.path), info.path.stat().st_mtime_ns) for table, info in sorted(self.catalog.items())
+                        if table in _NAMED and info.path is not None)
+            if key not in _NAMES_READ:
+                _NAMES_READ.clear()  # one set of snapshots at a time: the newest
+                _NAMES_READ[key] = Names(build_entities(self._products(), self._customers()))
+            self._names = _NAMES_READ[key]
+        return self._names
 
     def _products(self) -> pd.DataFrame:
         wanted = ["product_id", "product_name", "brand", "category"]

@@ -8,6 +8,7 @@ names three) are ambiguous: the caller answers with the candidates rather than g
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 import unicodedata
@@ -120,45 +121,79 @@ def _word_match(query: str, name: str) -> str | None:
     return None
 
 
-def _phrase(question: list[str], phrase: list[str]) -> int | None:
-    """Where the words of ``phrase`` stand one after the other in the question, if they do."""
-    n = len(phrase)
-    return next((i for i in range(len(question) - n + 1) if n and question[i:i + n] == phrase), None)
+Hits = dict[str, list[tuple[int, str]]]  # a name word -> (position in the question, how it matched)
 
 
-def _match(entity: Entity, question: list[str]) -> Match | None:
-    if entity.kind in ("product", "customer"):
-        key = words(entity.name)
-        at = _phrase(question, key)
-        if at is not None:  # its id (P003, jewelry_001, 10055165), any case
-            return Match(entity, frozenset(range(at, at + len(key))), True)
+class Names:
+    """The entities indexed by word and by id, so a question is matched against the few that share a word
+    with it: 30,000 products answer as fast as 60."""
+
+    def __init__(self, entities: list[Entity]) -> None:
+        self.entities = entities
+        self.by_word: dict[str, list[Entity]] = {}
+        self.by_id: dict[tuple[str, ...], list[Entity]] = {}
+        for entity in entities:
+            for word in set(entity.words):
+                self.by_word.setdefault(word, []).append(entity)
+            if entity.kind in ("product", "customer"):
+                self.by_id.setdefault(tuple(words(entity.name)), []).append(entity)
+        self.vocabulary = sorted(self.by_word)
+        self.spelled = [w for w in self.vocabulary if w.isalpha() and len(w) >= MIN_FUZZY]
+        self.longest_id = max((len(k) for k in self.by_id), default=0)
+
+    def _starting(self, prefix: str) -> list[str]:
+        first = bisect.bisect_left(self.vocabulary, prefix)
+        last = bisect.bisect_left(self.vocabulary, prefix + "\x7f")
+        return self.vocabulary[first:last]
+
+    def hits(self, question: list[str]) -> Hits:
+        found: Hits = {}
+        for i, q in enumerate(question):
+            if q in self.by_word:
+                found.setdefault(q, []).append((i, "exact"))
+            if q in STOPWORDS:
+                continue
+            loose = set()
+            if q.isdigit() or len(q) >= MIN_PREFIX:
+                loose |= {w for w in self._starting(q) if _word_match(q, w) == "loose"}
+            if len(q) >= MIN_FUZZY and q.isalpha():
+                loose |= set(difflib.get_close_matches(q, self.spelled, n=20, cutoff=FUZZY))
+            for w in sorted(loose - {q}):
+                found.setdefault(w, []).append((i, "loose"))
+        return found
+
+    def ids(self, question: list[str]) -> list[Match]:
+        """Entities whose id the question holds, word for word (P003, jewelry_001, 10055165), any case."""
+        matches = []
+        for n in range(1, self.longest_id + 1):
+            for at in range(len(question) - n + 1):
+                for entity in self.by_id.get(tuple(question[at:at + n]), []):
+                    matches.append(Match(entity, frozenset(range(at, at + n)), True))
+        return matches
+
+
+def _match(entity: Entity, hits: Hits) -> Match | None:
     used, exact, unmatched = set(), True, 0
     named = entity.label != entity.name
     core = [w for w in entity.words if not (named and _SIZE.match(w))] or list(entity.words)
     for word in entity.words:
-        hits = [(i, _word_match(q, word)) for i, q in enumerate(question) if q not in STOPWORDS or q == word]
-        hits = [(i, how) for i, how in hits if how]
-        if not hits:
+        if word not in hits:
             if word in core:
                 return None
             unmatched += 1
             continue
-        i, how = min(hits, key=lambda h: (h[1] != "exact", h[0]))
+        i, how = min(hits[word], key=lambda h: (h[1] != "exact", h[0]))
         used.add(i)
         exact &= how == "exact"
     return Match(entity, frozenset(used), exact, unmatched)
 
 
-def _partial(entity: Entity, question: list[str]) -> frozenset[int]:
-    """Positions of the question's name words that match some word of the entity."""
-    return frozenset(i for i, q in enumerate(question) if q not in STOPWORDS and not q.isdigit()
-                     and any(_word_match(q, w) for w in entity.words))
-
-
-def find_names(question: str, entities: list[Entity]) -> Found:
+def find_names(question: str, names: Names) -> Found:
     """The entities a question names (see the module's doc)."""
     q = words(question)
-    full = [m for e in entities if (m := _match(e, q)) is not None]
+    hits = names.hits(q)
+    candidates = {id(e): e for w in hits for e in names.by_word[w]}
+    full = [m for e in candidates.values() if (m := _match(e, hits)) is not None] + names.ids(q)
     # A match inside a longer one of the same words ("Etorki" in "Etorki 200g") gives way to it; among
     # equally long ones, an exact spelling beats a typo.
     full = [m for m in full if not any(o.used > m.used or (o.used == m.used and o.exact and not m.exact
@@ -167,7 +202,8 @@ def find_names(question: str, entities: list[Entity]) -> Found:
     found, claimed = Found(), set()
     by_words: dict[frozenset[int], list[Match]] = {}
     for m in full:
-        by_words.setdefault(m.used, []).append(m)
+        if m not in by_words.setdefault(m.used, []):
+            by_words[m.used].append(m)
     for used, matches in sorted(by_words.items(), key=lambda item: min(item[0])):
         fewest = min(m.unmatched for m in matches)
         matches = [m for m in matches if m.unmatched == fewest or m.entity.kind != "product"]
@@ -176,18 +212,19 @@ def find_names(question: str, entities: list[Entity]) -> Found:
         best = [m.entity for m in matches if m.entity.kind == kinds[-1]] if _one_name(matches) else None
         if best is None:
             best = [m.entity for m in matches if m.entity.kind == kinds[0]]
+        best = sorted(set(best), key=lambda e: (e.label, e.name))
         if len(best) > 1 and best[0].kind == "product":
             found.ambiguous.append((_said(q, used), best))
         else:
             found.entities.extend(best)
         claimed |= used
-    _add_partial(found, q, entities, claimed)
+    _add_partial(found, q, names, hits, claimed)
     return found
 
 
 def _one_name(matches: list[Match]) -> bool:
     """True when one brand/category matched and the products matched are all of it by name."""
-    groups = [m for m in matches if m.entity.kind in ("brand", "category", "channel", "region")]
+    groups = {m.entity for m in matches if m.entity.kind in ("brand", "category", "channel", "region")}
     return len(groups) == 1
 
 
@@ -195,17 +232,19 @@ def _said(q: list[str], used: frozenset[int]) -> str:
     return " ".join(q[i] for i in sorted(used))
 
 
-def _add_partial(found: Found, q: list[str], entities: list[Entity], claimed: set[int]) -> None:
+def _add_partial(found: Found, q: list[str], names: Names, hits: Hits, claimed: set[int]) -> None:
     """Words left that match part of names (e.g. 'roquefort'): one group of them, or candidates."""
     left = [i for i, w in enumerate(q) if i not in claimed and w not in STOPWORDS and not w.isdigit() and len(w) >= 3]
     for i in left:
-        hits = [e for e in entities if q[i] in e.words] or [e for e in entities if i in _partial(e, q)]
-        if not hits:
+        exact = names.by_word.get(q[i], [])
+        loose = [e for w, at in hits.items() if any(j == i for j, _ in at) for e in names.by_word[w]]
+        shared = sorted(set(exact or loose), key=lambda e: (_SPECIFIC[e.kind], e.label))
+        if not shared:
             continue
-        groups = [e for e in hits if e.kind != "product" and e.kind != "customer"]
+        groups = [e for e in shared if e.kind not in ("product", "customer")]
         if len(groups) == 1:
             found.entities.append(groups[0])
-        elif len(hits) == 1:
-            found.entities.append(hits[0])
+        elif len(shared) == 1:
+            found.entities.append(shared[0])
         else:
-            found.ambiguous.append((q[i], hits[:12]))
+            found.ambiguous.append((q[i], shared[:12]))

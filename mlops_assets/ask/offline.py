@@ -11,6 +11,7 @@ import pandas as pd
 
 from mlops_assets.ask import charts
 from mlops_assets.ask.context import Answer, Context
+from mlops_assets.ask.guard import MAX_ROWS
 from mlops_assets.ask.intents import OUT_OF_SCOPE, Parsed, mentioned, parse
 from mlops_assets.ask.names import Found, find_names
 
@@ -55,7 +56,7 @@ def answer(question: str, ctx: Context) -> Answer:
     parsed = parse(question)
     if OUT_OF_SCOPE.search(parsed.text):
         return cannot(question, "they hold units sold and forecast, not that")
-    found = find_names(question, ctx.entities)
+    found = find_names(question, ctx.names)
     if found.ambiguous and parsed.intent not in ("excluded", "model_wins") or (found.ambiguous and not found.entities):
         if parsed.intent is not None or parsed.chart or parsed.actual or parsed.forecast or parsed.sales:
             return _ambiguous(question, found)
@@ -253,13 +254,16 @@ def _totals(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer
     if parsed.period:
         hue = next((lab for lab in labels if lab != parsed.period), None)
         png = charts.line_chart(frame, parsed.period, "units", hue, title)
-        text = _upper(f"{title}: {len(frame)} rows, {frame['units'].sum():,.0f} units in all.")
+        text = _upper(f"{title}: {len(frame)} rows" + (f" (the first {len(frame)}: the row limit)" if len(frame)
+                      == MAX_ROWS else f", {frame['units'].sum():,.0f} units in all") + ".")
     else:
         label = labels[0]
         bars = frame if len(labels) == 1 else frame.assign(**{label: frame[labels].astype(str).agg(" / ".join, axis=1)})
         png = charts.bar_chart(bars, label, "share_pct" if parsed.share else "units", title)
         top = frame.iloc[0]
-        text = _upper(f"{title}: {len(frame)} groups, {frame['units'].sum():,.0f} units in all; the largest "
+        counted = (f"the {len(frame)} largest groups (the row limit)" if len(frame) == MAX_ROWS else
+                   f"{len(frame)} groups, {frame['units'].sum():,.0f} units in all")
+        text = _upper(f"{title}: {counted}; the largest "
                 f"is {' / '.join(str(top[lab]) for lab in labels)} with {top['units']:,.0f} ({top['share_pct']:.1f}%).")
     return Answer(question, text, frame, [], ENGINE, png)
 
@@ -409,18 +413,23 @@ def _excluded(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answ
     name = "p.product_name, " if names else ""
     ids = [e.name for e in found.of("product")]
     where = _where([_in("e.unique_id", ids)] if ids else [])
+    counts = ctx.run(f"select reason_code, count(*) as series from {table} e{where} group by 1 order by 1")
     frame = ctx.run(f"select e.unique_id, {name}e.reason_code, e.reason, e.n_periods, e.last_ds from {table} e"
                     f"{join}{where} order by e.reason_code, e.unique_id")
     if frame.empty:
         text = (f"{_names(found)} is forecast: it is not among the excluded series." if ids
                 else "Every series is forecast: none is excluded.")
         return Answer(question, text, frame, [], ENGINE)
-    counts = frame["reason_code"].value_counts().sort_index()
-    text = (f"{len(frame)} series are not forecast: " + ", ".join(f"{code} {n}" for code, n in counts.items())
-            + ". For example: " + frame["reason"].iloc[0])
-    chart = counts.rename_axis("reason_code").reset_index(name="series")
+    total = int(counts["series"].sum())
+    text = (f"{total} series are not forecast: " + ", ".join(f"{r.reason_code} {r.series}" for r in counts.itertuples())
+            + ". For example: " + frame["reason"].iloc[0] + _shown(frame, total))
     return Answer(question, text, frame, [], ENGINE,
-                  charts.bar_chart(chart, "reason_code", "series", "series not forecast, by reason"))
+                  charts.bar_chart(counts, "reason_code", "series", "series not forecast, by reason"))
+
+
+def _shown(frame: pd.DataFrame, total: int) -> str:
+    """Said when the row limit cut the table short of everything the text counts."""
+    return f" (the table shows the first {len(frame):,} of {total:,})" if len(frame) < total else ""
 
 
 def _widest(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:

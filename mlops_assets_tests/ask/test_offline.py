@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 from mlops_assets.ask.intents import parse
-from mlops_assets.ask.names import build_entities, find_names
+from mlops_assets.ask.names import Names, build_entities, find_names
 from mlops_assets.ask.service import ask
 from mlops_assets.warehouse import read_snapshot
 from mlops_assets_tests.ask.conftest import PRODUCTS
 
 PNG = b"\x89PNG\r\n\x1a\n"
-ENTITIES = build_entities(PRODUCTS)
+ENTITIES = Names(build_entities(PRODUCTS))
 
 
 def _overall(paths) -> pd.DataFrame:
