@@ -11,6 +11,7 @@ from mlops_assets.ask import offline
 from mlops_assets.ask.catalog import table_catalog
 from mlops_assets.ask.connection import snapshot_connection
 from mlops_assets.ask.context import Answer, Context
+from mlops_assets.ask.phrasing import SALES, cannot
 from mlops_assets.settings import AskSettings, DataPaths
 
 
@@ -21,10 +22,10 @@ def answers_folder(paths: DataPaths) -> Path:
 def ask(question: str, paths: DataPaths, settings: AskSettings | None = None, save_chart: bool = True) -> Answer:
     settings = settings or AskSettings()
     if not question.strip():
-        return offline.cannot(question, "the question is empty")
+        return cannot(question, "the question is empty")
     catalog = table_catalog(paths.exports, with_values=settings.llm is not None)
-    if offline.SALES not in catalog:
-        return offline.cannot(question, f"nothing is published in {paths.exports} yet: run `make run` first")
+    if SALES not in catalog:
+        return cannot(question, f"nothing is published in {paths.exports} yet: run `make run` first")
     with snapshot_connection(catalog) as con:
         ctx = Context(con, catalog, time_limit=settings.time_limit_seconds)
         result = None

@@ -13,7 +13,7 @@ import pandas as pd
 from mlops_assets.ask.catalog import table_catalog
 from mlops_assets.ask.connection import snapshot_connection
 from mlops_assets.ask.context import Context
-from mlops_assets.ask.offline import SALES, lit
+from mlops_assets.ask.phrasing import SALES, lit
 from mlops_assets.settings import DataPaths
 
 MANY = 1_000_000
