@@ -48,6 +48,7 @@ def explorer(materialized_sample, tmp_path_factory):
 def test_pick_a_series_and_ask_the_demo_question(explorer, tmp_path):
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
     outside = []
+    expect.set_options(timeout=60_000)  # each callback reads the snapshots: slow on a loaded machine
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1200, "height": 1400})
