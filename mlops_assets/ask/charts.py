@@ -45,7 +45,11 @@ def bar_chart(frame: pd.DataFrame, label: str, value: str, title: str) -> bytes:
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(value)
     ax.tick_params(axis="y", labelsize=8)
-    return _render(fig)
+    # Margins from the longest label rather than tight_layout, which costs a third of the answer's time.
+    longest = max(len(str(s)) for s in shown[label]) if len(shown) else 1
+    fig.subplots_adjust(left=min(0.5, 0.04 + 0.0095 * longest), right=0.97, top=0.9,
+                        bottom=min(0.3, 0.5 / fig.get_figheight()))
+    return _render(fig, tight=False)
 
 
 def line_chart(frame: pd.DataFrame, x: str, value: str, hue: str | None, title: str) -> bytes:

@@ -26,7 +26,7 @@ def ask(question: str, paths: DataPaths, settings: AskSettings | None = None, sa
     catalog = table_catalog(paths.exports, with_values=settings.llm is not None)
     if SALES not in catalog:
         return cannot(question, f"nothing is published in {paths.exports} yet: run `make run` first")
-    with snapshot_connection(catalog) as con:
+    with snapshot_connection(catalog, answers_folder(paths) / "tables") as con:
         ctx = Context(con, catalog, time_limit=settings.time_limit_seconds)
         result = None
         note = ""

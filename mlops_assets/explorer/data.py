@@ -14,6 +14,7 @@ from mlops_assets.ask.catalog import table_catalog
 from mlops_assets.ask.connection import snapshot_connection
 from mlops_assets.ask.context import Context
 from mlops_assets.ask.phrasing import SALES, lit
+from mlops_assets.ask.service import answers_folder
 from mlops_assets.settings import DataPaths
 
 MANY = 1_000_000
@@ -24,7 +25,7 @@ def reading(paths: DataPaths) -> Iterator[Context]:
     catalog = table_catalog(paths.exports)
     if SALES not in catalog:
         raise LookupError(f"nothing is published in {paths.exports} yet: run `make run` first")
-    with snapshot_connection(catalog) as con:
+    with snapshot_connection(catalog, answers_folder(paths) / "tables") as con:
         yield Context(con, catalog)
 
 

@@ -67,7 +67,7 @@ def test_the_connection_itself_refuses_writes_files_and_settings(published, cata
     before = {p: p.read_bytes() for p in sorted(published.exports.glob("*/*.parquet"))}
     secret = published.root / "secret.csv"
     secret.write_text("a\n1\n")
-    with snapshot_connection(catalog) as con:
+    with snapshot_connection(catalog, published.root / "answers" / "tables") as con:
         assert run_query(con, "select count(*) as n from serving.sales_overall")["n"].iloc[0] > 0
         for sql in ("create table serving.x as select 1", "drop view serving.sales_overall",
                     "insert into serving.sales_overall (unique_id) values ('x')"):
