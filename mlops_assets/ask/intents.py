@@ -27,8 +27,10 @@ _PATTERNS: list[tuple[str, str]] = [
     ("model_accuracy", r"accura|precision|precis|smape|\bmape\b|\bmae\b|rmse|wape|\bmase\b|\berrors?\b|erreurs?"
                        r"|backtest|how good|how well|performance"),
     ("yoy", r"this year|last year|year over year|year on year|\byoy\b|previous year|prior year|same period last"
-            r"|cette annee|an dernier|annee derniere|annee precedente|l an passe|par rapport a l an"),
-    ("top", r"\btop\b|best sell|bestsell|biggest|most sold|highest|best|meilleure?s?|plus vendu|plus gros"
+            r"|cette annee|an dernier|annee derniere|annee precedente|l an passe|par rapport a l an|grow|growth"
+            r"|croissance|progress|augment|increas|declin|decreas|falling|baiss|recul|chute|shrink"),
+    ("top", r"\btop\b|best sell|bestsell|biggest|\bmost\b|highest|best|meilleure?s?|plus vendu|plus gros"
+            r"|le plus|la plus|les plus"
             r"|premiers?\b|bottom|worst|least|lowest|smallest|moins vendu|pires?|plus faibles?|derniers?\b"),
     ("count", r"how many|combien|number of|nombre de"),
     ("stats", r"statistic|statistique|describe|summary|resume|average|mean|moyenne|median|mediane|minimum"
@@ -40,6 +42,9 @@ _PATTERNS: list[tuple[str, str]] = [
 ORDER = ["excluded", "widest", "past_accuracy", "model_wins", "model_accuracy", "yoy", "top", "count", "stats",
          "totals"]
 
+GROWTH = re.compile(r"grow|growth|croissance|progress|augment|increas|declin|decreas|falling|baiss|recul|chute"
+                    r"|shrink")
+COMPARE = re.compile(r"compar|versus|\bvs\b|against|contre|face a")
 CHART = re.compile(r"plot|chart|graph|graphic|graphique|courbe|curve|\bline\b|ligne|visuali|draw|dessine|trace"
                    r"|figure|diagram|histogram|picture|image|png|evolution|over time|trend|tendance")
 BOTTOM = re.compile(r"bottom|worst|least|lowest|smallest|moins vendu|pires?|plus faibles?|derniers?\b")
@@ -122,6 +127,12 @@ def mentioned(text: str) -> list[str]:
     """Dimensions the question names anywhere ("top 3 customers"), in the order it names them."""
     found = [(hit.start(), name) for name, pattern in DIMENSIONS if (hit := re.search(rf"\b({pattern})\b", text))]
     return [name for _, name in sorted(found)]
+
+
+def mentioned_period(text: str) -> str | None:
+    """The period the question names anywhere ("the forecast for next month"), if one."""
+    found = [(hit.start(), name) for name, pattern in PERIODS if (hit := re.search(rf"\b({pattern})\b", text))]
+    return min(found)[1] if found else None
 
 
 def _period(text: str) -> str | None:

@@ -35,7 +35,7 @@ also then over under about using use via et/ou plus moins me can could would you
 """.split())
 _WORD = re.compile(r"[a-z0-9]+")
 FUZZY = 0.8  # difflib ratio for a misspelt word of at least MIN_FUZZY letters
-MIN_FUZZY = 4
+MIN_FUZZY = 5
 MIN_PREFIX = 4
 # Pack sizes and counts: a name's optional words ("Etorki 200g" is meant by "Etorki" too, when no brand is).
 _SIZE = re.compile(r"^(\d+[a-z]{0,3}|x\d+|lot)$")
@@ -115,10 +115,15 @@ def _word_match(query: str, name: str) -> str | None:
         return "loose"  # 500 for 500g
     if len(query) >= MIN_PREFIX and name.startswith(query):
         return "loose"
-    long_enough = len(query) >= MIN_FUZZY and len(name) >= MIN_FUZZY
-    if long_enough and difflib.SequenceMatcher(None, query, name).ratio() >= FUZZY:
+    if _fuzzy(query, name):
         return "loose"
     return None
+
+
+def _fuzzy(query: str, name: str) -> bool:
+    """A typo: long enough, the same first letter ("average" is not "Auvergne"), and close enough."""
+    return (len(query) >= MIN_FUZZY and len(name) >= MIN_FUZZY and query[0] == name[0]
+            and difflib.SequenceMatcher(None, query, name).ratio() >= FUZZY)
 
 
 Hits = dict[str, list[tuple[int, str]]]  # a name word -> (position in the question, how it matched)
@@ -157,7 +162,7 @@ class Names:
             if q.isdigit() or len(q) >= MIN_PREFIX:
                 loose |= {w for w in self._starting(q) if _word_match(q, w) == "loose"}
             if len(q) >= MIN_FUZZY and q.isalpha():
-                loose |= set(difflib.get_close_matches(q, self.spelled, n=20, cutoff=FUZZY))
+                loose |= {w for w in difflib.get_close_matches(q, self.spelled, n=20, cutoff=FUZZY) if _fuzzy(q, w)}
             for w in sorted(loose - {q}):
                 found.setdefault(w, []).append((i, "loose"))
         return found
@@ -237,7 +242,9 @@ def _add_partial(found: Found, q: list[str], names: Names, hits: Hits, claimed: 
     left = [i for i, w in enumerate(q) if i not in claimed and w not in STOPWORDS and not w.isdigit() and len(w) >= 3]
     for i in left:
         exact = names.by_word.get(q[i], [])
-        loose = [e for w, at in hits.items() if any(j == i for j, _ in at) for e in names.by_word[w]]
+        # A part of a name is taken as written or cut short ("roquef"), never as a typo: "comes" is not "Comté".
+        loose = [e for w, at in hits.items() if w.startswith(q[i]) and any(j == i for j, _ in at)
+                 for e in names.by_word[w]]
         shared = sorted(set(exact or loose), key=lambda e: (_SPECIFIC[e.kind], e.label))
         if not shared:
             continue

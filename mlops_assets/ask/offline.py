@@ -11,7 +11,7 @@ import pandas as pd
 
 from mlops_assets.ask import model_answers, sales_answers
 from mlops_assets.ask.context import Answer, Context
-from mlops_assets.ask.intents import OUT_OF_SCOPE, parse
+from mlops_assets.ask.intents import COMPARE, OUT_OF_SCOPE, mentioned_period, parse
 from mlops_assets.ask.names import Found, find_names
 from mlops_assets.ask.phrasing import ENGINE, cannot
 
@@ -27,8 +27,13 @@ def answer(question: str, ctx: Context) -> Answer:
     handler = _HANDLERS.get(parsed.intent or "")
     if handler is None and parsed.period:
         handler = sales_answers.totals
-    if handler is None and found.entities and (parsed.chart or parsed.actual or parsed.forecast or parsed.sales):
+    asks_sales = parsed.chart or parsed.actual or parsed.forecast or parsed.sales or COMPARE.search(parsed.text)
+    if handler is None and found.entities and asks_sales:
         handler = sales_answers.series
+    if handler is None and asks_sales and not found.ambiguous:
+        # Sales or the forecast, of everything: over the periods the question names, else by week on a chart.
+        parsed.period = mentioned_period(parsed.text) or ("week" if parsed.chart else None)
+        handler = sales_answers.totals
     if handler is None:
         return cannot(question)
     # "plot Etorki's sales" reads as totals (it says sales of a name), but one series' picture was asked for.

@@ -3,10 +3,12 @@ against last, counts and statistics."""
 
 from __future__ import annotations
 
+import re
+
 from mlops_assets.ask import charts
 from mlops_assets.ask.context import Answer, Context
 from mlops_assets.ask.guard import MAX_ROWS
-from mlops_assets.ask.intents import Parsed, mentioned
+from mlops_assets.ask.intents import GROWTH, Parsed, mentioned
 from mlops_assets.ask.model_answers import model_accuracy
 from mlops_assets.ask.names import Found
 from mlops_assets.ask.phrasing import ENGINE, SALES, cannot, day, in_list, names_of, upper_first, where_clause
@@ -46,7 +48,12 @@ def _measure(parsed: Parsed) -> tuple[list[str], str]:
 def series(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     columns = ctx.columns(SALES)
     bounds = [c for c in columns if c.startswith(("lo_", "hi_"))]
-    where = where_clause(_filters(found, ctx))
+    try:
+        conditions = _filters(found, ctx)
+    except LookupError as error:
+        return cannot(question, str(error))
+    # Each name is drawn ("Etorki 200g and Babybel"): any of them, not a product that is both.
+    where = f" where {' or '.join(f'({c})' for c in conditions)}" if conditions else ""
     label = "product_name" if "product_name" in columns else "unique_id"
     ids = ctx.run(f"select unique_id, any_value({label}) as label from {SALES}{where} group by unique_id "
                   "order by unique_id")
@@ -59,7 +66,10 @@ def series(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
         rows["label"] = rows["label"].fillna(rows["unique_id"]) + (
             " (" + rows["unique_id"] + ")" if ids["label"].duplicated().any() else "")
     else:
-        group = label if ids["label"].nunique() <= MAX_PANELS else None
+        kinds = {e.kind for e in found.entities}
+        group = (next(iter(kinds)) if len(kinds) == 1 and kinds <= {"brand", "category"}
+                 and len(found.entities) <= MAX_PANELS and next(iter(kinds)) in columns else
+                 label if ids["label"].nunique() <= MAX_PANELS else None)
         key = group or "'total'"
         rows = ctx.run(f"select {key} as label, ds, origin, sum(sales) as sales from {SALES}{where} "
                        "group by all order by label, ds, origin", max_rows=100_000)
@@ -141,6 +151,11 @@ def totals(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     dims = [d for d in parsed.dimensions if d != "model"]
     if "model" in parsed.dimensions and not dims:
         return model_accuracy(question, parsed, found, ctx)
+    named_groups = [e for e in found.entities if e.kind in ("brand", "category")]
+    if parsed.share and not dims and not parsed.period and named_groups:
+        # "What share comes from Hard cheese?": the share among its peers, not of itself (100%).
+        dims = [named_groups[0].kind]
+        found = Found([e for e in found.entities if e.kind != dims[0]], found.ambiguous)
     if len(dims) == 1 and not parsed.period and _by_customer(dims[0], ctx):
         return _orders(question, parsed, found, ctx, dims[0], None)
     try:
@@ -161,7 +176,7 @@ def totals(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     select = ", ".join([*keys, "round(sum(sales), 2) as units"])
     labels = [label for _, _, label in groups]
     share = ""
-    if parsed.share or not parsed.period:
+    if labels and (parsed.share or not parsed.period):
         partition = [lab for lab in labels if lab == "origin" and labels[0] != "origin"]
         over = f"partition by {', '.join(partition)}" if partition else ""
         share = f", round(100 * sum(sales) / sum(sum(sales)) over ({over}), 2) as share_pct"
@@ -173,6 +188,13 @@ def totals(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     scope = f" of {names_of(found)}" if found.entities else ""
     when = f" in {parsed.year}" if parsed.year else ""
     title = f"{measure}{scope}{when} by {', '.join(labels)}"
+    if named_groups and dims and dims[0] == named_groups[0].kind:
+        mine = frame[frame[dims[0]] == named_groups[0].name]
+        if len(mine):
+            title += f" ({named_groups[0].label}: {mine['share_pct'].iloc[0]:.1f}%)"
+    if not labels:
+        total = frame["units"].iloc[0]
+        return Answer(question, upper_first(f"{measure}{scope}{when}: {total:,.0f} units in all."), frame, [], ENGINE)
     if parsed.period:
         hue = next((lab for lab in labels if lab != parsed.period), None)
         png = charts.line_chart(frame, parsed.period, "units", hue, title)
@@ -222,14 +244,22 @@ def top(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
 
 def yoy(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     dims = [d for d in parsed.dimensions if d not in ("origin", "model")]
+    growth = GROWTH.search(parsed.text)
+    if growth and not dims:  # "which products grow fastest": compared one by one
+        dims = [d for d in mentioned(parsed.text) if d not in ("origin", "model")] or ["product"]
     try:
         groups = [_group(d, ctx) for d in dims[:1]]
         conditions = _filters(found, ctx, alias="s")
     except LookupError as error:
         return cannot(question, str(error))
-    keys = "".join(f"s.{expression} as {label}, " for expression, _, label in groups)
+    keys = "".join(f"{expression} as {label}, " for expression, _, label in groups)
     train = "s.origin = 'Train'"
     by = " group by all order by this_year desc" if groups else ""
+    falling = None
+    if growth and groups:
+        falling = re.search(r"declin|decreas|fall|drop|baiss|recul|chute|shrink", parsed.text)
+        by = (f" group by all having last_year > 0 order by change_pct {'asc' if falling else 'desc'}, "
+              f"{groups[0][2]} limit {parsed.n or 10}")
     frame = ctx.run(
         f"with bounds as (select max(ds) as last_ds, date_trunc('year', max(ds)) as first_ds from {SALES} "
         f"where origin = 'Train') select {keys}"
@@ -247,6 +277,12 @@ def yoy(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     change = f"{100 * (total_now / total_then - 1):+.1f}%" if total_then else "no sales last year"
     text = (f"Actual units{scope} from {since} to {until}: {total_now:,.0f}, against {total_then:,.0f} over the same "
             f"weeks a year earlier ({change}).")
+    if growth and groups:
+        label = groups[0][2]
+        lines = "\n".join(f"  {i + 1}. {r[label]}: {r['change_pct']:+.1f}% ({r['last_year']:,.0f} -> "
+                          f"{r['this_year']:,.0f})" for i, r in frame.iterrows())
+        text = (f"{label.capitalize()}s{scope} by change in actual units from {since} to {until} against the same "
+                f"weeks a year earlier ({'falling most' if falling else 'growing most'} first):\n{lines}")
     png = None
     if groups:
         label = groups[0][2]

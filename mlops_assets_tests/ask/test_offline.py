@@ -158,3 +158,19 @@ def test_series_named_only_by_their_ids(nameless):
     assert by_brand.text.startswith("I can't answer that from these tables (the series have no brand")
     # Equal sales: ties go by name, and a series without a name is shown by its id.
     assert ask("top 2 products", nameless).table["product"].tolist() == ["10055165", "jewelry_001"]
+
+
+def test_questions_said_loosely(published):
+    overall = _overall(published)
+    actual = overall[overall["origin"] == "Train"]
+    in_2025 = ask("How much did we sell in 2025?", published)
+    assert in_2025.table["units"].iloc[0] == pytest.approx(actual[actual["ds"].dt.year == 2025]["sales"].sum())
+    share = ask("What percentage of sales comes from Hard cheese?", published)
+    by_category = actual.groupby("category")["sales"].sum()
+    hard = 100 * by_category["Hard cheese"] / by_category.sum()
+    assert f"(Hard cheese: {hard:.1f}%)" in share.text
+    compared = ask("compare Etorki 200g with Babybel Mini x12", published)
+    assert set(compared.table["unique_id"]) == {"P001", "P004"}
+    growing = ask("Quels produits progressent le plus ?", published)
+    assert list(growing.table["change_pct"]) == sorted(growing.table["change_pct"], reverse=True)
+    assert ask("quelle est la tendance des ventes ?", published).chart is not None
