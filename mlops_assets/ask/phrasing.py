@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlops_assets.ask.context import Answer
+from mlops_assets.ask.context import Answer, Context
 from mlops_assets.ask.names import Found
 
 ENGINE = "offline"
@@ -56,3 +56,32 @@ def day(value) -> str:
 def shown(frame: pd.DataFrame, total: int) -> str:
     """Said when the row limit cut the table short of everything the text counts."""
     return f" (the table shows the first {len(frame):,} of {total:,})" if len(frame) < total else ""
+
+
+def name_filters(found: Found, ctx: Context, table: str = SALES, alias: str = "") -> list[str]:
+    """SQL conditions for the names found, on a table with the sales_overall columns."""
+    prefix = f"{alias}." if alias else ""
+    columns = ctx.columns(table)
+    conditions = []
+    for kind, column in (("product", "product_id"), ("brand", "brand"), ("category", "category"),
+                         ("customer", "customer_id"), ("channel", "channel"), ("region", "region")):
+        names = [e.name for e in found.of(kind)]
+        if not names:
+            continue
+        if column not in columns:
+            column = "unique_id" if kind == "product" else None
+        if column is None:
+            raise LookupError(f"the series are not split by {kind}")
+        conditions.append(in_list(f"{prefix}{column}", names))
+    return conditions
+
+
+def series_named(found: Found, ctx: Context, column: str) -> list[str]:
+    """A condition keeping the series the names cover (a product, a brand, a category...), [] when none is named.
+
+    Raises LookupError when a name's kind does not split the series (a channel at the product grain).
+    """
+    if not found.entities:
+        return []
+    conditions = " or ".join(f"({c})" for c in name_filters(found, ctx))
+    return [f"{column} in (select distinct unique_id from {SALES} where {conditions})"]

@@ -11,29 +11,21 @@ from mlops_assets.ask.guard import MAX_ROWS
 from mlops_assets.ask.intents import GROWTH, Parsed, mentioned
 from mlops_assets.ask.model_answers import model_accuracy
 from mlops_assets.ask.names import Found
-from mlops_assets.ask.phrasing import ENGINE, SALES, cannot, day, in_list, names_of, upper_first, where_clause
+from mlops_assets.ask.phrasing import (
+    ENGINE,
+    SALES,
+    cannot,
+    day,
+    in_list,
+    name_filters,
+    names_of,
+    upper_first,
+    where_clause,
+)
 
 MAX_PANELS = 6  # series drawn one panel each; more are summed per product, then per brand
 _PERIOD_SQL = {"week": "date_trunc('week', ds)", "month": "date_trunc('month', ds)",
                "quarter": "date_trunc('quarter', ds)", "year": "year(ds)"}
-
-
-def _filters(found: Found, ctx: Context, table: str = SALES, alias: str = "") -> list[str]:
-    """SQL conditions for the names found, on a table with the sales_overall columns."""
-    prefix = f"{alias}." if alias else ""
-    columns = ctx.columns(table)
-    conditions = []
-    for kind, column in (("product", "product_id"), ("brand", "brand"), ("category", "category"),
-                         ("customer", "customer_id"), ("channel", "channel"), ("region", "region")):
-        names = [e.name for e in found.of(kind)]
-        if not names:
-            continue
-        if column not in columns:
-            column = "unique_id" if kind == "product" else None
-        if column is None:
-            raise LookupError(f"the series are not split by {kind}")
-        conditions.append(in_list(f"{prefix}{column}", names))
-    return conditions
 
 
 def _measure(parsed: Parsed) -> tuple[list[str], str]:
@@ -49,7 +41,7 @@ def series(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     columns = ctx.columns(SALES)
     bounds = [c for c in columns if c.startswith(("lo_", "hi_"))]
     try:
-        conditions = _filters(found, ctx)
+        conditions = name_filters(found, ctx)
     except LookupError as error:
         return cannot(question, str(error))
     # Each name is drawn ("Etorki 200g and Babybel"): any of them, not a product that is both.
@@ -160,7 +152,7 @@ def totals(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
         return _orders(question, parsed, found, ctx, dims[0], None)
     try:
         groups = [_group(d, ctx) for d in dims]
-        conditions = _filters(found, ctx)
+        conditions = name_filters(found, ctx)
     except LookupError as error:
         return cannot(question, str(error))
     origin, measure = _measure(parsed)
@@ -222,7 +214,7 @@ def top(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
         return _orders(question, parsed, found, ctx, dimension, n)
     try:
         expression, _, label = _group(dimension, ctx)
-        conditions = _filters(found, ctx)
+        conditions = name_filters(found, ctx)
     except LookupError as error:
         return cannot(question, str(error))
     origin, measure = _measure(parsed)
@@ -249,7 +241,7 @@ def yoy(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
         dims = [d for d in mentioned(parsed.text) if d not in ("origin", "model")] or ["product"]
     try:
         groups = [_group(d, ctx) for d in dims[:1]]
-        conditions = _filters(found, ctx, alias="s")
+        conditions = name_filters(found, ctx, alias="s")
     except LookupError as error:
         return cannot(question, str(error))
     keys = "".join(f"{expression} as {label}, " for expression, _, label in groups)
@@ -300,7 +292,7 @@ def count(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
         return Answer(question, f"{frame.iloc[0, 0]} models were backtested.", frame, [], ENGINE)
     try:
         expression, _, label = _group(dimension, ctx)
-        conditions = _filters(found, ctx)
+        conditions = name_filters(found, ctx)
     except LookupError as error:
         return cannot(question, str(error))
     frame = ctx.run(f"select count(distinct {expression}) as {label}s, count(distinct unique_id) as series, "
@@ -314,7 +306,7 @@ def count(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
 
 def stats(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     try:
-        conditions = _filters(found, ctx)
+        conditions = name_filters(found, ctx)
     except LookupError as error:
         return cannot(question, str(error))
     if parsed.year:
