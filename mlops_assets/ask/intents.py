@@ -33,18 +33,22 @@ _PATTERNS: list[tuple[str, str]] = [
             r"|le plus|la plus|les plus"
             r"|premiers?\b|bottom|worst|least|lowest|smallest|moins vendu|pires?|plus faibles?|derniers?\b"),
     ("count", r"how many|combien|number of|nombre de"),
+    ("listing", r"^(list|liste|lister|enumerate|name)\b|\b(list|liste) (of |des |les )?(the |all )?"
+                r"(products?|produits?|brands?|marques?|customers?|clients?|categor\w*)|which (products|customers|"
+                r"brands|categories) (are|exist|do we have)|quels sont les (produits|clients|marques)|what (products|"
+                r"brands|customers|categories) (are there|do we (have|sell))"),
     ("stats", r"statistic|statistique|describe|summary|resume|average|mean|moyenne|median|mediane|minimum"
               r"|maximum|std|standard deviation|ecart type|variance"),
     ("totals", r"total|\bsum\b|somme|share|\bpart\b|parts|proportion|percent|pourcentage|repartition|distribution"
                r"|breakdown|split|ventilation|\bby\b|\bper\b|\bpar\b|each|chaque|cumul"),
 ]
 # The order intents are tried in, which is not the order above: top before totals, and so on.
-ORDER = ["excluded", "widest", "past_accuracy", "model_wins", "model_accuracy", "yoy", "top", "count", "stats",
-         "totals"]
+ORDER = ["excluded", "widest", "past_accuracy", "model_wins", "model_accuracy", "yoy", "top", "count", "listing",
+         "stats", "totals"]
 
 GROWTH = re.compile(r"grow|growth|croissance|progress|augment|increas|declin|decreas|falling|baiss|recul|chute"
                     r"|shrink")
-COMPARE = re.compile(r"compar|versus|\bvs\b|against|contre|face a")
+COMPARE = re.compile(r"compar|versus|\bvs\b|against|contre|face a|\bshow|montre|affiche|display|\bsee\b|voir|view")
 CHART = re.compile(r"plot|chart|graph|graphic|graphique|courbe|curve|\bline\b|ligne|visuali|draw|dessine|trace"
                    r"|figure|diagram|histogram|picture|image|png|evolution|over time|trend|tendance")
 BOTTOM = re.compile(r"bottom|worst|least|lowest|smallest|moins vendu|pires?|plus faibles?|derniers?\b")

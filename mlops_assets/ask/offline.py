@@ -56,5 +56,5 @@ _HANDLERS = {
     "excluded": model_answers.excluded, "widest": model_answers.widest, "past_accuracy": model_answers.past_accuracy,
     "model_wins": model_answers.model_wins, "model_accuracy": model_answers.model_accuracy,
     "yoy": sales_answers.yoy, "top": sales_answers.top, "count": sales_answers.count, "stats": sales_answers.stats,
-    "totals": sales_answers.totals,
+    "totals": sales_answers.totals, "listing": sales_answers.listing,
 }

@@ -26,6 +26,10 @@ def upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def plural(word: str) -> str:
+    return word[:-1] + "ies" if word.endswith("y") else word + "s"
+
+
 def lit(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 

@@ -19,6 +19,7 @@ from mlops_assets.ask.phrasing import (
     in_list,
     name_filters,
     names_of,
+    plural,
     upper_first,
     where_clause,
 )
@@ -143,13 +144,19 @@ def totals(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     dims = [d for d in parsed.dimensions if d != "model"]
     if "model" in parsed.dimensions and not dims:
         return model_accuracy(question, parsed, found, ctx)
-    named_groups = [e for e in found.entities if e.kind in ("brand", "category")]
+    named_groups = [e for e in found.entities if e.kind in ("brand", "category")
+                    or e.kind in ("channel", "region") and _by_customer(e.kind, ctx)]
     if parsed.share and not dims and not parsed.period and named_groups:
         # "What share comes from Hard cheese?": the share among its peers, not of itself (100%).
         dims = [named_groups[0].kind]
         found = Found([e for e in found.entities if e.kind != dims[0]], found.ambiguous)
     if len(dims) == 1 and not parsed.period and _by_customer(dims[0], ctx):
-        return _orders(question, parsed, found, ctx, dims[0], None)
+        result = _orders(question, parsed, found, ctx, dims[0], None)
+        mine = [e for e in named_groups if e.kind == dims[0]]
+        if mine and dims[0] in result.table:
+            share = result.table[result.table[dims[0]] == mine[0].name]["share_pct"]
+            result.text += f" {mine[0].label}: {share.iloc[0]:.1f}% of the units." if len(share) else ""
+        return result
     try:
         groups = [_group(d, ctx) for d in dims]
         conditions = name_filters(found, ctx)
@@ -227,7 +234,7 @@ def top(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
                     f"{where_clause([*conditions, *origin])} group by all "
                     f"order by units {direction}, {label} limit {n}")
     which = "bottom" if parsed.bottom else "top"
-    title = f"{which} {n} {dimension}s by {measure}" + (f" in {parsed.year}" if parsed.year else "")
+    title = f"{which} {n} {plural(dimension)} by {measure}" + (f" in {parsed.year}" if parsed.year else "")
     lines = "\n".join(f"  {i + 1}. {r[label]}: {r['units']:,.0f} ({r['share_pct']:.1f}%)"
                       for i, r in frame.iterrows())
     return Answer(question, upper_first(f"{title}:\n{lines}"), frame, [], ENGINE,
@@ -273,8 +280,8 @@ def yoy(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
         label = groups[0][2]
         lines = "\n".join(f"  {i + 1}. {r[label]}: {r['change_pct']:+.1f}% ({r['last_year']:,.0f} -> "
                           f"{r['this_year']:,.0f})" for i, r in frame.iterrows())
-        text = (f"{label.capitalize()}s{scope} by change in actual units from {since} to {until} against the same "
-                f"weeks a year earlier ({'falling most' if falling else 'growing most'} first):\n{lines}")
+        text = (f"{plural(label).capitalize()}{scope} by change in actual units from {since} to {until} against the "
+                f"same weeks a year earlier ({'falling most' if falling else 'growing most'} first):\n{lines}")
     png = None
     if groups:
         label = groups[0][2]
@@ -295,13 +302,13 @@ def count(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
         conditions = name_filters(found, ctx)
     except LookupError as error:
         return cannot(question, str(error))
-    frame = ctx.run(f"select count(distinct {expression}) as {label}s, count(distinct unique_id) as series, "
+    frame = ctx.run(f"select count(distinct {expression}) as {plural(label)}, count(distinct unique_id) as series, "
                     f"count(distinct unique_id) filter (where origin = 'Predict') as forecast_series "
                     f"from {SALES}{where_clause(conditions)}")
     row = frame.iloc[0]
     scope = f" of {names_of(found)}" if found.entities else ""
-    return Answer(question, f"{row.iloc[0]} {label}s{scope}; {row['series']} series, {row['forecast_series']} of "
-                  "them forecast.", frame, [], ENGINE)
+    return Answer(question, f"{row.iloc[0]} {plural(label)}{scope}; {row['series']} series, "
+                  f"{row['forecast_series']} of them forecast.", frame, [], ENGINE)
 
 
 def stats(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
@@ -320,3 +327,29 @@ def stats(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     lines = [f"  - {r.origin}: {r.rows} rows over {r.series} series, {day(r.first_ds)} to {day(r.last_ds)}, mean "
              f"{r.mean:,.2f}, median {r.median:,.2f}, min {r.min:,.2f}, max {r.max:,.2f}" for r in frame.itertuples()]
     return Answer(question, f"Statistics of weekly units{scope} by origin:\n" + "\n".join(lines), frame, [], ENGINE)
+
+
+def listing(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
+    """The products or customers (master data), with what the question names as a filter."""
+    kind = next((d for d in mentioned(parsed.text) if d in ("product", "customer", "brand", "category", "channel",
+                                                              "region")), "product")
+    if kind in ("customer", "channel", "region"):
+        table, columns, key = "raw.customers", ["customer_id", "customer_name", "channel", "region"], "customer_id"
+    else:
+        table, columns, key = "raw.products", ["product_id", "product_name", "brand", "category"], "product_id"
+    if not ctx.has(table) or not set(columns) <= set(ctx.columns(table)):
+        return cannot(question, f"{table} is not published")
+    column = {"brand": "brand", "category": "category", "channel": "channel", "region": "region"}.get(kind)
+    conditions = [in_list(c, [e.name for e in found.of(k)]) for k, c in
+                  (("product", "product_id"), ("brand", "brand"), ("category", "category"),
+                   ("customer", "customer_id"), ("channel", "channel"), ("region", "region"))
+                  if found.of(k) and c in columns]
+    if column:
+        frame = ctx.run(f"select {column}, count(*) as {plural(key.split('_')[0])} from {table}"
+                        f"{where_clause(conditions)} group by 1 order by 1")
+    else:
+        frame = ctx.run(f"select {', '.join(columns)} from {table}{where_clause(conditions)} order by {key}")
+    scope = f" of {names_of(found)}" if found.entities else ""
+    shown = ", ".join(str(v) for v in frame.iloc[:12, 1 if not column else 0])
+    more = f" and {len(frame) - 12} more" if len(frame) > 12 else ""
+    return Answer(question, f"{len(frame)} {plural(kind)}{scope}: {shown}{more}.", frame, [], ENGINE)

@@ -174,3 +174,11 @@ def test_questions_said_loosely(published):
     growing = ask("Quels produits progressent le plus ?", published)
     assert list(growing.table["change_pct"]) == sorted(growing.table["change_pct"], reverse=True)
     assert ask("quelle est la tendance des ventes ?", published).chart is not None
+
+
+def test_master_data_and_models_of_a_brand(published):
+    listed = ask("liste des produits Etorki", published)
+    assert listed.table["product_id"].tolist() == ["P001", "P005"]
+    assert ask("What brands do we sell?", published).table["brand"].tolist() == sorted(PRODUCTS["brand"].unique())
+    wins = ask("which model wins for Etorki?", published)  # P005 is not forecast: P001's champion only
+    assert wins.table[["model", "series"]].values.tolist() == [["AutoETS", 1]]
