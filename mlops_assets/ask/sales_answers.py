@@ -46,7 +46,8 @@ def series(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     except LookupError as error:
         return cannot(question, str(error))
     # Each name is drawn ("Etorki 200g and Babybel"): any of them, not a product that is both.
-    where = f" where {' or '.join(f'({c})' for c in conditions)}" if conditions else ""
+    where = where_clause([" or ".join(f"({c})" for c in conditions) if len(conditions) > 1 else conditions[0]]
+                         if conditions else [])
     label = "product_name" if "product_name" in columns else "unique_id"
     ids = ctx.run(f"select unique_id, any_value({label}) as label from {SALES}{where} group by unique_id "
                   "order by unique_id")
