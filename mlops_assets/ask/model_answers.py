@@ -14,10 +14,7 @@ def model_wins(question: str, parsed: Parsed, found: Found, ctx: Context) -> Ans
     table = "forecasting.series_champions"
     if not ctx.has(table):
         return cannot(question, f"{table} is not published yet: materialize the forecasts")
-    try:
-        named = series_named(found, ctx, "unique_id")
-    except LookupError as error:
-        return cannot(question, str(error))
+    named = series_named(found, ctx, "unique_id")
     if found.entities and all(e.kind == "product" for e in found.entities):
         frame = ctx.run(f"select unique_id, model, round(smape, 2) as smape, runner_up, round(runner_up_smape, 2) "
                         f"as runner_up_smape, round(seasonal_naive_smape, 2) as seasonal_naive_smape from {table}"
@@ -44,10 +41,7 @@ def model_accuracy(question: str, parsed: Parsed, found: Found, ctx: Context) ->
     table = "forecasting.series_evaluation"
     if not ctx.has(table):
         return cannot(question, f"{table} is not published yet: materialize the backtest")
-    try:
-        where = where_clause(series_named(found, ctx, "unique_id"))
-    except LookupError as error:
-        return cannot(question, str(error))
+    where = where_clause(series_named(found, ctx, "unique_id"))
     frame = ctx.run(f"select model, count(*) as series, round(avg(smape), 2) as mean_smape, "
                     f"round(median(smape), 2) as median_smape, round(avg(mase), 3) as mean_mase, "
                     f"round(avg(wape), 2) as mean_wape from {table}{where} group by model "
@@ -67,10 +61,7 @@ def past_accuracy(question: str, parsed: Parsed, found: Found, ctx: Context) -> 
     if not ctx.has(table):
         return cannot(question, f"{table} is not published yet")
     columns = ctx.columns(table)
-    try:
-        where = where_clause(series_named(found, ctx, "unique_id"))
-    except LookupError as error:
-        return cannot(question, str(error))
+    where = where_clause(series_named(found, ctx, "unique_id"))
     level = max((int(c[3:]) for c in columns if c.startswith("hi_")), default=None)
     covered = (f", round(100 * avg(case when y between lo_{level} and hi_{level} then 1 else 0 end), 1) "
                f"as in_{level}_pct") if level else ""
@@ -100,10 +91,7 @@ def excluded(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answe
     names = ctx.has("raw.products")
     join = " left join raw.products p on p.product_id = e.unique_id" if names else ""
     name = "p.product_name, " if names else ""
-    try:
-        where = where_clause(series_named(found, ctx, "e.unique_id"))
-    except LookupError as error:
-        return cannot(question, str(error))
+    where = where_clause(series_named(found, ctx, "e.unique_id"))
     counts = ctx.run(f"select reason_code, count(*) as series from {table} e{where} group by 1 order by 1")
     frame = ctx.run(f"select e.unique_id, {name}e.reason_code, e.reason, e.n_periods, e.last_ds from {table} e"
                     f"{join}{where} order by e.reason_code, e.unique_id")
@@ -127,10 +115,7 @@ def widest(question: str, parsed: Parsed, found: Found, ctx: Context) -> Answer:
     n = parsed.n or 10
     label = "product_name" if "product_name" in ctx.columns(SALES) else "unique_id"
     order = "relative_width" if any(w in parsed.text for w in ("relative", "relatif", "percent")) else "mean_width"
-    try:
-        where = where_clause(series_named(found, ctx, "f.unique_id"))
-    except LookupError as error:
-        return cannot(question, str(error))
+    where = where_clause(series_named(found, ctx, "f.unique_id"))
     frame = ctx.run(
         f"with names as (select unique_id, any_value({label}) as name from {SALES} group by unique_id) "
         f"select f.unique_id, n.name, round(avg(f.hi_{level} - f.lo_{level}), 2) as mean_width, "

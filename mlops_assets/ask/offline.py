@@ -39,7 +39,10 @@ def answer(question: str, ctx: Context) -> Answer:
     # "plot Etorki's sales" reads as totals (it says sales of a name), but one series' picture was asked for.
     if handler is sales_answers.totals and found.entities and parsed.chart and not (parsed.dimensions or parsed.period):
         handler = sales_answers.series
-    result = handler(question, parsed, found, ctx)
+    try:
+        result = handler(question, parsed, found, ctx)
+    except LookupError as error:  # a name or grouping the tables do not split the series by
+        return cannot(question, str(error))
     result.sql = list(ctx.sql)
     return result
 
