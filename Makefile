@@ -15,13 +15,14 @@ SERVE_PORT ?=
 SERVE_POLL_SECONDS ?=
 MLFLOW_PORT ?= 5000
 MONITOR_PORT ?= 8000
+EXPLORE_PORT ?= 8050
 # System programs the end-to-end tests drive, and the Debian package that provides each.
 TEST_PROGRAMS := /usr/bin/chromium:chromium /usr/bin/promtool:prometheus /usr/bin/prometheus:prometheus
 APT_GET ?= apt-get
 # dg (Dagster's project CLI) runs the code location in this virtual environment, named as if it were activated.
 DG := VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg
 
-.PHONY: setup system-packages run dev test test-fast serve prometheus monitor mlflow-ui bench lint clean
+.PHONY: setup system-packages run dev test test-fast serve explore prometheus monitor mlflow-ui bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -84,6 +85,10 @@ test-fast: setup system-packages
 serve: setup
 	$(BIN)/python -m mlops_assets.serving.app $(if $(SERVE_PORT),--port $(SERVE_PORT)) \
 	  $(if $(SERVE_POLL_SECONDS),--poll-seconds $(SERVE_POLL_SECONDS))
+
+# The forecast explorer on http://127.0.0.1:$(EXPLORE_PORT): pick a series, see its forecast, ask questions.
+explore: setup
+	$(BIN)/python -m mlops_assets.explorer.app --port $(EXPLORE_PORT)
 
 # A Prometheus on 127.0.0.1:9090 scraping `make serve` and evaluating its alert rules.
 prometheus:

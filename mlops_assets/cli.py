@@ -4,6 +4,7 @@
     mlops-assets summary                     tables, row counts and where everything is
     mlops-assets sql "select ..."            DuckDB SQL on the snapshots: schema.table names work as views
     mlops-assets plot --product "Etorki"     the actuals-and-forecast plot of one product
+    mlops-assets ask "top 5 products"        a question in plain words (English or French): text, table, SQL, chart
     mlops-assets rollback --version 3        point the alias champion at an earlier model version
     mlops-assets relocate                    after moving or copying the data directory: MLflow uses the new place
 
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     plot = commands.add_parser("plot", help="write the plot of one product by name")
     plot.add_argument("--product", required=True, help="product name, or a part of it")
     plot.add_argument("--out", type=Path, help="PNG file to write (default: <data dir>/plots/<id>.png)")
+    question = commands.add_parser("ask", help="a question in plain words: answer, table, the SQL it ran, a chart")
+    question.add_argument("question", help="e.g. \"show sales and the forecast of Etorki on a line plot\"")
     back = commands.add_parser("rollback", help="point the alias champion at an earlier model version")
     back.add_argument("--version", required=True)
     commands.add_parser("relocate", help="after moving or copying the data directory: MLflow uses the new place")
@@ -181,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "plot":
             for path in plot_product(paths, args.product, args.out):
                 print(f"wrote {path}")
+        elif args.command == "ask":
+            from mlops_assets.ask.service import ask
+
+            print(ask(args.question, paths, load_settings().ask).report())
         elif args.command == "relocate":
             print(relocate(paths))
         else:

@@ -306,6 +306,27 @@ class ServingSettings(_Strict):
         return f"http://{self.host}:{self.port}"
 
 
+class LlmSettings(_Strict):
+    """An OpenAI-compatible chat endpoint (a local Ollama, llama.cpp or vLLM server, or a hosted one)."""
+
+    base_url: str = Field(description="The endpoint's base URL, e.g. http://127.0.0.1:11434/v1 (Ollama).")
+    model: str = Field(description="The model name the endpoint serves, e.g. qwen2.5-coder:7b.")
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the API key; empty: none is sent (a local server)."
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="How long to wait for the model's reply.")
+
+
+class AskSettings(_Strict):
+    """`mlops-assets ask` and the explorer's question box."""
+
+    llm: LlmSettings | None = Field(
+        None, description="A language model that writes the SQL; empty: the offline engine answers alone."
+    )
+    time_limit_seconds: float = Field(10.0, gt=0, description="Longest a question's query may run.")
+    max_rows: int = Field(1000, ge=1, description="Most rows a query may return.")
+
+
 class Settings(_Strict):
     frequency: str = Field("W-MON", description="pandas offset alias of the period: W-MON, D, MS, ...")
     horizon: int = Field(13, ge=1, description="Periods to forecast.")
@@ -351,6 +372,7 @@ class Settings(_Strict):
     ingest: IngestSettings = IngestSettings()
     compute: ComputeSettings = ComputeSettings()
     serving: ServingSettings = ServingSettings()
+    ask: AskSettings = AskSettings()
     seed: int = 42
 
     @field_validator("frequency")
@@ -434,7 +456,7 @@ class Settings(_Strict):
         # mode="json": closed dates are dates, which json cannot dump as they are.
         settings = self.model_dump(
             mode="json",
-            exclude={"plots": True, "locks": True, "compute": True, "serving": True, "ingest": True,
+            exclude={"plots": True, "locks": True, "compute": True, "serving": True, "ingest": True, "ask": True,
                      "gold": {"warn_excluded_share"}},
         )
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

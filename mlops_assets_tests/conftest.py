@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,22 @@ def dask_scheduler():
 
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
         yield cluster.scheduler_address
+
+
+# The zoo's fastest models: the tests that read a materialized sample check what is published, not accuracy.
+FAST_ZOO = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized, AutoTheta]\n"
+
+
+@pytest.fixture(scope="session")
+def materialized_sample(small_sample, tmp_path_factory) -> tuple[Path, Path]:
+    """The small sample through the whole graph once, with the fast zoo: (data directory, settings file).
+
+    For tests that only read what a run published; a test that writes must take its own copy.
+    """
+    data_dir = tmp_path_factory.mktemp("materialized_sample")
+    shutil.copytree(small_sample / "landing", data_dir / "landing")
+    settings = data_dir / "settings.yaml"
+    settings.write_text(FAST_ZOO)
+    instance = dg.DagsterInstance.local_temp(str(tmp_path_factory.mktemp("materialized_sample_home")))
+    assert materialize_all(data_dir, str(settings), instance=instance).success
+    return data_dir, settings

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from mlops_assets_tests.conftest import materialize_all
+
+pytestmark = pytest.mark.e2e
 
 HEADER = "unique_id,ds,y\n"
 
