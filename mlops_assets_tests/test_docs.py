@@ -63,3 +63,18 @@ def test_every_settings_example_in_the_docs_loads(tmp_path: Path) -> None:
             load_settings(file)
         except pydantic.ValidationError as error:
             raise AssertionError(f"a settings example of {page} does not load:\n{block}\n{error}") from error
+
+
+# Folders the README describes as a whole: the Dagster definitions and helpers, and developer tools.
+DESCRIBED_AS_FOLDERS = {"defs", "wiring", "devtools"}
+
+
+def test_the_readme_names_every_module_of_the_product() -> None:
+    package = REPO / "mlops_assets"
+    modules = [path for path in package.glob("*.py") if path.name != "__init__.py"]
+    for folder in sorted(p for p in package.iterdir() if (p / "__init__.py").exists()):
+        if folder.name not in DESCRIBED_AS_FOLDERS:
+            modules += [path for path in folder.glob("*.py") if path.name != "__init__.py"]
+    readme = (REPO / "README.md").read_text()
+    missing = sorted(str(path.relative_to(package)) for path in modules if f"`{path.name}`" not in readme)
+    assert not missing, f"README.md, 'Where things are', does not name {missing}"
