@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from mlops_assets.serving.plots import ACTUAL_COLOR, FORECAST_COLOR, _dates, _render, plt
+from mlops_assets.reporting.render import ACTUAL_COLOR, FORECAST_COLOR, date_axis, plt, render
 
 MAX_BARS = 30
 SIZE = (8.0, 3.6)
@@ -31,11 +31,11 @@ def series_chart(rows: pd.DataFrame, label: str = "label") -> bytes:
                                 linewidth=0, label=f"{level}% interval")
         ax.plot(forecast["ds"], forecast["sales"], color=FORECAST_COLOR, linewidth=1.5, label="forecast")
         ax.set_title(str(name), fontsize=10)
-        _dates(ax)
+        date_axis(ax)
     for ax in list(axes.flat)[len(names):]:
         ax.set_axis_off()
     axes.flat[0].legend(fontsize=7, loc="upper left")
-    return _render(fig)
+    return render(fig)
 
 
 def bar_chart(frame: pd.DataFrame, label: str, value: str, title: str) -> bytes:
@@ -49,7 +49,7 @@ def bar_chart(frame: pd.DataFrame, label: str, value: str, title: str) -> bytes:
     longest = max(len(str(s)) for s in shown[label]) if len(shown) else 1
     fig.subplots_adjust(left=min(0.5, 0.04 + 0.0095 * longest), right=0.97, top=0.9,
                         bottom=min(0.3, 0.5 / fig.get_figheight()))
-    return _render(fig, tight=False)
+    return render(fig, tight=False)
 
 
 def line_chart(frame: pd.DataFrame, x: str, value: str, hue: str | None, title: str) -> bytes:
@@ -63,8 +63,8 @@ def line_chart(frame: pd.DataFrame, x: str, value: str, hue: str | None, title: 
     if hue:
         ax.legend(fontsize=7)
     if pd.api.types.is_datetime64_any_dtype(frame[x]):
-        _dates(ax)
-    return _render(fig)
+        date_axis(ax)
+    return render(fig)
 
 
 def fitting_chart(frame: pd.DataFrame, title: str) -> bytes | None:
