@@ -549,8 +549,10 @@ def _named_errors(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"])
-        got = f" (got {problem['input']!r})" if "input" in problem and not isinstance(problem["input"], dict) else ""
         message = problem["msg"].removeprefix("Value error, ")
+        value = problem.get("input")
+        shown = "input" in problem and not isinstance(value, dict) and repr(value) not in message
+        got = f" (got {value!r})" if shown else ""
         lines.append(f"{key}: {message}{got}" if key else message)
     return "; ".join(lines)
 
