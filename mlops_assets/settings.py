@@ -278,7 +278,8 @@ class GoldSettings(_Strict):
 class IngestSettings(_Strict):
     chunk_rows: int = Field(
         200_000, ge=1, description="Rows of a landing file read and validated at a time: the raw step's memory "
-        "follows this, not the size of the files or of the raw tables (rows are staged and merged by DuckDB)."
+        "is bounded by this plus compute.duckdb_memory_mb (DuckDB's cache of the staged and merged rows, which "
+        "spills to disk beyond it), not by the size of the files or of the raw tables."
     )
     empty_y: Literal["keep", "erase"] = Field(
         "keep", description="Series files: what an empty or NaN y does to a value an earlier file gave the same "
