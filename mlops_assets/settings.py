@@ -546,7 +546,7 @@ _DatesAsText.yaml_implicit_resolvers = {
 
 
 def _named_errors(error: ValidationError) -> str:
-    """Each problem as `key.path: message (got value)`, one per line."""
+    """Each problem as `key.path: message (got value)`, separated by "; "."""
     lines = []
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"])
