@@ -17,12 +17,50 @@ from typing import Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DATA_DIR_ENV = "MLOPS_DATA_DIR"
 SETTINGS_ENV = "MLOPS_SETTINGS"
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+# From simplest to most complex: selection breaks SMAPE ties towards the earlier name. The forecasting zoo
+# builds them; they are listed here so that a settings file naming another is refused when it is read.
+MODEL_NAMES: tuple[str, ...] = (
+    "Naive",
+    "SeasonalNaive",
+    "HistoricAverage",
+    "WindowAverage",
+    "CrostonOptimized",
+    "ADIDA",
+    "IMAPA",
+    "TSB",
+    "AutoETS",
+    "AutoTheta",
+    "AutoCES",
+    "MSTL",
+    "AutoARIMA",
+    "LightGBM",
+    "Combination",
+)
+# Not StatsForecast models: the global model (forecasting.global_model) and the per-series combination of
+# the best few others (forecasting.combinations); the backtest and the champion model run them themselves.
+GLOBAL_MODEL = "LightGBM"
+COMBINATION = "Combination"
+
+
+def validate_model_names(names: list[str]) -> list[str]:
+    """The names, checked: unknown or duplicated names raise ValueError listing the supported ones."""
+    names = list(names)
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(f"unknown model name(s) {unknown} in settings.models; supported: {list(MODEL_NAMES)}")
+    if not names:
+        raise ValueError(f"settings.models is empty; name at least one of {list(MODEL_NAMES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"settings.models lists a model twice: {names}")
+    return names
+
 
 # Canonical landing tables, each a folder under ``<data dir>/landing``.
 LANDING_TABLES = ("sales_orders", "products", "customers", "promotions", "series")
@@ -240,7 +278,8 @@ class GoldSettings(_Strict):
 class IngestSettings(_Strict):
     chunk_rows: int = Field(
         200_000, ge=1, description="Rows of a landing file read and validated at a time: the raw step's memory "
-        "follows this, not the size of the files or of the raw tables (rows are staged and merged by DuckDB)."
+        "is bounded by this plus compute.duckdb_memory_mb (DuckDB's cache of the staged and merged rows, which "
+        "spills to disk beyond it), not by the size of the files or of the raw tables."
     )
     empty_y: Literal["keep", "erase"] = Field(
         "keep", description="Series files: what an empty or NaN y does to a value an earlier file gave the same "
@@ -381,6 +420,19 @@ class Settings(_Strict):
         pd.tseries.frequencies.to_offset(value)
         return value
 
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else validate_model_names(value)
+
+    @model_validator(mode="after")
+    def _models_have_intervals(self) -> Settings:
+        without = sorted(set(self.models or ()) & {GLOBAL_MODEL, COMBINATION})
+        if self.intervals.method == "model" and without:
+            raise ValueError(f"settings.models lists {without}, which have no intervals of their own: "
+                             "use intervals.method 'backtest' or leave them out")
+        return self
+
     @field_validator("registered_model_name")
     @classmethod
     def _plain_model_name(cls, value: str) -> str:
@@ -476,7 +528,56 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"settings file {file} ({SETTINGS_ENV}) does not exist")
-    return Settings.model_validate(yaml.safe_load(file.read_text()) or {})
+    try:
+        values = yaml.load(file.read_text(), Loader=_DatesAsText) or {}
+    except yaml.MarkedYAMLError as error:
+        raise ValueError(f"settings file {file}{_yaml_problem(error)}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"settings file {file}: not valid YAML ({error})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"settings file {file}: holds {type(values).__name__} {values!r}, not keys and values "
+                         "(e.g. `horizon: 13`)")
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise ValueError(f"settings file {file}: {_named_errors(error)}") from None
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
+    """`` line 4, column 1: not valid YAML: expected ... (while parsing ... from line 3, column 13)``."""
+    def at(mark) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    mark = error.problem_mark or error.context_mark
+    text = f" {at(mark)}: not valid YAML: {error.problem or error.context}" if mark else f": not valid YAML: {error}"
+    if error.context and error.problem:
+        opened = f" from {at(error.context_mark)}" if error.context_mark and error.context_mark != mark else ""
+        text += f" ({error.context}{opened})"
+    return text
+
+
+class _DatesAsText(yaml.SafeLoader):
+    """YAML without its date type: an impossible date (2024-13-45) then reaches the settings' own validation,
+    which names its key, instead of failing inside the YAML parser with no key."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _named_errors(error: ValidationError) -> str:
+    """Each problem as `key.path: message (got value)`, separated by "; "."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        value = problem.get("input")
+        shown = "input" in problem and not isinstance(value, dict) and repr(value) not in message
+        got = f" (got {value!r})" if shown else ""
+        lines.append(f"{key}: {message}{got}" if key else message)
+    return "; ".join(lines)
 
 
 @dataclass(frozen=True)

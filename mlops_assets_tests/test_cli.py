@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
@@ -92,3 +93,16 @@ def test_rollback_waits_for_the_run_then_moves_the_alias(registry, monkeypatch, 
     assert "now points at version 1 (was 2)" in said.out
     assert alias_version(NAME, CHAMPION) == "1"
     assert run_lock.holder(registry) is None  # released once the alias moved
+
+
+def test_rollback_to_a_version_whose_files_are_gone_is_refused(registry, capsys):
+    experiment = mlflow.get_experiment_by_name("cli").experiment_id
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.pyfunc.log_model(name="model", python_model=Doubler())
+    gone = mlflow.register_model(info.model_uri, NAME).version
+    shutil.rmtree(Path(urlparse(mlflow.get_logged_model(info.model_id).artifact_location).path))
+    assert cli.main(["rollback", "--version", str(gone)]) == 2
+    said = capsys.readouterr().err
+    assert f"cannot roll '{NAME}' back to version {gone}: its model files are missing" in said, said
+    assert "the champion alias was not moved" in said and "Traceback" not in said
+    assert alias_version(NAME, CHAMPION) == "2"

@@ -98,7 +98,8 @@ def test_a_block_shown_twice_runs_once_and_every_page_is_read() -> None:
     blocks = documented_blocks(pages)
     assert [[(c.page, c.text) for c in block] for block in blocks] == [
         [("README.md", "make serve"), ("README.md", "curl x")], [("docs/b.md", "make serve"), ("docs/b.md", "curl y")]]
-    assert [page for page, _ in _pages()][:2] == ["README.md", "docs/forecasting.md"]
+    read = [page for page, _ in _pages()]
+    assert read[0] == "README.md" and {"docs/edges.md", "docs/forecasting.md", "docs/serving.md"} <= set(read)
 
 
 def test_the_block_parser_keeps_heredocs_and_continuations_whole() -> None:

@@ -44,6 +44,20 @@ def test_the_command_records_the_run_in_the_data_directory_and_prints_one_line_p
         assert instance.get_latest_materialization_event(dg.AssetKey(["gold", "sales_data_for_forecast"])) is None
 
 
+def test_a_bad_settings_file_stops_the_command_before_its_first_step(tmp_path):
+    """The whole settings file is checked when the definitions load: not at the step that first reads a key."""
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("horizon: 8\nmodels: [Naive, NoSuchModel]\n")
+    env = {"PATH": "/usr/bin:/bin", "MLOPS_DATA_DIR": str(tmp_path / "data"), "MLOPS_SETTINGS": str(settings),
+           "HOME": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", "from mlops_assets.cli import entry_point; entry_point()",
+                           "materialize"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith(f"error: settings file {settings}: models: unknown model name(s) ['NoSuchModel']")
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "data" / "warehouse.duckdb").exists()
+
+
 # A reader in another process: holds the DuckDB file open (read-only) for argv[2] seconds.
 READER = textwrap.dedent(
     """

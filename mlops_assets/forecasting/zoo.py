@@ -28,30 +28,8 @@ from statsforecast.models import (
 )
 from statsforecast.utils import ConformalIntervals
 
-from mlops_assets.settings import Settings
+from mlops_assets.settings import COMBINATION, GLOBAL_MODEL, MODEL_NAMES, Settings, validate_model_names
 
-# From simplest to most complex: selection breaks SMAPE ties towards the earlier name.
-MODEL_NAMES: tuple[str, ...] = (
-    "Naive",
-    "SeasonalNaive",
-    "HistoricAverage",
-    "WindowAverage",
-    "CrostonOptimized",
-    "ADIDA",
-    "IMAPA",
-    "TSB",
-    "AutoETS",
-    "AutoTheta",
-    "AutoCES",
-    "MSTL",
-    "AutoARIMA",
-    "LightGBM",
-    "Combination",
-)
-# Not StatsForecast models: the global model (forecasting.global_model) and the per-series combination of
-# the best few others (forecasting.combinations); the backtest and the champion model run them themselves.
-GLOBAL_MODEL = "LightGBM"
-COMBINATION = "Combination"
 STATSFORECAST_NAMES: tuple[str, ...] = tuple(n for n in MODEL_NAMES if n not in (GLOBAL_MODEL, COMBINATION))
 
 # Used by StatsForecast when a model raises on a series, and by the champion model when a model yields
@@ -145,17 +123,7 @@ def frequency_family(frequency: str) -> str:
 
 def validate_names(names: Sequence[str]) -> list[str]:
     """The names, checked: unknown or duplicated names raise ValueError listing the supported ones."""
-    names = list(names)
-    unknown = [n for n in names if n not in MODEL_NAMES]
-    if unknown:
-        raise ValueError(
-            f"unknown model name(s) {unknown} in settings.models; supported: {list(MODEL_NAMES)}"
-        )
-    if not names:
-        raise ValueError(f"settings.models is empty; name at least one of {list(MODEL_NAMES)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"settings.models lists a model twice: {names}")
-    return names
+    return validate_model_names(list(names))
 
 
 def default_models(settings: Settings) -> list[str]:
@@ -166,12 +134,8 @@ def default_models(settings: Settings) -> list[str]:
     """
     own_intervals = settings.intervals.method == "model"
     if settings.models is not None:
-        names = validate_names(settings.models)
-        without = sorted(set(names) & {GLOBAL_MODEL, COMBINATION})
-        if own_intervals and without:
-            raise ValueError(f"settings.models lists {without}, which have no intervals of their own: "
-                             "use intervals.method 'backtest' or leave them out")
-        return names
+        # Checked when the settings were read, with the intervals method (Settings._models_have_intervals).
+        return validate_names(settings.models)
     names = list(DEFAULT_ZOO[frequency_family(settings.frequency)])
     return [n for n in names if n not in (GLOBAL_MODEL, COMBINATION)] if own_intervals else names
 

@@ -138,8 +138,7 @@ def _to_canonical(frame: pd.DataFrame, spec: TableSpec, mapping: dict[str, str],
             source[column] = match
         elif column in spec.required:
             mapped = f" (mapped from '{wanted}')" if column in mapping else ""
-            hint = next((f" The header looks '{d}'-separated: save the file comma-separated."
-                         for d in (";", "\t", "|") if len(found) == 1 and d in str(found[0])), "")
+            hint = _separator_hint(path, found)
             raise LandingFileError(
                 f"{path}: required column '{column}'{mapped} is missing (columns found: "
                 f"{shorten(', '.join(map(str, found)), RECORD_CHARS)}).{hint} Map it in settings "
@@ -152,6 +151,22 @@ def _to_canonical(frame: pd.DataFrame, spec: TableSpec, mapping: dict[str, str],
         return frame[source[column]].str.strip() if strip else frame[source[column]]
 
     return pd.DataFrame({c: cells(c) for c in spec.columns}, index=frame.index)
+
+
+_SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _separator_hint(path: Path, found: list) -> str:
+    """When the whole header is one column, the separator it seems to use instead of the file's own."""
+    used = "\t" if any(suffix == ".tsv" for suffix in path.suffixes) else ","
+    if len(found) != 1:
+        return ""
+    for d, name in _SEPARATOR_NAMES.items():
+        if d != used and d in str(found[0]):
+            kind = "a .tsv file is read tab-separated" if used == "\t" else "a .csv file is read comma-separated"
+            fix = "rename it to .csv" if d == "," else f"save it {_SEPARATOR_NAMES[used]}-separated"
+            return f" The header looks {name}-separated ('{d}') but {kind}: {fix}."
+    return ""
 
 
 def _parse_dates(values: pd.Series) -> pd.Series:

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -342,7 +343,29 @@ def rollback(name: str, version: str) -> str | None:
             f"existing versions: {existing or 'none'}",
             error_code=RESOURCE_DOES_NOT_EXIST,
         )
+    _refuse_without_files(client, name, str(version))
     previous = alias_version(name, CHAMPION)
     client.set_registered_model_alias(name, CHAMPION, str(version))
     client.set_model_version_tag(name, str(version), "rolled_back_from", previous or "")
     return previous
+
+
+def _refuse_without_files(client: MlflowClient, name: str, version: str) -> None:
+    """A version whose model files are gone cannot serve: the alias must not move to it.
+
+    Otherwise the serving app, following the alias, fails to load it at every poll and keeps the old one.
+    """
+    try:
+        files = mlflow.artifacts.list_artifacts(f"models:/{name}/{version}")
+    except Exception as error:  # noqa: BLE001 (a missing folder, a store that cannot be reached: the same answer)
+        files, reason = [], f"{type(error).__name__}: {error}"
+    else:
+        reason = "no files"
+    if not any(Path(item.path).name == "MLmodel" for item in files):
+        source = client.get_model_version(name, version).source
+        raise MlflowException(
+            f"cannot roll {name!r} back to version {version}: its model files are missing ({source}: {reason}); "
+            "the champion alias was not moved. Roll back to another version, or run `mlops-assets relocate` "
+            "if the data directory was moved",
+            error_code=RESOURCE_DOES_NOT_EXIST,
+        )

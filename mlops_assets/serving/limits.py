@@ -19,7 +19,9 @@ import pandas as pd
 
 from mlops_assets.settings import ServingSettings
 
-CONTENT_TYPES = ("application/json", "text/csv", "application/x-parquet")
+PARQUET = "application/vnd.apache.parquet"
+# Exactly what MLflow's scoring server parses; it refuses application/x-parquet with a 415 of its own.
+CONTENT_TYPES = ("application/json", "text/csv", PARQUET)
 
 
 _DEFAULTS = ServingSettings()
@@ -202,7 +204,7 @@ def check_request(body: bytes, content_type: str | None, limits: RequestLimits, 
             columns = _table_columns(pd.read_csv(io.BytesIO(body), dtype={"unique_id": str}))
         except Exception:  # whatever the parser's complaint, MLflow's own parse answers it with a 400
             return RequestSummary([], [])
-    elif kind == "application/x-parquet":
+    elif kind == PARQUET:
         try:
             columns = _table_columns(pd.read_parquet(io.BytesIO(body)))
         except Exception:  # as for CSV: MLflow's own parse answers it

@@ -19,6 +19,8 @@ import mlflow
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from mlops_assets.serving.limits import CONTENT_TYPES, PARQUET
+
 OPENAPI_VERSION = "3.0.3"
 
 _JSON_TYPES: dict[str, dict[str, Any]] = {
@@ -138,7 +140,10 @@ def build_openapi(
                                     "records": {"value": {"dataframe_records": example_records}},
                                     "split": {"value": {"dataframe_split": split_example}},
                                 },
-                            }
+                            },
+                            # Columns unique_id and h, as in the JSON forms.
+                            "text/csv": {"schema": {"type": "string"}},
+                            PARQUET: {"schema": {"type": "string", "format": "binary"}},
                         },
                     },
                     "responses": {
@@ -151,7 +156,7 @@ def build_openapi(
                             "cannot answer (unknown series, horizon out of range, missing column, ...)",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                         },
-                        "415": {"description": "Content type other than application/json, text/csv, parquet"},
+                        "415": {"description": f"Content type other than {', '.join(CONTENT_TYPES)}"},
                     },
                 }
             },

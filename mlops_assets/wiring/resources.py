@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from mlops_assets import run_lock, warehouse
 from mlops_assets.ingest.landing_watch import SETTLE_SECONDS
+from mlops_assets.registry.abandoned_runs import end_abandoned_runs
 from mlops_assets.registry.relocation import relocate_store
 from mlops_assets.settings import (
     DATA_DIR_ENV,
@@ -46,9 +47,10 @@ class _RunScoped(dg.ConfigurableResource):
     )
 
     _log: object = PrivateAttr(default=None)
+    _run_id: str | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._log = context.log
+        self._log, self._run_id = context.log, context.run_id
         if context.run_id:
             run_lock.acquire(
                 self.data_dir,
@@ -235,6 +237,9 @@ class MlflowTracking(_RunScoped):
             client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, "custom_model_development")
             client.set_experiment_tag(experiment_id, "mlflow.note.content", EXPERIMENT_DESCRIPTION)
         mlflow.set_experiment(experiment_id=experiment_id)
+        if abandoned := end_abandoned_runs(experiment_id, self._run_id):
+            (self._log or logger).warning(f"MLflow runs left RUNNING by a stopped run ended as FAILED: "
+                                          f"{', '.join(abandoned)}")
         return experiment_id
 
     def run_tags(self, context: dg.AssetExecutionContext) -> dict[str, str]:

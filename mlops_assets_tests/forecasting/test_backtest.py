@@ -96,9 +96,8 @@ def test_zoo():
 
 
 def test_models_without_own_intervals_need_backtest_intervals():
-    own = Settings(intervals={"method": "model"}, models=["Naive", "LightGBM"])
     with pytest.raises(ValueError, match="no intervals of their own"):
-        default_models(own)
+        Settings(intervals={"method": "model"}, models=["Naive", "LightGBM"])
     plain = default_models(Settings(intervals={"method": "model"}))
     assert "LightGBM" not in plain and "Combination" not in plain
 

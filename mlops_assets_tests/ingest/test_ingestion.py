@@ -148,8 +148,15 @@ def test_missing_column_message_says_what_to_do(tmp_path: Path) -> None:
 def test_wrong_delimiter_is_refused_with_a_hint(tmp_path: Path) -> None:
     text = HEADER.replace(",", ";") + "A;2024-01-01;C1;P1;1;2\n"
     path = _write(tmp_path / "sales_orders" / "semi.csv", text)
-    with pytest.raises(LandingFileError, match="';'-separated"):
+    with pytest.raises(LandingFileError, match="looks semicolon-separated"):
         _read(path)
+
+
+def test_a_comma_separated_tsv_is_named_as_such(tmp_path: Path) -> None:
+    path = _write(tmp_path / "sales_orders" / "orders.tsv", HEADER + "A,2024-01-01,C1,P1,1,2\n")
+    with pytest.raises(LandingFileError) as error:
+        _read(path)
+    assert "looks comma-separated (',') but a .tsv file is read tab-separated: rename it to .csv" in str(error.value)
 
 
 def test_a_line_with_an_extra_field_is_quarantined_and_the_others_kept(tmp_path: Path) -> None:

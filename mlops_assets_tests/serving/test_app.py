@@ -37,6 +37,7 @@ from mlops_assets.devtools.processes import free_port, server_answering, stop_pr
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.model_registry import CHAMPION, register_and_gate, register_champions, rollback
 from mlops_assets.serving.inference_log import FILE_NAME
+from mlops_assets.serving.limits import CONTENT_TYPES
 from mlops_assets.settings import ServingSettings, Settings
 from mlops_assets_tests.conftest import materialize_all
 from mlops_assets_tests.serving.test_serving import HORIZON, MODELS, SERIES, temporary_tracking, weekly_history
@@ -160,6 +161,26 @@ def test_flags_override_the_serving_settings_one_by_one():
 def test_a_missing_content_type_is_415_not_mlflows_500(app):
     response = requests.post(f"{app['base']}/invocations", data=json.dumps(records(("s0", 1))), timeout=10)
     assert response.status_code == 415 and "Content-Type must be one of" in response.json()["message"]
+
+
+def test_parquet_and_csv_bodies_are_answered_with_the_content_type_mlflow_takes(app):
+    from mlflow.pyfunc import scoring_server
+
+    assert sorted(CONTENT_TYPES) == sorted(scoring_server.CONTENT_TYPES)
+    table = pd.DataFrame({"unique_id": ["s1", "s2"], "h": [2, 1]})
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    parquet = post(app, buffer.getvalue(), **{"Content-Type": "application/vnd.apache.parquet"})
+    assert parquet.status_code == 200, parquet.text[:300]
+    assert [row["unique_id"] for row in parquet.json()["predictions"]] == ["s1", "s1", "s2"]
+    csv = post(app, table.to_csv(index=False), **{"Content-Type": "text/csv"})
+    assert csv.status_code == 200 and len(csv.json()["predictions"]) == 3, csv.text[:300]
+    # MLflow refuses application/x-parquet: the app says which type to send instead of passing it on.
+    old = post(app, buffer.getvalue(), **{"Content-Type": "application/x-parquet"})
+    assert old.status_code == 415 and "application/vnd.apache.parquet" in old.json()["message"], old.text[:300]
+    document = requests.get(f"{app['base']}/openapi.json", timeout=30).json()
+    body = document["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert sorted(body) == sorted(CONTENT_TYPES)
 
 
 def test_metrics_count_what_was_sent(app):

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from mlops_assets.serving.limits import RequestLimits, RequestRefused, check_request
+from mlops_assets.serving.limits import PARQUET, RequestLimits, RequestRefused, check_request
 
 JSON = "application/json"
 LIMITS = RequestLimits(max_body_bytes=10_000, max_rows=50, max_forecast_rows=200)
@@ -38,7 +38,7 @@ def test_csv_and_parquet_bodies_are_bounded_too():
     assert refused(frame.to_csv(index=False).encode(), "text/csv").kind == "too_many_rows"
     buffer = io.BytesIO()
     frame.head(3).assign(h=[1, 2, 14]).to_parquet(buffer)
-    assert "h=14 in row 2" in refused(buffer.getvalue(), "application/x-parquet").message
+    assert "h=14 in row 2" in refused(buffer.getvalue(), PARQUET).message
 
 
 def test_a_body_over_the_byte_limit_is_413_naming_the_limit():
