@@ -156,9 +156,10 @@ def test_every_contract_check_below_raw_is_requested_with_its_asset():
     result = _tick(instance, cursor)
     # Raw is updated outside automation (the landing sensor's runs carry the raw checks): nothing is requested
     # for its checks on their own. The inference-log tables are not below raw: their checks wait for them.
+    # Beside the contracts, the warning that a champion could not be served runs with the forecasts.
     assert _requested_checks(result) == {
         f"{k.to_user_string()}:matches_contract" for k in CONTRACT_TABLES - RAW - LOG_FED
-    }
+    } | {"forecasting/forecasts:champions_served"}
     assert _requested_checks(_tick(instance, result.cursor)) == set()
 
 

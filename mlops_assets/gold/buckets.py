@@ -111,6 +111,8 @@ def regressors_by_bucket(connect: Connect, gold: str, settings: Settings, folder
         buckets = bucket_count(con, gold, "unique_id", settings.compute.bucket_series)
         present = {c for (c,) in con.execute(f"select column_name from (describe {gold})").fetchall()}
         columns = ", ".join(["unique_id", "ds", *(c for c in ("product_id", "customer_id") if c in present)])
+        # Every bucket's future reaches the same common end: the last period of all of gold, not the bucket's.
+        data_end = pd.Timestamp(con.execute(f"select max(ds) from {gold}").fetchone()[0])
         for b in range(buckets):
             series = _in_bucket("unique_id", buckets, b)
             rows = con.execute(f"select {columns} from {gold} where {series}").df()
@@ -118,7 +120,7 @@ def regressors_by_bucket(connect: Connect, gold: str, settings: Settings, folder
                                f"from {gold} where {series})") if "product_id" in present else None
             files = _read(con, "raw.series", series) if declared else None
             table = build_regressors(rows, promotions, settings.frequency, settings.horizon, settings.grain,
-                                     settings.regressors.country, files, declared)
+                                     settings.regressors.country, files, declared, data_end)
             writer.add(b, buckets, (table,))
     return Parts(writer.finish(), buckets)
 

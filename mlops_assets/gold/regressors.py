@@ -32,11 +32,13 @@ from mlops_assets.gold.aggregation import period_start
 REGRESSOR_COLUMNS = ("promo_depth", "holiday_days")
 
 
-def future_periods(history: pd.DataFrame, frequency: str, horizon: int) -> pd.DataFrame:
+def future_periods(history: pd.DataFrame, frequency: str, horizon: int,
+                   data_end: pd.Timestamp | None = None) -> pd.DataFrame:
     """unique_id, ds of the periods after each series' last period through the common horizon end (the
-    latest series' last period plus ``horizon``: forecasting.common_end)."""
+    latest series' last period plus ``horizon``: forecasting.common_end). ``data_end``: the latest last period
+    of every series, when ``history`` holds only some of them (a bucket)."""
     last = history.groupby("unique_id", sort=True)["ds"].max()
-    return future_dates(last, steps_through(last, horizon, frequency), frequency)
+    return future_dates(last, steps_through(last, horizon, frequency, data_end), frequency)
 
 
 def _period_days(ds: pd.Series, frequency: str) -> tuple[np.ndarray, np.ndarray]:
@@ -127,12 +129,14 @@ def build_regressors(
     country: str | None = None,
     series: pd.DataFrame | None = None,
     series_columns: Mapping[str, str] | None = None,
+    data_end: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """unique_id, ds, is_future, promo_depth, holiday_days and the declared ``series_columns`` (from
-    ``series``, raw.series) for every gold period and the next horizon."""
+    ``series``, raw.series) for every gold period and the next horizon (through the common end: ``data_end``
+    is the last period of all of gold when ``gold`` is a bucket of it)."""
     attributes = [c for c in ("product_id", "customer_id") if c in gold.columns]
     past = gold[["unique_id", "ds", *attributes]].assign(ds=lambda d: pd.to_datetime(d["ds"]), is_future=False)
-    future = future_periods(past, frequency, horizon).merge(
+    future = future_periods(past, frequency, horizon, data_end).merge(
         past.drop_duplicates("unique_id")[["unique_id", *attributes]], on="unique_id", how="left"
     ).assign(is_future=True)
     rows = pd.concat([past, future], ignore_index=True).sort_values(["unique_id", "ds"], kind="stable")
