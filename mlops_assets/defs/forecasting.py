@@ -20,7 +20,8 @@ from mlops_assets.forecasting.engine import BucketFailure, backtest_by_bucket, e
 from mlops_assets.forecasting.metrics import METRIC_DESCRIPTIONS
 from mlops_assets.forecasting.scoring import fixed_chunks, score_by_chunk
 from mlops_assets.forecasting.selection import choose_from_evaluations, selection_summary
-from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, default_models
+from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, declared_drivers, default_models, unused_drivers
+from mlops_assets.gold.regressors import promotions_planned
 from mlops_assets.registry.model_registry import load_champion
 from mlops_assets.serving.plots import plot_smape_distribution, plot_win_share, png_markdown
 from mlops_assets.settings import Settings
@@ -69,7 +70,7 @@ def eligible_summary(warehouse: Warehouse) -> tuple[int, str]:
 
 def regressors_sql(warehouse: Warehouse, settings: Settings, models: list[str]) -> str | None:
     """gold.regressors' columns in settings.regressors.use, as SQL, when a model of the list uses them."""
-    if GLOBAL_MODEL not in models and COMBINATION not in models:
+    if GLOBAL_MODEL not in models and COMBINATION not in models and settings.closed.column is None:
         return None
     if not settings.regressors.use:
         return None
@@ -118,7 +119,11 @@ def _table_rows(warehouse: Warehouse, table: str) -> int:
 )
 def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     settings = project.settings
-    models = default_models(settings)
+    drivers = declared_drivers(settings, promotions_planned(warehouse.connection))
+    models = default_models(settings, drivers)
+    unused = unused_drivers(models, drivers)
+    if unused:
+        context.log.warning(unused)
     n_series, data = eligible_summary(warehouse)
     if n_series == 0:
         raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")
@@ -169,6 +174,7 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
             "dagster/row_count": _table_rows(warehouse, BACKTEST),
             "input_fingerprint": fingerprint,
             "models": dg.MetadataValue.json(models),
+            "unused_drivers": unused or "",
             "series": n_series,
             "cutoffs": dg.MetadataValue.json([str(pd.Timestamp(c).date()) for c in cutoffs]),
             **engine_metadata,

@@ -158,8 +158,25 @@ def validate_names(names: Sequence[str]) -> list[str]:
     return names
 
 
-def default_models(settings: Settings) -> list[str]:
-    """settings.models when set (validated), else the default zoo of the settings' frequency.
+def declared_drivers(settings: Settings, promotions: bool = False) -> list[str]:
+    """The drivers a user gave: the declared series columns in regressors.use, and promo_depth when planned
+    promotions exist (``promotions``: the data has some). Holidays are not counted: every run has them."""
+    use = settings.regressors.use
+    declared = [c for c in settings.regressors.series_columns if c in use]
+    return (["promo_depth"] if promotions and "promo_depth" in use else []) + declared
+
+
+def unused_drivers(models: Sequence[str], drivers: Sequence[str]) -> str | None:
+    """What to say when drivers are declared and no model of ``models`` reads them (None: nothing to say)."""
+    if not drivers or GLOBAL_MODEL in models or COMBINATION in models:
+        return None
+    return (f"the drivers {list(drivers)} are unused: no model of the zoo ({', '.join(models)}) reads them; "
+            f"add {GLOBAL_MODEL} to settings.models (or leave models unset) to use them")
+
+
+def default_models(settings: Settings, drivers: Sequence[str] = ()) -> list[str]:
+    """settings.models when set (validated), else the default zoo of the settings' frequency, with the global
+    model added when ``drivers`` (declared_drivers) are given: declared drivers are never silently unused.
 
     LightGBM and Combination have no intervals of their own: with ``intervals.method: model`` the default
     zoo leaves them out and naming them is an error.
@@ -173,6 +190,8 @@ def default_models(settings: Settings) -> list[str]:
                              "use intervals.method 'backtest' or leave them out")
         return names
     names = list(DEFAULT_ZOO[frequency_family(settings.frequency)])
+    if drivers and GLOBAL_MODEL not in names:
+        names.append(GLOBAL_MODEL)
     return [n for n in names if n not in (GLOBAL_MODEL, COMBINATION)] if own_intervals else names
 
 
