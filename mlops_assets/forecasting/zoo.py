@@ -69,7 +69,8 @@ CONFORMAL_WINDOWS = 5
 # joined the weekly zoo on benchmarks/accuracy.py --quality (README): over 10 weekly holdouts better than the
 # StatsForecast zoo at 5, equal at 4, worse at 1 (by 0.3), at 1.1-1.3x its CPU. Combination is in no default:
 # alone it was better at 2 holdouts and worse at 1, and beside LightGBM it made the weekly M5 set worse.
-# Monthly (carparts: equal, 1.26x the CPU) and daily (not measured) keep their zoos.
+# Monthly (carparts: equal, 1.26x the CPU) and daily keep their zoos without it, unless drivers are declared:
+# then default_models adds it (on daily retail with drivers it won most series: docs/forecasting-defaults.md).
 DEFAULT_ZOO: dict[str, list[str]] = {
     "W": [
         "Naive",
