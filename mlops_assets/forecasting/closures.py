@@ -71,11 +71,13 @@ class ClosedPeriods:
 
 
 def with_closed(regressors: pd.DataFrame | None, closed: ClosedPeriods) -> pd.DataFrame | None:
-    """The regressors with a boolean ``closed`` column when a closure column is declared (else unchanged)."""
-    if regressors is None or getattr(closed, "column", None) is None:
+    """The regressors with a boolean ``closed`` column (declared weekdays, dates and the closure column) for the
+    global model, which neither trains on nor forecasts those rows; unchanged when nothing is declared."""
+    if regressors is None or not closed:
         return regressors
-    if closed.column not in regressors.columns:
-        raise ValueError(f"closed.column {closed.column!r} is not among the regressors {list(regressors.columns)}: "
+    column = getattr(closed, "column", None)
+    if column is not None and column not in regressors.columns:
+        raise ValueError(f"closed.column {column!r} is not among the regressors {list(regressors.columns)}: "
                          "keep it in regressors.use")
     return regressors.assign(closed=closed.rows_mask(regressors))
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mlops_assets.forecasting.closures import ClosedPeriods, zero_closed
+from mlops_assets.forecasting.closures import ClosedPeriods, with_closed, zero_closed
 from mlops_assets.forecasting.combinations import final_members
 from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
@@ -281,7 +281,9 @@ class ChampionForecaster:
         # Imported here: a served model holds LightGBM's forecasts, not LightGBM, and loads without it.
         from mlops_assets.forecasting.global_model import forecast_global
 
-        predicted = forecast_global(history, regressors, self.frequency, self.season_length, self.horizon, uids,
+        # Closed periods: the global model neither trains on nor forecasts them.
+        x = with_closed(regressors, getattr(self, "closed", ClosedPeriods()))
+        predicted = forecast_global(history, x, self.frequency, self.season_length, self.horizon, uids,
                                     self.last_known, self.seed)
         return predicted.pivot(index="unique_id", columns="ds", values="y_hat").reindex(uids)
 
