@@ -1,7 +1,9 @@
 """Declared drivers are used by the default zoo, or said to be unused when settings.models leaves them out."""
 
+from pathlib import Path
+
 from mlops_assets.forecasting.zoo import GLOBAL_MODEL, declared_drivers, default_models, unused_drivers
-from mlops_assets.settings import Settings
+from mlops_assets.settings import Settings, load_settings
 
 
 def test_declared_drivers_bring_the_global_model_into_every_frequencys_zoo():
@@ -26,3 +28,12 @@ def test_models_that_leave_the_drivers_out_are_told_so():
     message = unused_drivers(models, drivers)
     assert message is not None and "['promo', 'price'] are unused" in message and GLOBAL_MODEL in message
     assert unused_drivers(models, []) is None
+
+
+def test_the_daily_example_settings_declare_drivers_the_zoo_uses():
+    settings_dir = Path(__file__).resolve().parents[2] / "settings"
+    for name in ("favorita_daily.yaml", "m5_daily.yaml"):
+        settings = load_settings(settings_dir / name)
+        drivers = declared_drivers(settings)
+        assert settings.frequency == "D" and drivers, name
+        assert GLOBAL_MODEL in default_models(settings, drivers)
