@@ -34,8 +34,7 @@ import numpy as np
 import pandas as pd
 from mlforecast import MLForecast
 from mlforecast.lag_transforms import RollingMean, SeasonalRollingMean
-from mlforecast.target_transforms import GlobalSklearnTransformer
-from sklearn.preprocessing import FunctionTransformer
+from mlforecast.target_transforms import LocalStandardScaler
 
 from mlops_assets.forecasting.backtest import run_backtest
 from mlops_assets.forecasting.closures import ClosedPeriods, mark_closed, zero_closed
@@ -168,7 +167,7 @@ def bare_baseline(train: pd.DataFrame, x: pd.DataFrame, settings: Settings, stat
         models={"bare": model}, freq="D", lags=lags,
         lag_transforms={first: [RollingMean(7), RollingMean(28), SeasonalRollingMean(7, 4)]},
         date_features=["dayofweek", "day", week, "month"],
-        target_transforms=[GlobalSklearnTransformer(FunctionTransformer(np.log1p, np.expm1))],
+        target_transforms=[LocalStandardScaler()],
     )
     import warnings
 
