@@ -9,8 +9,8 @@ backtests, benchmarks/accuracy.py --daily, figures in docs/forecasting-defaults.
 - daily: no lag shorter than the horizon (rounded up to whole weeks), so no forecast feeds on another and
   errors do not compound over a six-week horizon: the same weekday's sales ``h``, ``h + 7``, ... days back and
   a year back, rolling means of those; day of week, day of month, week of year, month; days to and since the
-  next public holiday (from the ``holiday_days`` regressor); the target on a log scale (sales are skewed and
-  multiplicative in promotions).
+  next public holiday (from the ``holiday_days`` regressor); each series' target standardised (a log target
+  did worse on the backtest windows of daily store sales).
 
 Every regressor (``gold.regressors``: promotion depth, holidays, declared series columns) is a feature, and
 so are static attributes of a series (``statics``: one row per series, e.g. brand, category, store type).
@@ -62,8 +62,8 @@ class GlobalSpec:
     trees: dict = field(default_factory=lambda: {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31})
 
 
-# Chosen on the backtest windows before the holdouts (benchmarks/accuracy.py --daily --choose); weekly and
-# monthly keep the features measured before (benchmarks/RESULTS.md).
+# Daily: chosen on the backtest windows before the holdouts (benchmarks/accuracy.py --daily --choose, table in
+# benchmarks/RESULTS.md); weekly and monthly keep the features measured before.
 SPECS: dict[str, GlobalSpec] = {
     "W": GlobalSpec(),
     "MS": GlobalSpec(),
