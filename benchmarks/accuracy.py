@@ -15,6 +15,8 @@ the holdout is dropped as well), to tell a rule that is robust from one that was
     python benchmarks/accuracy.py --datasets jewelry --models Naive,SeasonalNaive,AutoTheta
     python benchmarks/accuracy.py --quality --origins 4 --datasets sample,jewelry,carparts,m5
     python benchmarks/accuracy.py --series-columns --origins 4   # M5's own columns as series regressors
+    python benchmarks/accuracy.py --daily --origins 4 --datasets favorita,m5_daily   # daily retail with drivers
+    python benchmarks/accuracy.py --daily --choose --datasets favorita   # the daily global model's variants
 
 ``--quality`` compares, on the same holdouts, today's default (the zoo, the models' own intervals) with each
 addition alone (LightGBM without and with regressors, the per-series Combination, the backtest-calibrated
@@ -526,7 +528,14 @@ def main() -> None:
     parser.add_argument("--first-origin", type=int, default=0, help="skip the origins before this one")
     parser.add_argument("--series-columns", action="store_true",
                         help="M5 as a series file, without and with its price, SNAP and events declared")
+    parser.add_argument("--daily", action="store_true", help="daily retail with drivers (benchmarks/daily.py)")
+    parser.add_argument("--choose", action="store_true", help="with --daily: global-model variants, backtest only")
     args = parser.parse_args()
+    if args.daily:
+        from daily import run_daily
+
+        run_daily(args.datasets.split(","), args.origins, args.choose)
+        return
     if args.metrics:
         rows = []
         for name in args.datasets.split(","):

@@ -98,7 +98,7 @@ def run_bare(data_dir: Path, settings_file: Path) -> dict:
     import pandas as pd
     from statsforecast import StatsForecast
 
-    from mlops_assets.forecasting.global_model import _mlforecast
+    from mlops_assets.forecasting.global_model import build_mlforecast, spec_for
     from mlops_assets.forecasting.zoo import GLOBAL_MODEL, build_fallback, build_models, default_models
     from mlops_assets.settings import load_settings
 
@@ -115,13 +115,15 @@ def run_bare(data_dir: Path, settings_file: Path) -> dict:
                             step_size=settings.step)
         if GLOBAL_MODEL in names:
             longest = int(df.groupby("unique_id").size().max())
-            _mlforecast(settings.frequency, settings.season, settings.seed, longest).cross_validation(
+            build_mlforecast(spec_for(settings.frequency), settings.frequency, settings.season, settings.horizon,
+                             settings.seed, longest, False).cross_validation(
                 df=df, n_windows=settings.backtest.windows, h=settings.horizon, step_size=settings.step,
                 static_features=[])
         cv_wall, cv_cpu = time.perf_counter() - wall, _cpu() - cpu
         sf.forecast(df=df, h=settings.horizon, level=settings.interval_levels)
         if GLOBAL_MODEL in names:
-            mlf = _mlforecast(settings.frequency, settings.season, settings.seed, longest)
+            mlf = build_mlforecast(spec_for(settings.frequency), settings.frequency, settings.season, settings.horizon,
+                             settings.seed, longest, False)
             mlf.fit(df, static_features=[])
             mlf.predict(settings.horizon)
     own, workers = _peaks()

@@ -201,6 +201,10 @@ class ClosedSettings(_Strict):
         [], description="Weekdays always closed: mon, tue, wed, thu, fri, sat, sun (or full names)."
     )
     dates: list[date] = Field([], description="Dates closed, e.g. [2024-12-25, 2025-01-01].")
+    column: str | None = Field(
+        None, description="A declared planned series column (regressors.series_columns) that is 0 on the periods "
+        "a series is closed, e.g. an `open` flag: closed per series and period, known in advance."
+    )
 
     @field_validator("weekdays", mode="before")
     @classmethod
@@ -220,7 +224,7 @@ class ClosedSettings(_Strict):
 
     @property
     def any(self) -> bool:
-        return bool(self.weekdays or self.dates)
+        return bool(self.weekdays or self.dates or self.column)
 
 
 class DriftSettings(_Strict):
@@ -471,6 +475,14 @@ class Settings(_Strict):
         if self.source == "orders" and self.gold.missing_periods == "not_reported":
             raise ValueError("gold.missing_periods: not_reported applies to series files (source: series); "
                              "order lines record every sale, so a period without one is zero sales")
+        return self
+
+    @model_validator(mode="after")
+    def _closed_column_is_planned(self) -> Settings:
+        column = self.closed.column
+        if column is not None and self.regressors.series_columns.get(column) != "planned":
+            raise ValueError(f"closed.column {column!r} must be declared planned in regressors.series_columns "
+                             "(its future values say when the series is closed)")
         return self
 
     @model_validator(mode="after")

@@ -12,13 +12,13 @@ from mlops_assets.forecasting.eligible import (
     backtest_fingerprint,
     eligible_summary,
     regressors_sql,
+    run_models,
     sql_fingerprint,
 )
 from mlops_assets.forecasting.engine import backtest_by_bucket
 from mlops_assets.forecasting.evaluation import choose, evaluate_stored_backtest, log_evaluation_run, per_model
 from mlops_assets.forecasting.scoring import score_champion
 from mlops_assets.forecasting.selection import selection_summary
-from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry.model_registry import load_champion
 from mlops_assets.registry.served import unserved_in_forecasts
 from mlops_assets.reporting.plots import plot_smape_distribution, plot_win_share
@@ -53,13 +53,15 @@ from mlops_assets.wiring.resources import MlflowTracking, ProjectResource, Wareh
 )
 def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     settings = project.settings
-    models = default_models(settings)
     with warehouse.connection() as con:
+        models, unused = run_models(con, settings)
         n_series, data = eligible_summary(con)
         x_sql = regressors_sql(con, settings, models)
         fingerprint = backtest_fingerprint(data, settings, models, sql_fingerprint(con, x_sql))
     if n_series == 0:
         raise dg.Failure("no eligible series: every gold series is in gold.series_excluded; see its reasons")
+    if unused:
+        context.log.warning(unused)
     engine_metadata = {}
     if previous_if_unchanged(context, context.asset_key, fingerprint) and warehouse.rows(BACKTEST.name):
         context.log.info(f"input unchanged (fingerprint {fingerprint}): kept the existing backtest")
@@ -82,6 +84,7 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
             **stored_table_metadata(warehouse, BACKTEST),
             "input_fingerprint": fingerprint,
             "models": dg.MetadataValue.json(models),
+            "unused_drivers": unused or "",
             "series": n_series,
             "cutoffs": dg.MetadataValue.json([str(pd.Timestamp(c).date()) for c in cutoffs]),
             **engine_metadata,

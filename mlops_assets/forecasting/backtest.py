@@ -12,8 +12,8 @@ A model that raises on a series is replaced, for that series and window, by ``zo
 the failing model's name; a model that cannot forecast a short window (SeasonalNaive with less than one
 season of data) gives NaN, which the selection never picks.
 
-Declared closures (settings.closed, daily data) are forecast as 0 by every model and flagged ``closed`` so
-that the scoring skips them (forecasting.closures).
+Declared closures (settings.closed, daily data; a closure column's values come with the regressors) are
+forecast as 0 by every model and flagged ``closed`` so that the scoring skips them (forecasting.closures).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mlops_assets.forecasting.closures import ClosedPeriods, mark_closed
+from mlops_assets.forecasting.closures import ClosedPeriods, mark_closed, with_closed
 from mlops_assets.forecasting.combinations import combine_backtest
 from mlops_assets.forecasting.global_model import backtest_global
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
@@ -83,14 +83,15 @@ def run_backtest(
     names = validate_names(models) if models is not None else default_models(settings)
     df = validate_history(df, settings.min_series_length)
     local = [n for n in names if n in STATSFORECAST_NAMES]
+    closed = ClosedPeriods.from_settings(settings)
     parts = [_statsforecast_backtest(df, settings, local, n_jobs)] if local else []
     if GLOBAL_MODEL in names:
         parts.append(backtest_global(
-            df, regressors, settings.frequency, settings.season, settings.horizon, settings.backtest.windows,
-            settings.step, last_known=settings.regressors.unknown_future, seed=settings.seed,
+            df, with_closed(regressors, closed), settings.frequency, settings.season, settings.horizon,
+            settings.backtest.windows, settings.step, last_known=settings.regressors.unknown_future, seed=settings.seed,
         ))
     backtest = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    backtest = mark_closed(backtest, ClosedPeriods.from_settings(settings))
+    backtest = mark_closed(backtest, closed, regressors)
     if COMBINATION in names:
         combined = combine_backtest(backtest, settings.combination_size, settings.selection.metric, df, settings.season)
         backtest = pd.concat([backtest, combined], ignore_index=True)

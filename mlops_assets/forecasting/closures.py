@@ -5,7 +5,13 @@ there: under SMAPE each such day scores 200 for them and 0 for SeasonalNaive, so
 days, decide the selection. What is known need not be forecast: on a declared closed period the forecast
 and its bounds are 0, in the backtest as in the served model, and the backtest does not score it (its rows
 carry ``closed`` = true; metrics, combinations and interval calibration skip them). The actuals of closed
-periods stay in the history the models are fitted on: nothing is dropped.
+periods stay in the history the models are fitted on: nothing is dropped (the global model gives them no
+weight: forecasting.global_model).
+
+Closures may also come from the data: ``closed.column`` names a planned series column that is 0 where a
+series is closed (an ``open`` flag). Its values live in the regressors (history and horizon), so a closed row
+is one of a series and period, not a date for all: ``with_closed`` adds the ``closed`` column to regressors and
+``mark_closed``/``zero_closed`` apply it where given.
 """
 
 from __future__ import annotations
@@ -25,21 +31,23 @@ class ClosedPeriods:
 
     weekdays: tuple[int, ...] = ()
     dates: tuple[np.datetime64, ...] = ()
+    column: str | None = None
 
     @classmethod
-    def of(cls, weekdays: Iterable[str] = (), dates: Iterable = ()) -> ClosedPeriods:
+    def of(cls, weekdays: Iterable[str] = (), dates: Iterable = (), column: str | None = None) -> ClosedPeriods:
         unknown = sorted(set(weekdays) - set(WEEKDAY_NUMBERS))
         if unknown:
             raise ValueError(f"unknown weekday(s) {unknown}; use {list(WEEKDAY_NUMBERS)}")
         days = sorted({np.datetime64(pd.Timestamp(d).date(), "D") for d in dates})
-        return cls(tuple(sorted(WEEKDAY_NUMBERS[w] for w in set(weekdays))), tuple(days))
+        return cls(tuple(sorted(WEEKDAY_NUMBERS[w] for w in set(weekdays))), tuple(days), column)
 
     @classmethod
     def from_settings(cls, settings) -> ClosedPeriods:
-        return cls.of(settings.closed.weekdays, settings.closed.dates)
+        return cls.of(settings.closed.weekdays, settings.closed.dates, getattr(settings.closed, "column", None))
 
     def __bool__(self) -> bool:
-        return bool(self.weekdays or self.dates)
+        # Models pickled before closure columns existed have no such attribute.
+        return bool(self.weekdays or self.dates or getattr(self, "column", None))
 
     def mask(self, ds) -> np.ndarray:
         """True where a period (a date, whatever its time of day) is closed."""
@@ -52,20 +60,52 @@ class ClosedPeriods:
         return closed
 
 
-def mark_closed(backtest: pd.DataFrame, closed: ClosedPeriods) -> pd.DataFrame:
+    def rows_mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """True on the rows (unique_id, ds and, when set, ``column``) that are closed: a declared weekday or
+        date, or the closure column at 0. A row without a value of the column is open."""
+        closed = self.mask(frame["ds"])
+        column = getattr(self, "column", None)
+        if column is not None and column in frame.columns:
+            closed |= pd.to_numeric(frame[column], errors="coerce").fillna(1.0).to_numpy() == 0
+        return closed
+
+
+def with_closed(regressors: pd.DataFrame | None, closed: ClosedPeriods) -> pd.DataFrame | None:
+    """The regressors with a boolean ``closed`` column (declared weekdays, dates and the closure column) for the
+    global model, which neither trains on nor forecasts those rows; unchanged when nothing is declared."""
+    if regressors is None or not closed:
+        return regressors
+    column = getattr(closed, "column", None)
+    if column is not None and column not in regressors.columns:
+        raise ValueError(f"closed.column {column!r} is not among the regressors {list(regressors.columns)}: "
+                         "keep it in regressors.use")
+    return regressors.assign(closed=closed.rows_mask(regressors))
+
+
+def closed_rows(frame: pd.DataFrame, closed: ClosedPeriods, regressors: pd.DataFrame | None = None) -> np.ndarray:
+    """closed.rows_mask of ``frame``'s rows, the closure column looked up in ``regressors`` by unique_id, ds."""
+    if getattr(closed, "column", None) is None or regressors is None or closed.column not in regressors.columns:
+        return closed.mask(frame["ds"])
+    keys = frame[["unique_id", "ds"]].astype({"unique_id": str})
+    values = regressors[["unique_id", "ds", closed.column]].astype({"unique_id": str})
+    joined = keys.merge(values.drop_duplicates(["unique_id", "ds"]), on=["unique_id", "ds"], how="left")
+    return closed.rows_mask(joined)
+
+
+def mark_closed(backtest: pd.DataFrame, closed: ClosedPeriods, regressors: pd.DataFrame | None = None) -> pd.DataFrame:
     """The backtest with a ``closed`` column, and forecasts of 0 on the closed periods."""
-    mask = closed.mask(backtest["ds"])
+    mask = closed_rows(backtest, closed, regressors)
     out = backtest.assign(closed=mask)
     if mask.any():
         out.loc[mask, "y_hat"] = 0.0
     return out
 
 
-def zero_closed(forecasts: pd.DataFrame, closed: ClosedPeriods) -> pd.DataFrame:
+def zero_closed(forecasts: pd.DataFrame, closed: ClosedPeriods, regressors: pd.DataFrame | None = None) -> pd.DataFrame:
     """Forecasts (y_hat and every lo_/hi_ bound) set to 0 on the closed periods; other rows unchanged."""
     if not closed or forecasts.empty:
         return forecasts
-    mask = closed.mask(forecasts["ds"])
+    mask = closed_rows(forecasts, closed, regressors)
     values = [c for c in forecasts.columns if c == "y_hat" or c.startswith(("lo_", "hi_"))]
     out = forecasts.copy()
     out.loc[mask, values] = 0.0

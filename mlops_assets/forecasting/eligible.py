@@ -9,7 +9,8 @@ import hashlib
 
 import duckdb
 
-from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
+from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL, declared_drivers, default_models, unused_drivers
+from mlops_assets.gold.regressors import promotions_planned
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import table_exists
 
@@ -33,9 +34,19 @@ def eligible_summary(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     return int(n), _digest(f"{rows}|{hashed}")
 
 
+def run_models(con: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[list[str], str | None]:
+    """The models a run backtests (the default zoo gains the global model when drivers are declared: planned
+    promotions in gold.regressors or declared series columns) and, when the user's models leave the drivers
+    unused, what to say."""
+    drivers = declared_drivers(settings, promotions_planned(con))
+    models = default_models(settings, drivers)
+    return models, unused_drivers(models, drivers)
+
+
 def regressors_sql(con: duckdb.DuckDBPyConnection, settings: Settings, models: list[str]) -> str | None:
-    """gold.regressors' columns in settings.regressors.use, as SQL, when a model of the list uses them."""
-    if GLOBAL_MODEL not in models and COMBINATION not in models:
+    """gold.regressors' columns in settings.regressors.use, as SQL, when a model of the list uses them or a
+    closure column is among them."""
+    if GLOBAL_MODEL not in models and COMBINATION not in models and settings.closed.column is None:
         return None
     if not settings.regressors.use or not table_exists(con, "gold.regressors"):
         return None

@@ -334,7 +334,8 @@ class BacktestTask:
             history = pd.read_parquet(self.input_path(bucket), filters=[("unique_id", "in", list(bucket.unique_ids))])
             models = self.models_of(bucket)
             regressors = None
-            if self.with_regressors and GLOBAL_MODEL in models:
+            # The global model reads the drivers; every model's closed periods may come from a closure column.
+            if self.with_regressors and (GLOBAL_MODEL in models or self.settings.closed.column is not None):
                 regressors = pd.read_parquet(input_path(Path(self.folder), bucket, "regressors"))
             # One process per bucket already: a pool inside the task would only compete with the other workers.
             backtest = run_backtest(history, self.settings, models, n_jobs=1, regressors=regressors)

@@ -47,7 +47,8 @@ CONFORMAL_WINDOWS = 5
 # joined the weekly zoo on benchmarks/accuracy.py --quality (README): over 10 weekly holdouts better than the
 # StatsForecast zoo at 5, equal at 4, worse at 1 (by 0.3), at 1.1-1.3x its CPU. Combination is in no default:
 # alone it was better at 2 holdouts and worse at 1, and beside LightGBM it made the weekly M5 set worse.
-# Monthly (carparts: equal, 1.26x the CPU) and daily (not measured) keep their zoos.
+# Monthly (carparts: equal, 1.26x the CPU) and daily keep their zoos without it, unless drivers are declared:
+# then default_models adds it (on daily retail with drivers it won most series: docs/forecasting-defaults.md).
 DEFAULT_ZOO: dict[str, list[str]] = {
     "W": [
         "Naive",
@@ -126,8 +127,25 @@ def validate_names(names: Sequence[str]) -> list[str]:
     return validate_model_names(list(names))
 
 
-def default_models(settings: Settings) -> list[str]:
-    """settings.models when set (validated), else the default zoo of the settings' frequency.
+def declared_drivers(settings: Settings, promotions: bool = False) -> list[str]:
+    """The drivers a user gave: the declared series columns in regressors.use, and promo_depth when planned
+    promotions exist (``promotions``: the data has some). Holidays are not counted: every run has them."""
+    use = settings.regressors.use
+    declared = [c for c in settings.regressors.series_columns if c in use]
+    return (["promo_depth"] if promotions and "promo_depth" in use else []) + declared
+
+
+def unused_drivers(models: Sequence[str], drivers: Sequence[str]) -> str | None:
+    """What to say when drivers are declared and no model of ``models`` reads them (None: nothing to say)."""
+    if not drivers or GLOBAL_MODEL in models or COMBINATION in models:
+        return None
+    return (f"the drivers {list(drivers)} are unused: no model of the zoo ({', '.join(models)}) reads them; "
+            f"add {GLOBAL_MODEL} to settings.models (or leave models unset) to use them")
+
+
+def default_models(settings: Settings, drivers: Sequence[str] = ()) -> list[str]:
+    """settings.models when set (validated), else the default zoo of the settings' frequency, with the global
+    model added when ``drivers`` (declared_drivers) are given: declared drivers are never silently unused.
 
     LightGBM and Combination have no intervals of their own: with ``intervals.method: model`` the default
     zoo leaves them out and naming them is an error.
@@ -137,6 +155,8 @@ def default_models(settings: Settings) -> list[str]:
         # Checked when the settings were read, with the intervals method (Settings._models_have_intervals).
         return validate_names(settings.models)
     names = list(DEFAULT_ZOO[frequency_family(settings.frequency)])
+    if drivers and GLOBAL_MODEL not in names:
+        names.append(GLOBAL_MODEL)
     return [n for n in names if n not in (GLOBAL_MODEL, COMBINATION)] if own_intervals else names
 
 

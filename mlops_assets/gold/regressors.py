@@ -149,3 +149,11 @@ def build_regressors(
     if declared:
         rows[list(declared)] = series_column_values(rows, series, declared, frequency)
     return rows[["unique_id", "ds", "is_future", *REGRESSOR_COLUMNS, *declared]]
+
+
+def promotions_planned(con) -> bool:
+    """Whether gold.regressors holds any promotion (promo_depth > 0): planned promotions are drivers to use."""
+    found = con.execute("select count(*) from information_schema.columns where table_schema = 'gold' "
+                        "and table_name = 'regressors' and column_name = 'promo_depth'").fetchone()[0]
+    return bool(found) and con.execute("select exists (select 1 from gold.regressors where promo_depth > 0)"
+                                       ).fetchone()[0]

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mlops_assets.forecasting.closures import ClosedPeriods, zero_closed
+from mlops_assets.forecasting.closures import ClosedPeriods, with_closed, zero_closed
 from mlops_assets.forecasting.combinations import final_members
 from mlops_assets.forecasting.common_end import future_dates, periods_behind
 from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
@@ -293,7 +293,9 @@ class ChampionForecaster:
         from mlops_assets.forecasting.global_model import forecast_global
 
         reach = _reach_of(self)
-        predicted = forecast_global(history, padded_regressors(regressors, history, reach, self.frequency),
+        # Closed periods: the global model neither trains on nor forecasts them.
+        x = with_closed(regressors, getattr(self, "closed", ClosedPeriods()))
+        predicted = forecast_global(history, padded_regressors(x, history, reach, self.frequency),
                                     self.frequency, self.season_length, reach, uids, self.last_known, self.seed)
         # By step, not by date: series that end on different dates (one a few periods behind) share no dates,
         # and a table by date gave every series but the latest-ending ones a NaN first step, so the champion

@@ -97,3 +97,35 @@ def test_closed_days_no_longer_decide_the_selection_and_are_forecast_as_zero():
     open_all = ChampionForecaster("D", 7, 7, intervals="backtest").fit(history, champions[["unique_id", "model"]],
                                                                         aware)
     assert (open_all.predict().loc[on_sunday, "y_hat"] > 50).all()
+
+
+def _with_open_flag(history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shops closed (open 0, sales 0) on a few random days each, the flag known for the next week too."""
+    rng = np.random.default_rng(5)
+    ds = pd.date_range(history["ds"].min(), history["ds"].max() + pd.Timedelta(days=7), freq="D")
+    x = pd.DataFrame([(uid, d) for uid in sorted(history["unique_id"].unique()) for d in ds],
+                     columns=["unique_id", "ds"])
+    x["open"] = (rng.random(len(x)) >= 0.1).astype(float)
+    shut = history.merge(x, on=["unique_id", "ds"])["open"].to_numpy() == 0
+    return history.assign(y=np.where(shut, 0.0, history["y"])), x
+
+
+def test_a_closure_column_marks_closed_rows_per_series_not_scored_and_zero():
+    history, x = _with_open_flag(_daily())
+    settings = Settings(frequency="D", horizon=7, season_length=7, backtest={"windows": 2}, source="series",
+                        regressors={"series_columns": {"open": "planned"}}, closed={"column": "open"})
+    backtest = run_backtest(history, settings, ["Naive", "SeasonalNaive", "LightGBM"], regressors=x)
+    shut = backtest.merge(x, on=["unique_id", "ds"])["open"].to_numpy() == 0
+    assert shut.any() and backtest["closed"].to_numpy().tolist() == shut.tolist()
+    assert (backtest.loc[shut, "y_hat"] == 0).all() and (backtest.loc[~shut, "y_hat"] > 0).mean() > 0.5
+    # Not scored: absurd actuals on the closed rows change no score.
+    absurd = backtest.assign(y=np.where(shut, 1e6, backtest["y"]))
+    pd.testing.assert_frame_equal(evaluate(absurd, history, 7), evaluate(backtest, history, 7))
+    # Forecasts and bounds are 0 there, per series and day.
+    forecasts = x[x["ds"] > history["ds"].max()].assign(model="Naive", y_hat=5.0, lo_80=3.0, hi_80=7.0)
+    out = zero_closed(forecasts.drop(columns="open"), ClosedPeriods.from_settings(settings), x)
+    closed_future = forecasts["open"].to_numpy() == 0
+    assert (out.loc[closed_future, ["y_hat", "lo_80", "hi_80"]] == 0).all().all()
+    assert (out.loc[~closed_future, "y_hat"] == 5.0).all()
+    with pytest.raises(ValidationError, match="closed.column 'open' must be declared planned"):
+        Settings(frequency="D", closed={"column": "open"})

@@ -1,7 +1,15 @@
 import numpy as np
 import pandas as pd
 
-from mlops_assets.forecasting.global_model import backtest_cutoffs, backtest_global, forecast_global, known_at
+from mlops_assets.forecasting.global_model import (
+    backtest_cutoffs,
+    backtest_global,
+    build_mlforecast,
+    features_of,
+    forecast_global,
+    known_at,
+    spec_for,
+)
 
 H = 4
 
@@ -68,3 +76,83 @@ def test_series_shorter_than_a_season_and_two_are_still_forecast():
     history, regressors = _data(n_series=4, n=40)
     out = backtest_global(history, regressors, "W-MON", 52, H, 2, H)
     assert len(out) == 4 * 2 * H and np.isfinite(out["y_hat"]).all()
+
+
+# ----------------------------------------------------------------------------------------------- daily data
+DH = 14
+
+
+def _daily(n_series: int = 4, days: int = 200, closed_share: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Daily series with a weekly pattern whose sales triple on promoted days (planned, known DH days ahead) and
+    a per-series price (last_known); ``closed_share``: the share of days, at random, the series is closed
+    (open 0, sales 0)."""
+    rng = np.random.default_rng(1)
+    ds = pd.date_range("2024-01-01", periods=days + DH, freq="D")
+    weekly = np.array([1.0, 1.0, 1.1, 1.2, 1.5, 1.8, 0.6])[ds.dayofweek]
+    history, regressors = [], []
+    for i in range(n_series):
+        promo = (rng.random(days + DH) < 0.15).astype(float)
+        open_ = (rng.random(days + DH) >= closed_share).astype(float)
+        y = (20 + 5 * i) * weekly * (1 + 2 * promo) * open_ + rng.normal(0, 0.5, days + DH) * open_
+        history.append(pd.DataFrame({"unique_id": f"d{i}", "ds": ds[:days], "y": np.clip(y[:days], 0, None)}))
+        regressors.append(pd.DataFrame({"unique_id": f"d{i}", "ds": ds, "promo": promo, "open": open_,
+                                        "holiday_days": (ds.dayofyear % 50 == 0).astype(float),
+                                        "price": 3.0 + rng.normal(0, 0.1, days + DH)}))
+    return pd.concat(history, ignore_index=True), pd.concat(regressors, ignore_index=True)
+
+
+def test_daily_features_are_the_calendars_the_drivers_and_lags_no_shorter_than_the_horizon():
+    history, regressors = _daily()
+    spec = spec_for("D")
+    mlf = build_mlforecast(spec, "D", 7, DH, 0, 200, False)
+    x = features_of(regressors, spec)
+    frame = mlf.preprocess(history.merge(x, on=["unique_id", "ds"]), static_features=[], dropna=False)
+    for column in ("dayofweek", "day", "week_of_year", "month", "promo", "price", "holiday_days",
+                   "days_to_holiday", "days_since_holiday"):
+        assert column in frame.columns, column
+    lags = [int(c[3:]) for c in frame.columns if c.startswith("lag") and c[3:].isdigit()]
+    assert min(lags) >= DH and min(lags) % 7 == 0
+    # Weekly data keeps its own features: week of year and month, no day of week.
+    assert spec_for("W-MON").calendar == ("week", "month")
+
+
+def test_a_planned_driver_changes_the_daily_forecast():
+    history, regressors = _daily()
+    future = regressors["ds"] > history["ds"].max()
+    none = regressors.assign(promo=np.where(future, 0.0, regressors["promo"]))
+    every = regressors.assign(promo=np.where(future, 1.0, regressors["promo"]))
+    low = forecast_global(history, none, "D", 7, DH)
+    high = forecast_global(history, every, "D", 7, DH)
+    assert high["y_hat"].mean() > 2 * low["y_hat"].mean()
+
+
+def test_closed_rows_are_forecast_zero_and_not_trained_on():
+    # Closed on random days: a model trained on those zeros cannot tell them apart.
+    history, regressors = _daily(closed_share=0.2)
+    x = regressors.drop(columns="open").assign(closed=regressors["open"] == 0)
+    out = forecast_global(history, x, "D", 7, DH).merge(x, on=["unique_id", "ds"])
+    assert (out.loc[out["closed"], "y_hat"] == 0).all() and (out.loc[~out["closed"], "y_hat"] > 5).all()
+    # Trained on the closed days' zeros (no closure given), the open days' forecasts sink towards them.
+    blind = forecast_global(history, x.drop(columns="closed"), "D", 7, DH).merge(x, on=["unique_id", "ds"])
+    assert out.loc[~out["closed"], "y_hat"].mean() > 1.1 * blind.loc[~blind["closed"], "y_hat"].mean()
+
+
+def test_a_daily_backtest_cannot_see_a_last_known_drivers_future():
+    history, regressors = _daily(n_series=3, days=160)
+    x = regressors[regressors["ds"] <= history["ds"].max()]
+    args = ("D", 7, DH, 2, DH)
+    base = backtest_global(history, x, *args, last_known=["price"])
+    first_cutoff = base["cutoff"].min()
+    absurd = x.assign(price=np.where(x["ds"] > first_cutoff, 1e6, x["price"]))
+    first = base["cutoff"] == first_cutoff
+    np.testing.assert_allclose(backtest_global(history, absurd, *args, last_known=["price"]).loc[first, "y_hat"],
+                               base.loc[first, "y_hat"])
+    leaky = backtest_global(history, absurd, *args, last_known=[])
+    assert not np.allclose(leaky.loc[first, "y_hat"], base.loc[first, "y_hat"])
+
+
+def test_static_attributes_are_features():
+    history, regressors = _daily()
+    statics = pd.DataFrame({"unique_id": [f"d{i}" for i in range(4)], "family": ["a", "a", "b", "b"]})
+    out = forecast_global(history, regressors, "D", 7, DH, statics=statics)
+    assert len(out) == 4 * DH and np.isfinite(out["y_hat"]).all()
