@@ -70,6 +70,9 @@ class Served:
     version: str
     app: Any
     horizon: int
+    # Steps beyond h that a series behind the others is answered with (forecasting.common_end): the most of
+    # any series, so that the request limits count every row the answer can hold.
+    extra_steps: int = 0
     loaded_at: float = field(default_factory=time.time)
 
 
@@ -85,7 +88,10 @@ class ServingConfig:
 def load_version(model_name: str, version: str) -> Served:
     model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     forecaster = model.unwrap_python_model().forecaster
-    return Served(version=version, app=scoring_server.init(model), horizon=int(forecaster.horizon))
+    series = forecaster.series
+    extra = int(series["behind"].max()) if "behind" in series.columns and len(series) else 0
+    return Served(version=version, app=scoring_server.init(model), horizon=int(forecaster.horizon),
+                  extra_steps=extra)
 
 
 async def _forward(app: Any, scope: dict, body: bytes) -> tuple[int, bytes, str]:
@@ -215,7 +221,8 @@ def create_app(config: ServingConfig) -> FastAPI:
                     status=415, kind="unsupported_media_type", error_code="BAD_REQUEST",
                 )
             body = await _read_body(request, config.limits)
-            check = functools.partial(check_request, body, content_type, config.limits, served.horizon)
+            check = functools.partial(check_request, body, content_type, config.limits, served.horizon,
+                                      served.extra_steps)
             # Parsing a large body would hold the event loop: other requests wait less if it runs aside.
             summary = await asyncio.to_thread(check) if len(body) > 65_536 else check()
             status, answer, answer_type = await _forward(served.app, request.scope, body)

@@ -182,7 +182,8 @@ def _whole_h(value: Any, row: int, horizon: int) -> int | None:
     return h
 
 
-def check_request(body: bytes, content_type: str | None, limits: RequestLimits, horizon: int) -> RequestSummary:
+def check_request(body: bytes, content_type: str | None, limits: RequestLimits, horizon: int,
+                  extra_steps: int = 0) -> RequestSummary:
     """Refuse what would be too large or what MLflow's casts would silently change; else summarize the request.
 
     Every form MLflow would answer is counted as MLflow reads it (a single ``h`` beside a list of ids is
@@ -224,10 +225,13 @@ def check_request(body: bytes, content_type: str | None, limits: RequestLimits, 
         if isinstance(uid, dict | list):
             raise invalid(f"unique_id in row {row} is a JSON {type(uid).__name__}; it must be a string")
     h = [_whole_h(value, row, horizon) for row, value in enumerate(hs)]
-    forecast_rows = sum(v for v in h if v is not None)
+    # A series behind the others is answered with up to extra_steps more rows: counted for every row.
+    forecast_rows = sum(v + extra_steps for v in h if v is not None)
     if forecast_rows > limits.max_forecast_rows:
+        behind = f", plus {extra_steps} for series behind the others" if extra_steps else ""
         raise too_large(
-            f"the request asks for {forecast_rows:,} forecast rows (the sum of h over {len(h):,} rows); the limit "
+            f"the request asks for up to {forecast_rows:,} forecast rows (the sum of h over {len(h):,} rows"
+            f"{behind}); the limit "
             f"is {limits.max_forecast_rows:,} per request (setting serving.max_forecast_rows): ask for fewer series "
             "or a shorter h per request",
             "too_many_forecast_rows",

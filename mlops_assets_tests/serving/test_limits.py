@@ -59,6 +59,17 @@ def test_horizon_times_series_is_bounded():
     assert "208 forecast rows" in error.message and "the limit is 200" in error.message
 
 
+def test_rows_of_series_behind_the_others_count_against_the_limit():
+    # 14 series x h 13 = 182 rows fit under 200; answered with up to 2 more rows each (series behind the
+    # others reach the common end), they may be 210: refused before the model runs.
+    body = records([{"unique_id": f"s{i}", "h": 13} for i in range(14)])
+    assert check_request(body, JSON, LIMITS, horizon=13).h == [13] * 14
+    with pytest.raises(RequestRefused) as caught:
+        check_request(body, JSON, LIMITS, horizon=13, extra_steps=2)
+    assert caught.value.kind == "too_many_forecast_rows"
+    assert "up to 210 forecast rows" in caught.value.message and "plus 2 for series behind" in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("h", "fragment"),
     [
