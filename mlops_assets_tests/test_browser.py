@@ -35,7 +35,7 @@ SCREENSHOTS_OUT = REPO / "benchmarks" / "out" / "screenshots"
 
 SENSORS = """{ sensorsOrError(repositorySelector: {repositoryLocationName: "mlops_assets",
   repositoryName: "__repository__"}) { ... on Sensors { results { name jobOriginId
-  sensorState { selectorId status } } } ... on PythonError { message } } }"""
+  sensorState { selectorId status ticks(limit: 1) { status } } } } ... on PythonError { message } } }"""
 STOP_SENSOR = """mutation($origin: String, $selector: String) { stopSensor(jobOriginId: $origin,
   jobSelectorId: $selector) { ... on StopSensorMutationResult { instigationState { status } }
   ... on PythonError { message } } }"""
@@ -50,6 +50,16 @@ def _stop_sensors(url: str) -> list[str]:
         answer = graphql(url, STOP_SENSOR, {"origin": sensor["jobOriginId"],
                                             "selector": sensor["sensorState"]["selectorId"]})["stopSensor"]
         assert answer.get("instigationState", {}).get("status") == "STOPPED", (sensor["name"], answer)
+    # A tick the daemon began before the stop still finishes, and may launch runs for data that arrives
+    # meanwhile (seen on a loaded CI machine): wait until no tick is in flight.
+    deadline = time.monotonic() + 180
+    while True:
+        states = graphql(url, SENSORS)["sensorsOrError"]["results"]
+        in_flight = [s["name"] for s in states if any(t["status"] == "STARTED" for t in s["sensorState"]["ticks"])]
+        if not in_flight:
+            break
+        assert time.monotonic() < deadline, f"sensor ticks still running 180 s after the stop: {in_flight}"
+        time.sleep(1)
     return sorted(s["name"] for s in sensors)
 
 
@@ -165,7 +175,9 @@ def _wait_for_new_run(url: str, page, shots: Path, timeout: float = 60) -> str:
         if runs:
             time.sleep(2)  # a second run launched by the same click would show by now
             runs = _runs(url)
-            assert len(runs) == 1, runs
+            launchers = [{t["key"]: t["value"] for t in r["tags"] if t["key"].startswith("dagster/")}
+                         for r in graphql(url, RUNS)["runsOrError"]["results"]]
+            assert len(runs) == 1, (runs, launchers)
             return next(iter(runs))
         dialog = page.get_by_role("dialog")
         # Once only: on a loaded machine the dialog stays up while the launch is in flight, and a second
