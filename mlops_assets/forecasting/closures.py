@@ -110,3 +110,16 @@ def zero_closed(forecasts: pd.DataFrame, closed: ClosedPeriods, regressors: pd.D
     out = forecasts.copy()
     out.loc[mask, values] = 0.0
     return out
+
+
+def closed_ahead(regressors: pd.DataFrame | None, closed: ClosedPeriods, train_end: pd.Series) -> pd.DataFrame | None:
+    """The rows after each series' ``train_end`` (indexed by unique_id) that the closure column marks closed,
+    with that column at 0: what a fitted model keeps so that it serves 0 there too. None without a column."""
+    column = getattr(closed, "column", None)
+    if column is None or regressors is None or column not in regressors.columns:
+        return None
+    x = regressors[["unique_id", "ds", column]].astype({"unique_id": str})
+    ends = pd.to_datetime(x["unique_id"].map(train_end.rename(index=str)))
+    shut = (x["ds"] > ends).to_numpy() & closed.rows_mask(x)
+    return x.loc[shut, ["unique_id", "ds"]].assign(**{column: 0.0}).sort_values(
+        ["unique_id", "ds"], kind="stable").reset_index(drop=True)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mlops_assets.forecasting.closures import ClosedPeriods, with_closed, zero_closed
+from mlops_assets.forecasting.closures import ClosedPeriods, closed_ahead, with_closed, zero_closed
 from mlops_assets.forecasting.combinations import final_members
 from mlops_assets.forecasting.common_end import future_dates, periods_behind
 from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
@@ -182,6 +182,9 @@ class ChampionForecaster:
             # The models' own conformal intervals are fitted for exactly the horizon: no steps beyond it.
             behind[:] = 0
         self._reach = self.horizon + int(behind.max()) if len(behind) else self.horizon
+        # A closure column is planned data of the regressors, which a served model does not get: the rows it
+        # closes ahead are kept, so that what is served is 0 there as the forecasts table is.
+        self._closed_ahead = closed_ahead(regressors, getattr(self, "closed", ClosedPeriods()), train_end)
         uids, fitted, names = [], [], []
         for name, group in champions.groupby("model", sort=True):
             sub = history[history["unique_id"].isin(group["unique_id"])]
@@ -242,6 +245,8 @@ class ChampionForecaster:
         out._series = pd.concat([part._series for part in parts], ignore_index=True).iloc[order].reset_index(drop=True)
         out._no_clip = frozenset().union(*(part._no_clip for part in parts))
         out._reach = max(_reach_of(part) for part in parts)
+        ahead = [a for part in parts if (a := getattr(part, "_closed_ahead", None)) is not None]
+        out._closed_ahead = pd.concat(ahead, ignore_index=True) if ahead else None
         out.clipped = not out._no_clip
         calibrations = [part._calibration for part in parts]
         if any(c is None for c in calibrations) and any(c is not None for c in calibrations):
@@ -426,8 +431,8 @@ class ChampionForecaster:
         keep = out["unique_id"].isin(getattr(self, "_no_clip", frozenset())).to_numpy()
         values = [c for c in out.columns if c == "y_hat" or c.startswith(("lo_", "hi_"))]
         out.loc[~keep, values] = out.loc[~keep, values].clip(lower=0)
-        # Models pickled before closures existed have no such attribute.
-        out = zero_closed(out, getattr(self, "closed", ClosedPeriods()))
+        # Models pickled before closures (or closure columns) existed have no such attributes.
+        out = zero_closed(out, getattr(self, "closed", ClosedPeriods()), getattr(self, "_closed_ahead", None))
         return out.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
 
     def _positions(self, unique_ids: Sequence[str] | None) -> np.ndarray:

@@ -129,3 +129,30 @@ def test_a_closure_column_marks_closed_rows_per_series_not_scored_and_zero():
     assert (out.loc[~closed_future, "y_hat"] == 5.0).all()
     with pytest.raises(ValidationError, match="closed.column 'open' must be declared planned"):
         Settings(frequency="D", closed={"column": "open"})
+
+
+def test_a_served_statsforecast_champion_is_zero_on_the_closure_columns_rows_ahead():
+    """The registered model predicts without regressors: the rows the closure column closes ahead are kept at
+    fit, so a served SeasonalNaive champion is 0 there, also once bucket parts are combined."""
+    history, x = _with_open_flag(_daily())
+    settings = Settings(frequency="D", horizon=7, season_length=7, backtest={"windows": 2}, source="series",
+                        regressors={"series_columns": {"open": "planned"}}, closed={"column": "open"})
+    backtest = run_backtest(history, settings, ["Naive", "SeasonalNaive"], regressors=x)
+    champions = pd.DataFrame({"unique_id": sorted(history["unique_id"].unique()), "model": "SeasonalNaive"})
+    future = x[x["ds"] > history["ds"].max()]
+    shut = future.loc[future["open"] == 0, ["unique_id", "ds"]]
+    assert 0 < len(shut) < len(future)
+    whole = forecaster_for(settings, n_jobs=1).fit(history, champions, backtest, x)
+    parts = [forecaster_for(settings, n_jobs=1).fit(history[history["unique_id"] == uid],
+                                                    champions[champions["unique_id"] == uid], None, x,
+                                                    whole._calibration.restricted([uid]), history["ds"].max())
+             for uid in champions["unique_id"]]
+    # A model fitted without the regressors knows no closure column: nothing is zeroed by it.
+    unaware = forecaster_for(settings, n_jobs=1).fit(history, champions, backtest).predict()
+    closed = unaware.merge(shut.assign(shut=True), on=["unique_id", "ds"], how="left")["shut"].fillna(False)
+    closed = closed.to_numpy(dtype=bool)
+    assert closed.sum() == len(shut) and (unaware.loc[closed, "y_hat"] > 0).any()
+    for model in (whole, ChampionForecaster.combine(parts)):
+        served = model.predict()
+        assert (served.loc[closed, ["y_hat", "lo_80", "hi_80"]] == 0).all().all()
+        pd.testing.assert_frame_equal(served[~closed], unaware[~closed])
