@@ -41,6 +41,7 @@ from mlops_assets.forecasting.closures import ClosedPeriods, mark_closed, zero_c
 from mlops_assets.forecasting.global_model import GlobalSpec, backtest_global, forecast_global, spec_for
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.selection import choose_champions
+from mlops_assets.forecasting.zoo import guard_metric, guard_windows
 from mlops_assets.gold.regressors import holiday_days
 from mlops_assets.registry.champion_model import forecaster_for
 from mlops_assets.settings import Settings, load_settings
@@ -134,7 +135,7 @@ def product_default(train, x, settings: Settings, backtest: pd.DataFrame) -> tup
     champions, decision = choose_champions(
         evaluation, backtest, train, settings.season, mode=settings.selection.mode,
         tolerance=settings.selection.global_tolerance, margin=settings.selection.margin,
-        guard_windows=settings.selection.guard_windows, metric=settings.selection.metric)
+        guard_windows=guard_windows(settings), metric=settings.selection.metric, guard_metric=guard_metric(settings))
     forecasts = forecaster_for(settings, n_jobs=1).fit(train, champions[["unique_id", "model"]], backtest, x).predict()
     forecasts = zero_closed(forecasts, ClosedPeriods.from_settings(settings), x)
     mix = champions["model"].value_counts(normalize=True).round(2).head(3).to_dict()
@@ -205,7 +206,8 @@ def holdout(name: str, origin: int, lean: bool = False) -> dict:
     n = train["unique_id"].nunique()
     today = settings.model_copy(update={"regressors": settings.regressors.model_copy(
         update={"series_columns": {}, "use": ["promo_depth", "holiday_days"]}),
-        "closed": settings.closed.model_copy(update={"column": None})})
+        "closed": settings.closed.model_copy(update={"column": None}),
+        "selection": settings.selection.model_copy(update={"guard_metric": "smape", "guard_windows": 1})})
     row = {"dataset": name, "origin": origin, "cutoff": str(cutoff.date()), "series": n}
     shut = x[["unique_id", "ds", "closed"]]
     wall = time.perf_counter()

@@ -102,9 +102,17 @@ class SelectionSettings(_Strict):
         0.0, ge=0, lt=1, description="'auto' keeps per-series choice only when it beats one model for all by "
         "this share on the guard's windows."
     )
-    guard_windows: int = Field(
-        1, ge=1, description="'auto' checks this many of the last backtest windows, each with choices made on "
-        "the windows before it (at most windows - 1 are checked)."
+    guard_windows: int | None = Field(
+        None, ge=1, description="'auto' checks this many of the last backtest windows, each with choices made "
+        "on the windows before it (at most windows - 1 are checked). Default: 2 for daily data, else 1 "
+        "(docs/forecasting-defaults.md)."
+    )
+    guard_metric: Literal["smape", "mase", "rmse", "wape", "mae"] | None = Field(
+        None,
+        description="What the 'auto' guard and the one model for all compare, averaged over series (the "
+        "metric above still picks each series' champion). 'mae' is the pooled error: a series weighs what it "
+        "sells, as in the WAPE a retailer reads. Default: 'mae' for daily data, the metric above otherwise "
+        "(docs/forecasting-defaults.md).",
     )
 
 

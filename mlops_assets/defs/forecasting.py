@@ -16,7 +16,13 @@ from mlops_assets.forecasting.eligible import (
     sql_fingerprint,
 )
 from mlops_assets.forecasting.engine import backtest_by_bucket
-from mlops_assets.forecasting.evaluation import choose, evaluate_stored_backtest, log_evaluation_run, per_model
+from mlops_assets.forecasting.evaluation import (
+    choose,
+    evaluate_stored_backtest,
+    evaluation_fingerprint,
+    log_evaluation_run,
+    per_model,
+)
 from mlops_assets.forecasting.scoring import score_champion
 from mlops_assets.forecasting.selection import selection_summary
 from mlops_assets.registry.model_registry import load_champion
@@ -107,8 +113,7 @@ def series_evaluation(
 ):
     settings = project.settings
     backtest_print = metadata_value(latest_metadata(context, dg.AssetKey(BACKTEST.key)), "input_fingerprint")
-    # The run records what the selection ranks on: a metric change is a new run, not a new backtest.
-    fingerprint = f"{backtest_print}-{settings.selection.metric}" if backtest_print else None
+    fingerprint = evaluation_fingerprint(backtest_print, settings)
     previous = previous_if_unchanged(context, context.asset_key, fingerprint)
     if previous is not None:
         context.log.info(f"backtest unchanged (fingerprint {fingerprint}): kept the evaluation and its MLflow run")
@@ -174,6 +179,7 @@ def series_champions(context: dg.AssetExecutionContext, project: ProjectResource
             selection_mode=decision["mode"],
             selection_reason=decision["reason"],
             selection_metric=metric,
+            guard_metric=decision.get("guard_metric", metric),
             **({f"{metric}_champion_selection": float(summary["champion_score"])} if metric != "smape" else {}),
             champion_for_all=decision.get("champion_for_all", ""),
             **{

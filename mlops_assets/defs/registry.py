@@ -29,7 +29,7 @@ MODEL_KEY = dg.AssetKey(key(MODEL))
 def _selection_record(context: dg.AssetExecutionContext) -> dict:
     """How series_champions chose (mode, metric, the guard's out-of-sample scores), from its last materialization."""
     metadata = latest_metadata(context, dg.AssetKey(CHAMPIONS.key))
-    keys = ("selection_mode", "selection_metric", "champion_for_all", "per_series_last_window_score",
+    keys = ("selection_mode", "selection_metric", "guard_metric", "champion_for_all", "per_series_last_window_score",
             "global_last_window_score")
     record = {key: metadata_value(metadata, key) for key in keys}
     record["mode"] = record.pop("selection_mode")

@@ -13,6 +13,7 @@ import pandas as pd
 from mlops_assets.forecasting.eligible import ELIGIBLE_SQL, eligible_summary
 from mlops_assets.forecasting.engine import evaluate_by_bucket
 from mlops_assets.forecasting.selection import choose_from_evaluations
+from mlops_assets.forecasting.zoo import guard_metric, guard_windows
 from mlops_assets.reporting.plots import plot_smape_distribution, plot_win_share
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import Connect
@@ -24,8 +25,15 @@ def evaluate_stored_backtest(connect: Connect, backtest: str, settings: Settings
         n_series, _ = eligible_summary(con)
     return evaluate_by_bucket(
         connect, backtest, ELIGIBLE_SQL, settings.season,
-        math.ceil(n_series / settings.compute.bucket_series), settings.selection.guard_windows,
+        math.ceil(n_series / settings.compute.bucket_series), guard_windows(settings),
     )
+
+
+def evaluation_fingerprint(backtest_fingerprint: str | None, settings: Settings) -> str | None:
+    """The backtest's fingerprint and how the selection ranks: a rule change is a new run, not a new backtest."""
+    if not backtest_fingerprint:
+        return None
+    return f"{backtest_fingerprint}-{settings.selection.metric}-{guard_metric(settings)}-{guard_windows(settings)}"
 
 
 def choose(settings: Settings, evaluation: pd.DataFrame, windows):
@@ -37,6 +45,7 @@ def choose(settings: Settings, evaluation: pd.DataFrame, windows):
         tolerance=settings.selection.global_tolerance,
         margin=settings.selection.margin,
         metric=settings.selection.metric,
+        guard_metric=guard_metric(settings),
     )
 
 
@@ -90,13 +99,15 @@ def log_evaluation_run(settings: Settings, history_fingerprint: str, evaluation:
                 "code_version": code_version(),
                 "selection_mode_setting": settings.selection.mode,
                 "selection_metric": settings.selection.metric,
+                "guard_metric": guard_metric(settings),
+                "guard_windows": guard_windows(settings),
                 "closed_weekdays": ",".join(settings.closed.weekdays),
                 "closed_dates": len(settings.closed.dates),
                 "selection_mode": decision["mode"],
                 "champion_for_all": decision.get("champion_for_all", ""),
             }
         )
-        metric = settings.selection.metric
+        metric, guard = settings.selection.metric, guard_metric(settings)
         for name in sorted({"smape", metric}):
             for model, row in per_model(evaluation, name).iterrows():
                 mlflow.log_metrics({f"{name}_mean_{model}": row["mean"], f"{name}_median_{model}": row["median"]})
@@ -108,8 +119,8 @@ def log_evaluation_run(settings: Settings, history_fingerprint: str, evaluation:
                 f"{metric}_champion_selection": summary["champion_score"],
                 **{
                     name: decision[key]
-                    for key, name in (("per_series_last_window_score", f"{metric}_last_window_per_series"),
-                                      ("global_last_window_score", f"{metric}_last_window_global"))
+                    for key, name in (("per_series_last_window_score", f"{guard}_last_window_per_series"),
+                                      ("global_last_window_score", f"{guard}_last_window_global"))
                     if key in decision
                 },
             }

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 
 EVALUATION_COLUMNS = ["unique_id", "model", "smape", "mae", "rmse", "mase", "wape", "bias", "n_windows"]
-SELECTION_METRICS = ("smape", "mase", "rmse", "wape")
+SELECTION_METRICS = ("smape", "mase", "rmse", "wape", "mae")
 METRIC_DESCRIPTIONS = {
     "smape": "SMAPE, M4 scale 0-200",
     "mase": "MASE, MAE over the in-sample seasonal naive MAE before each cutoff (1 = as good as it)",
     "rmse": "RMSE, in the units of y",
     "wape": "WAPE, 100 * sum|error| / sum|actual|, percent",
+    "mae": "MAE, in the units of y: averaged over series, each weighs what it sells (the pooled WAPE's view)",
 }
 
 

@@ -173,32 +173,36 @@ def _score_on(evaluation: pd.DataFrame, picks: pd.Series, metric: str = "smape")
 
 
 def guard_decision(
-    earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float, margin: float = 0.0, metric: str = "smape"
+    earlier: pd.DataFrame, last: pd.DataFrame, tolerance: float, margin: float = 0.0, metric: str = "smape",
+    guard_metric: str | None = None,
 ) -> dict:
     """Per-series vs one-model choice made on the earlier windows, both scored on the last window.
 
     ``earlier`` and ``last`` are evaluations (metrics.evaluate) of the backtest without its last window and
     of the last window alone. Series where either choice has no last-window score are left out. Per-series
-    choice wins only when its mean score on ``metric`` is below the one model's by at least ``margin``
-    (relative).
+    choice (on ``metric``) wins only when its mean score on ``guard_metric`` (default: ``metric``) is below
+    the one model's by at least ``margin`` (relative); the one model is chosen on ``guard_metric`` too.
     """
+    guard_metric = guard_metric or metric
     per_series = select_champions(earlier, metric).set_index("unique_id")["model"]
-    one = global_model(earlier, tolerance, metric)
+    one = global_model(earlier, tolerance, guard_metric)
     if one is None:
         return {"mode": "per_series", "reason": "no model was scored on every series", "global_model": None,
-                "metric": metric}
-    ps = _score_on(last, per_series, metric)
-    gl = _score_on(last, pd.Series(one, index=per_series.index), metric)
+                "metric": metric, "guard_metric": guard_metric}
+    ps = _score_on(last, per_series, guard_metric)
+    gl = _score_on(last, pd.Series(one, index=per_series.index), guard_metric)
     both = ps.notna() & gl.notna()
     if not both.any():
         return {"mode": "per_series", "reason": "no series scored in the last window", "global_model": one,
-                "metric": metric}
+                "metric": metric, "guard_metric": guard_metric}
     ps_score, gl_score = float(ps[both].mean()), float(gl[both].mean())
     mode = "per_series" if ps_score <= gl_score * (1 - margin) else "global"
     return {
         "mode": mode,
-        "reason": f"last-window {metric.upper()}: per-series choice {ps_score:.4g} vs {one} for all {gl_score:.4g}",
+        "reason": f"last-window {guard_metric.upper()}: per-series choice {ps_score:.4g} vs {one} for all "
+        f"{gl_score:.4g}",
         "metric": metric,
+        "guard_metric": guard_metric,
         "global_model": one,
         "per_series_last_window_score": ps_score,
         "global_last_window_score": gl_score,
@@ -229,21 +233,24 @@ GUARD_SCORES = ("per_series_last_window_score", "global_last_window_score")
 
 
 def guard_over_windows(
-    pairs: list[tuple[pd.DataFrame, pd.DataFrame]], tolerance: float, margin: float, metric: str = "smape"
+    pairs: list[tuple[pd.DataFrame, pd.DataFrame]], tolerance: float, margin: float, metric: str = "smape",
+    guard_metric: str | None = None,
 ) -> dict:
     """guard_decision on each (earlier, window) pair of window_evaluations, the scores averaged over them."""
-    checks = [guard_decision(earlier, window, tolerance, margin, metric) for earlier, window in pairs]
+    guard_metric = guard_metric or metric
+    checks = [guard_decision(earlier, window, tolerance, margin, metric, guard_metric) for earlier, window in pairs]
     if not checks:
         return {"mode": "per_series", "reason": "one backtest window: no later window to check the choice",
-                "metric": metric}
+                "metric": metric, "guard_metric": guard_metric}
     if len(checks) == 1 or not all(k in c for c in checks for k in GUARD_SCORES):
         return checks[0]
     ps, gl = (float(np.mean([c[k] for c in checks])) for k in GUARD_SCORES)
     return {
         "mode": "per_series" if ps <= gl * (1 - margin) else "global",
-        "reason": f"{metric.upper()} over the last {len(checks)} windows, each chosen on the ones before: "
+        "reason": f"{guard_metric.upper()} over the last {len(checks)} windows, each chosen on the ones before: "
         f"per-series choice {ps:.4g} vs the one model for all {gl:.4g} (margin {margin:.0%})",
         "metric": metric,
+        "guard_metric": guard_metric,
         "global_model": checks[0]["global_model"],
         "per_series_last_window_score": ps,
         "global_last_window_score": gl,
@@ -261,6 +268,7 @@ def choose_champions(
     margin: float = 0.0,
     guard_windows: int = 1,
     metric: str = "smape",
+    guard_metric: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """The champions under ``mode`` and a record of how they were chosen, every comparison on ``metric``.
 
@@ -268,12 +276,12 @@ def choose_champions(
     every series. auto: per_series unless the guard (guard_decision on each series' last backtest window)
     finds one model for all did better out of sample; with a single window there is nothing to check on.
     ``guard_windows``: how many of the last windows the guard checks, each with choices made on the windows
-    before it, the scores averaged over the checks; ``margin``: see guard_decision.
+    before it, the scores averaged over the checks; ``margin`` and ``guard_metric``: see guard_decision.
     """
     if mode not in SELECTION_MODES:
         raise ValueError(f"selection mode {mode!r} is not one of {SELECTION_MODES}")
     windows = window_evaluations(backtest, history, season_length, guard_windows) if mode == "auto" else []
-    return choose_from_evaluations(evaluation, windows, mode, tolerance, margin, metric)
+    return choose_from_evaluations(evaluation, windows, mode, tolerance, margin, metric, guard_metric)
 
 
 def choose_from_evaluations(
@@ -283,18 +291,21 @@ def choose_from_evaluations(
     tolerance: float = 0.02,
     margin: float = 0.0,
     metric: str = "smape",
+    guard_metric: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """choose_champions from the evaluations alone (``windows``: window_evaluations), without the backtest."""
     if mode not in SELECTION_MODES:
         raise ValueError(f"selection mode {mode!r} is not one of {SELECTION_MODES}")
     check_metric(metric)
+    guard_metric = check_metric(guard_metric or metric)
     if mode == "auto":
-        decision = guard_over_windows(windows, tolerance, margin, metric)
+        decision = guard_over_windows(windows, tolerance, margin, metric, guard_metric)
     else:
-        decision = {"mode": mode, "reason": f"settings.selection.mode is {mode}", "metric": metric}
+        decision = {"mode": mode, "reason": f"settings.selection.mode is {mode}", "metric": metric,
+                    "guard_metric": guard_metric}
     decision["requested_mode"] = mode
     if decision["mode"] == "global":
-        one = global_model(evaluation, tolerance, metric)
+        one = global_model(evaluation, tolerance, guard_metric)
         if one is not None:
             decision["champion_for_all"] = one
             return assign_model(evaluation, one, metric), decision

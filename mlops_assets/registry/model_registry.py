@@ -263,14 +263,17 @@ def decide_promotion(
     )
     guard = selection or {}
     out_of_sample = (guard.get("global_last_window_score"), guard.get("per_series_last_window_score"))
-    same_metric = guard.get("metric", "smape") == metric
-    if not promoted and guard.get("mode") == "global" and same_metric and None not in out_of_sample:
-        promoted = out_of_sample[0] <= out_of_sample[1] + tolerance
+    # The guard may judge on another metric than the gate (daily: the pooled MAE), where the tolerance, in
+    # the gate metric's units, means nothing.
+    guard_metric = guard.get("guard_metric") or guard.get("metric", "smape")
+    slack = tolerance if guard_metric == metric else 0.0
+    if not promoted and guard.get("mode") == "global" and None not in out_of_sample:
+        promoted = out_of_sample[0] <= out_of_sample[1] + slack
         reason = (
             f"version {new_version} (one model for all: {guard.get('champion_for_all')}) {label} {new_score:.4g} > "
             f"champion version {current} {label} {current_score:.4g} on the backtest its per-series choices were "
             f"fitted to, but out of sample, on each series' last window, one model for all scored "
-            f"{out_of_sample[0]:.4g} against {out_of_sample[1]:.4g} for per-series choices: "
+            f"{guard_metric.upper()} {out_of_sample[0]:.4g} against {out_of_sample[1]:.4g} for per-series choices: "
             f"{'promoted' if promoted else 'rejected, champion unchanged'}"
         )
     return decision(promoted, reason, new_score, current_score, len(both))

@@ -195,3 +195,46 @@ def test_guard_margin_and_windows_keep_a_small_last_window_edge_from_deciding():
     # More windows than the backtest can check: as many as there are.
     _, many = choose_champions(evaluation, backtest, history, 1, guard_windows=9)
     assert many["per_series_last_window_score"] == two["per_series_last_window_score"]
+
+
+def test_the_guard_metric_chooses_the_one_model_and_judges_while_the_metric_picks_per_series():
+    """sMAPE picks per series; MAE (the pooled view: a series weighs what it sells) chooses the one model
+    for all and judges the last window, where the big series c decides."""
+    earlier = pd.DataFrame([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 20.0, 2.0),
+                            ("b", "Naive", 10.0, 1.0), ("b", "SeasonalNaive", 20.0, 2.0),
+                            ("c", "Naive", 30.0, 300.0), ("c", "SeasonalNaive", 20.0, 100.0)],
+                           columns=["unique_id", "model", "smape", "mae"])
+    last = pd.DataFrame([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 30.0, 3.0),
+                         ("b", "Naive", 10.0, 1.0), ("b", "SeasonalNaive", 30.0, 3.0),
+                         ("c", "Naive", 10.0, 50.0), ("c", "SeasonalNaive", 40.0, 200.0)],
+                        columns=["unique_id", "model", "smape", "mae"])
+    on_smape = guard_decision(earlier, last, tolerance=0.0)
+    assert (on_smape["mode"], on_smape["global_model"]) == ("global", "Naive")  # 20 vs 10
+    pooled = guard_decision(earlier, last, tolerance=0.0, metric="smape", guard_metric="mae")
+    assert (pooled["mode"], pooled["global_model"]) == ("per_series", "SeasonalNaive")
+    assert pooled["per_series_last_window_score"] == pytest.approx(202 / 3)  # picks a, b Naive; c SeasonalNaive
+    assert pooled["global_last_window_score"] == pytest.approx(206 / 3)
+    assert (pooled["metric"], pooled["guard_metric"]) == ("smape", "mae") and "MAE" in pooled["reason"]
+
+
+def test_daily_data_guards_on_the_pooled_error_over_two_windows_and_other_frequencies_keep_their_rule():
+    from mlops_assets.forecasting.evaluation import choose
+    from mlops_assets.forecasting.zoo import guard_metric, guard_windows
+    from mlops_assets.settings import Settings
+
+    daily, weekly = Settings(frequency="D"), Settings()
+    assert (guard_metric(daily), guard_windows(daily)) == ("mae", 2)
+    assert (guard_metric(weekly), guard_windows(weekly)) == ("smape", 1)
+    assert guard_metric(Settings(frequency="MS", selection={"metric": "mase"})) == "mase"
+    told = Settings(frequency="D", selection={"guard_metric": "smape", "guard_windows": 1})
+    assert (guard_metric(told), guard_windows(told)) == ("smape", 1)
+    # The product's path passes the rule on: the same evaluations, decided as the frequency's rule says.
+    earlier = pd.DataFrame([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 20.0, 2.0),
+                            ("b", "Naive", 10.0, 1.0), ("b", "SeasonalNaive", 20.0, 2.0),
+                            ("c", "Naive", 30.0, 300.0), ("c", "SeasonalNaive", 20.0, 100.0)],
+                           columns=["unique_id", "model", "smape", "mae"])
+    last = earlier.assign(smape=[10.0, 30.0, 10.0, 30.0, 10.0, 40.0], mae=[1.0, 3.0, 1.0, 3.0, 50.0, 200.0])
+    _, on_daily = choose(daily, earlier, [(earlier, last)])
+    _, on_weekly = choose(weekly, earlier, [(earlier, last)])
+    assert (on_daily["mode"], on_daily["guard_metric"]) == ("per_series", "mae")
+    assert (on_weekly["mode"], on_weekly["guard_metric"], on_weekly["champion_for_all"]) == ("global", "smape", "Naive")

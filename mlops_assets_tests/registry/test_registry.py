@@ -221,10 +221,16 @@ def test_the_gate_compares_both_versions_on_the_selection_metric(lifecycle):
     on_rmse = decide_promotion(**kwargs, metric="rmse")
     assert on_rmse.promoted and on_rmse.metric == "rmse" and "RMSE 0 <= champion version 2 RMSE" in on_rmse.reason
     assert (on_rmse.new_score, on_rmse.n_series_compared) == (0.0, 8)
-    # The guard's out-of-sample scores count only when they are on the gate's metric.
-    guard = {"mode": "global", "champion_for_all": "Naive", "metric": "rmse",
+    # A guard that judges on its own metric (daily: the pooled MAE) decides on it, with no tolerance: the
+    # gate's is in the gate metric's units.
+    guard = {"mode": "global", "champion_for_all": "Naive", "metric": "smape", "guard_metric": "mae",
              "global_last_window_score": 20.0, "per_series_last_window_score": 25.0}
-    assert not decide_promotion(**kwargs, selection=guard).promoted
+    held_up = decide_promotion(**kwargs, selection=guard)
+    assert held_up.promoted and "MAE 20 against 25" in held_up.reason and held_up.metric == "smape"
+    lenient = {**kwargs, "tolerance": 2.0}
+    assert not decide_promotion(**lenient, selection={**guard, "global_last_window_score": 26.0}).promoted
+    assert decide_promotion(**lenient, selection={**guard, "guard_metric": "smape",
+                                                  "global_last_window_score": 26.0}).promoted
     with pytest.raises(ValueError, match="no 'wape' column"):
         decide_promotion(**kwargs, metric="wape")
 
