@@ -20,9 +20,10 @@ import pandas as pd
 from daily import DATASETS, SETTINGS, closed_rows, holdout_split, regressors_of, scores, timed
 
 from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.forecasting.intervals import CALIBRATIONS, calibrate
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.selection import choose_champions
-from mlops_assets.forecasting.zoo import declared_drivers, default_models
+from mlops_assets.forecasting.zoo import declared_drivers, default_models, guard_metric, guard_windows
 from mlops_assets.settings import load_settings
 
 WINDOWS, PLAYED = 6, 3
@@ -70,11 +71,11 @@ def played(name: str) -> list[dict]:
     for w in range(WINDOWS - PLAYED, WINDOWS):
         seen = backtest[backtest["cutoff"].isin(cutoffs[w - 3:w])]
         window = backtest[(backtest["cutoff"] == cutoffs[w]) & ~backtest["closed"]]
-        for label, (metric, guard, mode, guard_windows) in RULES.items():
+        for label, (metric, guard, mode, windows) in RULES.items():
             start = time.perf_counter()
             champions, decision = choose_champions(
                 evaluate(seen, train, settings.season), seen, train, settings.season, mode=mode,
-                guard_windows=guard_windows, metric=metric, guard_metric=guard)
+                guard_windows=windows, metric=metric, guard_metric=guard)
             picked = window.merge(champions[["unique_id", "model"]], on=["unique_id", "model"])
             rows.append({"dataset": name, "window": str(pd.Timestamp(cutoffs[w]).date()), "rule": label,
                          **scores(picked[["unique_id", "ds", "y"]], picked[["unique_id", "ds", "y_hat"]], shut),
@@ -83,7 +84,39 @@ def played(name: str) -> list[dict]:
     return rows
 
 
+def interval_coverage(name: str) -> list[dict]:
+    """Each calibration method's coverage on each played window, the champions chosen by the product's daily
+    rule and calibrated on the three windows before it (the same protocol: never a holdout)."""
+    backtest, train, settings, _ = backtest_of(name)
+    cutoffs = sorted(backtest["cutoff"].unique())
+    rows = []
+    for w in range(WINDOWS - PLAYED, WINDOWS):
+        seen = backtest[backtest["cutoff"].isin(cutoffs[w - 3:w])]
+        champions, _ = choose_champions(
+            evaluate(seen, train, settings.season), seen, train, settings.season, guard_windows=guard_windows(settings),
+            metric=settings.selection.metric, guard_metric=guard_metric(settings))
+        picked = backtest[(backtest["cutoff"] == cutoffs[w]) & ~backtest["closed"]].merge(
+            champions[["unique_id", "model"]], on=["unique_id", "model"])
+        step = ((picked["ds"] - picked["cutoff"]) / pd.Timedelta(days=1)).astype(int).to_numpy()
+        for method in CALIBRATIONS:
+            calibration = calibrate(seen.merge(champions[["unique_id", "model"]], on=["unique_id", "model"]),
+                                    champions, train, [80, 95], settings.horizon, method)
+            row = {"dataset": name, "window": str(pd.Timestamp(cutoffs[w]).date()), "method": method}
+            for level in (80, 95):
+                half = calibration.half_widths(list(picked["unique_id"]), settings.horizon, level)
+                width = half[range(len(picked)), step - 1]
+                inside = (picked["y"] - picked["y_hat"]).abs().to_numpy() <= width + 1e-9
+                row[f"cov{level}"] = 100 * inside.mean()
+            rows.append(row)
+    return rows
+
+
 def main(datasets: list[str]) -> None:
+    if os.environ.get("INTERVALS"):
+        rows = pd.DataFrame([r for name in datasets for r in interval_coverage(name)])
+        print(rows.round(1).to_string(index=False))
+        print(rows.groupby(["dataset", "method"])[["cov80", "cov95"]].mean().round(1).to_string())
+        return
     rows = pd.DataFrame([r for name in datasets for r in played(name)])
     pd.set_option("display.width", 250)
     print(rows.round(2).to_string(index=False))

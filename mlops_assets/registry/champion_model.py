@@ -31,7 +31,7 @@ import pandas as pd
 from mlops_assets.forecasting.closures import ClosedPeriods, closed_ahead, with_closed, zero_closed
 from mlops_assets.forecasting.combinations import final_members
 from mlops_assets.forecasting.common_end import future_dates, periods_behind
-from mlops_assets.forecasting.intervals import Calibration, calibrate, non_decreasing_bounds
+from mlops_assets.forecasting.intervals import Calibration, calibrate, calibration_method, non_decreasing_bounds
 from mlops_assets.forecasting.parallel import CleanWorkerStatsForecast as StatsForecast
 from mlops_assets.forecasting.zoo import (
     COMBINATION,
@@ -174,7 +174,8 @@ class ChampionForecaster:
         if calibration is not None:
             self._calibration = calibration
         elif self.intervals == "backtest":
-            self._calibration = calibrate(backtest, champions, history, self.levels, self.horizon)
+            self._calibration = calibrate(backtest, champions, history, self.levels, self.horizon,
+                                          calibration_method(self.frequency))
 
         train_end = history.groupby("unique_id", sort=True)["ds"].max()
         behind = periods_behind(train_end, train_end.max() if data_end is None else data_end, self.frequency)

@@ -37,6 +37,7 @@ from mlops_assets.forecasting.intervals import (
     Calibration,
     LastWindow,
     calibrate,
+    calibration_method,
     calibration_of,
     coverage_of,
     error_parts,
@@ -90,7 +91,8 @@ def champion_calibration(
     """The calibration of every series' intervals (None when the models' own intervals are used)."""
     if settings.intervals.method != "backtest":
         return None
-    return calibrate(rows, champions, actuals, settings.interval_levels, settings.horizon)
+    return calibrate(rows, champions, actuals, settings.interval_levels, settings.horizon,
+                     calibration_method(settings.frequency))
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ class ChampionErrors:
     def coverage(self, champions: pd.DataFrame, actuals: pd.Series, settings: Settings, clip: bool) -> dict:
         if self.calibration is None:
             return {}
-        return coverage_of(self.last_windows, champions, actuals, settings.interval_levels, settings.horizon, clip)
+        return coverage_of(self.last_windows, champions, actuals, settings.interval_levels, settings.horizon, clip,
+                           calibration_method(settings.frequency))
 
 
 def champion_errors_by_bucket(
@@ -123,7 +126,8 @@ def champion_errors_by_bucket(
         rows = champion_rows(connect, backtest_table, champions_table, ids)
         parts.append(error_parts(rows, champions))
         windows.append(last_window(series_rows(connect, backtest_table, ids), champions, reselect=True))
-    calibration = calibration_of(parts, champions, actuals, settings.interval_levels, settings.horizon)
+    calibration = calibration_of(parts, champions, actuals, settings.interval_levels, settings.horizon,
+                                 calibration_method(settings.frequency))
     return ChampionErrors(calibration, windows)
 
 

@@ -134,3 +134,23 @@ def test_the_last_window_check_can_choose_the_champions_without_that_window():
     chosen_on_all = pd.DataFrame({"unique_id": ["s"], "model": ["SeasonalNaive"]})
     assert last_window(backtest, chosen_on_all).rows["y_hat"].tolist() == [10.0, 10.0]
     assert last_window(backtest, chosen_on_all, reselect=True).rows["y_hat"].tolist() == [20.0, 20.0]
+
+
+def test_isotonic_quantiles_rise_with_the_steps_without_keeping_every_upward_jump():
+    from mlops_assets.forecasting.intervals import calibration_method, quantiles_by_step, quantiles_isotonic
+
+    rng = np.random.default_rng(3)
+    steps = np.repeat(np.arange(1, 29), 60)
+    flat = np.abs(rng.normal(size=len(steps)))  # an error that does not grow with the step
+    iso, run_max = (f(flat, steps, 28, 80) for f in (quantiles_isotonic, quantiles_by_step))
+    assert (np.diff(iso) >= 0).all() and (iso <= run_max + 1e-12).all()
+    # The running maximum ends at the largest of 28 noisy quantiles; the isotonic fit near their middle.
+    raw = np.array([np.quantile(flat[steps == k], 0.8) for k in range(1, 29)])
+    assert run_max[-1] == pytest.approx(raw.max(), rel=0.05) and iso[-1] < run_max[-1]
+    assert abs(iso.mean() - np.median(raw)) < abs(run_max.mean() - np.median(raw))
+    # Quantiles that already rise are kept as they are.
+    growing = flat * np.sqrt(steps)
+    np.testing.assert_allclose(quantiles_isotonic(growing, steps, 28, 80)[[0, -1]],
+                               quantiles_by_step(growing, steps, 28, 80)[[0, -1]], rtol=0.2)
+    assert (calibration_method("D"), calibration_method("W-FRI"), calibration_method("MS")) == (
+        "isotonic", "by_step", "by_step")
