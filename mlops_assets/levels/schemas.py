@@ -7,21 +7,9 @@ from collections.abc import Iterable
 from pandera.pandas import Check, Column, DataFrameSchema
 
 from mlops_assets.levels.reconcile import BASE, CANDIDATES
-from mlops_assets.schemas import SMAPE_DESCRIPTION, VALUE_LIMIT, sql_form
+from mlops_assets.schemas import VALUE_LIMIT, sql_form
 
 METHODS = [BASE, *CANDIDATES]
-COLUMN_DESCRIPTIONS = {
-    "level": "the node's level: total, a level of settings.hierarchy.levels (category, category/brand), or the "
-             "series' own (product, product/customer, series)",
-    "unique_id": "the node: total, category/<c>, category/<c>/brand/<b>, or the series' own id",
-    "method": "Base (each node's own champion, not reconciled) or the reconciliation method",
-    "y_hat": "forecast; for every reconciled method each group equals the sum of its series",
-    "base_model": "the node's champion model (its base forecast), 'not forecast' for a series the product "
-                  "does not forecast (gold.series_excluded) and groups of such series",
-    "is_default": "the reconciliation in use (settings.hierarchy.reconciliation; auto: chosen on the backtest)",
-    "smape": SMAPE_DESCRIPTION + "; the mean over the level's forecast nodes",
-    "wape": "WAPE, 100 * sum|error| / sum|actual| per node and window, percent; the mean over the level's nodes",
-}
 
 
 def _within(low: float | None = None) -> Check:
@@ -65,10 +53,10 @@ EVALUATION_BY_LEVEL = DataFrameSchema(
     {
         "level": Column(str, nullable=False),
         "method": Column(str, Check.isin(METHODS), nullable=False),
-        "smape": Column(float, Check.in_range(0, 200), nullable=True, description=COLUMN_DESCRIPTIONS["smape"]),
+        "smape": Column(float, Check.in_range(0, 200), nullable=True),
         "mae": Column(float, Check.ge(0), nullable=True),
         "rmse": Column(float, Check.ge(0), nullable=True),
-        "wape": Column(float, Check.ge(0), nullable=True, description=COLUMN_DESCRIPTIONS["wape"]),
+        "wape": Column(float, Check.ge(0), nullable=True),
         "n_series": Column(int, Check.ge(1)),
         "n_windows": Column(int, Check.ge(1)),
         "is_default": Column(bool, nullable=False),

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from mlops_assets.levels.layer import forecast_levels, in_memory
-from mlops_assets_tests.levels.test_hierarchy import _aggregate
 from mlops_assets.levels.reconcile import BASE, CANDIDATES
 from mlops_assets.settings import Settings
+from mlops_assets_tests.levels.test_hierarchy import _aggregate
 
 SETTINGS = Settings(horizon=4, season_length=4, backtest={"windows": 2}, hierarchy={},
                     models=["Naive", "SeasonalNaive", "WindowAverage"])
