@@ -12,7 +12,8 @@ def _keys(definitions) -> set[str]:
 
 def test_levels_are_wired_only_when_the_settings_declare_a_hierarchy(tmp_path, monkeypatch):
     wanted = {"/".join(FORECASTS_BY_LEVEL.key), "/".join(EVALUATION_BY_LEVEL.key)}
-    assert not wanted & {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}  # the suite's defaults: no hierarchy
+    # The suite's defaults: no hierarchy.
+    assert not wanted & {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
     monkeypatch.setenv(SETTINGS_ENV, "")
     assert not levels().assets
     declared = tmp_path / "settings.yaml"
