@@ -14,6 +14,7 @@ from mlops_assets.levels.reconcile import coherence_gaps
 from mlops_assets.settings import load_settings
 from mlops_assets.wiring.checks import contract_check
 from mlops_assets.wiring.conditions import contract_check_condition, expensive_condition
+from mlops_assets.wiring.failures import engine_failures
 from mlops_assets.wiring.metadata import OWNERS, table_metadata
 from mlops_assets.wiring.resources import ProjectResource, Warehouse
 
@@ -39,7 +40,9 @@ def level_definitions() -> dg.Definitions:
     )
     def levels_forecast(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
         try:
-            result = forecast_levels(warehouse.connection, project.settings, log=context.log.info)
+            with engine_failures():
+                result = forecast_levels(warehouse.connection, project.settings,
+                                         folder=project.paths.engine / "levels", log=context.log.info)
         except ValueError as err:
             raise dg.Failure(description=str(err)) from err
         warehouse.write(replace={FORECASTS_BY_LEVEL.name: result.forecasts,

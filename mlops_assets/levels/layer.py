@@ -9,6 +9,10 @@ categories' half-widths added in quadrature (as independent normals, as hierarch
 So MinTrace weighs the levels from the category down, never the total against the categories. A hierarchy
 with no level below the total (a series file's total alone) is one bucket, reconciled whole.
 
+The buckets run on the engine of settings.compute (forecasting/engine.py: a local process pool or Dask, with
+its retries): the parent sums one bucket at a time in DuckDB into a Parquet input under ``folder``, and each
+task reads its input, forecasts with one process (StatsForecast n_jobs=1) and returns its small results.
+
 ``hierarchy.reconciliation: auto`` takes the method whose scores, relative to BottomUp's level by level and
 averaged over the levels, are lowest, among the methods no more than 1% worse than BottomUp at the series' own
 level: chosen on the backtest windows, never on a holdout. Ties go to BottomUp.
@@ -16,9 +20,12 @@ level: chosen on the backtest windows, never on a holdout. Ties go to BottomUp.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -26,6 +33,7 @@ import pandas as pd
 
 from mlops_assets.forecasting.backtest import validate_history
 from mlops_assets.forecasting.closures import ClosedPeriods, zero_closed
+from mlops_assets.forecasting.engine import Bucket, input_path, open_engine, run_buckets, write_part
 from mlops_assets.levels.forecast import (
     SCORES,
     Piece,
@@ -76,11 +84,31 @@ def buckets(hierarchy: Hierarchy) -> list[str]:
     return hierarchy.nodes.loc[hierarchy.nodes["level"] == first, "unique_id"].tolist()
 
 
-def forecast_levels(connect: Connect, settings: Settings, n_jobs: int = -1, gold: str = GOLD,
-                    excluded_table: str = EXCLUDED, log: Callable[[str], None] | None = None) -> LevelResult:
+@dataclass(frozen=True)
+class PieceTask:
+    """One bucket on the engine: its aggregated history from ``folder``'s input, forecast by one process."""
+
+    folder: Path
+    parts: dict[int, Hierarchy]
+    excluded: frozenset[str]
+    last: pd.Timestamp
+    settings: Settings
+    candidates: tuple[str, ...]
+    nonnegative: bool
+
+    def __call__(self, bucket: Bucket) -> dict:
+        panel = pd.read_parquet(input_path(self.folder, bucket))
+        piece = forecast_piece(panel, self.parts[bucket.index], set(self.excluded), self.last, self.settings,
+                               list(self.candidates), self.nonnegative, n_jobs=1)
+        return {"bucket": bucket.index, "piece": piece}
+
+
+def forecast_levels(connect: Connect, settings: Settings, gold: str = GOLD, excluded_table: str = EXCLUDED,
+                    folder: Path | None = None, log: Callable[[str], None] | None = None) -> LevelResult:
     """The layer on the stored ``gold`` (every series, excluded ones too) and the ids ``excluded_table`` lists.
 
-    ``n_jobs``: StatsForecast's processes (-1: every core)."""
+    ``folder``: scratch space for the buckets' inputs, reachable by every worker (removed when done; default a
+    temporary folder, enough for the local engine)."""
     with connect() as con:
         attributes = series_attributes(con, gold, settings)
         excluded = {uid for (uid,) in con.execute(f"select unique_id::varchar from {excluded_table}").fetchall()}
@@ -90,24 +118,33 @@ def forecast_levels(connect: Connect, settings: Settings, n_jobs: int = -1, gold
     nonnegative = non_negative(negative, settings)
     candidates = list(CANDIDATES)
     tops = buckets(hierarchy)
-    pieces = []
-    for k, top in enumerate(tops):
-        part = hierarchy.below(top)
-        with connect() as con:
-            panel = aggregate(con, gold, part, settings.frequency)
-        pieces.append(forecast_piece(panel, part, excluded, last, settings, candidates, nonnegative, n_jobs))
-        if log is not None:
-            log(f"levels: bucket {k + 1}/{len(tops)} ({top}, {len(part.bottom_ids)} series) done")
-        del panel
+    scratch = Path(tempfile.mkdtemp(prefix="levels-")) if folder is None else folder
+    try:
+        parts, planned = {}, []
+        for k, top in enumerate(tops):
+            parts[k] = hierarchy.below(top)
+            with connect() as con:
+                panel = aggregate(con, gold, parts[k], settings.frequency)
+            bucket = Bucket(k, tuple(parts[k].bottom_ids), float(len(panel)))
+            write_part(panel, input_path(scratch, bucket))
+            planned.append(bucket)
+            del panel
+        task = PieceTask(scratch, parts, frozenset(excluded), last, settings, tuple(candidates), nonnegative)
+        with open_engine(settings.compute) as engine:
+            reports = run_buckets(engine, task, planned, retries=settings.compute.retries,
+                                  on_progress=(lambda p: log(f"levels: {p.message}")) if log else lambda _p: None)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    pieces = [r["piece"] for r in reports]
     if tops != [TOTAL]:
         with connect() as con:
             total = total_history(con, gold, settings.frequency)
-        pieces.append(forecast_total(total, pieces, last, settings, candidates, nonnegative, n_jobs))
+        pieces.append(forecast_total(total, pieces, last, settings, candidates, nonnegative))
     return _combine(hierarchy, pieces, settings, candidates, nonnegative, len(tops))
 
 
 def forecast_total(total: pd.DataFrame, pieces: list[Piece], last: pd.Timestamp, settings: Settings,
-                   candidates: list[str], nonnegative: bool, n_jobs: int = -1) -> Piece:
+                   candidates: list[str], nonnegative: bool, n_jobs: int = 1) -> Piece:
     """The total: Base its own champion on its own history; each reconciled method the sum of the buckets'."""
     tree = Hierarchy([TOTAL], pd.DataFrame({"unique_id": [TOTAL], "level": [TOTAL]}),
                      pd.DataFrame({"node": [TOTAL], "unique_id": [TOTAL]}))

@@ -29,7 +29,7 @@ def _gold() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def result():
-    return forecast_levels(in_memory(_gold(), {"P9"}), SETTINGS, n_jobs=1)
+    return forecast_levels(in_memory(_gold(), {"P9"}), SETTINGS)
 
 
 def _children(nodes: pd.DataFrame, levels: list[str]) -> dict[str, list[str]]:
@@ -132,7 +132,7 @@ def test_declared_closed_days_are_zero_at_every_level_and_method():
     settings = Settings(source="series", frequency="D", horizon=7, season_length=7, backtest={"windows": 2},
                         models=["Naive", "SeasonalNaive"], closed={"weekdays": ["sun"]},
                         hierarchy={"levels": [["shop"]], "id_pattern": "(?P<shop>[a-z])_(?P<till>[0-9])"})
-    result = forecast_levels(in_memory(gold), settings, n_jobs=1)
+    result = forecast_levels(in_memory(gold), settings)
     fc = result.forecasts
     sunday = fc["ds"].dt.weekday == 6
     assert sunday.sum() == len(result.hierarchy.nodes) * (1 + len(CANDIDATES))
