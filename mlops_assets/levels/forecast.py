@@ -36,7 +36,7 @@ from mlops_assets.forecasting.zoo import (
     has_native_intervals,
 )
 from mlops_assets.levels.hierarchy import Hierarchy
-from mlops_assets.levels.reconcile import BASE, CANDIDATES, reconcile
+from mlops_assets.levels.reconcile import BASE, CANDIDATES, STRUCTURAL, reconcile
 from mlops_assets.settings import Settings
 
 SCORES = ("smape", "mae", "rmse", "wape")
@@ -147,24 +147,41 @@ def backtest_reconciled(panel: pd.DataFrame, hierarchy: Hierarchy, backtest: pd.
                         closed: ClosedPeriods | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
     """Per window: the champions' backtest forecasts reconciled; unique_id, cutoff, ds, y, model (method), y_hat,
     closed (declared closures: 0 in every base forecast, hence in every reconciled one, and not scored). And the
-    methods that failed in some window (left out of every window: they cannot be compared)."""
+    methods that failed in some window (left out of every window: they cannot be compared).
+
+    The structural methods reconcile each period by the same matrix whatever the data, so every window's
+    periods go through hierarchicalforecast in one call (each (cutoff, period) its own column); a method that
+    weighs by the in-sample errors (mint_shrink) is reconciled window by window on the fitted values up to it.
+    """
     nodes = pd.Index(hierarchy.nodes["unique_id"])
     chosen, chosen_fit = _pick(backtest, champions), _pick(fitted, champions)
     actual = panel.set_index(["unique_id", "ds"])["y"]
-    parts, failed = [], {}
-    for cutoff, window in chosen.groupby("cutoff", sort=True):
-        periods = pd.DatetimeIndex(sorted(window["ds"].unique()))
-        base = _complete(window[["unique_id", "ds", "y_hat"]], nodes, periods, ["y_hat"])
+    windows = {cutoff: _complete(window[["unique_id", "ds", "y_hat"]], nodes,
+                                 pd.DatetimeIndex(sorted(window["ds"].unique())), ["y_hat"]).assign(cutoff=cutoff)
+               for cutoff, window in chosen.groupby("cutoff", sort=True)}
+    stacked = pd.concat(windows.values(), ignore_index=True)
+    slots = stacked[["cutoff", "ds"]].drop_duplicates().sort_values(["cutoff", "ds"]).reset_index(drop=True)
+    slots["slot"] = pd.date_range("2000-01-03", periods=len(slots), freq="D")
+    stacked = stacked.merge(slots, on=["cutoff", "ds"])
+    structural = [m for m in methods if m in STRUCTURAL]
+    done = reconcile(stacked[["unique_id", "slot", "y_hat"]].rename(columns={"slot": "ds"}), None, hierarchy,
+                     structural, nonnegative=nonnegative)
+    failed = {m: f"backtest: {why}" for m, why in done.failed.items()}
+    parts = [done.forecasts.rename(columns={"ds": "slot"}).merge(slots, on="slot").drop(columns="slot")]
+    for cutoff, base in windows.items():
+        weighed = [m for m in methods if m not in STRUCTURAL]
+        if not weighed:
+            break
         insample = _insample(panel, chosen_fit[chosen_fit["cutoff"] == cutoff], nodes, pd.Timestamp(cutoff))
-        done = reconcile(base, insample, hierarchy, methods, nonnegative=nonnegative)
+        done = reconcile(base.drop(columns="cutoff"), insample, hierarchy, weighed, nonnegative=nonnegative)
         failed.update({m: f"window {pd.Timestamp(cutoff).date()}: {why}" for m, why in done.failed.items()})
-        out = done.forecasts
-        keys = pd.MultiIndex.from_arrays([out["unique_id"], out["ds"]])
-        parts.append(out.assign(cutoff=cutoff, y=actual.reindex(keys).fillna(0.0).to_numpy())
-                     .rename(columns={"method": "model"}))
-    out = pd.concat(parts, ignore_index=True)[["unique_id", "cutoff", "ds", "y", "model", "y_hat"]]
-    out = out[~out["model"].isin(list(failed))].reset_index(drop=True)
-    return mark_closed(out, closed or ClosedPeriods.of()), failed
+        parts.append(done.forecasts[done.forecasts["method"] != BASE].assign(cutoff=cutoff))
+    out = pd.concat(parts, ignore_index=True).rename(columns={"method": "model"})
+    keys = pd.MultiIndex.from_arrays([out["unique_id"], out["ds"]])
+    out["y"] = actual.reindex(keys).fillna(0.0).to_numpy()
+    out = out[["unique_id", "cutoff", "ds", "y", "model", "y_hat"]]
+    out = out[~out["model"].isin(list(failed))].sort_values(["unique_id", "model", "cutoff", "ds"], kind="stable")
+    return mark_closed(out.reset_index(drop=True), closed or ClosedPeriods.of()), failed
 
 
 def node_scores(reconciled: pd.DataFrame, panel: pd.DataFrame, scored: list[str], season: int) -> pd.DataFrame:

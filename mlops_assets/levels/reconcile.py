@@ -23,6 +23,8 @@ from mlops_assets.levels.hierarchy import Hierarchy
 
 BASE = "Base"
 CANDIDATES = ("BottomUp", "MinTrace(mint_shrink)", "MinTrace(ols)", "MinTrace(wls_struct)")
+# Methods whose reconciliation depends on the hierarchy alone, not on the in-sample errors.
+STRUCTURAL = ("BottomUp", "MinTrace(ols)", "MinTrace(wls_struct)")
 
 
 def reconcilers(methods: list[str], nonnegative: bool = False) -> list:
@@ -47,7 +49,7 @@ class Reconciled:
 
 def reconcile(
     base: pd.DataFrame,
-    insample: pd.DataFrame,
+    insample: pd.DataFrame | None,
     hierarchy: Hierarchy,
     methods: list[str],
     levels: list[int] | None = None,
@@ -56,7 +58,8 @@ def reconcile(
     """Long reconciled forecasts of every method that succeeds, Base included, and the methods that failed.
 
     ``base``: unique_id, ds, y_hat (and lo_<l>, hi_<l>) for every node and the same periods. ``insample``:
-    unique_id, ds, y, y_hat (fitted values; NaN where a model has none), needed by mint_shrink and intervals.
+    unique_id, ds, y, y_hat (fitted values; NaN where a model has none), needed by mint_shrink and intervals
+    (None for the STRUCTURAL methods without intervals).
     ``nonnegative``: sales that cannot be negative: base forecasts and bounds clipped at 0 first, and MinTrace
     solved with non-negative forecasts (a quadratic program), so that every method stays coherent and >= 0.
     A method whose problem is ill-conditioned (mint_shrink on a few near-collinear series) is left out and
@@ -67,7 +70,7 @@ def reconcile(
         base = base.assign(**{c: base[c].clip(lower=0.0) for c in values})
     y_hat = base.rename(columns={"y_hat": BASE, **{f"{side}_{lv}": f"{BASE}-{side}-{lv}"
                                                    for lv in levels or [] for side in ("lo", "hi")}})
-    y_df = insample.rename(columns={"y_hat": BASE})
+    y_df = insample.rename(columns={"y_hat": BASE}) if insample is not None else None
     tags, s_df = hierarchy.tags(), hierarchy.summing_matrix()
     parts, failed = [_long(base, BASE, "y_hat", levels, "{side}_{lv}")], {}
     for method in methods:
