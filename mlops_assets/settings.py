@@ -370,7 +370,8 @@ class AskSettings(_Strict):
     max_rows: int = Field(1000, ge=1, description="Most rows a query may return.")
 
 
-RECONCILIATION_METHODS = ("auto", "BottomUp", "MinTrace(mint_shrink)", "MinTrace(ols)", "MinTrace(wls_struct)")
+RECONCILIATION_METHODS = ("auto", "BottomUp", "MinTrace(mint_shrink)", "MinTrace(ols)", "MinTrace(wls_struct)",
+                          "TopDown(forecast_proportions)")
 
 
 class HierarchySettings(_Strict):
@@ -393,7 +394,8 @@ class HierarchySettings(_Strict):
     reconciliation: Literal[RECONCILIATION_METHODS] = Field(
         "auto",
         description="How the levels' forecasts are made to add up: BottomUp (sum the series' forecasts), "
-        "MinTrace(mint_shrink), MinTrace(ols) or MinTrace(wls_struct) (hierarchicalforecast), or 'auto': the "
+        "MinTrace(mint_shrink), MinTrace(ols), MinTrace(wls_struct) or TopDown(forecast_proportions) "
+        "(hierarchicalforecast), or 'auto': the "
         "method with the lowest mean SMAPE over the levels on the backtest windows (never on a holdout).",
     )
 

@@ -4,6 +4,8 @@
 - MinTrace(ols), MinTrace(wls_struct): a projection that weighs every level's forecast, from the structure only.
 - MinTrace(mint_shrink): the same weighed by the base forecasts' in-sample error covariance (shrunk), which
   needs each node's fitted values (``insample``).
+- TopDown(forecast_proportions): the bucket's top forecast split among the series in the proportions of their
+  own forecasts, level by level; a series forecast at 0 stays 0 (no small positive share on a zero week).
 
 Intervals: hierarchicalforecast's ``normality`` method, which takes each node's base interval as a normal
 standard deviation and carries it through the reconciliation (with MinTrace's covariance). The base intervals
@@ -22,18 +24,24 @@ import pandas as pd
 from mlops_assets.levels.hierarchy import Hierarchy
 
 BASE = "Base"
-CANDIDATES = ("BottomUp", "MinTrace(mint_shrink)", "MinTrace(ols)", "MinTrace(wls_struct)")
+CANDIDATES = ("BottomUp", "MinTrace(mint_shrink)", "MinTrace(ols)", "MinTrace(wls_struct)",
+              "TopDown(forecast_proportions)")
+# Methods hierarchicalforecast gives no normality intervals for: each node keeps its base interval's widths
+# around its reconciled forecast (the bounds are not reconciled; the forecasts are).
+POINT_ONLY = ("TopDown(forecast_proportions)",)
 # Methods whose reconciliation depends on the hierarchy alone, not on the in-sample errors.
 STRUCTURAL = ("BottomUp", "MinTrace(ols)", "MinTrace(wls_struct)")
 
 
 def reconcilers(methods: list[str], nonnegative: bool = False) -> list:
-    from hierarchicalforecast.methods import BottomUp, MinTrace
+    from hierarchicalforecast.methods import BottomUp, MinTrace, TopDown
 
     built = []
     for method in methods:
         if method == "BottomUp":
             built.append(BottomUp())
+        elif method == "TopDown(forecast_proportions)":
+            built.append(TopDown(method="forecast_proportions"))
         elif method.startswith("MinTrace(") and method.endswith(")"):
             built.append(MinTrace(method=method[len("MinTrace("):-1], nonnegative=nonnegative))
         else:
@@ -74,8 +82,10 @@ def reconcile(
     tags, s_df = hierarchy.tags(), hierarchy.summing_matrix()
     parts, failed = [_long(base, BASE, "y_hat", levels, "{side}_{lv}")], {}
     for method in methods:
+        own = None if method in POINT_ONLY else levels
         try:
-            wide = _one_method(y_hat, y_df, tags, s_df, method, levels, nonnegative)
+            wide = _one_method(y_hat if own else y_hat[["unique_id", "ds", BASE]], y_df, tags, s_df, method, own,
+                               nonnegative)
         except Exception as err:  # hierarchicalforecast raises bare Exception for ill-conditioned problems
             failed[method] = str(err).splitlines()[0][:200]
             continue
@@ -83,8 +93,24 @@ def reconcile(
                  and "-hi-" not in c]
         if len(point) != 1:
             raise RuntimeError(f"hierarchicalforecast returned columns {point} for {method}")
-        parts.append(_long(wide, method, point[0], levels, point[0] + "-{side}-{lv}"))
+        if wide[point[0]].isna().any():  # TopDown's proportions of a group whose series all forecast 0
+            failed[method] = "no value for some node and period"
+            continue
+        part = _long(wide, method, point[0], own, point[0] + "-{side}-{lv}")
+        parts.append(_base_widths(part, base, levels, nonnegative) if levels and not own else part)
     return Reconciled(pd.concat(parts, ignore_index=True), failed)
+
+
+def _base_widths(part: pd.DataFrame, base: pd.DataFrame, levels: list[int], nonnegative: bool) -> pd.DataFrame:
+    """Bounds of ``part``: each node's base interval widths around its reconciled forecast."""
+    keys = ["unique_id", "ds"]
+    found = part.merge(base.astype({"unique_id": str}), on=keys, how="left", suffixes=("", "_base"))
+    for lv in levels:
+        part[f"lo_{lv}"] = (found["y_hat"] - (found["y_hat_base"] - found[f"lo_{lv}"])).to_numpy()
+        part[f"hi_{lv}"] = (found["y_hat"] + (found[f"hi_{lv}"] - found["y_hat_base"])).to_numpy()
+        if nonnegative:
+            part[f"lo_{lv}"] = part[f"lo_{lv}"].clip(lower=0.0)
+    return part
 
 
 def _one_method(y_hat: pd.DataFrame, y_df: pd.DataFrame, tags: dict, s_df: pd.DataFrame, method: str,
