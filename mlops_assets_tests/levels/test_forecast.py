@@ -138,3 +138,32 @@ def test_declared_closed_days_are_zero_at_every_level_and_method():
     assert sunday.sum() == len(result.hierarchy.nodes) * (1 + len(CANDIDATES))
     assert (fc.loc[sunday, ["y_hat", "lo_80", "hi_80", "lo_95", "hi_95"]] == 0).all().all()
     assert (fc.loc[~sunday & (fc["unique_id"] == "total"), "y_hat"] > 0).all()
+
+
+def _shops(excluded_short: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    weeks = pd.date_range("2023-01-02", periods=30, freq="W-MON")
+    frames = []
+    for uid in ("a_1", "a_2", "b_1"):
+        n = 5 if excluded_short and uid == "b_1" else 30
+        frames.append(pd.DataFrame({"unique_id": uid, "ds": weeks[-n:], "y": np.round(rng.uniform(20, 40, n))}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("levels", [[], [["shop"]]], ids=["total-alone", "by-shop"])
+def test_one_bucket_or_one_per_shop_adds_up_and_a_shop_of_excluded_series_is_zero(levels):
+    settings = Settings(source="series", horizon=4, season_length=4, backtest={"windows": 2},
+                        models=["Naive", "WindowAverage"],
+                        hierarchy={"levels": levels, "id_pattern": "(?P<shop>[a-z])_(?P<till>[0-9])"})
+    result = forecast_levels(in_memory(_shops(True), {"b_1"}), settings)
+    assert result.summary["buckets"] == (1 if not levels else 2)
+    fc = result.forecasts
+    for method in CANDIDATES:
+        table = fc[fc["method"] == method].pivot(index="ds", columns="unique_id", values="y_hat")
+        np.testing.assert_allclose(table["total"], table[["a_1", "a_2", "b_1"]].sum(axis=1), atol=1e-6)
+        if levels:
+            np.testing.assert_allclose(table["shop/a"], table[["a_1", "a_2"]].sum(axis=1), atol=1e-6)
+            assert (table["shop/b"] == 0).all() and (table["b_1"] == 0).all()
+    if levels:
+        assert set(fc.loc[fc["unique_id"].isin(["shop/b", "b_1"]), "base_model"]) == {"not forecast"}
+    assert (fc["lo_95"] <= fc["lo_80"] + 1e-9).all() and (fc["hi_80"] <= fc["hi_95"] + 1e-9).all()
