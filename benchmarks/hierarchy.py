@@ -13,6 +13,7 @@ zoo on the same series (about 80% of the chain without levels) for a ratio; and 
 product's) against pandas' groupby and ``hierarchicalforecast.utils.aggregate`` on the same rows.
 
     python benchmarks/hierarchy.py --datasets sample,m5     # 4 origins
+    python benchmarks/hierarchy.py --datasets "" --scale 10000   # the aggregation alone at 10,000 series
     python benchmarks/hierarchy.py --datasets sample --origins 1
     python benchmarks/hierarchy.py --datasets favorita --first-origin 2   # origins 2 and 3 only
 
@@ -115,11 +116,41 @@ def holdout_scores(result, train: pd.DataFrame, test: pd.DataFrame, settings: Se
     return per_node.groupby(["level", "method"])[["smape", "wape"]].mean().reset_index()
 
 
-def pandas_aggregate(history: pd.DataFrame, hierarchy) -> pd.DataFrame:
-    """The groups' sums by pandas' groupby (what the layer did before it summed in DuckDB)."""
+def pandas_aggregate(history: pd.DataFrame, hierarchy, frequency: str) -> pd.DataFrame:
+    """The same table by pandas' groupby (what the layer did before it summed in DuckDB): sums on the period
+    grid, the series' rows, in node order."""
+    from mlops_assets.levels.hierarchy import _fill_grid
+
+    bottom = history[["unique_id", "ds", "y"]].astype({"unique_id": str, "y": float})
     upper = hierarchy.membership[hierarchy.membership["node"] != hierarchy.membership["unique_id"]]
-    joined = history[["unique_id", "ds", "y"]].astype({"unique_id": str}).merge(upper, on="unique_id")
-    return joined.groupby(["node", "ds"], sort=True)["y"].sum().reset_index()
+    sums = bottom.merge(upper, on="unique_id").groupby(["node", "ds"], sort=True)["y"].sum().reset_index()
+    out = pd.concat([_fill_grid(sums.rename(columns={"node": "unique_id"}), frequency), bottom], ignore_index=True)
+    out["_node"] = pd.Index(hierarchy.nodes["unique_id"]).get_indexer(out["unique_id"])
+    return out.sort_values(["_node", "ds"], kind="stable").drop(columns="_node").reset_index(drop=True)
+
+
+def scale_aggregation(n_series: int = 10_000, weeks: int = 104, repeats: int = 3) -> None:
+    """Aggregation alone at scale: synthetic gold of ``n_series`` products in 20 categories of 10 brands."""
+    from mlops_assets.levels.hierarchy import build_hierarchy
+
+    rng = np.random.default_rng(0)
+    ids = [f"P{i:05d}" for i in range(n_series)]
+    ds = pd.date_range("2023-01-02", periods=weeks, freq="W-MON")
+    gold = pd.DataFrame({"unique_id": np.repeat(ids, weeks), "ds": np.tile(ds, n_series),
+                         "y": rng.poisson(5, n_series * weeks).astype(float)})
+    category = {uid: f"C{i % 20:02d}" for i, uid in enumerate(ids)}
+    gold["category"] = gold["unique_id"].map(category)
+    gold["brand"] = gold["category"] + "-B" + (gold["unique_id"].str[1:].astype(int) % 10).astype(str)
+    connect = in_memory(gold)
+    with connect() as con:
+        hierarchy = build_hierarchy(series_attributes(con, GOLD, SAMPLE), SAMPLE)
+        ours = min(_timed(aggregate, con, GOLD, hierarchy, "W-MON")[2] for _ in range(repeats))
+        read = min(_timed(lambda: pandas_aggregate(con.execute(f"select unique_id, ds, y from {GOLD}").df(),
+                                                   hierarchy, "W-MON"))[2] for _ in range(repeats))
+    pandas = min(_timed(pandas_aggregate, gold, hierarchy, "W-MON")[2] for _ in range(repeats))
+    print(f"\n## aggregation at {n_series:,} series x {weeks} weeks ({len(gold):,} rows, "
+          f"{len(hierarchy.nodes):,} nodes; load {_load():.2f}): DuckDB {ours:.3f} s, pandas {pandas:.3f} s "
+          f"(read from DuckDB first {read:.3f} s)", flush=True)
 
 
 def aggregation_cost(train: pd.DataFrame, result, settings: Settings, repeats: int = 3) -> dict:
@@ -134,10 +165,11 @@ def aggregation_cost(train: pd.DataFrame, result, settings: Settings, repeats: i
     frame = frame.assign(_total="total").rename(columns={"unique_id": "series"})
     spec = [["_total", *columns] for columns in level_spec(settings)]
     spec.append([*spec[-1], "series"])
-    pandas = min(_timed(pandas_aggregate, train, result.hierarchy)[2] for _ in range(repeats))
+    pandas = min(_timed(pandas_aggregate, train, result.hierarchy, settings.frequency)[2] for _ in range(repeats))
     with connect() as con:  # the same, the rows first read from the stored table as the asset would
         read = min(_timed(lambda: pandas_aggregate(con.execute(f"select unique_id, ds, y from {GOLD}").df(),
-                                                   result.hierarchy))[2] for _ in range(repeats))
+                                                   result.hierarchy, settings.frequency))[2]
+                   for _ in range(repeats))
     theirs = min(_timed(hf_aggregate, frame, spec)[2] for _ in range(repeats))
     return {"duckdb_s": ours, "pandas_s": pandas, "pandas_read_s": read, "hierarchicalforecast_s": theirs}
 
@@ -180,9 +212,12 @@ def main() -> None:
     parser.add_argument("--datasets", default="sample,m5")
     parser.add_argument("--origins", type=int, default=4)
     parser.add_argument("--first-origin", type=int, default=0, help="skip the origins before this one")
+    parser.add_argument("--scale", type=int, default=0, help="also time the aggregation alone at this many series")
     args = parser.parse_args()
+    if args.scale:
+        scale_aggregation(args.scale)
     settings = {"sample": SAMPLE, "favorita": FAVORITA, "m5": M5}
-    for name in args.datasets.split(","):
+    for name in filter(None, args.datasets.split(",")):
         results = []
         for origin in range(args.first_origin, args.origins):
             r = run(name, settings[name], origin)
