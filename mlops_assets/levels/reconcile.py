@@ -5,7 +5,7 @@
 - MinTrace(mint_shrink): the same weighed by the base forecasts' in-sample error covariance (shrunk), which
   needs each node's fitted values (``insample``).
 - TopDown(forecast_proportions): the bucket's top forecast split among the series in the proportions of their
-  own forecasts, level by level; a series forecast at 0 stays 0 (no small positive share on a zero week).
+  own forecasts over the horizon, level by level; a series forecast at 0 stays 0 unless all its siblings are.
 
 Intervals: hierarchicalforecast's ``normality`` method, which takes each node's base interval as a normal
 standard deviation and carries it through the reconciliation (with MinTrace's covariance). The base intervals
@@ -71,7 +71,7 @@ def reconcile(
     ``nonnegative``: sales that cannot be negative: base forecasts and bounds clipped at 0 first, and MinTrace
     solved with non-negative forecasts (a quadratic program), so that every method stays coherent and >= 0.
     A method whose problem is ill-conditioned (mint_shrink on a few near-collinear series) is left out and
-    named in ``failed``, never failing the others: each method is reconciled on its own.
+    named in ``failed``, never failing the others.
     """
     if nonnegative:
         values = [c for c in base.columns if c == "y_hat" or c.startswith(("lo_", "hi_"))]
@@ -81,23 +81,19 @@ def reconcile(
     y_df = insample.rename(columns={"y_hat": BASE}) if insample is not None else None
     tags, s_df = hierarchy.tags(), hierarchy.summing_matrix()
     parts, failed = [_long(base, BASE, "y_hat", levels, "{side}_{lv}")], {}
-    for method in methods:
-        own = None if method in POINT_ONLY else levels
-        try:
-            wide = _one_method(y_hat if own else y_hat[["unique_id", "ds", BASE]], y_df, tags, s_df, method, own,
-                               nonnegative)
-        except Exception as err:  # hierarchicalforecast raises bare Exception for ill-conditioned problems
-            failed[method] = str(err).splitlines()[0][:200]
-            continue
-        point = [c for c in wide.columns if c not in ("unique_id", "ds", BASE) and "-lo-" not in c
-                 and "-hi-" not in c]
-        if len(point) != 1:
-            raise RuntimeError(f"hierarchicalforecast returned columns {point} for {method}")
-        if wide[point[0]].isna().any():  # TopDown's proportions of a group whose series all forecast 0
-            failed[method] = "no value for some node and period"
-            continue
-        part = _long(wide, method, point[0], own, point[0] + "-{side}-{lv}")
-        parts.append(_base_widths(part, base, levels, nonnegative) if levels and not own else part)
+    point_only = [m for m in methods if levels and m in POINT_ONLY]
+    for group, own in (([m for m in methods if m not in point_only], levels), (point_only, None)):
+        frame = y_hat if own else y_hat[["unique_id", "ds", BASE]]
+        for method, found in _in_one_call(frame, y_df, tags, s_df, group, own, nonnegative).items():
+            if isinstance(found, Exception):
+                failed[method] = str(found).splitlines()[0][:200]
+                continue
+            wide, point = found
+            if wide[point].isna().any():  # TopDown's proportions of a group whose series all forecast 0
+                failed[method] = "no value for some node and period"
+                continue
+            part = _long(wide, method, point, own, point + "-{side}-{lv}")
+            parts.append(_base_widths(part, base, levels, nonnegative) if levels and not own else part)
     return Reconciled(pd.concat(parts, ignore_index=True), failed)
 
 
@@ -113,11 +109,34 @@ def _base_widths(part: pd.DataFrame, base: pd.DataFrame, levels: list[int], nonn
     return part
 
 
-def _one_method(y_hat: pd.DataFrame, y_df: pd.DataFrame, tags: dict, s_df: pd.DataFrame, method: str,
-                levels: list[int] | None, nonnegative: bool) -> pd.DataFrame:
+def _in_one_call(y_hat: pd.DataFrame, y_df: pd.DataFrame | None, tags: dict, s_df: pd.DataFrame,
+                 methods: list[str], levels: list[int] | None,
+                 nonnegative: bool) -> dict[str, tuple[pd.DataFrame, str] | Exception]:
+    """Each method's wide result and point column, from one hierarchicalforecast call (most of a call's time is
+    its preparation of the frames); when that call fails, each method alone, so that one refused method (an
+    ill-conditioned mint_shrink) never takes the others with it."""
+    from hierarchicalforecast.core import _build_fn_name  # the column names of the pinned 1.5.3
+
+    if not methods:
+        return {}
+    try:
+        built = reconcilers(methods, nonnegative)
+        wide = _call(y_hat, y_df, tags, s_df, built, levels)
+        return {m: (wide, f"{BASE}/{_build_fn_name(r)}") for m, r in zip(methods, built, strict=True)}
+    except Exception as err:  # hierarchicalforecast raises bare Exception for ill-conditioned problems
+        if len(methods) == 1:
+            return {methods[0]: err}
+    out = {}
+    for method in methods:
+        out.update(_in_one_call(y_hat, y_df, tags, s_df, [method], levels, nonnegative))
+    return out
+
+
+def _call(y_hat: pd.DataFrame, y_df: pd.DataFrame | None, tags: dict, s_df: pd.DataFrame, built: list,
+          levels: list[int] | None) -> pd.DataFrame:
     from hierarchicalforecast.core import HierarchicalReconciliation
 
-    engine = HierarchicalReconciliation(reconcilers=reconcilers([method], nonnegative))
+    engine = HierarchicalReconciliation(reconcilers=built)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*insample observations with NaN.*")
         # qpsolvers, under MinTrace(nonnegative=True), on the matrix layout hierarchicalforecast hands it.
