@@ -23,3 +23,14 @@ def test_levels_are_wired_only_when_the_settings_declare_a_hierarchy(tmp_path, m
     assert _keys(wired) == wanted
     checks = {(k.asset_key.to_user_string(), k.name) for c in wired.asset_checks for k in c.check_keys}
     assert checks == {(key, "matches_contract") for key in wanted} | {("/".join(FORECASTS_BY_LEVEL.key), "coherent")}
+
+
+def test_the_sample_levels_settings_declare_total_category_brand_product():
+    from pathlib import Path
+
+    from mlops_assets.levels.hierarchy import level_name, level_spec
+    from mlops_assets.settings import load_settings
+
+    settings = load_settings(Path(__file__).resolve().parents[2] / "settings" / "sample_levels.yaml")
+    assert settings.hierarchy is not None
+    assert [level_name(columns) for columns in level_spec(settings)] == ["total", "category", "category/brand"]
