@@ -36,7 +36,7 @@ from mlops_assets.forecasting.zoo import (
     has_native_intervals,
 )
 from mlops_assets.levels.hierarchy import Hierarchy
-from mlops_assets.levels.reconcile import BASE, CANDIDATES, STRUCTURAL, reconcile
+from mlops_assets.levels.reconcile import BASE, CANDIDATES, PER_PERIOD, reconcile
 from mlops_assets.settings import Settings
 
 SCORES = ("smape", "mae", "rmse", "wape")
@@ -149,9 +149,9 @@ def backtest_reconciled(panel: pd.DataFrame, hierarchy: Hierarchy, backtest: pd.
     closed (declared closures: 0 in every base forecast, hence in every reconciled one, and not scored). And the
     methods that failed in some window (left out of every window: they cannot be compared).
 
-    The structural methods reconcile each period by the same matrix whatever the data, so every window's
-    periods go through hierarchicalforecast in one call (each (cutoff, period) its own column); a method that
-    weighs by the in-sample errors (mint_shrink) is reconciled window by window on the fitted values up to it.
+    The PER_PERIOD methods reconcile each period from its own forecasts, so every window's periods go through
+    hierarchicalforecast in one call (each (cutoff, period) its own column); a method that weighs by the
+    in-sample errors (mint_shrink) is reconciled window by window on the fitted values up to its cutoff.
     """
     nodes = pd.Index(hierarchy.nodes["unique_id"])
     chosen, chosen_fit = _pick(backtest, champions), _pick(fitted, champions)
@@ -163,13 +163,13 @@ def backtest_reconciled(panel: pd.DataFrame, hierarchy: Hierarchy, backtest: pd.
     slots = stacked[["cutoff", "ds"]].drop_duplicates().sort_values(["cutoff", "ds"]).reset_index(drop=True)
     slots["slot"] = pd.date_range("2000-01-03", periods=len(slots), freq="D")
     stacked = stacked.merge(slots, on=["cutoff", "ds"])
-    structural = [m for m in methods if m in STRUCTURAL]
+    per_period = [m for m in methods if m in PER_PERIOD]
     done = reconcile(stacked[["unique_id", "slot", "y_hat"]].rename(columns={"slot": "ds"}), None, hierarchy,
-                     structural, nonnegative=nonnegative)
+                     per_period, nonnegative=nonnegative)
     failed = {m: f"backtest: {why}" for m, why in done.failed.items()}
     parts = [done.forecasts.rename(columns={"ds": "slot"}).merge(slots, on="slot").drop(columns="slot")]
     for cutoff, base in windows.items():
-        weighed = [m for m in methods if m not in STRUCTURAL]
+        weighed = [m for m in methods if m not in PER_PERIOD]
         if not weighed:
             break
         insample = _insample(panel, chosen_fit[chosen_fit["cutoff"] == cutoff], nodes, pd.Timestamp(cutoff))

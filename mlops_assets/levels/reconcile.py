@@ -5,7 +5,7 @@
 - MinTrace(mint_shrink): the same weighed by the base forecasts' in-sample error covariance (shrunk), which
   needs each node's fitted values (``insample``).
 - TopDown(forecast_proportions): the bucket's top forecast split among the series in the proportions of their
-  own forecasts over the horizon, level by level; a series forecast at 0 stays 0 unless all its siblings are.
+  own forecasts, period by period and level by level; a series forecast at 0 stays 0 unless all its siblings are.
 
 Intervals: hierarchicalforecast's ``normality`` method, which takes each node's base interval as a normal
 standard deviation and carries it through the reconciliation (with MinTrace's covariance). The base intervals
@@ -29,8 +29,8 @@ CANDIDATES = ("BottomUp", "MinTrace(mint_shrink)", "MinTrace(ols)", "MinTrace(wl
 # Methods hierarchicalforecast gives no normality intervals for: each node keeps its base interval's widths
 # around its reconciled forecast (the bounds are not reconciled; the forecasts are).
 POINT_ONLY = ("TopDown(forecast_proportions)",)
-# Methods whose reconciliation depends on the hierarchy alone, not on the in-sample errors.
-STRUCTURAL = ("BottomUp", "MinTrace(ols)", "MinTrace(wls_struct)")
+# Methods that reconcile each period from that period's forecasts alone (not from the in-sample errors).
+PER_PERIOD = ("BottomUp", "MinTrace(ols)", "MinTrace(wls_struct)", "TopDown(forecast_proportions)")
 
 
 def reconcilers(methods: list[str], nonnegative: bool = False) -> list:
@@ -67,7 +67,7 @@ def reconcile(
 
     ``base``: unique_id, ds, y_hat (and lo_<l>, hi_<l>) for every node and the same periods. ``insample``:
     unique_id, ds, y, y_hat (fitted values; NaN where a model has none), needed by mint_shrink and intervals
-    (None for the STRUCTURAL methods without intervals).
+    (None for the PER_PERIOD methods without intervals).
     ``nonnegative``: sales that cannot be negative: base forecasts and bounds clipped at 0 first, and MinTrace
     solved with non-negative forecasts (a quadratic program), so that every method stays coherent and >= 0.
     A method whose problem is ill-conditioned (mint_shrink on a few near-collinear series) is left out and
