@@ -36,7 +36,7 @@ from mlops_assets.forecasting.zoo import (
     has_native_intervals,
 )
 from mlops_assets.levels.hierarchy import Hierarchy
-from mlops_assets.levels.reconcile import BASE, CANDIDATES, PER_PERIOD, reconcile
+from mlops_assets.levels.reconcile import BASE, CANDIDATES, PER_PERIOD, TOP_DOWN, reconcile
 from mlops_assets.settings import Settings
 
 SCORES = ("smape", "mae", "rmse", "wape")
@@ -54,6 +54,9 @@ class Piece:
     top: str  # the bucket's top node
     failed: dict[str, str] = field(default_factory=dict)
     decisions: dict[str, str] = field(default_factory=dict)
+    # unique_id, cutoff, ds, y, y_hat, closed: TopDown's backtest of every forecast node, for layer.py to scale
+    # to the total's own forecast.
+    top_down: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def level_models(settings: Settings) -> list[str]:
@@ -297,5 +300,7 @@ def forecast_piece(panel: pd.DataFrame, hierarchy: Hierarchy, excluded: set[str]
     insample = _insample(panel, insample_fit, all_nodes, panel["ds"].max())
     done = reconcile(complete, insample, hierarchy, candidates, list(settings.interval_levels), nonnegative)
     failed.update({m: f"final forecast: {why}" for m, why in done.failed.items()})
+    top_down = reconciled.loc[(reconciled["model"] == TOP_DOWN) & reconciled["unique_id"].isin(nodes),
+                              ["unique_id", "cutoff", "ds", "y", "y_hat", "closed"]]
     return Piece(scores, roots.reset_index(drop=True), done.forecasts, champions[["unique_id", "model"]],
-                 top.iloc[0], failed, decisions)
+                 top.iloc[0], failed, decisions, top_down.reset_index(drop=True))

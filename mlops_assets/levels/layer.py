@@ -34,6 +34,7 @@ import pandas as pd
 from mlops_assets.forecasting.backtest import validate_history
 from mlops_assets.forecasting.closures import ClosedPeriods, zero_closed
 from mlops_assets.forecasting.engine import Bucket, input_path, open_engine, run_buckets, write_part
+from mlops_assets.levels import top_down
 from mlops_assets.levels.forecast import (
     SCORES,
     Piece,
@@ -58,7 +59,7 @@ from mlops_assets.levels.hierarchy import (
     series_attributes,
     total_history,
 )
-from mlops_assets.levels.reconcile import BASE, CANDIDATES
+from mlops_assets.levels.reconcile import BASE, CANDIDATES, TOP_DOWN
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import Connect
 
@@ -139,13 +140,20 @@ def forecast_levels(connect: Connect, settings: Settings, gold: str = GOLD, excl
     if tops != [TOTAL]:
         with connect() as con:
             total = total_history(con, gold, settings.frequency)
-        pieces.append(forecast_total(total, pieces, last, settings, candidates, nonnegative))
+        top, backtest_factors, final_factors = forecast_total(total, pieces, last, settings, candidates,
+                                                              nonnegative)
+        bounds = [f"{s}_{lv}" for lv in settings.interval_levels for s in ("lo", "hi")]
+        pieces = [top_down.scaled(p, backtest_factors, final_factors, bounds, nonnegative, settings.season)
+                  for p in pieces] + [top]
     return _combine(hierarchy, pieces, settings, candidates, nonnegative, len(tops))
 
 
 def forecast_total(total: pd.DataFrame, pieces: list[Piece], last: pd.Timestamp, settings: Settings,
-                   candidates: list[str], nonnegative: bool, n_jobs: int = 1) -> Piece:
-    """The total: Base its own champion on its own history; each reconciled method the sum of the buckets'."""
+                   candidates: list[str], nonnegative: bool,
+                   n_jobs: int = 1) -> tuple[Piece, pd.Series, pd.Series]:
+    """The total: Base its own champion on its own history; each reconciled method the sum of the buckets',
+    TopDown's scaled to the total's own forecast (top_down.py). Also TopDown's factors per window and period
+    and per future period."""
     tree = Hierarchy([TOTAL], pd.DataFrame({"unique_id": [TOTAL], "level": [TOTAL]}),
                      pd.DataFrame({"node": [TOTAL], "unique_id": [TOTAL]}))
     history = validate_history(total, settings.min_series_length, "levels' total")
@@ -157,6 +165,10 @@ def forecast_total(total: pd.DataFrame, pieces: list[Piece], last: pd.Timestamp,
     roots = pd.concat([p.roots for p in pieces], ignore_index=True)
     summed = (roots[roots["model"] != BASE].groupby(["model", "cutoff", "ds"], as_index=False)["y_hat"].sum()
               .merge(base_rows[["cutoff", "ds", "y", "closed"]], on=["cutoff", "ds"]))
+    backtest_factors = top_down.factors(base_rows.set_index(["cutoff", "ds"])["y_hat"], roots, ["cutoff", "ds"])
+    split = summed["model"] == TOP_DOWN
+    summed.loc[split, "y_hat"] *= backtest_factors.reindex(
+        pd.MultiIndex.from_frame(summed.loc[split, ["cutoff", "ds"]])).fillna(1.0).to_numpy()
     rows = pd.concat([base_rows.assign(model=BASE), summed.assign(unique_id=TOTAL)], ignore_index=True)
     scores = node_scores(rows, history, [TOTAL], settings.season)
 
@@ -166,11 +178,20 @@ def forecast_total(total: pd.DataFrame, pieces: list[Piece], last: pd.Timestamp,
     base = zero_closed(base, closed).assign(method=BASE).drop(columns="base_model")
     tops = pd.concat([p.forecasts[p.forecasts["unique_id"] == p.top] for p in pieces], ignore_index=True)
     sums = _sum_with_quadrature(tops[tops["method"] != BASE], settings.interval_levels, nonnegative)
+    final_factors = top_down.factors(base.set_index("ds")["y_hat"], tops, ["ds"])
+    split = sums["method"] == TOP_DOWN
+    if split.any():  # like every node under TopDown: the total's own widths around its forecast
+        own = base.set_index("ds").reindex(sums.loc[split, "ds"])
+        sums.loc[split, "y_hat"] *= final_factors.reindex(sums.loc[split, "ds"]).fillna(1.0).to_numpy()
+        for bound in bounds:
+            moved = sums.loc[split, "y_hat"].to_numpy() + (own[bound] - own["y_hat"]).to_numpy()
+            sums.loc[split, bound] = moved.clip(min=0.0) if nonnegative and bound.startswith("lo_") else moved
     forecasts = pd.concat([base, sums.assign(unique_id=TOTAL)], ignore_index=True)
     forecasts = forecasts[forecasts["ds"].isin(future_periods(last, settings))]
-    return Piece(scores, pd.DataFrame(columns=["unique_id", "cutoff", "ds", "model", "y_hat"]),
-                 forecasts[["unique_id", "ds", "method", "y_hat", *bounds]], champions[["unique_id", "model"]],
-                 TOTAL, decisions=decisions)
+    piece = Piece(scores, pd.DataFrame(columns=["unique_id", "cutoff", "ds", "model", "y_hat"]),
+                  forecasts[["unique_id", "ds", "method", "y_hat", *bounds]], champions[["unique_id", "model"]],
+                  TOTAL, decisions=decisions)
+    return piece, backtest_factors, final_factors
 
 
 def _sum_with_quadrature(rows: pd.DataFrame, levels: list[int], nonnegative: bool) -> pd.DataFrame:

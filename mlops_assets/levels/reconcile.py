@@ -28,7 +28,8 @@ CANDIDATES = ("BottomUp", "MinTrace(mint_shrink)", "MinTrace(ols)", "MinTrace(wl
               "TopDown(forecast_proportions)")
 # Methods hierarchicalforecast gives no normality intervals for: each node keeps its base interval's widths
 # around its reconciled forecast (the bounds are not reconciled; the forecasts are).
-POINT_ONLY = ("TopDown(forecast_proportions)",)
+TOP_DOWN = "TopDown(forecast_proportions)"
+POINT_ONLY = (TOP_DOWN,)
 # Methods that reconcile each period from that period's forecasts alone (not from the in-sample errors).
 PER_PERIOD = ("BottomUp", "MinTrace(ols)", "MinTrace(wls_struct)", "TopDown(forecast_proportions)")
 

@@ -167,3 +167,18 @@ def test_one_bucket_or_one_per_shop_adds_up_and_a_shop_of_excluded_series_is_zer
     if levels:
         assert set(fc.loc[fc["unique_id"].isin(["shop/b", "b_1"]), "base_model"]) == {"not forecast"}
     assert (fc["lo_95"] <= fc["lo_80"] + 1e-9).all() and (fc["hi_80"] <= fc["hi_95"] + 1e-9).all()
+
+
+def test_top_down_from_the_buckets_is_hierarchicalforecasts_top_down_on_the_whole_tree(result):
+    from mlops_assets.levels.reconcile import TOP_DOWN, reconcile
+
+    fc = result.forecasts
+    base = fc.loc[fc["method"] == BASE, ["unique_id", "ds", "y_hat"]]
+    whole = reconcile(base, None, result.hierarchy, [TOP_DOWN]).forecasts
+    expected = whole[whole["method"] == TOP_DOWN].set_index(["unique_id", "ds"])["y_hat"].sort_index()
+    found = fc[fc["method"] == TOP_DOWN].set_index(["unique_id", "ds"])["y_hat"].sort_index()
+    assert result.summary["buckets"] == 2
+    np.testing.assert_allclose(found.to_numpy(), expected.reindex(found.index).to_numpy(), rtol=1e-9, atol=1e-9)
+    total = found.xs("total", level="unique_id")
+    own = base[base["unique_id"] == "total"].set_index("ds")["y_hat"]
+    np.testing.assert_allclose(total.to_numpy(), own.reindex(total.index).to_numpy(), rtol=1e-9)
