@@ -6,7 +6,9 @@ read from DuckDB (its series only, aggregated there), forecast, reconciled and s
 small results are kept. The total is then forecast from the categories' sums alone (DuckDB sums every series
 per period); every reconciled method's total is the sum of its reconciled categories, its interval the
 categories' half-widths added in quadrature (as independent normals, as hierarchicalforecast's BottomUp does).
-So MinTrace weighs the levels from the category down, never the total against the categories. A hierarchy
+So MinTrace weighs the levels from the category down, never the total against the categories; TopDown is
+scaled to the total's own forecast afterwards, which makes it exactly the whole tree's TopDown (top_down.py).
+A hierarchy
 with no level below the total (a series file's total alone) is one bucket, reconciled whole.
 
 The buckets run on the engine of settings.compute (forecasting/engine.py: a local process pool or Dask, with
