@@ -14,6 +14,7 @@ product's) against pandas' groupby and ``hierarchicalforecast.utils.aggregate`` 
 
     python benchmarks/hierarchy.py --datasets sample,m5     # 4 origins
     python benchmarks/hierarchy.py --datasets "" --scale 10000   # the aggregation alone at 10,000 series
+    python benchmarks/hierarchy.py --datasets "" --chain         # the sample's whole chain, with and without
     python benchmarks/hierarchy.py --datasets sample --origins 1
     python benchmarks/hierarchy.py --datasets favorita --first-origin 2   # origins 2 and 3 only
 
@@ -207,13 +208,43 @@ def verdict(results: list[dict]) -> str:
             f"upper levels {upper:.4f} (target < 1): {'met' if ok else 'MISSED'}")
 
 
+def chain_cost() -> None:
+    """The whole chain on the sample (dg.materialize of every asset and check, a fresh data directory each),
+    without a hierarchy and then with the sample's levels: CPU-seconds of this process and its workers."""
+    import dagster as dg
+
+    from mlops_assets.definitions import ASSETS, CHECKS
+    from mlops_assets.defs.levels import level_definitions
+    from mlops_assets.sample_data import generate_sample
+    from mlops_assets.wiring.resources import build_resources
+
+    cpu = {}
+    for label, text in (("chain", "{}\n"), ("chain with levels", "hierarchy: {}\n")):
+        with tempfile.TemporaryDirectory() as tmp:
+            data, settings_file = Path(tmp) / "data", Path(tmp) / "settings.yaml"
+            generate_sample(data / "landing")
+            settings_file.write_text(text)
+            levels = level_definitions() if "levels" in label else dg.Definitions()
+            load = _load()
+            result, cpu[label], wall = _timed(
+                dg.materialize, [*ASSETS, *CHECKS, *(levels.assets or []), *(levels.asset_checks or [])],
+                resources=build_resources(str(data), str(settings_file), landing_settle_seconds=0.0),
+                instance=dg.DagsterInstance.ephemeral())
+            assert result.success, label
+            print(f"{label}: {cpu[label]:.1f} CPU-s, {wall:.1f} s wall (load {load:.2f})", flush=True)
+    print(f"ratio with / without levels: {cpu['chain with levels'] / cpu['chain']:.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="sample,m5")
     parser.add_argument("--origins", type=int, default=4)
     parser.add_argument("--first-origin", type=int, default=0, help="skip the origins before this one")
     parser.add_argument("--scale", type=int, default=0, help="also time the aggregation alone at this many series")
+    parser.add_argument("--chain", action="store_true", help="also time the whole chain with and without levels")
     args = parser.parse_args()
+    if args.chain:
+        chain_cost()
     if args.scale:
         scale_aggregation(args.scale)
     settings = {"sample": SAMPLE, "favorita": FAVORITA, "m5": M5}
