@@ -118,6 +118,8 @@ def forecast_levels(connect: Connect, settings: Settings, gold: str = GOLD, excl
         negative, last = con.execute(f"select count(*) filter (where y < 0) > 0, max(ds) from {gold}").fetchall()[0]
     last = pd.Timestamp(last)
     hierarchy = build_hierarchy(attributes, settings)
+    if not set(hierarchy.bottom_ids) - excluded:
+        raise ValueError(f"levels: no series of {gold} is forecast (all are in {excluded_table}); see its reasons")
     nonnegative = non_negative(negative, settings)
     candidates = list(CANDIDATES)
     tops = buckets(hierarchy)

@@ -182,3 +182,8 @@ def test_top_down_from_the_buckets_is_hierarchicalforecasts_top_down_on_the_whol
     total = found.xs("total", level="unique_id")
     own = base[base["unique_id"] == "total"].set_index("ds")["y_hat"]
     np.testing.assert_allclose(total.to_numpy(), own.reindex(total.index).to_numpy(), rtol=1e-9)
+
+
+def test_no_series_forecast_is_a_clear_error():
+    with pytest.raises(ValueError, match="no series of gold.sales_data_for_forecast is forecast"):
+        forecast_levels(in_memory(_shops(True), {"a_1", "a_2", "b_1"}), Settings(source="series", hierarchy={}))
