@@ -295,6 +295,77 @@ SALES_OVERALL = Table(
     },
 )
 
+
+def _levels_clipped(settings: Settings, store: Store) -> bool:
+    from mlops_assets.levels.forecast import non_negative
+
+    negative = store.query("select count(*) as n from gold.sales_data_for_forecast where y < 0").iloc[0]["n"]
+    return non_negative(int(negative) > 0, settings)
+
+
+def _forecasts_by_level_contract(settings: Settings, store: Store) -> pa.DataFrameSchema:
+    from mlops_assets.levels.schemas import forecasts_by_level_schema
+
+    return forecasts_by_level_schema(settings.interval_levels, _levels_clipped(settings, store))
+
+
+def _evaluation_by_level_contract(_settings: Settings, _store: Store) -> pa.DataFrameSchema:
+    from mlops_assets.levels.schemas import EVALUATION_BY_LEVEL as SCHEMA
+
+    return SCHEMA
+
+
+# Written only when the settings declare a hierarchy (docs/levels.md); no asset otherwise.
+FORECASTS_BY_LEVEL = Table(
+    "forecasting.forecasts_by_level",
+    "The forecast of every level of the business (settings.hierarchy: total, category, brand and product by "
+    "default) that adds up: each group equals the sum of its series for every reconciled method, with the "
+    "intervals of settings.interval_levels. Base rows are each node's own champion before reconciliation; "
+    "is_default marks the method in use. Beside forecasting.forecasts, which stays the series' forecast of the "
+    "registered model. Only with a hierarchy declared (docs/levels.md).",
+    _forecasts_by_level_contract,
+    "One row per node, method and future period, the bounds nested around y_hat; non-negative when the sales "
+    "have no negative actual (settings.intervals.clip).",
+    blocking=True,
+    columns={
+        "level": "The node's level: total, a level of settings.hierarchy.levels (category, category/brand), or "
+        "the series' own (product, product/customer, series).",
+        "unique_id": "The node: total, category/<c>, category/<c>/brand/<b>, or the series' own id.",
+        "ds": "Start of the forecast period.",
+        "method": "Base (each node's own champion, not reconciled) or the reconciliation method: BottomUp, "
+        "MinTrace(ols), MinTrace(wls_struct), MinTrace(mint_shrink).",
+        "y_hat": "Forecast; for every reconciled method each group equals the sum of its series.",
+        "lo_80": "Lower bound of the 80% interval (hierarchicalforecast's normality method; not recalibrated).",
+        "hi_80": "Upper bound of the 80% interval.",
+        "lo_95": "Lower bound of the 95% interval.",
+        "hi_95": "Upper bound of the 95% interval.",
+        "base_model": "The node's champion model (its base forecast); 'not forecast' for a series the product "
+        "does not forecast (gold.series_excluded) and groups of such series.",
+        "is_default": "The reconciliation in use (settings.hierarchy.reconciliation; auto: chosen on the "
+        "backtest).",
+    },
+)
+EVALUATION_BY_LEVEL = Table(
+    "forecasting.evaluation_by_level",
+    "How accurate each level's forecast was on the backtest windows, per reconciliation method: SMAPE "
+    "(0-200, M4), MAE, RMSE, WAPE (%), the mean over the level's forecast nodes. The default method ('auto') "
+    "is the one doing best here relative to BottomUp, averaged over the levels. Only with a hierarchy declared.",
+    _evaluation_by_level_contract,
+    "One row per level and method, metrics in range (SMAPE 0-200).",
+    blocking=True,
+    columns={
+        "level": "The level (as in forecasting.forecasts_by_level).",
+        "method": "Base or the reconciliation method.",
+        "smape": schemas.SMAPE_DESCRIPTION + "; the mean over the level's forecast nodes.",
+        "mae": "Mean absolute error, the mean over the level's forecast nodes.",
+        "rmse": "Root mean squared error, the mean over the level's forecast nodes.",
+        "wape": "100 * sum|error| / sum|actual| per node and window, percent; the mean over the level's nodes.",
+        "n_series": "Nodes of the level scored.",
+        "n_windows": "Backtest windows scored.",
+        "is_default": "The reconciliation in use.",
+    },
+)
+
 # Assets that are not warehouse tables, by the same dotted name: a report, the registered model, documents.
 DRIFT_REPORT = "monitoring.drift_report"
 MODEL = "registry.sales_forecast_model"
@@ -315,7 +386,9 @@ TABLES = (
     *RAW_TABLES, GOLD, SERIES_EXCLUDED, REGRESSORS, BACKTEST, EVALUATION, CHAMPIONS, FORECASTS,
     DRIFT_SUMMARY, FORECAST_HISTORY, FORECAST_ACCURACY, SERVING_REQUESTS, SERVED_FORECASTS, SALES_OVERALL,
 )
-BY_NAME = {table.name: table for table in TABLES}
+# Tables of a layer the settings turn on (settings.hierarchy); documented with the others.
+OPT_IN_TABLES = (FORECASTS_BY_LEVEL, EVALUATION_BY_LEVEL)
+BY_NAME = {table.name: table for table in (*TABLES, *OPT_IN_TABLES)}
 
 
 def raw(table: str) -> Table:
@@ -334,10 +407,10 @@ def markdown() -> str:
         "| table | asset | rows stored in order of | contract blocks downstream |",
         "| --- | --- | --- | --- |",
     ]
-    for table in TABLES:
+    for table in (*TABLES, *OPT_IN_TABLES):
         lines.append(f"| [`{table.name}`](#{table.name.replace('.', '')}) | `{'/'.join(table.key)}` | "
                      f"{table.order_by or 'as its step writes them'} | {'yes' if table.blocking else 'no (warns)'} |")
-    for table in TABLES:
+    for table in (*TABLES, *OPT_IN_TABLES):
         lines += ["", f"## {table.name}", "", table.description, "", f"Contract: {table.contract_description}"]
         if table.columns:
             lines += ["", "| column | meaning |", "| --- | --- |"]

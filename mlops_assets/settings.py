@@ -378,6 +378,60 @@ class AskSettings(_Strict):
     max_rows: int = Field(1000, ge=1, description="Most rows a query may return.")
 
 
+RECONCILIATION_METHODS = ("auto", "BottomUp", "MinTrace(mint_shrink)", "MinTrace(ols)", "MinTrace(wls_struct)",
+                          "TopDown(forecast_proportions)")
+
+
+class HierarchySettings(_Strict):
+    """Levels above the series, each forecast and reconciled with the series (mlops_assets/levels, docs/levels.md)."""
+
+    levels: list[list[str]] | None = Field(
+        None,
+        description="The levels above the series, top first, each the columns its nodes are grouped by, each "
+        "level's columns extending the one above, e.g. [[category], [category, brand]]. A total over all "
+        "series is always added on top; the series are the bottom. Columns: gold's attributes (category, "
+        "brand, product_name; with grain [product_id, customer_id] also channel, region, customer_id) or "
+        "the named groups of id_pattern. Default: [[category], [category, brand]] for order lines; for "
+        "series files the total only, unless levels are declared. []: the total only.",
+    )
+    id_pattern: str | None = Field(
+        None,
+        description="Series files: a regular expression whose named groups cut each unique_id into declared "
+        "columns usable in levels, e.g. '(?P<store>[^_]+)__(?P<dept>.+)' for ids like '1__GROCERY'.",
+    )
+    reconciliation: Literal[RECONCILIATION_METHODS] = Field(
+        "auto",
+        description="How the levels' forecasts are made to add up: BottomUp (sum the series' forecasts), "
+        "MinTrace(mint_shrink), MinTrace(ols), MinTrace(wls_struct) or TopDown(forecast_proportions) "
+        "(hierarchicalforecast), or 'auto': the "
+        "method with the lowest mean SMAPE over the levels on the backtest windows (never on a holdout).",
+    )
+
+    @field_validator("id_pattern")
+    @classmethod
+    def _named_groups(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            pattern = re.compile(value)
+        except re.error as err:
+            raise ValueError(f"hierarchy.id_pattern {value!r} is not a regular expression: {err}") from err
+        if not pattern.groupindex:
+            raise ValueError(f"hierarchy.id_pattern {value!r} names no group; write (?P<store>...) for each "
+                             "declared column")
+        return value
+
+    @model_validator(mode="after")
+    def _nested_levels(self) -> HierarchySettings:
+        for above, below in zip(self.levels or [], (self.levels or [])[1:], strict=False):
+            if below[: len(above)] != above or len(below) <= len(above):
+                raise ValueError(f"hierarchy.levels: {below} must extend the level above it, {above} "
+                                 "(its columns first, then at least one more)")
+        if any(not level for level in self.levels or []):
+            raise ValueError("hierarchy.levels: a level names at least one column (the total is always added)")
+        return self
+
+
 class Settings(_Strict):
     frequency: str = Field("W-MON", description="pandas offset alias of the period: W-MON, D, MS, ...")
     horizon: int = Field(13, ge=1, description="Periods to forecast.")
@@ -424,6 +478,11 @@ class Settings(_Strict):
     compute: ComputeSettings = ComputeSettings()
     serving: ServingSettings = ServingSettings()
     ask: AskSettings = AskSettings()
+    hierarchy: HierarchySettings | None = Field(
+        None,
+        description="Levels above the series (total, category, brand...), each forecast and reconciled so that "
+        "they add up (docs/levels.md). Empty: off, the chain runs as without it; {} turns the default levels on.",
+    )
     seed: int = 42
 
     @field_validator("frequency")
@@ -524,12 +583,12 @@ class Settings(_Strict):
         # The registry registers a new model version when this changes; how many PNGs are drawn, when the
         # gold layer warns, how long a run waits for a lock, the engine that computes it, how it is served and
         # how many rows a landing file is read at a time are not part of the model, so changing them must not
-        # register one.
+        # register one. Nor are the levels above the series (a layer beside the model, mlops_assets/levels).
         # mode="json": closed dates are dates, which json cannot dump as they are.
         settings = self.model_dump(
             mode="json",
             exclude={"plots": True, "locks": True, "compute": True, "serving": True, "ingest": True, "ask": True,
-                     "gold": {"warn_excluded_share"}},
+                     "hierarchy": True, "gold": {"warn_excluded_share"}},
         )
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
