@@ -33,6 +33,8 @@ from mlops_assets.forecasting.zoo import (
     build_fallback,
     build_models,
     default_models,
+    guard_metric,
+    guard_windows,
     has_native_intervals,
 )
 from mlops_assets.levels.hierarchy import Hierarchy
@@ -114,8 +116,8 @@ def choose_by_level(backtest: pd.DataFrame, history: pd.DataFrame, hierarchy: Hi
             continue
         part = history[history["unique_id"].isin(ids)]
         champions, decision = choose_champions(evaluate(rows, part, settings.season), rows, part, settings.season,
-                                               sel.mode, sel.global_tolerance, sel.margin, sel.guard_windows,
-                                               sel.metric)
+                                               sel.mode, sel.global_tolerance, sel.margin, guard_windows(settings),
+                                               sel.metric, guard_metric(settings))
         parts.append(champions)
         decisions[level] = decision["mode"] + (f" ({decision['champion_for_all']})"
                                                if "champion_for_all" in decision else "")
