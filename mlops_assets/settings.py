@@ -138,6 +138,10 @@ RESERVED_COLUMNS = ("unique_id", "ds", "y", "product_id", "product_name", "brand
                     "source_row", "ingested_at", "is_future", *BUILTIN_REGRESSORS)
 
 
+# gold.sales_data_for_forecast's attributes a series keeps over its history (regressors.statics).
+STATIC_ATTRIBUTES = ("brand", "category", "channel", "region")
+
+
 class RegressorSettings(_Strict):
     use: list[str] = Field(
         list(BUILTIN_REGRESSORS),
@@ -158,6 +162,21 @@ class RegressorSettings(_Strict):
         "an empty y) or 'last_known' (only its last value at a cutoff is carried forward), e.g. "
         "{price: last_known, promo_flag: planned}.",
     )
+
+    statics: list[Literal[STATIC_ATTRIBUTES]] = Field(
+        [],
+        description="Attributes of a series the global model (LightGBM) reads as static features, one value per "
+        "series from gold: brand and category (the product master for order lines, the series file's own "
+        "columns for series files), channel and region (the customer master, order lines by product x "
+        "customer). Text values become categories. Default: none (measured: docs/forecasting-defaults.md).",
+    )
+
+    @field_validator("statics")
+    @classmethod
+    def _statics_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"regressors.statics lists an attribute twice: {value}")
+        return value
 
     @field_validator("series_columns")
     @classmethod
