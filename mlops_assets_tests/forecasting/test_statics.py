@@ -138,11 +138,13 @@ def test_statics_are_declared_once_from_the_known_attributes_and_bring_the_globa
     assert GLOBAL_MODEL in default_models(settings, declared_drivers(settings))
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_the_engine_carries_the_statics_by_model_group(tmp_path, workers):
-    """By model group on the pool, the backtest equals one in-process backtest per group with the statics."""
+@pytest.mark.parametrize(("engine", "workers"), [("local", 1), ("local", 2),
+                                                  pytest.param("dask", 2, marks=pytest.mark.dask)])
+def test_the_engine_carries_the_statics_by_model_group(tmp_path, engine, workers, request):
+    """By model group on any engine, the backtest equals one in-process backtest per group with the statics."""
     history, regressors, brands = _data(n_series=10)
-    settings = _settings(compute={"workers": workers, "bucket_series": 4})
+    scheduler = request.getfixturevalue("dask_scheduler") if engine == "dask" else None
+    settings = _settings(compute={"engine": engine, "workers": workers, "bucket_series": 4, "address": scheduler})
     models = ["Naive", GLOBAL_MODEL]
     with _gold(tmp_path / "w.duckdb", history, regressors, brands) as connect:
         with connect() as con:
