@@ -23,6 +23,8 @@ from mlops_assets.warehouse import table_exists
 
 # The gold series that can be forecast, as SQL: the heavy steps let DuckDB cut it by bucket of series.
 GOLD_TABLE = "gold.sales_data_for_forecast"
+# A series file's own static attributes (regressors.statics beyond gold's attributes) stay in the raw layer.
+SERIES_TABLE = "raw.series"
 ELIGIBLE_SQL = (
     "select unique_id, ds, y from gold.sales_data_for_forecast "
     "where unique_id not in (select unique_id from gold.series_excluded)"
@@ -64,12 +66,18 @@ def regressors_sql(con: duckdb.DuckDBPyConnection, settings: Settings, models: l
     columns = "".join(f', r."{c}"' for c in settings.regressors.use)
     if not statics:
         return f"select r.unique_id::varchar as unique_id, r.ds{columns} from gold.regressors r"
-    check_statics(con, statics)
-    named = [f'"{STATIC_PREFIX}{c}"' for c in statics]
-    picked = ", ".join(f"{static_value(c)} as {n}" for c, n in zip(statics, named, strict=True))
-    return (f"select r.unique_id::varchar as unique_id, r.ds{columns}, {', '.join('s.' + n for n in named)} "
-            f"from gold.regressors r join (select unique_id::varchar as unique_id, {picked} from {GOLD_TABLE} "
-            "group by 1) s on r.unique_id::varchar = s.unique_id")
+    files = settings.regressors.file_statics
+    parts = [(f"s{i}", table, names) for i, (table, names) in enumerate(
+        [(GOLD_TABLE, [c for c in statics if c not in files]), (SERIES_TABLE, files)]) if names]
+    for _, table, names in parts:
+        check_statics(con, table, names)
+    picked = ", ".join(f'{alias}."{STATIC_PREFIX}{c}"' for alias, _, names in parts for c in names)
+    joins = " ".join(
+        "left join (select unique_id::varchar as unique_id, "
+        + ", ".join(f'{static_value(c)} as "{STATIC_PREFIX}{c}"' for c in names)
+        + f" from {table} group by 1) {alias} on r.unique_id::varchar = {alias}.unique_id"
+        for alias, table, names in parts)
+    return f"select r.unique_id::varchar as unique_id, r.ds{columns}, {picked} from gold.regressors r {joins}"
 
 
 def static_value(column: str) -> str:
@@ -77,19 +85,20 @@ def static_value(column: str) -> str:
     return f'arg_max("{column}", ds) filter (where "{column}" is not null)'
 
 
-def check_statics(con: duckdb.DuckDBPyConnection, statics: list[str]) -> None:
-    """Raise ValueError naming each declared static attribute that gold does not hold or holds no value of."""
-    present = {c[0].lower() for c in con.execute(f"select * from {GOLD_TABLE} limit 0").description}
-    absent = [c for c in statics if c not in present]
+def check_statics(con: duckdb.DuckDBPyConnection, table: str, statics: list[str]) -> None:
+    """Raise ValueError naming each declared static attribute that ``table`` does not hold or holds no value of."""
+    present = {c[0].lower() for c in con.execute(f"select * from {table} limit 0").description} \
+        if table_exists(con, table) else set()
+    absent = [c for c in statics if c.lower() not in present]
     if absent:
-        raise ValueError(f"regressors.statics names {absent}, not a column of {GOLD_TABLE} (columns: "
+        raise ValueError(f"regressors.statics names {absent}, not a column of {table} (columns: "
                          f"{sorted(present)}): series files need a column of that name, order lines by product "
                          "x customer for channel and region")
     counted = ", ".join(f'count("{c}")' for c in statics)
-    counts = con.execute(f"select {counted} from {GOLD_TABLE}").fetchone()
+    counts = con.execute(f"select {counted} from {table}").fetchone()
     empty = [c for c, n in zip(statics, counts, strict=True) if n == 0]
     if empty:
-        raise ValueError(f"regressors.statics names {empty}, which has no value in any row of {GOLD_TABLE}")
+        raise ValueError(f"regressors.statics names {empty}, which has no value in any row of {table}")
 
 
 def sql_fingerprint(con: duckdb.DuckDBPyConnection, sql: str | None) -> str:

@@ -167,3 +167,41 @@ def test_the_engine_carries_the_statics_by_model_group(tmp_path, engine, workers
     first = per_group[per_group["unique_id"].isin(run.groups[0].unique_ids)].reset_index(drop=True)
     assert not np.allclose(plain.loc[plain["model"] == GLOBAL_MODEL, "y_hat"],
                            first.loc[first["model"] == GLOBAL_MODEL, "y_hat"])
+
+
+def test_a_series_files_text_column_declared_static_is_ingested_and_reaches_the_regressors(tmp_path):
+    from datetime import date
+
+    from mlops_assets_tests.ingest.raw_runs import ingest
+
+    (tmp_path / "series").mkdir()
+    (tmp_path / "series" / "s.csv").write_text(
+        "unique_id,ds,y,store_type\nA,2024-01-01,5,Mall\nA,2024-01-08,6,Mall\nB,2024-01-01,3,\nB,2024-01-08,4,"
+        "High street\n")
+    db = tmp_path / "warehouse.duckdb"
+    before = ingest(tmp_path, db, "series", today=date(2026, 11, 1))
+    assert "store_type" not in before.table
+    # Declared after its file arrived: the file is read again for it.
+    raw = ingest(tmp_path, db, "series", today=date(2026, 11, 1), extra_texts=("store_type",)).table
+    assert raw["store_type"].tolist() == ["Mall", "Mall", None, "High street"]
+    settings = Settings(source="series", regressors={"use": [], "statics": ["store_type"]})
+    with duckdb.connect(str(db)) as con:
+        con.execute("create schema gold")
+        con.execute("create table gold.sales_data_for_forecast as select unique_id, ds, y, null::varchar as brand "
+                    "from raw.series")
+        con.execute("create table gold.regressors as select unique_id, ds from raw.series")
+        rows = con.execute(regressors_sql(con, settings, [GLOBAL_MODEL])).df().sort_values(["unique_id", "ds"])
+        with pytest.raises(ValueError, match=r"\['brand'\], which has no value in any row of gold"):
+            regressors_sql(con, Settings(source="series", regressors={"statics": ["brand"]}), [GLOBAL_MODEL])
+    assert rows["static:store_type"].tolist() == ["Mall", "Mall", "High street", "High street"]
+
+
+def test_a_series_files_static_is_not_also_a_driver_and_not_an_order_lines_column():
+    assert Settings(source="series", regressors={"statics": ["store_type", "brand"]}).regressors.file_statics == [
+        "store_type"]
+    with pytest.raises(ValidationError, match="not both"):
+        Settings(source="series", regressors={"statics": ["store_type"], "series_columns": {"store_type": "planned"}})
+    with pytest.raises(ValidationError, match="neither one of"):
+        Settings(source="series", regressors={"statics": ["y"]})
+    with pytest.raises(ValidationError, match=r"\['store_type'\] would be columns of series files"):
+        Settings(regressors={"statics": ["store_type"]})
