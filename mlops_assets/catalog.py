@@ -111,7 +111,8 @@ RAW_SERIES = Table(
     " monthly sales; a missing value means 'not reported' and is kept as such. Columns declared in"
     " regressors.series_columns (a price, a promotion flag) are kept beside them, also in the rows after a"
     " series' last value that give their planned future.",
-    lambda settings, _store: schemas.series_schema(settings.regressors.series_columns),
+    lambda settings, _store: schemas.series_schema(settings.regressors.series_columns,
+                                                   settings.regressors.file_statics),
     _raw_contract_description("series"), blocking=True,
 )
 # Bookkeeping of the raw layer, written with the raw tables (no asset of their own).

@@ -125,8 +125,9 @@ def promotions_schema(product_ids: Iterable[str] | None = None,
     )
 
 
-def series_schema(regressors: Iterable[str] = ()) -> DataFrameSchema:
-    """raw.series, with the numeric columns declared in settings.regressors.series_columns."""
+def series_schema(regressors: Iterable[str] = (), texts: Iterable[str] = ()) -> DataFrameSchema:
+    """raw.series, with the numeric columns declared in settings.regressors.series_columns and the text ones of
+    settings.regressors.statics."""
     return DataFrameSchema(
         {
             "unique_id": _STR,
@@ -138,6 +139,7 @@ def series_schema(regressors: Iterable[str] = ()) -> DataFrameSchema:
             "category": _OPT_STR,
             # Not required: rows of files gone from the landing zone before a column was declared lack it.
             **{name: Column(float, _within(VALUE_LIMIT), nullable=True, required=False) for name in regressors},
+            **dict.fromkeys(texts, _OPT_STR),
             **_SOURCE,
         },
         unique=["unique_id", "ds"],

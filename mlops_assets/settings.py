@@ -138,6 +138,10 @@ RESERVED_COLUMNS = ("unique_id", "ds", "y", "product_id", "product_name", "brand
                     "source_row", "ingested_at", "is_future", *BUILTIN_REGRESSORS)
 
 
+# gold.sales_data_for_forecast's attributes a series keeps over its history (regressors.statics).
+STATIC_ATTRIBUTES = ("brand", "category", "channel", "region")
+
+
 class RegressorSettings(_Strict):
     use: list[str] = Field(
         list(BUILTIN_REGRESSORS),
@@ -158,6 +162,34 @@ class RegressorSettings(_Strict):
         "an empty y) or 'last_known' (only its last value at a cutoff is carried forward), e.g. "
         "{price: last_known, promo_flag: planned}.",
     )
+
+    statics: list[str] = Field(
+        [],
+        description="Attributes of a series the global model (LightGBM) reads as static features, one value per "
+        "series (its latest): brand and category (the product master for order lines, the series file's own "
+        "columns for series files), channel and region (the customer master, order lines by product x "
+        "customer), or another column of the series files (source: series; e.g. store_type, read as text). "
+        "Text values become categories. Default: none (measured: docs/forecasting-defaults.md).",
+    )
+
+    @field_validator("statics")
+    @classmethod
+    def _statics_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"regressors.statics lists an attribute twice: {value}")
+        for name in value:
+            if name in STATIC_ATTRIBUTES:
+                continue
+            if not SERIES_COLUMN_NAME.fullmatch(name) or name.lower() in RESERVED_COLUMNS:
+                raise ValueError(f"regressors.statics: {name!r} is neither one of {list(STATIC_ATTRIBUTES)} nor a "
+                                 "column name a series file may declare (letters, digits and '_', not one of "
+                                 f"{', '.join(RESERVED_COLUMNS)})")
+        return value
+
+    @property
+    def file_statics(self) -> list[str]:
+        """Static attributes read from the series files' own columns (beyond gold's attributes)."""
+        return [name for name in self.statics if name not in STATIC_ATTRIBUTES]
 
     @field_validator("series_columns")
     @classmethod
@@ -186,6 +218,10 @@ class RegressorSettings(_Strict):
         if unknown:
             raise ValueError(f"regressors.use names unknown regressors {unknown}; available: {available} "
                              "(declare a series file's column in regressors.series_columns)")
+        both = [name for name in self.statics if name in self.series_columns]
+        if both:
+            raise ValueError(f"regressors.statics lists {both}, declared in regressors.series_columns: a column is "
+                             "a driver per period or an attribute of the series, not both")
         planned = [name for name in self.last_known if self.series_columns.get(name) == "planned"]
         if planned:
             raise ValueError(f"regressors.last_known lists {planned}, declared planned in "
@@ -539,6 +575,9 @@ class Settings(_Strict):
         if self.source == "orders" and self.regressors.series_columns:
             raise ValueError("regressors.series_columns are columns of series files (source: series); order "
                              "lines have promotions (raw.promotions) and prices of their own")
+        if self.source == "orders" and self.regressors.file_statics:
+            raise ValueError(f"regressors.statics {self.regressors.file_statics} would be columns of series files "
+                             f"(source: series); order lines have {list(STATIC_ATTRIBUTES)}")
         if self.source == "orders" and self.gold.missing_periods == "not_reported":
             raise ValueError("gold.missing_periods: not_reported applies to series files (source: series); "
                              "order lines record every sale, so a period without one is zero sales")

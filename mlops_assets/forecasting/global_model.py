@@ -13,7 +13,9 @@ backtests, benchmarks/accuracy.py --daily, figures in docs/forecasting-defaults.
   did worse on the backtest windows of daily store sales).
 
 Every regressor (``gold.regressors``: promotion depth, holidays, declared series columns) is a feature, and
-so are static attributes of a series (``statics``: one row per series, e.g. brand, category, store type).
+so are static attributes of a series (``statics``: one row per series, e.g. brand, category, store type; or
+columns of the regressors named ``static:<attribute>``, as forecasting.eligible.regressors_sql reads
+settings.regressors.statics, so that they travel with the regressors by model group).
 Closed periods (``closed``: a boolean column of the regressors, see forecasting.closures) are left out of
 training (weight 0) and forecast as 0.
 
@@ -38,7 +40,7 @@ from mlforecast.lag_transforms import RollingMean, SeasonalRollingMean
 from mlforecast.target_transforms import GlobalSklearnTransformer, LocalStandardScaler
 from sklearn.preprocessing import FunctionTransformer
 
-from mlops_assets.forecasting.zoo import GLOBAL_MODEL, frequency_family
+from mlops_assets.forecasting.zoo import GLOBAL_MODEL, STATIC_PREFIX, frequency_family
 
 CLOSED_COLUMN = "closed"
 HOLIDAY_COLUMN = "holiday_days"
@@ -157,6 +159,20 @@ def known_at(regressors: pd.DataFrame, cutoff: pd.Timestamp, last_known: Sequenc
     return out
 
 
+def split_statics(regressors: pd.DataFrame | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The regressors without their ``static:`` columns, and those as one row per series (unique_id and the
+    attribute names; None when there are none). A series' value is that of its earliest row: rows added past
+    a series' end (registry padding) may hold 0 there."""
+    if regressors is None:
+        return None, None
+    names = [c for c in regressors.columns if str(c).startswith(STATIC_PREFIX)]
+    if not names:
+        return regressors, None
+    first = regressors.sort_values(["unique_id", "ds"], kind="stable").drop_duplicates("unique_id")
+    statics = first[["unique_id", *names]].rename(columns=lambda c: c.removeprefix(STATIC_PREFIX))
+    return regressors.drop(columns=names), statics.reset_index(drop=True)
+
+
 def features_of(regressors: pd.DataFrame | None, spec: GlobalSpec) -> pd.DataFrame | None:
     """The regressors with the features the spec derives from them (holiday distance); ``closed`` stays."""
     if regressors is None:
@@ -190,6 +206,8 @@ def forecast_global(
     """
     spec = spec or spec_for(frequency)
     train = history[["unique_id", "ds", "y"]].astype({"unique_id": str})
+    regressors, carried = split_statics(regressors)
+    statics = carried if statics is None else statics
     x = features_of(regressors, spec)
     columns: list[str] = []
     future = None

@@ -30,6 +30,10 @@ from statsforecast.utils import ConformalIntervals
 
 from mlops_assets.settings import COMBINATION, GLOBAL_MODEL, MODEL_NAMES, Settings, validate_model_names
 
+# A regressors column named so holds one value per series (settings.regressors.statics): a static feature of
+# the global model, not a per-period one.
+STATIC_PREFIX = "static:"
+
 STATSFORECAST_NAMES: tuple[str, ...] = tuple(n for n in MODEL_NAMES if n not in (GLOBAL_MODEL, COMBINATION))
 
 # Used by StatsForecast when a model raises on a series, and by the champion model when a model yields
@@ -128,11 +132,12 @@ def validate_names(names: Sequence[str]) -> list[str]:
 
 
 def declared_drivers(settings: Settings, promotions: bool = False) -> list[str]:
-    """The drivers a user gave: the declared series columns in regressors.use, and promo_depth when planned
-    promotions exist (``promotions``: the data has some). Holidays are not counted: every run has them."""
+    """The drivers a user gave: the declared series columns in regressors.use, the static attributes, and
+    promo_depth when planned promotions exist (``promotions``: the data has some). Holidays are not counted:
+    every run has them."""
     use = settings.regressors.use
     declared = [c for c in settings.regressors.series_columns if c in use]
-    return (["promo_depth"] if promotions and "promo_depth" in use else []) + declared
+    return (["promo_depth"] if promotions and "promo_depth" in use else []) + declared + settings.regressors.statics
 
 
 def unused_drivers(models: Sequence[str], drivers: Sequence[str]) -> str | None:

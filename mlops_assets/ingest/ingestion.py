@@ -108,16 +108,18 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
-def table_spec(table: str, extra_numbers: Sequence[str] = ()) -> TableSpec:
+def table_spec(table: str, extra_numbers: Sequence[str] = (), extra_texts: Sequence[str] = ()) -> TableSpec:
     """The contract of a landing table, with ``extra_numbers``: optional numeric columns the settings declare
-    (regressors.series_columns), each within the value limit; an empty cell is kept as NULL."""
+    (regressors.series_columns), each within the value limit, and ``extra_texts``: optional text columns they
+    declare (regressors.statics); an empty cell is kept as NULL."""
     if table not in TABLES:
         raise ValueError(f"unknown landing table {table!r}; known: {sorted(TABLES)}")
     spec = TABLES[table]
     extra = tuple(c for c in extra_numbers if c not in spec.columns)
-    if not extra:
+    texts = tuple(c for c in extra_texts if c not in spec.columns and c not in extra)
+    if not extra and not texts:
         return spec
-    return replace(spec, optional=(*spec.optional, *extra), numbers=(*spec.numbers, *extra),
+    return replace(spec, optional=(*spec.optional, *extra, *texts), numbers=(*spec.numbers, *extra),
                    bounds={**spec.bounds, **dict.fromkeys(extra, (-VALUE_LIMIT, VALUE_LIMIT))})
 
 

@@ -93,6 +93,11 @@ def declared_columns(table: str, settings: Settings) -> tuple[str, ...]:
     return tuple(settings.regressors.series_columns) if table == "series" else ()
 
 
+def declared_texts(table: str, settings: Settings) -> tuple[str, ...]:
+    """Text columns the settings add to a table: a series file's static attributes beyond brand and category."""
+    return tuple(settings.regressors.file_statics) if table == "series" else ()
+
+
 def ingest_folder(connect: Connect, exports: Path, table: str, paths: DataPaths, settings: Settings,
                   settle_seconds: float) -> RawBatch:
     """Stage the table's landing folder and merge it into raw.<table> (quarantine, readmission, file log)."""
@@ -108,7 +113,8 @@ def ingest_folder(connect: Connect, exports: Path, table: str, paths: DataPaths,
             table, landing_root=paths.landing, stage_dir=Path(stage_dir), ingested_files=ingested,
             existing_columns=existing, column_mapping=settings.column_mapping.get(table), known_ids=known,
             quarantine=quarantine, readmitted_before=readmitted_before, settle_seconds=settle_seconds,
-            extra_numbers=extra, chunk_rows=settings.ingest.chunk_rows, memory_mb=settings.compute.duckdb_memory_mb,
+            extra_numbers=extra, extra_texts=declared_texts(table, settings), chunk_rows=settings.ingest.chunk_rows,
+            memory_mb=settings.compute.duckdb_memory_mb,
             today=settings.ingest.as_of, empty_y=settings.ingest.empty_y,
         )
         with connect() as con:

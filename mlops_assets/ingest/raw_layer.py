@@ -54,9 +54,9 @@ def _typed(rows: list, dtypes: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(dtypes)).astype(dtypes)
 
 
-def empty_table(table: str, extra_numbers: Sequence[str] = ()) -> pd.DataFrame:
+def empty_table(table: str, extra_numbers: Sequence[str] = (), extra_texts: Sequence[str] = ()) -> pd.DataFrame:
     """The table's canonical columns with no rows, so that an empty landing folder still makes a table."""
-    dtypes = {**table_spec(table, extra_numbers).dtypes, "source_file": "object", "source_row": "int64",
+    dtypes = {**table_spec(table, extra_numbers, extra_texts).dtypes, "source_file": "object", "source_row": "int64",
               "ingested_at": "datetime64[ns]"}
     return _typed([], dtypes)
 
@@ -101,6 +101,7 @@ def stage_folder(
     now: datetime | None = None,
     settle_seconds: float = 0.0,
     extra_numbers: Sequence[str] = (),
+    extra_texts: Sequence[str] = (),
     chunk_rows: int | None = None,
     memory_mb: int = ComputeSettings().duckdb_memory_mb,
     empty_y: str = IngestSettings().empty_y,
@@ -113,14 +114,15 @@ def stage_folder(
     once ``known_ids`` holds that id. ``extra_numbers``: numeric columns the settings declare beyond the
     table's own (regressors.series_columns); when the table (``existing_columns``) does not hold one yet,
     every file in the folder is read again, so that a column declared after its files arrived is not missing.
+    ``extra_texts``: the same for text columns (regressors.statics of series files).
     ``memory_mb``: the staging database's memory limit (compute.duckdb_memory_mb); beyond it DuckDB spills.
     ``today``: the last day an actual may be dated (ingest.as_of; default the day of ``now``). ``empty_y``
     (ingest.empty_y): whether an empty y in a series file keeps or erases a value an earlier version held.
     """
     now = now or datetime.now().replace(microsecond=0)
     today = today or now.date()
-    spec, seen = table_spec(table, extra_numbers), set()
-    undeclared_before = bool(existing_columns) and not set(extra_numbers) <= set(existing_columns)
+    spec, seen = table_spec(table, extra_numbers, extra_texts), set()
+    undeclared_before = bool(existing_columns) and not {*extra_numbers, *extra_texts} <= set(existing_columns)
     if not ingested_files.empty and not undeclared_before:
         mine = ingested_files[ingested_files["table_name"] == table]
         seen = set(zip(mine["source_file"], mine["sha256"], strict=True))
@@ -133,7 +135,7 @@ def stage_folder(
         (path.relative_to(landing_root).as_posix(), STILL_WRITTEN) for path in listing.temporary]
     files = []
     with _stage_connection(result.stage, memory_mb) as con:
-        _create_stage(con, table, extra_numbers)
+        _create_stage(con, table, extra_numbers, extra_texts)
         back = readmit(table, quarantine, readmitted_before, column_mapping=column_mapping, known_ids=known_ids,
                        today=today)
         result.readmission_candidates = len(back)
@@ -169,8 +171,9 @@ def stage_folder(
     return result
 
 
-def _create_stage(con: duckdb.DuckDBPyConnection, table: str, extra_numbers: Sequence[str]) -> None:
-    con.register("_empty_rows", warehouse._typed_strings(empty_table(table, extra_numbers)))
+def _create_stage(con: duckdb.DuckDBPyConnection, table: str, extra_numbers: Sequence[str],
+                  extra_texts: Sequence[str] = ()) -> None:
+    con.register("_empty_rows", warehouse._typed_strings(empty_table(table, extra_numbers, extra_texts)))
     con.execute("create or replace table rows as select *, 0 as _seq from _empty_rows")
     con.register("_empty_rejected", warehouse._typed_strings(_typed([], REJECTED_DTYPES)))
     con.execute("create or replace table rejected as select *, 0 as _seq, 0::bigint as _ordinal from _empty_rejected")
