@@ -18,13 +18,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def chain(small_sample, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e")
-    shutil.copytree(small_sample / "landing", data_dir / "landing")
-    instance = dg.DagsterInstance.local_temp(str(tmp_path_factory.mktemp("dagster_home")))
-    result = materialize_all(data_dir, instance=instance)
-    assert result.success
-    return data_dir, instance, result
+def chain(sample_run):
+    return sample_run.data_dir, sample_run.instance, sample_run.result
 
 
 def _table(data_dir, table: str) -> pd.DataFrame:
