@@ -132,24 +132,26 @@ def run_bare(data_dir: Path, settings_file: Path) -> dict:
 
 
 def one_bucket(n: int) -> dict:
-    """One backtest task on a bucket of ``n`` series, as a worker runs it: the per-bucket figures of the plan."""
-    from mlops_assets.forecasting.engine import BacktestTask, Bucket
+    """One backtest task on a model group of ``n`` series, as a worker runs it: the per-group figures of the plan."""
+    from dataclasses import asdict
+
+    from mlops_assets.forecasting.engine import BacktestTask, ModelGroup
     from mlops_assets.forecasting.zoo import default_models
     from mlops_assets.settings import Settings
 
     settings = Settings()
     history = synthetic_weekly(n)
     with tempfile.TemporaryDirectory() as tmp:
-        bucket = Bucket(0, tuple(sorted(history["unique_id"].unique())), 0.0)
+        group = ModelGroup(0, tuple(sorted(history["unique_id"].unique())), 0.0)
         task = BacktestTask(tmp, settings, tuple(default_models(settings)))
-        task.input_path(bucket).parent.mkdir(parents=True)
-        history.to_parquet(task.input_path(bucket), index=False)
+        task.input_path(group).parent.mkdir(parents=True)
+        history.to_parquet(task.input_path(group), index=False)
         del history
         wall = time.perf_counter()
-        report = task(bucket)
+        report = task(group)
         wall = time.perf_counter() - wall
-        return {**report, "wall": wall, "input_mb": task.input_path(bucket).stat().st_size / 2**20,
-                "part_mb": task.part_path(bucket).stat().st_size / 2**20, "load": os.getloadavg()[0]}
+        return {**asdict(report), "wall": wall, "input_mb": task.input_path(group).stat().st_size / 2**20,
+                "part_mb": task.part_path(group).stat().st_size / 2**20, "load": os.getloadavg()[0]}
 
 
 def _child(kind: str, data_dir: Path, settings_file: Path, index: int | None = None) -> dict:

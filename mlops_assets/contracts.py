@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pandera.pandas as pa
 
+from mlops_assets.buckets import in_bucket
 from mlops_assets.schemas import failure_summary
 from mlops_assets.schemas_sql import validate_in_duckdb
 from mlops_assets.warehouse import Connect, read_table
@@ -54,7 +55,7 @@ def table_chunks(connect: Connect, table: str, chunk_rows: int) -> Iterator[pd.D
         return
     for b in range(buckets):
         with connect() as con:
-            yield con.execute(f"select * from {table} where hash(unique_id::varchar) % {buckets} = {b}").df()
+            yield con.execute(f"select * from {table} where {in_bucket('unique_id', buckets, b)}").df()
 
 
 def validate_in_pandas(connect: Connect, table: str, contract: pa.DataFrameSchema,

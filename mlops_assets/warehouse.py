@@ -90,14 +90,24 @@ def connect(
             time.sleep(min(0.5, max(deadline - time.monotonic(), 0.0)))
 
 
-def _checked(table: str) -> str:
+def connector(
+    path: str | os.PathLike, *, wait_seconds: float = 0.0, on_wait: Callable[[str], None] | None = None,
+    memory_mb: int | None = None,
+) -> Connect:
+    """The Connect of the DuckDB file at ``path``: each call opens it (as ``connect``) for one ``with`` block,
+    which closes it."""
+    return lambda: connect(path, wait_seconds=wait_seconds, on_wait=on_wait, memory_mb=memory_mb)
+
+
+def checked_name(table: str) -> str:
+    """``table`` when it is a plain 'schema.table' name: the only kind of name pasted into SQL here."""
     if not _NAME.match(table):
         raise ValueError(f"table name {table!r} must look like 'schema.table' (lower case)")
     return table
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = _checked(table).split(".")
+    schema, name = checked_name(table).split(".")
     found = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name],
@@ -110,12 +120,14 @@ def read_table(con: duckdb.DuckDBPyConnection, table: str, *, missing_ok: bool =
     if missing_ok and not table_exists(con, table):
         return pd.DataFrame()
     require_table(con, table)
-    return con.execute(f"select * from {_checked(table)}").df()
+    return con.execute(f"select * from {checked_name(table)}").df()
 
 
 def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     """The table's rows; 0 when it does not exist yet."""
-    return int(con.execute(f"select count(*) from {_checked(table)}").fetchone()[0]) if table_exists(con, table) else 0
+    if not table_exists(con, table):
+        return 0
+    return int(con.execute(f"select count(*) from {checked_name(table)}").fetchone()[0])
 
 
 def table_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
@@ -154,7 +166,7 @@ def transaction(con: duckdb.DuckDBPyConnection, tables: list[str]) -> Iterator[s
     An error inside rolls all of it back: the tables keep their previous content whole.
     """
     for table in tables:
-        con.execute(f"create schema if not exists {_checked(table).split('.')[0]}")
+        con.execute(f"create schema if not exists {checked_name(table).split('.')[0]}")
     _create_versions(con)
     write_id = uuid.uuid4().hex
     con.execute("begin transaction")
@@ -245,7 +257,8 @@ def replace_tables_from_parquet(
 
 def write_part(df: pd.DataFrame, path: Path) -> None:
     """A Parquet part with the column types ``write_tables`` would give the frame (DuckDB writes it), written
-    aside and renamed: a table loaded from parts is typed as one written whole."""
+    aside and renamed: a table loaded from parts is typed as one written whole, and a part that exists is
+    whole, so a rerun can trust it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with duckdb.connect() as con:
@@ -260,13 +273,13 @@ def publish_snapshot_from_table(con: duckdb.DuckDBPyConnection, exports: Path, t
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     stamp = f"{{{WRITE_ID_KEY.decode()}: '{uuid.UUID(write_id).hex}'}}"
-    con.execute(f"copy {_checked(table)} to {sql_string(tmp)} (format parquet, kv_metadata {stamp})")
+    con.execute(f"copy {checked_name(table)} to {sql_string(tmp)} (format parquet, kv_metadata {stamp})")
     os.replace(tmp, target)
     return target
 
 
 def snapshot_path(exports: Path, table: str) -> Path:
-    schema, name = _checked(table).split(".")
+    schema, name = checked_name(table).split(".")
     return exports / schema / f"{name}.parquet"
 
 
@@ -332,33 +345,6 @@ def read_snapshot(exports: Path, table: str) -> pd.DataFrame:
     if not path.exists():
         raise LookupError(f"no snapshot of {table} at {path}: materialize its asset first")
     return pd.read_parquet(path)
-
-
-def series_ranges(con: duckdb.DuckDBPyConnection, source: str, bucket_series: int) -> list[tuple[str, str]]:
-    """The first and last unique_id (as text) of consecutive buckets of ``bucket_series`` series of ``source``
-    (a table or a parenthesised query), in unique_id order; empty when it has no rows.
-
-    Buckets of consecutive ids, rather than of a hash, keep a table's order when the buckets are stacked, and
-    the same bounds cut every table keyed by unique_id into the same series.
-    """
-    if bucket_series < 1:
-        raise ValueError(f"bucket_series must be at least 1, got {bucket_series}")
-    return [tuple(bounds) for bounds in con.execute(
-        f"select min(id), max(id) from (select id, (row_number() over (order by id) - 1) // {int(bucket_series)} "
-        f"as bucket from (select distinct unique_id::varchar as id from {source})) group by bucket order by bucket"
-    ).fetchall()]
-
-
-def series_bucket(
-    con: duckdb.DuckDBPyConnection, table: str, bounds: tuple[str, str] | None, columns: str = "*", where: str = ""
-) -> pd.DataFrame:
-    """The rows of one bucket of ``series_ranges`` (None: every row) of a table keyed by unique_id, those
-    of them that ``where`` (SQL) keeps."""
-    conditions = [f"({where})"] if where else []
-    if bounds is not None:
-        conditions.append("unique_id::varchar between ? and ?")
-    filtered = f" where {' and '.join(conditions)}" if conditions else ""
-    return con.execute(f"select {columns} from {_checked(table)}{filtered}", list(bounds or [])).df()
 
 
 def append_from_query(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list | None = None) -> str:

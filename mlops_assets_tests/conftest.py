@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -64,20 +65,38 @@ def dask_scheduler():
         yield cluster.scheduler_address
 
 
-# The zoo's fastest models: the tests that read a materialized sample check what is published, not accuracy.
+# The zoo's fastest models, for tests of what a run publishes rather than of accuracy.
 FAST_ZOO = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized, AutoTheta]\n"
 
 
-@pytest.fixture(scope="session")
-def materialized_sample(small_sample, tmp_path_factory) -> tuple[Path, Path]:
-    """The small sample through the whole graph once, with the fast zoo: (data directory, settings file).
+@dataclass(frozen=True)
+class SampleRun:
+    data_dir: Path
+    # Empty: the product's defaults (its zoo, global model and combination included).
+    settings: Path
+    instance: dg.DagsterInstance
+    result: dg.ExecuteInJobResult
 
-    For tests that only read what a run published; a test that writes must take its own copy.
+
+@pytest.fixture(scope="session")
+def sample_run(small_sample, tmp_path_factory) -> SampleRun:
+    """The small sample through the whole graph once, with the default settings, on an instance of its own.
+
+    One run for every test that reads what a run published or what it logged: on the small sample the
+    default zoo costs no more than the fast one. A test that writes must take its own copy; the one
+    exception, test_rerun_is_idempotent, reruns it and asserts that nothing changes.
     """
     data_dir = tmp_path_factory.mktemp("materialized_sample")
     shutil.copytree(small_sample / "landing", data_dir / "landing")
     settings = data_dir / "settings.yaml"
-    settings.write_text(FAST_ZOO)
+    settings.write_text("# the defaults\n")
     instance = dg.DagsterInstance.local_temp(str(tmp_path_factory.mktemp("materialized_sample_home")))
-    assert materialize_all(data_dir, str(settings), instance=instance).success
-    return data_dir, settings
+    result = materialize_all(data_dir, str(settings), instance=instance)
+    assert result.success
+    return SampleRun(data_dir, settings, instance, result)
+
+
+@pytest.fixture(scope="session")
+def materialized_sample(sample_run) -> tuple[Path, Path]:
+    """sample_run's (data directory, settings file)."""
+    return sample_run.data_dir, sample_run.settings

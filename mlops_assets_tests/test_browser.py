@@ -21,6 +21,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from mlops_assets.definitions import defs
 from mlops_assets.devtools.dagster_dev import REPO, dagster_dev, graphql
+from mlops_assets_tests.conftest import FAST_ZOO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -29,7 +30,6 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-FAST_ZOO = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized, AutoTheta]\n"
 RUN_TIMEOUT_SECONDS = 360
 SCREENSHOTS_OUT = REPO / "benchmarks" / "out" / "screenshots"
 

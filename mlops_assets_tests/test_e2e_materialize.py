@@ -18,13 +18,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def chain(small_sample, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e")
-    shutil.copytree(small_sample / "landing", data_dir / "landing")
-    instance = dg.DagsterInstance.local_temp(str(tmp_path_factory.mktemp("dagster_home")))
-    result = materialize_all(data_dir, instance=instance)
-    assert result.success
-    return data_dir, instance, result
+def chain(sample_run):
+    return sample_run.data_dir, sample_run.instance, sample_run.result
 
 
 def _table(data_dir, table: str) -> pd.DataFrame:
@@ -231,7 +226,7 @@ def test_dask_engine_gives_the_same_tables(chain, small_sample, tmp_path_factory
                           if e.asset_key.to_user_string() == "forecasting/backtest_forecasts")
     metadata = backtest_event.materialization.metadata
     assert metadata["engine"].value == "dask" and metadata["workers"].value == workers
-    assert metadata["model_groups"].value == 1 and metadata["buckets"].value >= 2
+    assert metadata["model_groups"].value == 1 and metadata["tasks"].value >= 2
     assert not any((DataPaths(dask_dir).engine / "backtest").glob("*")), "parts are removed once loaded"
     keys = {
         "gold.sales_data_for_forecast": ["unique_id", "ds"],
@@ -253,7 +248,7 @@ def _refit_in_groups(data_dir, tmp_path, bucket_series: int):
     from mlops_assets.catalog import BACKTEST, CHAMPIONS
     from mlops_assets.forecasting.eligible import ELIGIBLE_SQL, regressors_sql
     from mlops_assets.forecasting.zoo import default_models
-    from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_bucket
+    from mlops_assets.registry.refit import champion_calibration, champion_rows, mean_abs_actuals, refit_by_group
     from mlops_assets.settings import Settings
     from mlops_assets.wiring.resources import build_resources
 
@@ -268,7 +263,7 @@ def _refit_in_groups(data_dir, tmp_path, bucket_series: int):
                                        settings)
     with warehouse.connection() as con:
         x_sql = regressors_sql(con, settings, sorted(champions["model"].unique()))
-    run = refit_by_bucket(warehouse.connection, ELIGIBLE_SQL, champions, BACKTEST.name, tmp_path / "refit", "fp",
+    run = refit_by_group(warehouse.connection, ELIGIBLE_SQL, champions, BACKTEST.name, tmp_path / "refit", "fp",
                           settings, len(default_models(settings)), calibration, x_sql)
     return champions, run, settings
 

@@ -13,11 +13,10 @@ import pytest
 from mlops_assets.cli import sql
 from mlops_assets.sample_data import generate_sample
 from mlops_assets.settings import DataPaths
-from mlops_assets_tests.conftest import materialize_all
+from mlops_assets_tests.conftest import FAST_ZOO, materialize_all
 
 pytestmark = pytest.mark.e2e
 
-FAST_ZOO = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized, AutoTheta]\n"
 
 
 def test_a_whole_run_in_a_data_directory_named_with_a_quote_a_space_and_accents(tmp_path):

@@ -33,7 +33,6 @@ pytestmark = pytest.mark.e2e
 NEW_WEEKS = (date(2026, 9, 28), date(2026, 10, 5))
 # The small_sample fixture's generator arguments: a new week must come from the same made-up world.
 SAMPLE_WORLD = {"seed": 7, "n_products": 20, "n_customers": 8}
-FAST_ZOO = "models: [Naive, SeasonalNaive, HistoricAverage, CrostonOptimized, AutoTheta]\n"
 READER_DEADLINE_SECONDS = 600
 
 # Runs in another interpreter: only duckdb, pandas and the standard library, like any outside reader.
@@ -101,15 +100,14 @@ def _run_python(code: str, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def chain(small_sample, tmp_path_factory):
-    """The whole chain once on the small sample, with a fast zoo; returns (data dir, settings, instance)."""
-    data_dir = tmp_path_factory.mktemp("safe_reads")
-    shutil.copytree(small_sample / "landing", data_dir / "landing")
-    settings = data_dir / "settings.yaml"
-    settings.write_text(FAST_ZOO)
+def chain(materialized_sample, tmp_path_factory):
+    """A copy of the session's whole chain on the small sample with the fast zoo, for this module's reruns, and
+    a Dagster instance of its own; returns (data dir, settings, instance)."""
+    source, settings = materialized_sample
+    data_dir = tmp_path_factory.mktemp("safe_reads") / "data"
+    shutil.copytree(source, data_dir)
     instance = dg.DagsterInstance.local_temp(str(tmp_path_factory.mktemp("dagster_home")))
-    assert materialize_all(data_dir, str(settings), instance=instance).success
-    return data_dir, settings, instance
+    return data_dir, data_dir / settings.name, instance
 
 
 def test_duckdb_file_opens_read_only_when_idle_but_is_locked_while_a_run_holds_it(chain):

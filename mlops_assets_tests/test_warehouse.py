@@ -205,23 +205,6 @@ def test_tables_from_parquet_parts_swap_together_or_not_at_all(tmp_path):
         assert con.execute("select unique_id from gold.one").fetchall() == [("a",), ("b",)]
 
 
-def test_series_ranges_cut_every_series_into_exactly_one_bucket_in_id_order():
-    con = duckdb.connect()
-    con.execute("create schema s")
-    con.execute("create table s.t as select 'S' || lpad((i % 7)::varchar, 2, '0') as unique_id, i as v "
-                "from range(50) r(i) order by random()")
-    ranges = warehouse.series_ranges(con, "s.t", 3)
-    assert ranges == [("S00", "S02"), ("S03", "S05"), ("S06", "S06")]
-    buckets = [warehouse.series_bucket(con, "s.t", bounds) for bounds in ranges]
-    assert [sorted(b["unique_id"].unique()) for b in buckets] == [["S00", "S01", "S02"], ["S03", "S04", "S05"],
-                                                                  ["S06"]]
-    assert sorted(pd.concat(buckets)["v"]) == list(range(50)), "every row once"
-    assert len(warehouse.series_bucket(con, "s.t", None, "v", where="v < 10")) == 10
-    assert warehouse.series_ranges(con, "(select * from s.t where v < 0)", 3) == []
-    with pytest.raises(ValueError, match="at least 1"):
-        warehouse.series_ranges(con, "s.t", 0)
-
-
 def test_append_from_query_adds_new_columns_and_rolls_back_whole(tmp_path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     warehouse.append_from_query(con, "m.h", "select 1 as a")

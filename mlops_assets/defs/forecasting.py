@@ -15,7 +15,7 @@ from mlops_assets.forecasting.eligible import (
     run_models,
     sql_fingerprint,
 )
-from mlops_assets.forecasting.engine import backtest_by_bucket
+from mlops_assets.forecasting.engine import backtest_by_group
 from mlops_assets.forecasting.evaluation import (
     choose,
     evaluate_stored_backtest,
@@ -77,8 +77,8 @@ def backtest_forecasts(context: dg.AssetExecutionContext, project: ProjectResour
                          + (f"; LightGBM with regressors {settings.regressors.use}" if x_sql else ""))
         started, root = time.monotonic(), project.paths.engine / "backtest"
         with engine_failures():
-            run = backtest_by_bucket(warehouse.connection, ELIGIBLE_SQL, root, fingerprint, settings, models,
-                                     context.log.info, regressors_sql=x_sql)
+            run = backtest_by_group(warehouse.connection, ELIGIBLE_SQL, root, fingerprint, settings, models,
+                                    context.log.info, regressors_sql=x_sql)
         warehouse.replace_from_parquet(BACKTEST.name, run.parts, order_by=BACKTEST.order_by, then_remove=root)
         engine_metadata = run.summary(settings.compute.engine)
         seconds = time.monotonic() - started

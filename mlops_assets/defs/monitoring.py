@@ -18,7 +18,7 @@ from mlops_assets.catalog import (
     SERVING_REQUESTS,
 )
 from mlops_assets.monitoring.accuracy import SUMMARY_KEYS, issue_already_stored, issue_sql, summary_sql
-from mlops_assets.monitoring.accuracy_buckets import realized_ratio, score_by_bucket
+from mlops_assets.monitoring.accuracy_by_range import realized_ratio, score_by_range
 from mlops_assets.monitoring.drift_report import DriftOutcome, already_reported, input_fingerprint, report_drift
 from mlops_assets.monitoring.serving_requests import (
     merge_requests,
@@ -176,10 +176,10 @@ def forecast_history(context: dg.AssetExecutionContext, warehouse: Warehouse):
 def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse):
     settings = project.settings
     with warehouse.connection() as con:
-        scored = score_by_bucket(con, history_table=FORECAST_HISTORY.name, served_table=SERVED_FORECASTS.name,
-                                 gold=GOLD.name, champions=CHAMPIONS.name,
-                                 parts=project.paths.engine / "forecast_accuracy",
-                                 bucket_series=settings.compute.bucket_series)
+        scored = score_by_range(con, history_table=FORECAST_HISTORY.name, served_table=SERVED_FORECASTS.name,
+                                gold=GOLD.name, champions=CHAMPIONS.name,
+                                parts=project.paths.engine / "forecast_accuracy",
+                                range_series=settings.compute.bucket_series)
     if scored.rows:
         warehouse.replace_from_parquet(FORECAST_ACCURACY.name, scored.pattern, order_by=FORECAST_ACCURACY.order_by,
                                        then_remove=scored.parts)
@@ -190,7 +190,7 @@ def forecast_accuracy(context: dg.AssetExecutionContext, project: ProjectResourc
                 "dagster/column_schema": column_schema(scored.columns)}
     for name, by in SUMMARY_KEYS.items() if rows else ():
         metadata[name] = preview(warehouse.query(summary_sql(FORECAST_ACCURACY.name, by, limit=20)), rows=20)
-    context.log.info(f"{rows} past forecasts scored against actuals, in {scored.buckets} buckets of up to "
+    context.log.info(f"{rows} past forecasts scored against actuals, in {scored.ranges} ranges of up to "
                      f"{settings.compute.bucket_series} series")
     yield dg.MaterializeResult(metadata=metadata)
     if not rows:
@@ -236,7 +236,6 @@ def serving_requests(context: dg.AssetExecutionContext, project: ProjectResource
     added = len(combined) - len(existing)
     warehouse.write(replace={SERVING_REQUESTS.name: combined, SERVED_FORECASTS.name: served})
     summary = requests_summary(combined)
-    by_day = summary.pop("by_day", None)
     context.log.info(
         f"{added} requests added from {folder} ({len(combined)} in {SERVING_REQUESTS}, {len(served)} distinct "
         f"forecasts served); {len(read.skipped)} log lines skipped"
@@ -249,12 +248,12 @@ def serving_requests(context: dg.AssetExecutionContext, project: ProjectResource
             SERVING_REQUESTS.columns,
             requests_added=added,
             log_folder=dg.MetadataValue.path(str(folder)),
-            requests_per_day=preview(by_day, rows=31) if by_day is not None else preview(combined),
-            error_share=summary.get("error_share", 0.0),
-            p50_latency_ms=summary.get("p50_latency_ms", 0.0),
-            p95_latency_ms=summary.get("p95_latency_ms", 0.0),
-            versions_served=dg.MetadataValue.json(summary.get("versions_served", [])),
-            errors_by_kind=dg.MetadataValue.json(summary.get("errors_by_kind", {})),
+            requests_per_day=preview(summary.by_day, rows=31) if summary.by_day is not None else preview(combined),
+            error_share=summary.error_share,
+            p50_latency_ms=summary.p50_latency_ms,
+            p95_latency_ms=summary.p95_latency_ms,
+            versions_served=dg.MetadataValue.json(summary.versions_served),
+            errors_by_kind=dg.MetadataValue.json(summary.errors_by_kind),
             skipped_log_lines=dg.MetadataValue.json(read.skipped[:20]),
         ),
     )

@@ -5,7 +5,7 @@ import dagster as dg
 
 from mlops_assets.catalog import FORECASTS, GOLD, SALES_OVERALL
 from mlops_assets.reporting.render import png_markdown
-from mlops_assets.serving.overall_buckets import build_overall_by_bucket
+from mlops_assets.serving.overall_by_range import build_overall_by_range
 from mlops_assets.serving.plots import plot_top_series
 from mlops_assets.wiring.checks import contract_check
 from mlops_assets.wiring.conditions import downstream_condition, freshness_policy
@@ -27,15 +27,15 @@ def sales_overall(context: dg.AssetExecutionContext, project: ProjectResource, w
     settings = project.settings
     folder = project.paths.plots / "series"
     with warehouse.connection() as con:
-        built = build_overall_by_bucket(con, GOLD.name, FORECASTS.name, project.paths.engine / "sales_overall",
-                                        folder, settings.compute.bucket_series, settings.plots.max_series)
+        built = build_overall_by_range(con, GOLD.name, FORECASTS.name, project.paths.engine / "sales_overall",
+                                       folder, settings.compute.bucket_series, settings.plots.max_series)
     rows = warehouse.replace_from_parquet(SALES_OVERALL.name, built.pattern, order_by=SALES_OVERALL.order_by,
                                           then_remove=built.parts)
     by_origin = warehouse.query(f"select origin, count(*) as n from {SALES_OVERALL} group by origin "
                                 "order by n desc, origin")
     plots = built.plots
     context.log.info(
-        f"{SALES_OVERALL}: {rows} rows, built in {built.buckets} buckets of up to {settings.compute.bucket_series} "
+        f"{SALES_OVERALL}: {rows} rows, built in {built.ranges} ranges of up to {settings.compute.bucket_series} "
         f"series; PNGs of the {len(plots.written)} series that sold the "
         f"most in {folder} (plots.max_series {settings.plots.max_series}): "
         f"{len(plots.drawn)} drawn, {len(plots.written) - len(plots.drawn)} unchanged; "

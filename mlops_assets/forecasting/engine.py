@@ -1,18 +1,18 @@
-"""Heavy work by bucket of series, on a local process pool or a Dask cluster, each result written as it arrives.
+"""Heavy work by model group of series, on a local process pool or a Dask cluster, each result written as it arrives.
 
 The plan has two levels. **Model groups**: ``ceil(series / compute.bucket_series)`` sets of whole series,
 balanced by cost (series length x models) with the longest-processing-time rule, ties broken by a stable
 hash of ``unique_id``. Their number depends on the data and the settings only, never on the engine or its
 workers, because the global LightGBM model is trained on one group at a time: the same data gives the same
-groups, hence the same forecasts, on one worker or a hundred. **Buckets** are the tasks: per group, one for
-the global model and one or more cost-balanced slices for the per-series StatsForecast models (whose
-forecasts do not depend on which series share a call), as many as it takes to keep every worker busy, then
-one for the per-series combination once its members are written. Each bucket is one StatsForecast call
+groups, hence the same forecasts, on one worker or a hundred. **Tasks** are shares of a group's work: per
+group, one for the global model and one or more cost-balanced slices for the per-series StatsForecast models
+(whose forecasts do not depend on which series share a call), as many as it takes to keep every worker busy,
+then one for the per-series combination once its members are written. Each task is one StatsForecast call
 over its series, never one call per series (which costs Fugue's backends 20-30x the CPU of the pandas call).
 
-Each task reads its bucket's input file and writes its result as one Parquet part; the driver only ever
-holds one bucket's bookkeeping, never the results. A bucket that raises is run again ``retries`` times; one
-that still fails is reported with its series (BucketFailure) once every other bucket has finished, and the
+Each task reads its group's input file and writes its result as one Parquet part; the driver only ever
+holds one task's bookkeeping, never the results. A task that raises is run again ``retries`` times; one
+that still fails is reported with its series (TaskFailure) once every other task has finished, and the
 finished parts stay on disk for the rerun.
 """
 
@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlops_assets.buckets import in_bucket
 from mlops_assets.forecasting.backtest import run_backtest, validate_history
 from mlops_assets.forecasting.combinations import combine_backtest
 from mlops_assets.forecasting.metrics import evaluate
@@ -43,12 +44,12 @@ from mlops_assets.forecasting.progress import TimeLeft
 from mlops_assets.forecasting.selection import window_evaluations
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
 from mlops_assets.settings import ComputeSettings, Settings
-from mlops_assets.warehouse import Connect, sql_string
+from mlops_assets.warehouse import Connect, sql_string, write_part
 
 
 @dataclass(frozen=True)
-class Bucket:
-    """One task: series of model group ``index`` and the share of the group's work named by ``part``.
+class ModelGroup:
+    """A model group's series (``part`` "") or one share of its work, the engine's task (``part`` named).
 
     ``part``: "" for all of the group's models in one call; "global" for the global model; "local-<k>" for
     slice k of the per-series models; "combination" for the combination of the group's other parts.
@@ -61,6 +62,8 @@ class Bucket:
 
     @property
     def group(self) -> str:
+        # "bucket-", the groups' first name, stays on disk: registered models name their parts so, and the
+        # plan id (a hash of these names) must stay the same for a rerun to find an earlier attempt's parts.
         return f"bucket-{self.index:05d}"
 
     @property
@@ -68,19 +71,37 @@ class Bucket:
         return f"{self.group}.{self.part}" if self.part else self.group
 
 
-class BucketFailure(RuntimeError):
-    """Buckets that failed after their retries, named with their series; finished buckets are kept."""
+@dataclass(frozen=True)
+class TaskReport:
+    """What a task tells the driver: its group and part, its size, and the CPU and memory it took."""
 
-    def __init__(self, failed: dict[Bucket, BaseException], attempts: int, total: int):
+    group: int
+    series: int
+    cpu_seconds: float
+    worker_peak_mb: float
+    part: str = ""
+    rows: int = 0
+
+
+def task_report(task: ModelGroup, series: int, cpu_start: float, rows: int = 0) -> TaskReport:
+    """The report of ``task``, done now, that started at process time ``cpu_start``."""
+    return TaskReport(task.index, series, time.process_time() - cpu_start,
+                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, task.part, rows)
+
+
+class TaskFailure(RuntimeError):
+    """Tasks that failed after their retries, named with their series; finished tasks are kept."""
+
+    def __init__(self, failed: dict[ModelGroup, BaseException], attempts: int, total: int):
         self.failed = failed
         lines = []
-        for bucket, error in sorted(failed.items(), key=lambda item: item[0].index):
-            shown = ", ".join(bucket.unique_ids[:20])
-            more = f" and {len(bucket.unique_ids) - 20} more" if len(bucket.unique_ids) > 20 else ""
-            lines.append(f"{bucket.name} ({len(bucket.unique_ids)} series: {shown}{more}): "
+        for task, error in sorted(failed.items(), key=lambda item: item[0].index):
+            shown = ", ".join(task.unique_ids[:20])
+            more = f" and {len(task.unique_ids) - 20} more" if len(task.unique_ids) > 20 else ""
+            lines.append(f"{task.name} ({len(task.unique_ids)} series: {shown}{more}): "
                          f"{type(error).__name__}: {error}")
         super().__init__(
-            f"{len(failed)} of {total} buckets failed {attempts} time(s) each; the other buckets' results are "
+            f"{len(failed)} of {total} tasks failed {attempts} time(s) each; the other tasks' results are "
             "kept and a rerun computes only the failed ones.\n" + "\n".join(lines)
         )
 
@@ -95,17 +116,17 @@ def group_count(n_series: int, compute: ComputeSettings) -> int:
     return math.ceil(n_series / compute.bucket_series) if n_series > 0 else 0
 
 
-def plan_buckets(lengths: pd.Series, n_models: int, n_buckets: int) -> list[Bucket]:
-    """Series (index: unique_id, value: length) into ``n_buckets`` buckets of nearly equal cost.
+def split_balanced(lengths: pd.Series, n_models: int, n_sets: int) -> list[ModelGroup]:
+    """Series (index: unique_id, value: length) into ``n_sets`` sets of nearly equal cost.
 
-    Longest processing time first: the costliest series goes to the bucket with the least cost so far.
-    Each bucket's series are sorted; empty buckets are dropped.
+    Longest processing time first: the costliest series goes to the set with the least cost so far.
+    Each set's series are sorted; empty sets are dropped.
     """
     if lengths.empty:
         return []
     order = sorted(((float(n) * n_models, str(uid)) for uid, n in lengths.items()),
                    key=lambda item: (-item[0], stable_hash(item[1]), item[1]))
-    heap = [(0.0, i) for i in range(max(1, n_buckets))]
+    heap = [(0.0, i) for i in range(max(1, n_sets))]
     members: list[list[str]] = [[] for _ in heap]
     costs = [0.0] * len(heap)
     for cost, uid in order:
@@ -115,16 +136,16 @@ def plan_buckets(lengths: pd.Series, n_models: int, n_buckets: int) -> list[Buck
         heapq.heappush(heap, (costs[i], i))
     kept = [(tuple(sorted(m)), c) for m, c in zip(members, costs, strict=True) if m]
     kept.sort(key=lambda item: item[0][0])
-    return [Bucket(i, uids, cost) for i, (uids, cost) in enumerate(kept)]
+    return [ModelGroup(i, uids, cost) for i, (uids, cost) in enumerate(kept)]
 
 
-def plan_groups(lengths: pd.Series, n_models: int, compute: ComputeSettings) -> list[Bucket]:
+def plan_groups(lengths: pd.Series, n_models: int, compute: ComputeSettings) -> list[ModelGroup]:
     """The model groups of the series (index: unique_id, value: length): the same for any engine and workers."""
-    return plan_buckets(lengths, n_models, group_count(len(lengths), compute))
+    return split_balanced(lengths, n_models, group_count(len(lengths), compute))
 
 
-def plan_tasks(groups: list[Bucket], lengths: pd.Series, models: list[str], workers: int) -> list[list[Bucket]]:
-    """The buckets of each phase: first the global model and the local slices, then the combinations.
+def plan_tasks(groups: list[ModelGroup], lengths: pd.Series, models: list[str], workers: int) -> list[list[ModelGroup]]:
+    """The tasks of each phase: first the global model and the local slices, then the combinations.
 
     Each group's per-series models are cut into enough slices that the first phase has a task for every
     worker; a group without the global model (nor slices) stays one task, combination included.
@@ -132,28 +153,28 @@ def plan_tasks(groups: list[Bucket], lengths: pd.Series, models: list[str], work
     local = [m for m in models if m not in (GLOBAL_MODEL, COMBINATION)]
     has_global = GLOBAL_MODEL in models
     slices = math.ceil(workers / max(1, len(groups))) if local else 0
-    first: list[Bucket] = []
-    last: list[Bucket] = []
+    first: list[ModelGroup] = []
+    last: list[ModelGroup] = []
     for group in groups:
         if not has_global and slices == 1:
             first.append(group)
             continue
         if has_global:
-            first.append(Bucket(group.index, group.unique_ids, float(lengths[list(group.unique_ids)].sum()),
+            first.append(ModelGroup(group.index, group.unique_ids, float(lengths[list(group.unique_ids)].sum()),
                                 "global"))
-        cut = plan_buckets(lengths[list(group.unique_ids)], len(local), min(slices, len(group.unique_ids))) \
+        cut = split_balanced(lengths[list(group.unique_ids)], len(local), min(slices, len(group.unique_ids))) \
             if local else []
-        first.extend(Bucket(group.index, s.unique_ids, s.cost, f"local-{s.index}") for s in cut)
+        first.extend(ModelGroup(group.index, s.unique_ids, s.cost, f"local-{s.index}") for s in cut)
         if has_global and COMBINATION in models:
-            last.append(Bucket(group.index, group.unique_ids, 0.0, "combination"))
+            last.append(ModelGroup(group.index, group.unique_ids, 0.0, "combination"))
     return [first, last] if last else [first]
 
 
-def plan_id(fingerprint: str, buckets: list[Bucket]) -> str:
-    """Names the folder of a plan's parts: same data, settings and buckets, same folder."""
+def plan_id(fingerprint: str, tasks: list[ModelGroup]) -> str:
+    """Names the folder of a plan's parts: same data, settings and tasks, same folder."""
     digest = hashlib.sha256(fingerprint.encode())
-    for bucket in buckets:
-        digest.update(bucket.name.encode() + b"\x1d" + "\x1f".join(bucket.unique_ids).encode() + b"\x1e")
+    for task in tasks:
+        digest.update(task.name.encode() + b"\x1d" + "\x1f".join(task.unique_ids).encode() + b"\x1e")
     return digest.hexdigest()[:16]
 
 
@@ -247,54 +268,54 @@ class Progress:
                 f"{rate:,.1f} series-tasks/s{eta}")
 
 
-def run_buckets(
+def run_tasks(
     engine: _LocalEngine | _DaskEngine,
-    task: Callable[[Bucket], dict],
-    buckets: list[Bucket],
+    task: Callable[[ModelGroup], TaskReport],
+    tasks: list[ModelGroup],
     *,
     retries: int,
-    done: Callable[[Bucket], bool] = lambda _b: False,
+    done: Callable[[ModelGroup], bool] = lambda _b: False,
     on_progress: Callable[[Progress], None] = lambda _p: None,
-    on_retry: Callable[[Bucket, BaseException, int], None] = lambda _b, _e, _n: None,
-) -> list[dict]:
-    """Run ``task`` on every bucket not already ``done``; the tasks' small reports, sorted by bucket.
+    on_retry: Callable[[ModelGroup, BaseException, int], None] = lambda _b, _e, _n: None,
+) -> list[TaskReport]:
+    """Run ``task`` on every one of ``tasks`` not already ``done``; their reports, sorted by group and part.
 
-    Raises BucketFailure after every other bucket finished when some bucket failed 1 + ``retries`` times.
+    Raises TaskFailure after every other task finished when some task failed 1 + ``retries`` times.
     """
     start = time.perf_counter()
-    todo = [b for b in buckets if not done(b)]
-    reused = len(buckets) - len(todo)
-    series_total = sum(len(b.unique_ids) for b in buckets)
-    series_done = series_total - sum(len(b.unique_ids) for b in todo)
-    time_left = TimeLeft([b.cost for b in todo], engine.workers)
-    futures = {engine.submit(task, b): (b, 1) for b in todo}
+    todo = [t for t in tasks if not done(t)]
+    reused = len(tasks) - len(todo)
+    series_total = sum(len(t.unique_ids) for t in tasks)
+    series_done = series_total - sum(len(t.unique_ids) for t in todo)
+    time_left = TimeLeft([t.cost for t in todo], engine.workers)
+    futures = {engine.submit(task, t): (t, 1) for t in todo}
     reports, failed = [], {}
     while futures:
         finished, _ = engine.wait_first(set(futures))
         for future in finished:
-            bucket, attempt = futures.pop(future)
+            done_task, attempt = futures.pop(future)
             error = future.exception()
             if error is None:
                 reports.append(future.result())
-                series_done += len(bucket.unique_ids)
-                time_left.done(bucket.cost)
+                series_done += len(done_task.unique_ids)
+                time_left.done(done_task.cost)
                 elapsed = time.perf_counter() - start
-                on_progress(Progress(len(buckets) - len(todo) + len(reports), len(buckets), series_done,
+                on_progress(Progress(len(tasks) - len(todo) + len(reports), len(tasks), series_done,
                                      series_total, elapsed, reused, time_left.seconds(elapsed)))
             elif attempt <= retries:
-                on_retry(bucket, error, attempt)
-                futures[engine.submit(task, bucket)] = (bucket, attempt + 1)
+                on_retry(done_task, error, attempt)
+                futures[engine.submit(task, done_task)] = (done_task, attempt + 1)
             else:
-                failed[bucket] = error
+                failed[done_task] = error
     if failed:
-        raise BucketFailure(failed, retries + 1, len(buckets))
-    return sorted(reports, key=lambda r: (r["bucket"], r.get("part", "")))
+        raise TaskFailure(failed, retries + 1, len(tasks))
+    return sorted(reports, key=lambda r: (r.group, r.part))
 
 
 # ---------------------------------------------------------------------------------------- the backtest task
 @dataclass(frozen=True)
 class BacktestTask:
-    """One bucket's backtest: read its group's ``inputs/<group>.parquet``, write ``parts/<bucket>.parquet``.
+    """One task's backtest: read its group's ``inputs/<group>.parquet``, write ``parts/<task>.parquet``.
 
     The folder must be reachable by every worker under the same path (the data directory on a shared disk).
     """
@@ -304,63 +325,48 @@ class BacktestTask:
     models: tuple[str, ...]
     with_regressors: bool = False
 
-    def input_path(self, bucket: Bucket) -> Path:
-        return input_path(Path(self.folder), bucket)
+    def input_path(self, task: ModelGroup) -> Path:
+        return input_path(Path(self.folder), task)
 
-    def part_path(self, bucket: Bucket) -> Path:
-        return Path(self.folder) / "parts" / f"{bucket.name}.parquet"
+    def part_path(self, task: ModelGroup) -> Path:
+        return Path(self.folder) / "parts" / f"{task.name}.parquet"
 
-    def is_done(self, bucket: Bucket) -> bool:
-        return self.part_path(bucket).exists()
+    def is_done(self, task: ModelGroup) -> bool:
+        return self.part_path(task).exists()
 
-    def models_of(self, bucket: Bucket) -> list[str]:
-        if bucket.part == "global":
+    def models_of(self, task: ModelGroup) -> list[str]:
+        if task.part == "global":
             return [GLOBAL_MODEL]
-        if bucket.part.startswith("local-"):
+        if task.part.startswith("local-"):
             left_out = {GLOBAL_MODEL, COMBINATION} if GLOBAL_MODEL in self.models else {GLOBAL_MODEL}
             return [m for m in self.models if m not in left_out]
         return list(self.models)
 
-    def __call__(self, bucket: Bucket) -> dict:
+    def __call__(self, task: ModelGroup) -> TaskReport:
         cpu = time.process_time()
-        if bucket.part == "combination":
-            members = pd.concat([pd.read_parquet(p) for p in sorted(self.part_path(bucket).parent.glob(
-                f"{bucket.group}.*.parquet")) if not p.name.endswith(".combination.parquet")], ignore_index=True)
+        if task.part == "combination":
+            members = pd.concat([pd.read_parquet(p) for p in sorted(self.part_path(task).parent.glob(
+                f"{task.group}.*.parquet")) if not p.name.endswith(".combination.parquet")], ignore_index=True)
             # The same history run_backtest hands the combination: MASE ranks members on its scale.
-            history = validate_history(pd.read_parquet(self.input_path(bucket)), self.settings.min_series_length)
+            history = validate_history(pd.read_parquet(self.input_path(task)), self.settings.min_series_length)
             backtest = combine_backtest(members, self.settings.combination_size, self.settings.selection.metric,
                                         history, self.settings.season)
         else:
-            history = pd.read_parquet(self.input_path(bucket), filters=[("unique_id", "in", list(bucket.unique_ids))])
-            models = self.models_of(bucket)
+            history = pd.read_parquet(self.input_path(task), filters=[("unique_id", "in", list(task.unique_ids))])
+            models = self.models_of(task)
             regressors = None
             # The global model reads the drivers; every model's closed periods may come from a closure column.
             if self.with_regressors and (GLOBAL_MODEL in models or self.settings.closed.column is not None):
-                regressors = pd.read_parquet(input_path(Path(self.folder), bucket, "regressors"))
-            # One process per bucket already: a pool inside the task would only compete with the other workers.
+                regressors = pd.read_parquet(input_path(Path(self.folder), task, "regressors"))
+            # One process per task already: a pool inside the task would only compete with the other workers.
             backtest = run_backtest(history, self.settings, models, n_jobs=1, regressors=regressors)
-        write_part(backtest, self.part_path(bucket))
-        return {
-            "bucket": bucket.index,
-            "part": bucket.part,
-            "series": len(bucket.unique_ids),
-            "rows": len(backtest),
-            "cpu_seconds": time.process_time() - cpu,
-            "worker_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
+        write_part(backtest, self.part_path(task))
+        return task_report(task, len(task.unique_ids), cpu, rows=len(backtest))
 
 
-def input_path(folder: Path, bucket: Bucket, kind: str = "history") -> Path:
-    """A model group's input: every bucket of the group reads the same file."""
-    return folder / "inputs" / (f"{bucket.group}.parquet" if kind == "history" else f"{bucket.group}.{kind}.parquet")
-
-
-def write_part(df: pd.DataFrame, path: Path) -> None:
-    """Written aside and renamed: a part that exists is whole, so a rerun can trust it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+def input_path(folder: Path, task: ModelGroup, kind: str = "history") -> Path:
+    """A model group's input: every task of the group reads the same file."""
+    return folder / "inputs" / (f"{task.group}.parquet" if kind == "history" else f"{task.group}.{kind}.parquet")
 
 
 # ------------------------------------------------------------------------------------------------ the driver
@@ -369,9 +375,9 @@ def write_part(df: pd.DataFrame, path: Path) -> None:
 @dataclass(frozen=True)
 class BacktestRun:
     folder: Path
-    groups: list[Bucket]
-    buckets: list[Bucket]
-    reports: list[dict]
+    groups: list[ModelGroup]
+    tasks: list[ModelGroup]
+    reports: list[TaskReport]
     workers: int
 
     @property
@@ -384,15 +390,15 @@ class BacktestRun:
             "engine": engine,
             "workers": self.workers,
             "model_groups": len(self.groups),
-            "buckets": len(self.buckets),
+            "tasks": len(self.tasks),
             "group_cost_max_over_mean": round(max(g.cost for g in self.groups) * len(self.groups)
                                               / sum(g.cost for g in self.groups), 4),
-            "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in self.reports), 1),
-            "worker_peak_mb": round(max((r["worker_peak_mb"] for r in self.reports), default=0.0), 1),
+            "task_cpu_seconds": round(sum(r.cpu_seconds for r in self.reports), 1),
+            "worker_peak_mb": round(max((r.worker_peak_mb for r in self.reports), default=0.0), 1),
         }
 
 
-def backtest_by_bucket(
+def backtest_by_group(
     connect: Connect,
     history_sql: str,
     root: Path,
@@ -402,7 +408,7 @@ def backtest_by_bucket(
     log: Callable[[str], None] = lambda _m: None,
     regressors_sql: str | None = None,
 ) -> BacktestRun:
-    """Backtest the series of ``history_sql`` (unique_id, ds, y) bucket by bucket into Parquet parts.
+    """Backtest the series of ``history_sql`` (unique_id, ds, y) by model group into Parquet parts.
 
     ``regressors_sql`` (unique_id, ds, regressor columns) is cut by group the same way, for the global model.
 
@@ -415,20 +421,20 @@ def backtest_by_bucket(
     groups = plan_groups(lengths, len(models), compute)
     with open_engine(compute) as engine:
         phases = plan_tasks(groups, lengths, models, engine.workers)
-        buckets = [b for phase in phases for b in phase]
-        folder = root / plan_id(fingerprint, buckets)
+        tasks = [t for phase in phases for t in phase]
+        folder = root / plan_id(fingerprint, tasks)
         task = BacktestTask(str(folder), settings, tuple(models), with_regressors=regressors_sql is not None)
-        todo = [g for g in groups if not all(task.is_done(b) for b in buckets if b.index == g.index)]
+        todo = [g for g in groups if not all(task.is_done(t) for t in tasks if t.index == g.index)]
         export_inputs(connect, history_sql, folder, todo)
         if regressors_sql is not None:
             export_inputs(connect, regressors_sql, folder, todo, kind="regressors")
         costs = [g.cost for g in groups]
         log(f"{compute.engine} engine, {engine.workers} workers: {len(lengths):,} series in {len(groups)} model "
-            f"groups (cost max/mean {max(costs) / (sum(costs) / len(costs)):.3f}), {len(buckets)} tasks, "
+            f"groups (cost max/mean {max(costs) / (sum(costs) / len(costs)):.3f}), {len(tasks)} tasks, "
             f"parts in {folder}")
         reports = []
         for phase in phases:
-            reports += run_buckets(
+            reports += run_tasks(
                 engine,
                 task,
                 phase,
@@ -438,7 +444,7 @@ def backtest_by_bucket(
                 on_retry=lambda b, e, n: log(f"backtest: {b.name} failed (attempt {n}: {type(e).__name__}: {e}); "
                                              "running it again"),
             )
-        return BacktestRun(folder, groups, buckets, reports, engine.workers)
+        return BacktestRun(folder, groups, tasks, reports, engine.workers)
 
 
 def series_lengths(connect: Connect, sql: str) -> pd.Series:
@@ -450,32 +456,32 @@ def series_lengths(connect: Connect, sql: str) -> pd.Series:
 
 
 def export_inputs(
-    connect: Connect, history_sql: str, folder: Path, buckets: list[Bucket], kind: str = "history",
+    connect: Connect, history_sql: str, folder: Path, groups: list[ModelGroup], kind: str = "history",
     order_by: str = "unique_id, ds",
 ) -> None:
     """One Parquet file per model group of the rows of ``history_sql`` (a unique_id column), cut by DuckDB."""
-    if not buckets:
+    if not groups:
         return
     assignment = pd.DataFrame(
-        [(uid, b.index) for b in buckets for uid in b.unique_ids], columns=["unique_id", "bucket"]
+        [(uid, g.index) for g in groups for uid in g.unique_ids], columns=["unique_id", "model_group"]
     )
     with connect() as con:
-        con.register("_bucket_assignment", assignment)
+        con.register("_group_assignment", assignment)
         con.execute(
-            "create or replace temp table _bucket_history as select h.* replace (h.unique_id::varchar as unique_id), "
-            f"a.bucket from ({history_sql}) h join _bucket_assignment a on h.unique_id::varchar = a.unique_id"
+            "create or replace temp table _group_history as select h.* replace (h.unique_id::varchar as unique_id), "
+            f"a.model_group from ({history_sql}) h join _group_assignment a on h.unique_id::varchar = a.unique_id"
         )
-        for bucket in buckets:
-            path = input_path(folder, bucket, kind)
+        for group in groups:
+            path = input_path(folder, group, kind)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
             con.execute(
-                f"copy (select * exclude (bucket) from _bucket_history where bucket = {bucket.index} "
+                f"copy (select * exclude (model_group) from _group_history where model_group = {group.index} "
                 f"order by {order_by}) to {sql_string(tmp)} (format parquet)"
             )
             os.replace(tmp, path)
-        con.execute("drop table _bucket_history")
-        con.unregister("_bucket_assignment")
+        con.execute("drop table _group_history")
+        con.unregister("_group_assignment")
 
 
 def evaluate_by_bucket(
@@ -494,7 +500,7 @@ def evaluate_by_bucket(
     evaluations: list[pd.DataFrame] = []
     pairs: list[tuple[list[pd.DataFrame], list[pd.DataFrame]]] = []
     for b in range(max(1, n_buckets)):
-        where = f"hash(unique_id::varchar) % {max(1, n_buckets)} = {b}"
+        where = in_bucket("unique_id", n_buckets, b)
         with connect() as con:
             backtest = con.execute(f"select * from {backtest_table} where {where}").df()
             history = con.execute(f"select unique_id::varchar as unique_id, ds, y from ({history_sql}) "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops_assets.forecasting.engine import write_part
+from mlops_assets.warehouse import write_part
 
 
 def fixed_chunks(unique_ids: Sequence[str], chunk: int) -> list[list[str]]:

@@ -11,7 +11,6 @@ result is written as a Parquet part; the caller swaps the tables in from the par
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from mlops_assets.buckets import bucket_count, in_bucket
 from mlops_assets.gold.aggregation import OrderFacts, build_gold, series_facts, series_spans
 from mlops_assets.gold.exclusions import ExclusionSummary, summary_from_counts
 from mlops_assets.gold.regressors import build_regressors
@@ -34,18 +34,6 @@ class Parts:
     buckets: int
 
 
-def bucket_count(con: duckdb.DuckDBPyConnection, table: str, key: str, bucket_series: int) -> int:
-    """Buckets for the distinct ``key`` (an SQL expression) of ``table``: about ``bucket_series`` each."""
-    if not table_exists(con, table):
-        return 1
-    n = con.execute(f"select count(distinct {key}) from {table}").fetchone()[0]
-    return max(1, math.ceil(n / bucket_series))
-
-
-def _in_bucket(column: str, buckets: int, bucket: int) -> str:
-    return f"hash({column}::varchar) % {buckets} = {bucket}"
-
-
 def _read(con: duckdb.DuckDBPyConnection, table: str, where: str = "true") -> pd.DataFrame | None:
     """The rows of ``table`` that ``where`` keeps, in the table's order (None when it does not exist)."""
     if not table_exists(con, table):
@@ -57,7 +45,7 @@ def _order_buckets(con: duckdb.DuckDBPyConnection, settings: Settings,
                    buckets: int) -> Iterator[dict[str, pd.DataFrame | None]]:
     customers = "customer_id" in settings.grain
     for b in range(buckets):
-        products = _in_bucket("product_id", buckets, b)
+        products = in_bucket("product_id", buckets, b)
         yield {
             "sales_orders": _read(con, "raw.sales_orders", products),
             "products": _read(con, "raw.products", products),
@@ -69,7 +57,7 @@ def _order_buckets(con: duckdb.DuckDBPyConnection, settings: Settings,
 
 def _series_buckets(con: duckdb.DuckDBPyConnection, buckets: int) -> Iterator[dict[str, pd.DataFrame | None]]:
     for b in range(buckets):
-        yield {"series": _read(con, "raw.series", _in_bucket("unique_id", buckets, b))}
+        yield {"series": _read(con, "raw.series", in_bucket("unique_id", buckets, b))}
 
 
 def gold_by_bucket(connect: Connect, settings: Settings, folder: Path,
@@ -114,7 +102,7 @@ def regressors_by_bucket(connect: Connect, gold: str, settings: Settings, folder
         # Every bucket's future reaches the same common end: the last period of all of gold, not the bucket's.
         data_end = pd.Timestamp(con.execute(f"select max(ds) from {gold}").fetchone()[0])
         for b in range(buckets):
-            series = _in_bucket("unique_id", buckets, b)
+            series = in_bucket("unique_id", buckets, b)
             rows = con.execute(f"select {columns} from {gold} where {series}").df()
             promotions = _read(con, "raw.promotions", "product_id::varchar in (select product_id::varchar "
                                f"from {gold} where {series})") if "product_id" in present else None

@@ -35,7 +35,7 @@ import pandas as pd
 
 from mlops_assets.forecasting.backtest import validate_history
 from mlops_assets.forecasting.closures import ClosedPeriods, zero_closed
-from mlops_assets.forecasting.engine import Bucket, input_path, open_engine, run_buckets, write_part
+from mlops_assets.forecasting.engine import ModelGroup, input_path, open_engine, run_tasks
 from mlops_assets.levels import top_down
 from mlops_assets.levels.forecast import (
     SCORES,
@@ -63,7 +63,7 @@ from mlops_assets.levels.hierarchy import (
 )
 from mlops_assets.levels.reconcile import BASE, CANDIDATES, TOP_DOWN
 from mlops_assets.settings import Settings
-from mlops_assets.warehouse import Connect
+from mlops_assets.warehouse import Connect, write_part
 
 GOLD = "gold.sales_data_for_forecast"
 EXCLUDED = "gold.series_excluded"
@@ -88,6 +88,15 @@ def buckets(hierarchy: Hierarchy) -> list[str]:
 
 
 @dataclass(frozen=True)
+class PieceReport:
+    """A bucket's forecast pieces, as the engine reports a task (by group and part)."""
+
+    group: int
+    piece: Piece
+    part: str = ""
+
+
+@dataclass(frozen=True)
 class PieceTask:
     """One bucket on the engine: its aggregated history from ``folder``'s input, forecast by one process."""
 
@@ -99,11 +108,11 @@ class PieceTask:
     candidates: tuple[str, ...]
     nonnegative: bool
 
-    def __call__(self, bucket: Bucket) -> dict:
+    def __call__(self, bucket: ModelGroup) -> PieceReport:
         panel = pd.read_parquet(input_path(self.folder, bucket))
         piece = forecast_piece(panel, self.parts[bucket.index], set(self.excluded), self.last, self.settings,
                                list(self.candidates), self.nonnegative, n_jobs=1)
-        return {"bucket": bucket.index, "piece": piece}
+        return PieceReport(bucket.index, piece)
 
 
 def forecast_levels(connect: Connect, settings: Settings, gold: str = GOLD, excluded_table: str = EXCLUDED,
@@ -130,17 +139,17 @@ def forecast_levels(connect: Connect, settings: Settings, gold: str = GOLD, excl
             parts[k] = hierarchy.below(top)
             with connect() as con:
                 panel = aggregate(con, gold, parts[k], settings.frequency)
-            bucket = Bucket(k, tuple(parts[k].bottom_ids), float(len(panel)))
+            bucket = ModelGroup(k, tuple(parts[k].bottom_ids), float(len(panel)))
             write_part(panel, input_path(scratch, bucket))
             planned.append(bucket)
             del panel
         task = PieceTask(scratch, parts, frozenset(excluded), last, settings, tuple(candidates), nonnegative)
         with open_engine(settings.compute) as engine:
-            reports = run_buckets(engine, task, planned, retries=settings.compute.retries,
+            reports = run_tasks(engine, task, planned, retries=settings.compute.retries,
                                   on_progress=(lambda p: log(f"levels: {p.message}")) if log else lambda _p: None)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    pieces = [r["piece"] for r in reports]
+    pieces = [r.piece for r in reports]
     if tops != [TOTAL]:
         with connect() as con:
             total = total_history(con, gold, settings.frequency)

@@ -1,4 +1,4 @@
-"""The drift report of gold: features of both windows built a bucket of series at a time, Evidently's report,
+"""The drift report of gold: features of both windows built a range of series at a time, Evidently's report,
 its MLflow run and the row of monitoring.drift_summary that records it.
 
 Evidently takes seconds to import: it is loaded when a report runs, not every time the code location loads.
@@ -14,8 +14,9 @@ import duckdb
 import mlflow
 import pandas as pd
 
+from mlops_assets.buckets import range_rows, series_ranges
 from mlops_assets.settings import Settings
-from mlops_assets.warehouse import Connect, series_bucket, series_ranges, table_fingerprint
+from mlops_assets.warehouse import Connect, table_fingerprint
 
 # The gold columns drift compares (drift.window_features), the only ones it reads.
 DRIFT_COLUMNS = ("unique_id", "ds", "y", "avg_unit_price", "promo_share", "category")
@@ -64,7 +65,7 @@ def report_drift(connect: Connect, gold: str, settings: Settings, *, root: Path,
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     with connect() as con:
-        features, reference, current, notes = features_by_bucket(con, gold, settings)
+        features, reference, current, notes = features_by_range(con, gold, settings)
     result = drift_of_features(features, reference, current, notes, report_dir=report_dir, stamp=stamp)
     del features
     description = (
@@ -96,9 +97,9 @@ def report_drift(connect: Connect, gold: str, settings: Settings, *, root: Path,
                         run.info.run_id, result.per_column, row, dagster_run_id)
 
 
-def features_by_bucket(con: duckdb.DuckDBPyConnection, gold: str,
-                       settings: Settings) -> tuple[pd.DataFrame, list, list, list[str]]:
-    """drift's features of every row of both windows, built one bucket of series at a time; only the rows of
+def features_by_range(con: duckdb.DuckDBPyConnection, gold: str,
+                      settings: Settings) -> tuple[pd.DataFrame, list, list, list[str]]:
+    """drift's features of every row of both windows, built one range of series at a time; only the rows of
     the windows and the columns drift compares come out of DuckDB."""
     from mlops_assets.monitoring.drift import drift_windows, no_level_note, window_features
 
@@ -112,12 +113,12 @@ def features_by_bucket(con: duckdb.DuckDBPyConnection, gold: str,
         con.execute(f"select count(category) > 0 from {gold} where {rows}").fetchone()[0])
     parts, no_level = [], 0
     for bounds in series_ranges(con, gold, settings.compute.bucket_series):
-        bucket, left_out = window_features(
-            series_bucket(con, gold, bounds, columns, where=rows), reference, current, with_category)
+        features, left_out = window_features(
+            range_rows(con, gold, bounds, columns, where=rows), reference, current, with_category)
         no_level += left_out
         # Evidently reads the features only: the ids and periods would double what this process holds.
-        parts.append(bucket.drop(columns=["unique_id", "ds"]).astype(
-            {c: "category" for c in ("window", "category") if c in bucket}))
+        parts.append(features.drop(columns=["unique_id", "ds"]).astype(
+            {c: "category" for c in ("window", "category") if c in features}))
     features = pd.concat(parts, ignore_index=True)
     features = features.astype({c: object for c in ("window", "category") if c in features})
     return features, reference, current, notes + no_level_note(no_level)

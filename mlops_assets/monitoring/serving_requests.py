@@ -154,10 +154,25 @@ def merge_requests(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataF
     return combined.sort_values(["requested_at", "request_id"]).reset_index(drop=True)
 
 
-def requests_summary(requests: pd.DataFrame) -> dict[str, object]:
+@dataclass(frozen=True)
+class RequestsSummary:
+    """Requests, error shares, p50/p95 latency, versions served and errors by kind over every request; the same
+    per day in ``by_day`` (None when there is no request)."""
+
+    requests: int = 0
+    error_share: float = 0.0
+    server_error_share: float = 0.0
+    p50_latency_ms: float = 0.0
+    p95_latency_ms: float = 0.0
+    versions_served: list[str] = field(default_factory=list)
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    by_day: pd.DataFrame | None = None
+
+
+def requests_summary(requests: pd.DataFrame) -> RequestsSummary:
     """Per day: requests, error share, p50/p95 latency, versions served; and the same over everything."""
     if requests.empty:
-        return {"requests": 0}
+        return RequestsSummary()
     errors = requests["status"] >= 400
     by_day = (
         requests.assign(day=requests["requested_at"].dt.strftime("%Y-%m-%d"), failed=errors)
@@ -171,13 +186,13 @@ def requests_summary(requests: pd.DataFrame) -> dict[str, object]:
         )
         .reset_index()
     )
-    return {
-        "requests": len(requests),
-        "error_share": float(errors.mean()),
-        "server_error_share": float((requests["status"] >= 500).mean()),
-        "p50_latency_ms": float(np.percentile(requests["latency_ms"], 50)),
-        "p95_latency_ms": float(np.percentile(requests["latency_ms"], 95)),
-        "versions_served": sorted(set(requests["model_version"]), key=int),
-        "errors_by_kind": requests.loc[errors, "error_kind"].value_counts().sort_index().to_dict(),
-        "by_day": by_day,
-    }
+    return RequestsSummary(
+        requests=len(requests),
+        error_share=float(errors.mean()),
+        server_error_share=float((requests["status"] >= 500).mean()),
+        p50_latency_ms=float(np.percentile(requests["latency_ms"], 50)),
+        p95_latency_ms=float(np.percentile(requests["latency_ms"], 95)),
+        versions_served=sorted(set(requests["model_version"]), key=int),
+        errors_by_kind=requests.loc[errors, "error_kind"].value_counts().sort_index().to_dict(),
+        by_day=by_day,
+    )

@@ -1,9 +1,9 @@
 """The champions' refit for the registry, by model group on the engine, as the parts of one model.
 
 The refit uses the backtest's model groups (forecasting.engine): the global model is refitted on the
-same series it was backtested and chosen on, and a bucket's forecaster predicts the same on any engine
+same series it was backtested and chosen on, and a group's forecaster predicts the same on any engine
 and worker count. What pools every series, the intervals' calibration, is computed before, from the
-champions' backtest rows only, read a bucket of series at a time (``champion_errors_by_bucket``), and each
+champions' backtest rows only, read a chunk of series at a time (``champion_errors_by_chunk``), and each
 task gets its series' scales beside their champions. Each task reads its group's history (and regressors,
 and the backtest rows of its Combination champions), fits a ChampionForecaster and writes it as a part of
 the model (registry.model_parts): pickled, aside and renamed, beside its small series table. The run
@@ -14,7 +14,6 @@ the registry logs.
 from __future__ import annotations
 
 import hashlib
-import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,15 +22,16 @@ from pathlib import Path
 import pandas as pd
 
 from mlops_assets.forecasting.engine import (
-    Bucket,
-    Connect,
+    ModelGroup,
+    TaskReport,
     export_inputs,
     input_path,
     open_engine,
     plan_groups,
     plan_id,
-    run_buckets,
+    run_tasks,
     series_lengths,
+    task_report,
 )
 from mlops_assets.forecasting.intervals import (
     Calibration,
@@ -48,7 +48,7 @@ from mlops_assets.forecasting.zoo import COMBINATION
 from mlops_assets.registry.champion_model import forecaster_for
 from mlops_assets.registry.model_parts import PartedForecaster, assemble, write_part
 from mlops_assets.settings import Settings
-from mlops_assets.warehouse import sql_string
+from mlops_assets.warehouse import Connect, sql_string
 
 
 def champion_rows(
@@ -109,15 +109,15 @@ class ChampionErrors:
                            calibration_method(settings.frequency))
 
 
-def champion_errors_by_bucket(
+def champion_errors_by_chunk(
     connect: Connect, backtest_table: str, champions_table: str, champions: pd.DataFrame, actuals: pd.Series,
     settings: Settings,
 ) -> ChampionErrors:
     """champion_calibration and its check from the champions' backtest rows read settings.compute.bucket_series
-    series at a time, in sorted order: the process holds one bucket's rows and the errors' scaled sizes.
+    series at a time, in sorted order: the process holds one chunk's rows and the errors' scaled sizes.
 
     The check (coverage of each series' last window) chooses the champions again without that window, from
-    every model's rows of the bucket: checked with the champions chosen on it, it read 5-8 points above what
+    every model's rows of the chunk: checked with the champions chosen on it, it read 5-8 points above what
     the same calibration then held (benchmarks/intervals.py, RESULTS.md)."""
     if settings.intervals.method != "backtest":
         return ChampionErrors(None, [])
@@ -141,22 +141,22 @@ class RefitTask:
     n_scores: int
     with_regressors: bool
     with_backtest: bool
-    # The latest last actual of every series: a bucket's series behind it are forecast through the common end.
+    # The latest last actual of every series: a group's series behind it are forecast through the common end.
     data_end: pd.Timestamp | None = None
 
-    def part_path(self, bucket: Bucket) -> Path:
-        return Path(self.folder) / "parts" / f"{bucket.name}.pkl"
+    def part_path(self, group: ModelGroup) -> Path:
+        return Path(self.folder) / "parts" / f"{group.name}.pkl"
 
-    def is_done(self, bucket: Bucket) -> bool:
-        return self.part_path(bucket).exists()
+    def is_done(self, group: ModelGroup) -> bool:
+        return self.part_path(group).exists()
 
-    def __call__(self, bucket: Bucket) -> dict:
+    def __call__(self, group: ModelGroup) -> TaskReport:
         cpu = time.process_time()
         folder = Path(self.folder)
-        history = pd.read_parquet(input_path(folder, bucket))
-        champions = pd.read_parquet(input_path(folder, bucket, "champions"))
-        regressors = pd.read_parquet(input_path(folder, bucket, "regressors")) if self.with_regressors else None
-        backtest = pd.read_parquet(input_path(folder, bucket, "backtest")) if self.with_backtest else None
+        history = pd.read_parquet(input_path(folder, group))
+        champions = pd.read_parquet(input_path(folder, group, "champions"))
+        regressors = pd.read_parquet(input_path(folder, group, "regressors")) if self.with_regressors else None
+        backtest = pd.read_parquet(input_path(folder, group, "backtest")) if self.with_backtest else None
         calibration = None
         if self.quantiles is not None:
             calibration = Calibration(self.quantiles, champions.set_index("unique_id")["scale"], self.n_scores)
@@ -165,25 +165,20 @@ class RefitTask:
             history, champions[["unique_id", "model"]], backtest, regressors, calibration=calibration,
             data_end=self.data_end,
         )
-        write_part(forecaster, self.part_path(bucket).parent, bucket.name)
-        return {
-            "bucket": bucket.index,
-            "series": len(champions),
-            "cpu_seconds": time.process_time() - cpu,
-            "worker_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
+        write_part(forecaster, self.part_path(group).parent, group.name)
+        return task_report(group, len(champions), cpu)
 
 
 @dataclass(frozen=True)
 class RefitRun:
     forecaster: PartedForecaster
     folder: Path
-    groups: list[Bucket]
-    reports: list[dict]
+    groups: list[ModelGroup]
+    reports: list[TaskReport]
     workers: int
 
 
-def refit_by_bucket(
+def refit_by_group(
     connect: Connect,
     history_sql: str,
     champions: pd.DataFrame,
@@ -233,7 +228,7 @@ def refit_by_bucket(
     with open_engine(settings.compute) as engine:
         log(f"{settings.compute.engine} engine, {engine.workers} workers: refitting {len(champions):,} champions "
             f"in {len(groups)} model groups, parts in {folder}")
-        reports = run_buckets(
+        reports = run_tasks(
             engine,
             task,
             groups,

@@ -19,7 +19,7 @@ from mlops_assets.forecasting.eligible import ELIGIBLE_SQL
 from mlops_assets.forecasting.zoo import default_models
 from mlops_assets.registry import model_registry
 from mlops_assets.registry.model_registry import PromotionDecision, RegisteredVersion
-from mlops_assets.registry.refit import RefitRun, champion_errors_by_bucket, mean_abs_actuals, refit_by_bucket
+from mlops_assets.registry.refit import RefitRun, champion_errors_by_chunk, mean_abs_actuals, refit_by_group
 from mlops_assets.registry.served import Unserved, served_champions, unserved_champions
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import Connect
@@ -67,7 +67,7 @@ class Registration:
             **self.unserved.metadata(),
             "engine": settings.compute.engine,
             "model_groups": len(self.run.groups),
-            "refit_cpu_seconds": round(sum(r["cpu_seconds"] for r in self.run.reports), 1),
+            "refit_cpu_seconds": round(sum(r.cpu_seconds for r in self.run.reports), 1),
             "interval_method": settings.intervals.method,
             "clipped_at_zero": self.run.forecaster.clipped,
             **{f"last_window_coverage_{lv}": float(cov) for lv, cov in self.coverage.items()},
@@ -86,8 +86,8 @@ def refit_and_register(connect: Connect, settings: Settings, inputs: Inputs, *, 
                        log: Callable[[str], None], warn: Callable[[str], None]) -> Registration:
     name, champions = settings.registered_model_name, inputs.champions
     actuals = mean_abs_actuals(connect, ELIGIBLE_SQL)
-    errors = champion_errors_by_bucket(connect, inputs.backtest, inputs.champions_table, champions, actuals, settings)
-    run = refit_by_bucket(
+    errors = champion_errors_by_chunk(connect, inputs.backtest, inputs.champions_table, champions, actuals, settings)
+    run = refit_by_group(
         connect, ELIGIBLE_SQL, champions, inputs.backtest, root, inputs.fingerprint, settings,
         len(default_models(settings)), errors.calibration, inputs.regressors_sql, log,
     )

@@ -14,11 +14,12 @@ registry.champion_model's fallback). Then:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from mlops_assets.warehouse import Connect
 
 _SCORES = ("smape", "runner_up", "runner_up_smape", "score")
 
@@ -60,7 +61,7 @@ def unserved_champions(series: pd.DataFrame, stage: str = "refit") -> Unserved:
     return Unserved(out, len(table), stage)
 
 
-def unserved_in_forecasts(connect: Callable[[], Any], forecasts_table: str) -> Unserved:
+def unserved_in_forecasts(connect: Connect, forecasts_table: str) -> Unserved:
     """From a stored forecasts table with ``model`` (served) and ``champion`` (chosen) columns, by DuckDB."""
     with connect() as con:
         columns = [c[0] for c in con.execute(f"select * from {forecasts_table} limit 0").description]

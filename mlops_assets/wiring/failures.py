@@ -5,15 +5,15 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from mlops_assets.forecasting.engine import BucketFailure
+from mlops_assets.forecasting.engine import TaskFailure
 
 
 @contextmanager
 def engine_failures() -> Iterator[None]:
-    """Buckets of the engine that failed after their retries fail the step, listing their series."""
+    """Tasks of the engine that failed after their retries fail the step, listing their series."""
     try:
         yield
-    except BucketFailure as err:
+    except TaskFailure as err:
         raise dg.Failure(description=str(err), metadata={
             "failed_series": dg.MetadataValue.json({b.name: list(b.unique_ids) for b in err.failed}),
         }) from err

@@ -122,14 +122,9 @@ class Warehouse(_RunScoped):
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.duckdb.database).parent.mkdir(parents=True, exist_ok=True)
-        con = warehouse.connect(
-            self.duckdb.database, wait_seconds=self.wait_seconds, on_wait=self._log.warning if self._log else None,
-            memory_mb=self.memory_mb,
-        )
-        try:
+        with warehouse.connector(self.duckdb.database, wait_seconds=self.wait_seconds,
+                                 on_wait=self._log.warning if self._log else None, memory_mb=self.memory_mb)() as con:
             yield con
-        finally:
-            con.close()
 
     def read(self, table: str, *, missing_ok: bool = False) -> pd.DataFrame:
         with self.connection() as con:

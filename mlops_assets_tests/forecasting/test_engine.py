@@ -1,5 +1,5 @@
-"""The engine: buckets balanced by cost, results identical to one StatsForecast call on the local pool and on a
-real Dask LocalCluster, parts written by bucket, a failing bucket retried and then named by its series."""
+"""The engine: model groups balanced by cost, results identical to one StatsForecast call on the local pool and on
+a real Dask LocalCluster, parts written by task, a failing task retried and then named by its series."""
 
 from __future__ import annotations
 
@@ -14,21 +14,23 @@ import pytest
 
 from mlops_assets.forecasting.backtest import run_backtest
 from mlops_assets.forecasting.engine import (
-    Bucket,
-    BucketFailure,
-    backtest_by_bucket,
+    ModelGroup,
+    TaskFailure,
+    TaskReport,
+    backtest_by_group,
     evaluate_by_bucket,
     group_count,
     open_engine,
-    plan_buckets,
     plan_groups,
     plan_tasks,
-    run_buckets,
+    run_tasks,
+    split_balanced,
 )
 from mlops_assets.forecasting.metrics import evaluate
 from mlops_assets.forecasting.selection import window_evaluations
 from mlops_assets.forecasting.zoo import COMBINATION, GLOBAL_MODEL
 from mlops_assets.settings import ComputeSettings, Settings
+from mlops_assets.warehouse import connector
 
 MODELS = ["Naive", "SeasonalNaive", "WindowAverage"]
 
@@ -54,13 +56,7 @@ def _database(path: Path, history: pd.DataFrame):
     with duckdb.connect(str(path)) as con:
         con.register("h", history)
         con.execute("create or replace table history as select * from h")
-
-    @contextmanager
-    def connect():
-        with duckdb.connect(str(path)) as con:
-            yield con
-
-    yield connect
+    yield connector(path)
 
 
 def _stored(run) -> pd.DataFrame:
@@ -68,19 +64,19 @@ def _stored(run) -> pd.DataFrame:
         return con.execute(f"select * from read_parquet('{run.parts}') order by unique_id, model, cutoff, ds").df()
 
 
-def test_buckets_balance_by_cost_not_by_count():
+def test_groups_balance_by_cost_not_by_count():
     # Lengths like the weekly competition set (80 to 2,600 weeks): a split by count leaves one worker idle.
     rng = np.random.default_rng(3)
     lengths = pd.Series(rng.integers(80, 2600, 400), index=[f"u{i}" for i in range(400)])
-    buckets = plan_buckets(lengths, n_models=9, n_buckets=4)
-    costs = np.array([b.cost for b in buckets])
+    groups = split_balanced(lengths, n_models=9, n_sets=4)
+    costs = np.array([g.cost for g in groups])
     assert costs.max() / costs.mean() < 1.01
     by_count = [lengths.iloc[i::4].sum() for i in range(4)]
     assert max(by_count) / np.mean(by_count) > costs.max() / costs.mean()
-    assert sorted(u for b in buckets for u in b.unique_ids) == sorted(lengths.index)
-    # The same series give the same buckets, whatever their order.
-    shuffled = plan_buckets(lengths.sample(frac=1, random_state=1), n_models=9, n_buckets=4)
-    assert [b.unique_ids for b in shuffled] == [b.unique_ids for b in buckets]
+    assert sorted(u for g in groups for u in g.unique_ids) == sorted(lengths.index)
+    # The same series give the same groups, whatever their order.
+    shuffled = split_balanced(lengths.sample(frac=1, random_state=1), n_models=9, n_sets=4)
+    assert [g.unique_ids for g in shuffled] == [g.unique_ids for g in groups]
 
 
 def test_model_groups_follow_the_data_and_tasks_keep_every_worker_busy():
@@ -105,8 +101,8 @@ def test_engine_backtest_equals_one_statsforecast_call(tmp_path, engine, request
     address = request.getfixturevalue("dask_scheduler") if engine == "dask" else None
     settings = _settings(engine=engine, bucket_series=4, address=address)
     with _database(tmp_path / "w.duckdb", history) as connect:
-        run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
-    assert len(run.groups) == len(run.buckets) == 3 and run.workers == 2
+        run = backtest_by_group(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
+    assert len(run.groups) == len(run.tasks) == 3 and run.workers == 2
     assert len(list((run.folder / "parts").glob("*.parquet"))) == 3
     stored = _stored(run)
     whole = run_backtest(history, settings, MODELS, n_jobs=1)
@@ -135,7 +131,7 @@ def test_the_global_model_gives_the_same_backtest_on_any_engine_and_worker_count
                         selection={"metric": "mase"}, compute={"engine": engine, "workers": workers, "bucket_series": 4,
                                  "address": scheduler})
     with _database(tmp_path / "w.duckdb", global_history) as connect:
-        run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, models)
+        run = backtest_by_group(connect, "select * from history", tmp_path / "engine", "fp", settings, models)
     assert run.workers == workers and len(run.groups) == 3
     stored = _stored(run)
     # The reference: one in-process backtest per model group, the global model trained on that group only.
@@ -148,19 +144,19 @@ def test_the_global_model_gives_the_same_backtest_on_any_engine_and_worker_count
 
 
 @pytest.mark.slow
-def test_driver_memory_follows_the_bucket_not_the_backtest(tmp_path):
+def test_driver_memory_follows_the_group_not_the_backtest(tmp_path):
     history = _history(400, length=80)
     settings = Settings(horizon=13, season_length=4, backtest={"windows": 4}, models=MODELS,
                         compute={"workers": 2, "bucket_series": 20})
     with _database(tmp_path / "w.duckdb", history) as connect:
         tracemalloc.start()
-        run = backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
+        run = backtest_by_group(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     full = _stored(run).memory_usage(deep=True).sum()
     # The whole backtest is never in the driver: its peak is a fraction of the table it wrote.
     assert peak < full / 4, (peak, full)
-    assert len(run.buckets) == 20
+    assert len(run.tasks) == 20
 
 
 def test_evaluation_by_bucket_equals_the_whole_evaluation(tmp_path):
@@ -179,59 +175,59 @@ def test_evaluation_by_bucket_equals_the_whole_evaluation(tmp_path):
 
 
 class _FailsOnce:
-    """Raises on a bucket's first attempt (a marker file remembers it across processes), then succeeds."""
+    """Raises on a task's first attempt (a marker file remembers it across processes), then succeeds."""
 
     def __init__(self, folder: Path, always: str | None = None):
         self.folder, self.always = folder, always
 
-    def __call__(self, bucket: Bucket) -> dict:
-        if self.always in bucket.unique_ids:
+    def __call__(self, task: ModelGroup) -> TaskReport:
+        if self.always in task.unique_ids:
             raise ValueError(f"cannot fit {self.always}")
-        marker = self.folder / f"{bucket.name}.tried"
+        marker = self.folder / f"{task.name}.tried"
         if not marker.exists():
             marker.touch()
             raise RuntimeError("worker lost")
-        (self.folder / f"{bucket.name}.done").touch()
-        return {"bucket": bucket.index}
+        (self.folder / f"{task.name}.done").touch()
+        return TaskReport(task.index, len(task.unique_ids), 0.0, 0.0)
 
 
-def _buckets() -> list[Bucket]:
-    return [Bucket(i, (f"a{i}", f"b{i}"), 1.0) for i in range(4)]
+def _tasks() -> list[ModelGroup]:
+    return [ModelGroup(i, (f"a{i}", f"b{i}"), 1.0) for i in range(4)]
 
 
-def test_a_failing_bucket_is_retried(tmp_path):
+def test_a_failing_task_is_retried(tmp_path):
     retried = []
     with open_engine(ComputeSettings(workers=2)) as engine:
-        reports = run_buckets(engine, _FailsOnce(tmp_path), _buckets(), retries=1,
+        reports = run_tasks(engine, _FailsOnce(tmp_path), _tasks(), retries=1,
                               on_retry=lambda b, e, n: retried.append((b.index, n)))
-    assert [r["bucket"] for r in reports] == [0, 1, 2, 3]
+    assert [r.group for r in reports] == [0, 1, 2, 3]
     assert sorted(retried) == [(0, 1), (1, 1), (2, 1), (3, 1)]
 
 
-def test_a_bucket_that_still_fails_names_its_series_and_keeps_the_others(tmp_path):
-    with open_engine(ComputeSettings(workers=2)) as engine, pytest.raises(BucketFailure) as failure:
-        run_buckets(engine, _FailsOnce(tmp_path, always="a2"), _buckets(), retries=1)
+def test_a_task_that_still_fails_names_its_series_and_keeps_the_others(tmp_path):
+    with open_engine(ComputeSettings(workers=2)) as engine, pytest.raises(TaskFailure) as failure:
+        run_tasks(engine, _FailsOnce(tmp_path, always="a2"), _tasks(), retries=1)
     message = str(failure.value)
-    assert "1 of 4 buckets failed 2 time(s)" in message
+    assert "1 of 4 tasks failed 2 time(s)" in message
     assert "bucket-00002 (2 series: a2, b2): ValueError: cannot fit a2" in message
     assert sorted(p.name for p in tmp_path.glob("*.done")) == [f"bucket-0000{i}.done" for i in (0, 1, 3)]
-    # The rerun computes only the failed bucket.
+    # The rerun computes only the failed task.
     calls = []
     with open_engine(ComputeSettings(workers=2)) as engine:
-        run_buckets(engine, _FailsOnce(tmp_path), _buckets(), retries=1,
+        run_tasks(engine, _FailsOnce(tmp_path), _tasks(), retries=1,
                     done=lambda b: (tmp_path / f"{b.name}.done").exists(),
                     on_progress=lambda p: calls.append(p))
     assert [p.done for p in calls] == [4] and calls[0].reused == 3
 
 
 @pytest.mark.dask
-def test_a_bad_series_fails_its_bucket_on_dask_by_name(tmp_path, dask_scheduler):
+def test_a_bad_series_fails_its_task_on_dask_by_name(tmp_path, dask_scheduler):
     history = _history(8)
     history.loc[history["unique_id"] == "s005", "y"] = np.nan
     settings = _settings(engine="dask", bucket_series=2, address=dask_scheduler)
-    with _database(tmp_path / "w.duckdb", history) as connect, pytest.raises(BucketFailure) as failure:
-        backtest_by_bucket(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
-    assert "1 of 4 buckets failed 2 time(s)" in str(failure.value)
+    with _database(tmp_path / "w.duckdb", history) as connect, pytest.raises(TaskFailure) as failure:
+        backtest_by_group(connect, "select * from history", tmp_path / "engine", "fp", settings, MODELS)
+    assert "1 of 4 tasks failed 2 time(s)" in str(failure.value)
     assert "s005" in str(failure.value) and "y is missing or infinite" in str(failure.value)
     assert len(list((tmp_path / "engine").glob("*/parts/*.parquet"))) == 3
 

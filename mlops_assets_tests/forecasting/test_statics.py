@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from mlops_assets.forecasting.backtest import run_backtest
 from mlops_assets.forecasting.eligible import ELIGIBLE_SQL, regressors_sql
-from mlops_assets.forecasting.engine import backtest_by_bucket
+from mlops_assets.forecasting.engine import backtest_by_group
 from mlops_assets.forecasting.global_model import backtest_global, split_statics
 from mlops_assets.forecasting.zoo import GLOBAL_MODEL, declared_drivers, default_models
 from mlops_assets.registry.champion_model import forecaster_for
@@ -150,7 +150,7 @@ def test_the_engine_carries_the_statics_by_model_group(tmp_path, engine, workers
         with connect() as con:
             x_sql = regressors_sql(con, settings, models)
             x = con.execute(x_sql).df()
-        run = backtest_by_bucket(connect, ELIGIBLE_SQL, tmp_path / "engine", "fp", settings, models,
+        run = backtest_by_group(connect, ELIGIBLE_SQL, tmp_path / "engine", "fp", settings, models,
                                  regressors_sql=x_sql)
     assert len(run.groups) == 3
     with duckdb.connect() as con:

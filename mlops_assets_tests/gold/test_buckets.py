@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -32,14 +31,6 @@ def _raw_warehouse(path: Path, landing: Path, tables: tuple[str, ...], extra: tu
     return path
 
 
-def _connect(path: Path):
-    @contextmanager
-    def connect():
-        with duckdb.connect(str(path)) as con:
-            yield con
-    return connect
-
-
 def _whole(path: Path, settings: Settings) -> dict[str, pd.DataFrame]:
     """Gold, excluded and regressors as the asset built them before buckets: from whole tables, in one go."""
     with duckdb.connect(str(path)) as con:
@@ -55,7 +46,7 @@ def _whole(path: Path, settings: Settings) -> dict[str, pd.DataFrame]:
 
 
 def _bucketed(path: Path, settings: Settings, folder: Path) -> tuple[dict[str, pd.DataFrame], int]:
-    connect = _connect(path)
+    connect = warehouse.connector(path)
     parts = buckets.gold_by_bucket(connect, settings, folder / "gold")
     with connect() as con:
         warehouse.replace_tables_from_parquet(con, {GOLD: (parts.patterns["gold"], "unique_id, ds"),

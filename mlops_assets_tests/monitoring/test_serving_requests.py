@@ -81,11 +81,11 @@ def test_merge_keeps_requests_whose_file_rotated_away():
 def test_summary_per_day_and_overall(tmp_path):
     write_requests(tmp_path, SPECS)
     summary = requests_summary(read_inference_log(tmp_path).requests)
-    assert summary["requests"] == 4 and summary["error_share"] == 0.5 and summary["server_error_share"] == 0
-    assert summary["versions_served"] == ["1", "2"]
-    assert summary["errors_by_kind"] == {"model_error": 1, "too_many_rows": 1}
-    assert summary["p50_latency_ms"] == 6.0
-    day = summary["by_day"].iloc[0]
+    assert summary.requests == 4 and summary.error_share == 0.5 and summary.server_error_share == 0
+    assert summary.versions_served == ["1", "2"]
+    assert summary.errors_by_kind == {"model_error": 1, "too_many_rows": 1}
+    assert summary.p50_latency_ms == 6.0
+    day = summary.by_day.iloc[0]
     assert (day["requests"], day["versions_served"]) == (4, "1,2")
 
 

@@ -3,7 +3,6 @@ equal to in-process fits on the same groups, with the calibration computed from 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -18,12 +17,13 @@ from mlops_assets.registry import refit
 from mlops_assets.registry.champion_model import ChampionForecaster, forecaster_for
 from mlops_assets.registry.refit import (
     champion_calibration,
-    champion_errors_by_bucket,
+    champion_errors_by_chunk,
     champion_rows,
     mean_abs_actuals,
-    refit_by_bucket,
+    refit_by_group,
 )
 from mlops_assets.settings import Settings
+from mlops_assets.warehouse import connector
 
 MODELS = ["Naive", "SeasonalNaive", "WindowAverage", GLOBAL_MODEL, COMBINATION]
 HISTORY_SQL = "select * from history"
@@ -73,17 +73,11 @@ def _database(path: Path, **tables: pd.DataFrame):
             con.register("f", frame)
             con.execute(f"create table {name} as select * from f")
             con.unregister("f")
-
-    @contextmanager
-    def connect():
-        with duckdb.connect(str(path)) as con:
-            yield con
-
-    return connect
+    return connector(path)
 
 
 def _refit(connect, champions, root: Path, settings: Settings, calibration, regressors: bool = True):
-    return refit_by_bucket(connect, HISTORY_SQL, champions, "backtest", root, "fp", settings, len(MODELS),
+    return refit_by_group(connect, HISTORY_SQL, champions, "backtest", root, "fp", settings, len(MODELS),
                            calibration, REGRESSORS_SQL if regressors else None)
 
 
@@ -113,7 +107,7 @@ def test_the_calibration_read_by_buckets_of_3_series_equals_the_whole_rows_one(w
         return error_parts(bucket_rows, chosen)
 
     monkeypatch.setattr(refit, "error_parts", recorded)
-    errors = champion_errors_by_bucket(connect, "backtest", "champions", champions, actuals, settings)
+    errors = champion_errors_by_chunk(connect, "backtest", "champions", champions, actuals, settings)
     # Four buckets of at most 3 series, in sorted order: never the whole backtest in one frame.
     ids = sorted(champions["unique_id"])
     assert seen == [ids[k:k + 3] for k in range(0, len(ids), 3)] and len(seen) == 4
@@ -126,7 +120,7 @@ def test_the_calibration_read_by_buckets_of_3_series_equals_the_whole_rows_one(w
             last_window_coverage(backtest, champions, actuals, settings.interval_levels, settings.horizon, clip,
                                  reselect=True)
     own = settings.model_copy(update={"intervals": settings.intervals.model_copy(update={"method": "model"})})
-    assert champion_errors_by_bucket(connect, "backtest", "champions", champions, actuals, own).calibration is None
+    assert champion_errors_by_chunk(connect, "backtest", "champions", champions, actuals, own).calibration is None
 
 
 def _calibration(connect, champions):
@@ -184,7 +178,7 @@ def test_small_groups_on_many_series(tmp_path):
     connect = _database(tmp_path / "w.duckdb", history=history, backtest=backtest, champions=champions)
     rows = champion_rows(connect, "backtest", "champions")
     calibration = champion_calibration(rows, champions, mean_abs_actuals(connect, HISTORY_SQL), settings)
-    run = refit_by_bucket(connect, HISTORY_SQL, champions, "backtest", tmp_path / "refit", "fp", settings, 2,
+    run = refit_by_group(connect, HISTORY_SQL, champions, "backtest", tmp_path / "refit", "fp", settings, 2,
                           calibration)
     assert len(run.groups) == 6 and max(len(g.unique_ids) for g in run.groups) <= 10
     whole = forecaster_for(settings).fit(history, champions, backtest).predict()

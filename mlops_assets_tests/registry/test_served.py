@@ -1,11 +1,11 @@
 """Champions that could not be served are counted, said, and never claimed."""
 
-from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
 
 from mlops_assets.registry.served import served_champions, unserved_champions, unserved_in_forecasts
+from mlops_assets.warehouse import connector
 
 SERIES = pd.DataFrame({"unique_id": ["a", "b", "c"], "model": ["LightGBM", "LightGBM", "AutoTheta"],
                        "fitted_model": ["LightGBM", "Naive", "Naive"]})
@@ -41,12 +41,7 @@ def test_scoring_counts_forecast_rows_made_by_another_model_than_the_champion(tm
                     "('a', 'LightGBM', 'LightGBM'), ('b', 'Naive', 'LightGBM'), ('b', 'Naive', 'LightGBM')) "
                     "t(unique_id, model, champion)")
 
-    @contextmanager
-    def connect():
-        with duckdb.connect(path) as con:
-            yield con
-
-    unserved = unserved_in_forecasts(connect, "forecasting.forecasts")
+    unserved = unserved_in_forecasts(connector(path), "forecasting.forecasts")
     assert (unserved.count, unserved.total) == (1, 2)
     assert unserved.series.to_dict("records") == [{"unique_id": "b", "champion": "LightGBM", "served": "Naive"}]
     assert unserved.message().startswith("scoring: 1 of 2 champions could not be served")

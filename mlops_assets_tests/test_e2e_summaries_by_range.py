@@ -1,5 +1,5 @@
-"""The monitoring and serving summaries, built one bucket of series at a time, write exactly the tables the
-whole-table code writes, and their per-bucket work never holds more than one bucket of series."""
+"""The monitoring and serving summaries, built one range of series at a time, write exactly the tables the
+whole-table code writes, and their per-range work never holds more than one range of series."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from mlops_assets.settings import DataPaths
 from mlops_assets.wiring.resources import build_resources
 from mlops_assets_tests.conftest import materialize_all
 
-BUCKET = 3
+RANGE = 3
 SERIES = [f"S{i:02d}" for i in range(1, 9)]
 PERIODS = pd.date_range("2024-01-01", periods=70, freq="W-MON")
 LAST_ISSUE = pd.Timestamp("2025-04-01 09:30:00")
@@ -37,7 +37,7 @@ def _gold() -> pd.DataFrame:
             "unique_id": uid, "ds": PERIODS, "y": y, "revenue": y * 2.5,
             "avg_unit_price": 2.5 + rng.normal(0, 0.1, len(PERIODS)), "promo_share": promo,
             "imputed": np.arange(len(PERIODS)) % 17 == 5, "product_id": uid, "product_name": f"Product {uid}",
-            # Null attributes in whole buckets (S07, S08): their Parquet parts must still read as text.
+            # Null attributes in whole ranges (S07, S08): their Parquet parts must still read as text.
             "brand": None if i >= 6 else f"Brand {i % 2}", "category": None if i >= 6 else f"Cat {i % 3}",
         }))
     return pd.concat(frames, ignore_index=True)
@@ -78,10 +78,10 @@ def _champions() -> pd.DataFrame:
                          "metric": "smape", "score": np.linspace(10, 40, len(SERIES))})
 
 
-def _data_dir(root, bucket: int):
+def _data_dir(root, range_series: int):
     root.mkdir(parents=True, exist_ok=True)
     settings = root / "settings.yaml"
-    settings.write_text(f"compute: {{bucket_series: {bucket}}}\nplots: {{max_series: 5}}\n")
+    settings.write_text(f"compute: {{bucket_series: {range_series}}}\nplots: {{max_series: 5}}\n")
     resources = build_resources(str(root), str(settings))
     resources["warehouse"].write(replace={
         "gold.sales_data_for_forecast": _gold(),
@@ -107,7 +107,7 @@ def _as_the_whole_table_code_writes(warehouse, table: str, frame: pd.DataFrame) 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return _data_dir(tmp_path_factory.mktemp("by_bucket"), BUCKET)
+    return _data_dir(tmp_path_factory.mktemp("by_range"), RANGE)
 
 
 def _spy(monkeypatch, module, name: str, seen: list, frame_arg: int = 0):
@@ -122,13 +122,13 @@ def _spy(monkeypatch, module, name: str, seen: list, frame_arg: int = 0):
 
 @pytest.mark.e2e
 def test_sales_overall_and_its_plots_equal_the_whole_table_build(tiny, tmp_path, monkeypatch):
-    import mlops_assets.serving.overall_buckets as overall_buckets
+    import mlops_assets.serving.overall_by_range as overall_by_range
 
     data_dir, settings, warehouse = tiny
     seen = []
-    _spy(monkeypatch, overall_buckets, "build_sales_overall", seen)
+    _spy(monkeypatch, overall_by_range, "build_sales_overall", seen)
     result = materialize_all(data_dir, settings, selection="serving/sales_overall")
-    assert seen == [SERIES[0:3], SERIES[3:6], SERIES[6:8]], "one call per bucket of 3 series, never more"
+    assert seen == [SERIES[0:3], SERIES[3:6], SERIES[6:8]], "one call per range of 3 series, never more"
 
     got, got_types = _stored(warehouse, "serving.sales_overall")
     gold, forecasts = warehouse.read("gold.sales_data_for_forecast"), warehouse.read("forecasting.forecasts")
@@ -165,17 +165,17 @@ def test_sales_overall_volume_from_sql_ranks_as_the_pandas_totals(tiny):
 
 @pytest.mark.e2e
 def test_forecast_accuracy_equals_the_whole_table_scoring(tiny, monkeypatch):
-    import mlops_assets.monitoring.accuracy_buckets as accuracy_buckets
+    import mlops_assets.monitoring.accuracy_by_range as accuracy_by_range
 
     data_dir, settings, warehouse = tiny
     seen = []
-    _spy(monkeypatch, accuracy_buckets, "score_forecasts", seen)
+    _spy(monkeypatch, accuracy_by_range, "score_forecasts", seen)
     result = materialize_all(data_dir, settings, selection="monitoring/forecast_accuracy")
     assert seen == [SERIES[0:3], SERIES[3:6], SERIES[6:8]]
 
     history = warehouse.read("monitoring.forecast_history")
     served = unscored_served(history, warehouse.read("monitoring.served_forecasts"))
-    assert set(served["unique_id"]) == {"S02", "S07"}, "served rows in two buckets, none in the third"
+    assert set(served["unique_id"]) == {"S02", "S07"}, "served rows in two ranges, none in the third"
     gold = warehouse.read("gold.sales_data_for_forecast")[["unique_id", "ds", "y", "imputed"]]
     whole = accuracy.score_forecasts(pd.concat([history.assign(source="batch"), served], ignore_index=True), gold)
     got, got_types = _stored(warehouse, "monitoring.forecast_accuracy")
@@ -223,7 +223,7 @@ def test_forecast_history_appends_in_sql_as_append_history_does(tiny):
 
 
 @pytest.mark.e2e
-def test_drift_report_by_bucket_is_the_whole_table_report(tiny, monkeypatch):
+def test_drift_report_by_range_is_the_whole_table_report(tiny, monkeypatch):
     data_dir, settings, warehouse = tiny
     seen = []
     _spy(monkeypatch, drift, "window_features", seen)
@@ -241,16 +241,16 @@ def test_drift_report_by_bucket_is_the_whole_table_report(tiny, monkeypatch):
     assert (row["reference_start"], row["current_end"]) == (whole.reference_window[0], whole.current_window[1])
 
 
-def test_drift_features_by_bucket_stack_into_the_whole_table_features():
+def test_drift_features_by_range_stack_into_the_whole_table_features():
     gold = _gold()
     gold.loc[gold["unique_id"] == "S03", "y"] = 0.0  # no level: left out, and counted
     whole = drift.drift_features(gold)
     periods = sorted(gold["ds"].unique())
     reference, current, _ = drift.drift_windows(periods, 13, 52)
     parts, left_out = [], 0
-    for k in range(math.ceil(len(SERIES) / BUCKET)):
-        bucket = gold[gold["unique_id"].isin(SERIES[k * BUCKET:(k + 1) * BUCKET])]
-        features, missing = drift.window_features(bucket, reference, current, with_category=True)
+    for k in range(math.ceil(len(SERIES) / RANGE)):
+        rows = gold[gold["unique_id"].isin(SERIES[k * RANGE:(k + 1) * RANGE])]
+        features, missing = drift.window_features(rows, reference, current, with_category=True)
         parts.append(features)
         left_out += missing
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
