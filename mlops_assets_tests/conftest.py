@@ -35,6 +35,16 @@ def materialize_all(data_dir: Path, settings_file: str = "", instance: dg.Dagste
     )
 
 
+def read_table(data_dir: Path, table: str):
+    """A warehouse table of ``data_dir`` as a frame, read on a read-only connection."""
+    import duckdb
+
+    from mlops_assets.settings import DataPaths
+
+    with duckdb.connect(str(DataPaths(data_dir).warehouse), read_only=True) as con:
+        return con.execute(f"select * from {table}").df()
+
+
 def python_ready(code: str, *args: str) -> subprocess.Popen:
     """Run ``python -c code args`` and return once it prints ``ready`` (it then holds what it took)."""
     process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)

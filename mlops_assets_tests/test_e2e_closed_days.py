@@ -4,7 +4,6 @@ closed (0), declared in the settings, chosen on WAPE. The Sundays keep their zer
 
 from __future__ import annotations
 
-import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -12,14 +11,9 @@ import pytest
 import yaml
 
 from mlops_assets.settings import DataPaths
-from mlops_assets_tests.conftest import materialize_all
+from mlops_assets_tests.conftest import materialize_all, read_table
 
 pytestmark = pytest.mark.e2e
-
-
-def _table(data_dir, table: str) -> pd.DataFrame:
-    with duckdb.connect(str(DataPaths(data_dir).warehouse), read_only=True) as con:
-        return con.execute(f"select * from {table}").df()
 
 
 def test_declared_sundays_are_forecast_as_zero_and_do_not_decide(tmp_path):
@@ -45,23 +39,23 @@ def test_declared_sundays_are_forecast_as_zero_and_do_not_decide(tmp_path):
     assert result.success
 
     # Never lose an actual: the Sundays' zeros stay in gold.
-    gold = _table(tmp_path, "gold.sales_data_for_forecast")
+    gold = read_table(tmp_path, "gold.sales_data_for_forecast")
     assert len(gold) == len(landed) and (gold.loc[gold["ds"].dt.weekday == 6, "y"] == 0).all()
-    backtest = _table(tmp_path, "forecasting.backtest_forecasts")
+    backtest = read_table(tmp_path, "forecasting.backtest_forecasts")
     sunday = backtest["ds"].dt.weekday == 6
     assert sunday.any() and backtest.loc[sunday, "closed"].all() and (backtest.loc[sunday, "y_hat"] == 0).all()
     assert not backtest.loc[~sunday, "closed"].any()
     # Chosen on WAPE over the open days: Naive follows the wandering level; undeclared, the Sundays made
     # SeasonalNaive win (forecasting/test_closures.py).
-    evaluation = _table(tmp_path, "forecasting.series_evaluation")
+    evaluation = read_table(tmp_path, "forecasting.series_evaluation")
     assert evaluation["wape"].between(0, 100).all()
-    champions = _table(tmp_path, "forecasting.series_champions")
+    champions = read_table(tmp_path, "forecasting.series_champions")
     assert (champions["metric"] == "wape").all() and (champions["model"] == "Naive").all()
     scores = evaluation.set_index(["unique_id", "model"])["wape"]
     picked = pd.MultiIndex.from_frame(champions[["unique_id", "model"]])
     assert np.allclose(champions["score"], scores.reindex(picked).to_numpy())
 
-    forecasts = _table(tmp_path, "forecasting.forecasts")
+    forecasts = read_table(tmp_path, "forecasting.forecasts")
     closed = forecasts["ds"].dt.weekday == 6
     assert closed.sum() == 4
     assert (forecasts.loc[closed, ["y_hat", "lo_80", "hi_80", "lo_95", "hi_95"]] == 0).all().all()

@@ -3,7 +3,6 @@ the total, store and series levels (one bucket per store, the total from their s
 contract and coherence checks passing; a department too short to forecast still counted in its store."""
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,15 +11,10 @@ import yaml
 from mlops_assets.catalog import EVALUATION_BY_LEVEL, FORECASTS_BY_LEVEL
 from mlops_assets.definitions import ASSETS, CHECKS
 from mlops_assets.defs.levels import level_definitions
-from mlops_assets.settings import DataPaths
 from mlops_assets.wiring.resources import build_resources
+from mlops_assets_tests.conftest import read_table
 
 pytestmark = pytest.mark.e2e
-
-
-def _table(data_dir, table: str) -> pd.DataFrame:
-    with duckdb.connect(str(DataPaths(data_dir).warehouse), read_only=True) as con:
-        return con.execute(f"select * from {table}").df()
 
 
 def test_store_and_total_levels_from_declared_id_parts_add_up(tmp_path):
@@ -52,12 +46,12 @@ def test_store_and_total_levels_from_declared_id_parts_add_up(tmp_path):
     assert checks[("forecasting/forecasts_by_level", "coherent")]
     assert checks[("forecasting/forecasts_by_level", "matches_contract")]
     assert checks[("forecasting/evaluation_by_level", "matches_contract")]
-    gold = _table(tmp_path, "gold.sales_data_for_forecast")
+    gold = read_table(tmp_path, "gold.sales_data_for_forecast")
     last = gold["ds"].max()
     store2 = gold[gold["unique_id"].str.startswith("2_") & (gold["ds"] == last)]
     assert "2_12" in set(store2["unique_id"])  # the late department has an actual in the last week
 
-    forecasts = _table(tmp_path, "forecasting.forecasts_by_level")
+    forecasts = read_table(tmp_path, "forecasting.forecasts_by_level")
     assert set(forecasts["level"]) == {"total", "store", "series"}
     assert set(forecasts.loc[forecasts["level"] == "store", "unique_id"]) == {"store/1", "store/2"}
     default = forecasts[forecasts["is_default"]].pivot(index="ds", columns="unique_id", values="y_hat")
@@ -65,9 +59,9 @@ def test_store_and_total_levels_from_declared_id_parts_add_up(tmp_path):
     np.testing.assert_allclose(default["store/2"], default[["2_3", "2_7", "2_12"]].sum(axis=1), atol=1e-6)
     np.testing.assert_allclose(default["total"], default[["store/1", "store/2"]].sum(axis=1), atol=1e-6)
     assert set(forecasts.loc[forecasts["unique_id"] == "2_12", "base_model"]) == {"not forecast"}
-    assert set(_table(tmp_path, "gold.series_excluded")["unique_id"]) == {"2_12"}
+    assert set(read_table(tmp_path, "gold.series_excluded")["unique_id"]) == {"2_12"}
 
-    evaluation = _table(tmp_path, "forecasting.evaluation_by_level")
+    evaluation = read_table(tmp_path, "forecasting.evaluation_by_level")
     assert set(evaluation["level"]) == {"total", "store", "series"}
     assert evaluation["is_default"].sum() == 3
     materialization = result.asset_materializations_for_node("levels_forecast")[0]

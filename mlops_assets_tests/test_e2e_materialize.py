@@ -6,13 +6,12 @@ import re
 import shutil
 
 import dagster as dg
-import duckdb
 import mlflow
 import pandas as pd
 import pytest
 
 from mlops_assets.settings import DataPaths
-from mlops_assets_tests.conftest import materialize_all
+from mlops_assets_tests.conftest import materialize_all, read_table
 
 pytestmark = pytest.mark.e2e
 
@@ -20,11 +19,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def chain(sample_run):
     return sample_run.data_dir, sample_run.instance, sample_run.result
-
-
-def _table(data_dir, table: str) -> pd.DataFrame:
-    with duckdb.connect(str(DataPaths(data_dir).warehouse), read_only=True) as con:
-        return con.execute(f"select * from {table}").df()
 
 
 def test_every_asset_and_check_ran(chain):
@@ -47,9 +41,9 @@ def test_every_asset_and_check_ran(chain):
 
 def test_gold_and_champions_cover_every_eligible_series(chain):
     data_dir, _, _ = chain
-    gold = _table(data_dir, "gold.sales_data_for_forecast")
-    excluded = _table(data_dir, "gold.series_excluded")
-    champions = _table(data_dir, "forecasting.series_champions")
+    gold = read_table(data_dir, "gold.sales_data_for_forecast")
+    excluded = read_table(data_dir, "gold.series_excluded")
+    champions = read_table(data_dir, "forecasting.series_champions")
     eligible = set(gold["unique_id"]) - set(excluded["unique_id"])
     assert len(eligible) >= 10
     assert set(champions["unique_id"]) == eligible
@@ -59,15 +53,15 @@ def test_gold_and_champions_cover_every_eligible_series(chain):
 
 def test_forecasts_have_intervals_and_a_registered_version(chain):
     data_dir, _, _ = chain
-    forecasts = _table(data_dir, "forecasting.forecasts")
-    champions = _table(data_dir, "forecasting.series_champions")
+    forecasts = read_table(data_dir, "forecasting.forecasts")
+    champions = read_table(data_dir, "forecasting.series_champions")
     assert set(forecasts["unique_id"]) == set(champions["unique_id"])
     assert forecasts.groupby("unique_id").size().eq(13).all()
     assert (forecasts["lo_95"] <= forecasts["lo_80"] + 1e-9).all()
     assert (forecasts["lo_80"] <= forecasts["y_hat"] + 1e-9).all()
     assert (forecasts["y_hat"] <= forecasts["hi_80"] + 1e-9).all()
     assert (forecasts["hi_80"] <= forecasts["hi_95"] + 1e-9).all()
-    gold = _table(data_dir, "gold.sales_data_for_forecast")
+    gold = read_table(data_dir, "gold.sales_data_for_forecast")
     # Clipping at 0 (settings.intervals.clip 'auto') spares only the series with returns in their history.
     with_returns = set(gold.loc[gold["y"] < 0, "unique_id"])
     clipped = ~forecasts["unique_id"].isin(with_returns)
@@ -101,7 +95,7 @@ def test_mlflow_run_has_the_metrics_and_the_champion_alias(chain):
     assert run["params.horizon"] == "13"
     # The MLflow run records the selection the champions table was built with.
     assert run["params.selection_mode_setting"] == "auto"
-    champions = _table(data_dir, "forecasting.series_champions")
+    champions = read_table(data_dir, "forecasting.series_champions")
     if run["params.selection_mode"] == "global":
         assert (champions["model"] == run["params.champion_for_all"]).all()
     else:
@@ -138,7 +132,7 @@ def test_cli_summary_lists_tables_and_the_champion_mix(chain):
 
     data_dir, _, _ = chain
     text = summary(DataPaths(data_dir))
-    champions = _table(data_dir, "forecasting.series_champions")
+    champions = read_table(data_dir, "forecasting.series_champions")
     assert "gold.sales_data_for_forecast" in text
     counts = champions["model"].value_counts().sort_index()
     expected = ", ".join(f"{model} {n}" for model, n in counts.items())
@@ -152,7 +146,7 @@ def test_sales_overall_and_snapshots(chain):
     assert set(overall["origin"]) == {"Train", "Predict"}
     predict = overall[overall["origin"] == "Predict"]
     assert predict["model_version"].notna().all() and predict["product_name"].notna().all()
-    assert len(overall) == len(_table(data_dir, "serving.sales_overall"))
+    assert len(overall) == len(read_table(data_dir, "serving.sales_overall"))
     assert len(list((paths.plots / "series").glob("*.png"))) == overall["unique_id"].nunique()
 
 
@@ -167,7 +161,7 @@ def _data_versions(instance) -> dict[str, str]:
 
 def test_rerun_is_idempotent(chain):
     data_dir, instance, _ = chain
-    before = {t: len(_table(data_dir, t)) for t in ("raw.sales_orders", "raw.rejected_rows",
+    before = {t: len(read_table(data_dir, t)) for t in ("raw.sales_orders", "raw.rejected_rows",
                                                      "gold.sales_data_for_forecast", "forecasting.forecasts",
                                                      "monitoring.forecast_history")}
     versions = _data_versions(instance)
@@ -176,7 +170,7 @@ def test_rerun_is_idempotent(chain):
         backtest.asset_materialization.metadata["input_fingerprint"].value
     result = materialize_all(data_dir, instance=instance)
     assert result.success
-    after = {t: len(_table(data_dir, t)) for t in before}
+    after = {t: len(read_table(data_dir, t)) for t in before}
     assert after == before
     model_events = [e for e in result.get_asset_materialization_events()
                     if e.asset_key.to_user_string() == "registry/sales_forecast_model"]
@@ -237,8 +231,8 @@ def test_dask_engine_gives_the_same_tables(chain, small_sample, tmp_path_factory
         "serving.sales_overall": ["unique_id", "ds", "origin"],
     }
     for table, key in keys.items():
-        local = _table(data_dir, table).sort_values(key).reset_index(drop=True)
-        dask = _table(dask_dir, table).sort_values(key).reset_index(drop=True)
+        local = read_table(data_dir, table).sort_values(key).reset_index(drop=True)
+        dask = read_table(dask_dir, table).sort_values(key).reset_index(drop=True)
         pd.testing.assert_frame_equal(dask, local, check_exact=False, rtol=0, atol=1e-9, obj=table)
 
 
@@ -277,7 +271,7 @@ def test_the_refit_in_small_model_groups_forecasts_like_the_registered_model(cha
     champions, run, _ = _refit_in_groups(data_dir, tmp_path, 5)
     assert len(run.groups) == -(-len(champions) // 5) >= 3
     predicted = run.forecaster.predict()
-    registered = _table(data_dir, "forecasting.forecasts").drop(columns=["model_version", "champion"])
+    registered = read_table(data_dir, "forecasting.forecasts").drop(columns=["model_version", "champion"])
     assert set(predicted["unique_id"]) == set(registered["unique_id"])
     per_series = champions.loc[~champions["model"].isin([GLOBAL_MODEL, COMBINATION]), "unique_id"]
     assert len(per_series) >= 5

@@ -5,7 +5,6 @@ reach gold.regressors and LightGBM, the planned rows never become sales, and the
 from __future__ import annotations
 
 import dagster as dg
-import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -13,15 +12,10 @@ import pytest
 import yaml
 
 from mlops_assets.settings import DataPaths
-from mlops_assets_tests.conftest import materialize_all
+from mlops_assets_tests.conftest import materialize_all, read_table
 from mlops_assets_tests.driver_series import SERIES_COLUMNS, driver_series
 
 pytestmark = pytest.mark.e2e
-
-
-def _table(data_dir, table: str) -> pd.DataFrame:
-    with duckdb.connect(str(DataPaths(data_dir).warehouse), read_only=True) as con:
-        return con.execute(f"select * from {table}").df()
 
 
 def test_a_series_file_with_drivers_and_planned_rows_is_forecast_with_them(tmp_path):
@@ -41,27 +35,27 @@ def test_a_series_file_with_drivers_and_planned_rows_is_forecast_with_them(tmp_p
     result = materialize_all(tmp_path, str(settings_file), selection=chain)
     assert result.success
 
-    rejected = _table(tmp_path, "raw.rejected_rows")
+    rejected = read_table(tmp_path, "raw.rejected_rows")
     assert rejected[["source_file", "source_row", "column_name", "reason"]].values.tolist() == [
         ["series/drivers.csv", 12, "price", "price 'n/a?' is not a number"]]
-    raw = _table(tmp_path, "raw.series")
+    raw = read_table(tmp_path, "raw.series")
     assert {"price", "promo_flag"} <= set(raw.columns) and "note" not in raw.columns
 
     # The planned rows are not sales: gold, the backtest and sales_overall end at each series' last actual.
     actuals = landed[landed["y"].notna()]
     last_actual = actuals.groupby("unique_id")["ds"].max()
-    gold = _table(tmp_path, "gold.sales_data_for_forecast")
+    gold = read_table(tmp_path, "gold.sales_data_for_forecast")
     assert (gold.groupby("unique_id")["ds"].max() == last_actual).all() and len(gold) == len(actuals)
     assert gold["imputed"].sum() == 1  # the quarantined row's week, interpolated as any missing value
-    backtest = _table(tmp_path, "forecasting.backtest_forecasts")
+    backtest = read_table(tmp_path, "forecasting.backtest_forecasts")
     assert (backtest["ds"] <= backtest["unique_id"].map(last_actual)).all()
     assert set(backtest["model"]) == {"Naive", "LightGBM"}
-    overall = _table(tmp_path, "serving.sales_overall")
+    overall = read_table(tmp_path, "serving.sales_overall")
     train = overall[overall["origin"] == "Train"]
     assert len(train) == len(actuals) and (train["ds"] <= train["unique_id"].map(last_actual)).all()
 
     # gold.regressors holds the drivers; the planned flags of the future weeks are the file's.
-    x = _table(tmp_path, "gold.regressors")
+    x = read_table(tmp_path, "gold.regressors")
     future = x[x["is_future"]].merge(landed[landed["y"].isna()], on=["unique_id", "ds"])
     assert len(future) == len(landed) - len(actuals)
     np.testing.assert_array_equal(future["promo_flag_x"], future["promo_flag_y"])
@@ -72,7 +66,7 @@ def test_a_series_file_with_drivers_and_planned_rows_is_forecast_with_them(tmp_p
     assert metadata["series_columns_without_values"].value == ["events"]
 
     # The served champion (the registered pyfunc) answers with the published forecasts.
-    forecasts = _table(tmp_path, "forecasting.forecasts")
+    forecasts = read_table(tmp_path, "forecasting.forecasts")
     assert sorted(forecasts["unique_id"].unique()) == sorted(last_actual.index)
     assert (forecasts["ds"] > forecasts["unique_id"].map(last_actual)).all()
     mlflow.set_tracking_uri(DataPaths(tmp_path).mlflow_tracking_uri)

@@ -7,14 +7,12 @@ from __future__ import annotations
 import logging
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from mlops_assets.settings import DataPaths
-from mlops_assets_tests.conftest import materialize_all
+from mlops_assets_tests.conftest import materialize_all, read_table
 
 pytestmark = pytest.mark.e2e
 
@@ -29,11 +27,6 @@ def _landing_file() -> pd.DataFrame:
     months = pd.date_range("2024-01-01", periods=7, freq="MS")
     frames.append(pd.DataFrame({"unique_id": "MONTHLY", "ds": months, "y": 80.0}))
     return pd.concat(frames, ignore_index=True)
-
-
-def _table(data_dir, table: str) -> pd.DataFrame:
-    with duckdb.connect(str(DataPaths(data_dir).warehouse), read_only=True) as con:
-        return con.execute(f"select * from {table}").df()
 
 
 def test_lagging_gapped_and_monthly_series_are_each_handled_on_purpose(tmp_path):
@@ -51,14 +44,14 @@ def test_lagging_gapped_and_monthly_series_are_each_handled_on_purpose(tmp_path)
     result = materialize_all(tmp_path, str(settings_file), instance=instance, selection=chain)
     assert result.success
 
-    gold = _table(tmp_path, "gold.sales_data_for_forecast")
-    excluded = _table(tmp_path, "gold.series_excluded")
+    gold = read_table(tmp_path, "gold.sales_data_for_forecast")
+    excluded = read_table(tmp_path, "gold.series_excluded")
     assert excluded[["unique_id", "reason_code"]].values.tolist() == [["MONTHLY", "wrong_frequency"]]
     monthly_row = int(landed.index[landed["unique_id"] == "MONTHLY"][0]) + 2  # the header is line 1
     assert f"(series/weekly.csv row {monthly_row}) but 2024-02-01 (Thu)" in excluded["reason"].iloc[0]
 
     # Case 1: the eleven series that end a week before S00 are forecast from their own last week.
-    forecasts = _table(tmp_path, "forecasting.forecasts")
+    forecasts = read_table(tmp_path, "forecasting.forecasts")
     assert sorted(forecasts["unique_id"].unique()) == [f"S{i:02d}" for i in range(12)]
     first = forecasts.groupby("unique_id")["ds"].min()
     assert first["S00"] == pd.Timestamp("2024-08-05") and (first.drop("S00") == pd.Timestamp("2024-07-29")).all()
@@ -68,7 +61,7 @@ def test_lagging_gapped_and_monthly_series_are_each_handled_on_purpose(tmp_path)
     assert len(s05) == 30 and s05["imputed"].sum() == 1
     gap = pd.Timestamp("2024-03-25")
     assert s05.loc[gap, "imputed"] and s05.loc[gap, "y"] == (s05["y"].shift(1) + s05["y"].shift(-1))[gap] / 2
-    overall = _table(tmp_path, "serving.sales_overall")
+    overall = read_table(tmp_path, "serving.sales_overall")
     train = overall.loc[overall["origin"] == "Train"]
     reported = landed.loc[landed["y"].notna() & (landed["unique_id"] != "MONTHLY")]
     merged = reported.merge(train, on=["unique_id", "ds"], how="left")

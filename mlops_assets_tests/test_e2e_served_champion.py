@@ -5,22 +5,15 @@ common horizon end, and the check that warns about replaced champions passes."""
 from __future__ import annotations
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from mlops_assets.settings import DataPaths
-from mlops_assets_tests.conftest import materialize_all
+from mlops_assets_tests.conftest import materialize_all, read_table
 
 pytestmark = pytest.mark.e2e
 HORIZON = 4
-
-
-def _table(data_dir, table: str) -> pd.DataFrame:
-    with duckdb.connect(str(DataPaths(data_dir).warehouse), read_only=True) as con:
-        return con.execute(f"select * from {table}").df()
 
 
 def test_a_w_fri_series_file_serves_its_lightgbm_champions_as_lightgbm(tmp_path):
@@ -42,9 +35,9 @@ def test_a_w_fri_series_file_serves_its_lightgbm_champions_as_lightgbm(tmp_path)
     result = materialize_all(tmp_path, str(tmp_path / "settings.yaml"), selection=chain)
     assert result.success
 
-    champions = _table(tmp_path, "forecasting.series_champions").set_index("unique_id")["model"]
+    champions = read_table(tmp_path, "forecasting.series_champions").set_index("unique_id")["model"]
     assert (champions == "LightGBM").sum() >= 3, champions
-    forecasts = _table(tmp_path, "forecasting.forecasts")
+    forecasts = read_table(tmp_path, "forecasting.forecasts")
     served = forecasts.groupby("unique_id")["model"].unique().map(lambda m: ",".join(sorted(m)))
     assert served.to_dict() == champions.to_dict()
     assert (forecasts["champion"] == forecasts["unique_id"].map(champions)).all()

@@ -97,17 +97,19 @@ def test_assign_model_gives_every_scored_series_the_model_and_keeps_the_best_oth
     assert ch.loc["c", "model"] == "SeasonalNaive"
 
 
+def _scored(rows, metric: str) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["unique_id", "model", "smape", metric])
+
+
 def test_the_guard_decides_on_the_selection_metric():
     """The same earlier windows; in the last window per-series picks lose on SMAPE but win on RMSE."""
-    earlier = pd.DataFrame([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 20.0, 2.0),
-                            ("b", "Naive", 30.0, 3.0), ("b", "SeasonalNaive", 20.0, 2.0),
-                            ("c", "Naive", 12.0, 1.2), ("c", "SeasonalNaive", 30.0, 3.0)],
-                           columns=["unique_id", "model", "smape", "rmse"])
+    earlier = _scored([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 20.0, 2.0),
+                       ("b", "Naive", 30.0, 3.0), ("b", "SeasonalNaive", 20.0, 2.0),
+                       ("c", "Naive", 12.0, 1.2), ("c", "SeasonalNaive", 30.0, 3.0)], "rmse")
     # Per series: a Naive, b SeasonalNaive, c Naive; one model for all: Naive (mean 17.3 vs 23.3).
-    last = pd.DataFrame([("a", "Naive", 30.0, 1.0), ("a", "SeasonalNaive", 10.0, 9.0),
-                         ("b", "Naive", 10.0, 9.0), ("b", "SeasonalNaive", 30.0, 1.0),
-                         ("c", "Naive", 10.0, 1.0), ("c", "SeasonalNaive", 10.0, 1.0)],
-                        columns=["unique_id", "model", "smape", "rmse"])
+    last = _scored([("a", "Naive", 30.0, 1.0), ("a", "SeasonalNaive", 10.0, 9.0),
+                    ("b", "Naive", 10.0, 9.0), ("b", "SeasonalNaive", 30.0, 1.0),
+                    ("c", "Naive", 10.0, 1.0), ("c", "SeasonalNaive", 10.0, 1.0)], "rmse")
     on_smape = guard_decision(earlier, last, tolerance=0.0)
     assert on_smape["mode"] == "global" and on_smape["metric"] == "smape"  # 23.3 vs 16.7
     on_rmse = guard_decision(earlier, last, tolerance=0.0, metric="rmse")
@@ -197,17 +199,19 @@ def test_guard_margin_and_windows_keep_a_small_last_window_edge_from_deciding():
     assert many["per_series_last_window_score"] == two["per_series_last_window_score"]
 
 
+# Series a and b small, c large: sMAPE and MAE disagree on what wins.
+POOLED_EARLIER = _scored([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 20.0, 2.0),
+                         ("b", "Naive", 10.0, 1.0), ("b", "SeasonalNaive", 20.0, 2.0),
+                         ("c", "Naive", 30.0, 300.0), ("c", "SeasonalNaive", 20.0, 100.0)], "mae")
+POOLED_LAST = _scored([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 30.0, 3.0),
+                      ("b", "Naive", 10.0, 1.0), ("b", "SeasonalNaive", 30.0, 3.0),
+                      ("c", "Naive", 10.0, 50.0), ("c", "SeasonalNaive", 40.0, 200.0)], "mae")
+
+
 def test_the_guard_metric_chooses_the_one_model_and_judges_while_the_metric_picks_per_series():
     """sMAPE picks per series; MAE (the pooled view: a series weighs what it sells) chooses the one model
     for all and judges the last window, where the big series c decides."""
-    earlier = pd.DataFrame([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 20.0, 2.0),
-                            ("b", "Naive", 10.0, 1.0), ("b", "SeasonalNaive", 20.0, 2.0),
-                            ("c", "Naive", 30.0, 300.0), ("c", "SeasonalNaive", 20.0, 100.0)],
-                           columns=["unique_id", "model", "smape", "mae"])
-    last = pd.DataFrame([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 30.0, 3.0),
-                         ("b", "Naive", 10.0, 1.0), ("b", "SeasonalNaive", 30.0, 3.0),
-                         ("c", "Naive", 10.0, 50.0), ("c", "SeasonalNaive", 40.0, 200.0)],
-                        columns=["unique_id", "model", "smape", "mae"])
+    earlier, last = POOLED_EARLIER, POOLED_LAST
     on_smape = guard_decision(earlier, last, tolerance=0.0)
     assert (on_smape["mode"], on_smape["global_model"]) == ("global", "Naive")  # 20 vs 10
     pooled = guard_decision(earlier, last, tolerance=0.0, metric="smape", guard_metric="mae")
@@ -229,11 +233,7 @@ def test_daily_data_guards_on_the_pooled_error_over_two_windows_and_other_freque
     told = Settings(frequency="D", selection={"guard_metric": "smape", "guard_windows": 1})
     assert (guard_metric(told), guard_windows(told)) == ("smape", 1)
     # The product's path passes the rule on: the same evaluations, decided as the frequency's rule says.
-    earlier = pd.DataFrame([("a", "Naive", 10.0, 1.0), ("a", "SeasonalNaive", 20.0, 2.0),
-                            ("b", "Naive", 10.0, 1.0), ("b", "SeasonalNaive", 20.0, 2.0),
-                            ("c", "Naive", 30.0, 300.0), ("c", "SeasonalNaive", 20.0, 100.0)],
-                           columns=["unique_id", "model", "smape", "mae"])
-    last = earlier.assign(smape=[10.0, 30.0, 10.0, 30.0, 10.0, 40.0], mae=[1.0, 3.0, 1.0, 3.0, 50.0, 200.0])
+    earlier, last = POOLED_EARLIER, POOLED_LAST
     _, on_daily = choose(daily, earlier, [(earlier, last)])
     _, on_weekly = choose(weekly, earlier, [(earlier, last)])
     assert (on_daily["mode"], on_daily["guard_metric"]) == ("per_series", "mae")
