@@ -73,7 +73,7 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml
 test: setup system-packages $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check mlops_assets mlops_assets_tests benchmarks
 	$(DG) check defs
-	$(BIN)/pytest -q --durations=30
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=30
 
 # The edit-test loop: the unit tier only (markers in pyproject.toml, docs/testing.md); its alert-rule tests run promtool.
 FAST_TIER := not e2e and not dask and not browser and not slow
