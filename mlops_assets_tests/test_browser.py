@@ -174,11 +174,11 @@ def _wait_for_new_run(url: str, page, shots: Path, timeout: float = 60) -> str:
         runs = _runs(url)
         if runs:
             time.sleep(2)  # a second run launched by the same click would show by now
-            runs = _runs(url)
-            launchers = [{t["key"]: t["value"] for t in r["tags"] if t["key"].startswith("dagster/")}
-                         for r in graphql(url, RUNS)["runsOrError"]["results"]]
-            assert len(runs) == 1, (runs, launchers)
-            return next(iter(runs))
+            found = graphql(url, RUNS)["runsOrError"]["results"]
+            launchers = {r["runId"]: {t["key"]: t["value"] for t in r["tags"] if t["key"].startswith("dagster/")}
+                         for r in found}
+            assert len(found) == 1, launchers
+            return found[0]["runId"]
         dialog = page.get_by_role("dialog")
         # Once only: on a loaded machine the dialog stays up while the launch is in flight, and a second
         # click would launch a second run.

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
-
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -16,14 +10,8 @@ from mlops_assets.wiring.resources import build_resources
 
 
 @pytest.fixture
-def data_dir(monkeypatch):
-    # SQLite on tmpfs: creating an MLflow database runs ~100 migrations, each an fsync.
-    root = Path(tempfile.mkdtemp(prefix="abandoned-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    yield root
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
-    shutil.rmtree(root, ignore_errors=True)
+def data_dir(mlflow_scratch):
+    return mlflow_scratch
 
 
 def test_a_run_left_running_by_a_killed_process_is_ended_as_failed(data_dir):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -31,16 +29,8 @@ def artifact_files(data_dir: Path) -> set[str]:
 
 
 @pytest.fixture
-def workspace(monkeypatch):
-    # SQLite on tmpfs: creating an MLflow database runs ~100 migrations, each an fsync.
-    root = Path(tempfile.mkdtemp(prefix="relocate-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    yield root
-    # activate() points the process's tracking and registry URIs at stores this fixture deletes.
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    shutil.rmtree(root, ignore_errors=True)
+def workspace(mlflow_scratch):
+    return mlflow_scratch
 
 
 @pytest.mark.slow
