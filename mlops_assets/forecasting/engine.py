@@ -199,12 +199,26 @@ class _LocalEngine:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class NoWorkers(RuntimeError):
+    """The Dask scheduler has had no worker for longer than the engine waits for one."""
+
+
+# How long a step waits with work pending and no worker at all before it fails (a scheduler whose workers
+# all died, e.g. could not unpickle a task, would otherwise keep the step waiting forever). Long enough for
+# an adaptive cluster to start a worker.
+NO_WORKER_SECONDS = 300.0
+# How often the wait looks at the workers.
+_POLL_SECONDS = 10.0
+
+
 class _DaskEngine:
     """A Dask client: to the scheduler at ``address``, or to a LocalCluster of single-threaded workers."""
 
-    def __init__(self, address: str | None, workers: int | None):
+    def __init__(self, address: str | None, workers: int | None, no_worker_seconds: float = NO_WORKER_SECONDS):
         from distributed import Client, LocalCluster
 
+        self._address = address or "a local cluster"
+        self._no_worker_seconds = no_worker_seconds
         self._cluster = None
         if address:
             self._client = Client(address)
@@ -226,8 +240,22 @@ class _DaskEngine:
     def wait_first(self, pending: set) -> tuple[set, set]:
         from distributed import wait
 
-        done, rest = wait(list(pending), return_when="FIRST_COMPLETED")
-        return set(done), set(rest)
+        alone_since = None
+        while True:
+            try:
+                done, rest = wait(list(pending), timeout=min(_POLL_SECONDS, self._no_worker_seconds),
+                                  return_when="FIRST_COMPLETED")
+                return set(done), set(rest)
+            except TimeoutError:  # distributed raises the builtin
+                pass
+            if self._client.nthreads():
+                alone_since = None
+                continue
+            alone_since = alone_since or time.monotonic()
+            if time.monotonic() - alone_since >= self._no_worker_seconds:
+                raise NoWorkers(f"the Dask scheduler at {self._address} has had no worker for "
+                                f"{self._no_worker_seconds:.0f} s with {len(pending)} task(s) waiting: its "
+                                "workers died or never joined; see the workers' logs")
 
     def close(self) -> None:
         self._client.close()

@@ -15,6 +15,7 @@ import pytest
 from mlops_assets.forecasting.backtest import run_backtest
 from mlops_assets.forecasting.engine import (
     ModelGroup,
+    NoWorkers,
     TaskFailure,
     TaskReport,
     backtest_by_group,
@@ -218,6 +219,22 @@ def test_a_task_that_still_fails_names_its_series_and_keeps_the_others(tmp_path)
                     done=lambda b: (tmp_path / f"{b.name}.done").exists(),
                     on_progress=lambda p: calls.append(p))
     assert [p.done for p in calls] == [4] and calls[0].reused == 3
+
+
+@pytest.mark.dask
+def test_a_scheduler_without_workers_fails_the_step_instead_of_waiting_forever(tmp_path):
+    from distributed import LocalCluster
+
+    from mlops_assets.forecasting.engine import _DaskEngine
+
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster:
+        engine = _DaskEngine(cluster.scheduler_address, None, no_worker_seconds=1.0)
+        try:
+            with pytest.raises(NoWorkers, match=r"has had no worker for 1 s with 4 task\(s\) waiting"):
+                run_tasks(engine, _FailsOnce(tmp_path), _tasks(), retries=0)
+        finally:
+            engine.close()
+    assert not list(tmp_path.glob("*.done"))
 
 
 @pytest.mark.dask
