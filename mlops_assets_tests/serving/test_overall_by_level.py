@@ -2,6 +2,7 @@
 node's actuals add up to its series' (an excluded series included), its forecast is the default method's rows,
 built in parts, with a PNG per group named after the node."""
 
+import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
@@ -136,3 +137,29 @@ def test_forecasts_of_nodes_the_hierarchy_lacks_are_a_clear_error(tmp_path):
     forecasts.loc[forecasts["unique_id"] == "category/Cream", "unique_id"] = "category/Butter"
     with stored(gold_rows(), forecasts) as con, pytest.raises(ValueError, match="category/Butter.*rematerialize"):
         build_overall_by_level(con, GOLD, FORECASTS, SETTINGS, tmp_path / "parts", tmp_path / "plots", 10, 10)
+
+
+def test_the_level_tables_are_wired_only_when_the_settings_declare_a_hierarchy(tmp_path, monkeypatch):
+    from mlops_assets.catalog import FORECAST_ACCURACY_BY_LEVEL, FORECAST_HISTORY_BY_LEVEL, SALES_OVERALL_BY_LEVEL
+    from mlops_assets.definitions import defs
+    from mlops_assets.defs.levels import levels
+    from mlops_assets.defs.levels_output import levels_output
+    from mlops_assets.settings import SETTINGS_ENV
+
+    wanted = {"/".join(t.key) for t in (SALES_OVERALL_BY_LEVEL, FORECAST_HISTORY_BY_LEVEL, FORECAST_ACCURACY_BY_LEVEL)}
+    assert not wanted & {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
+    monkeypatch.setenv(SETTINGS_ENV, "")
+    assert not levels_output().assets
+    declared = tmp_path / "settings.yaml"
+    declared.write_text("hierarchy: {levels: [[category]]}\n")
+    monkeypatch.setenv(SETTINGS_ENV, str(declared))
+    wired = levels_output()
+    assert {k.to_user_string() for a in wired.assets for k in a.keys} == wanted
+    checks = {(k.asset_key.to_user_string(), k.name) for c in wired.asset_checks for k in c.check_keys}
+    assert checks == {(key, "matches_contract") for key in wanted}
+    # With the levels' own assets, the graph resolves: every dependency is an asset of it.
+    graph = dg.Definitions.merge(defs, levels(), wired).resolve_asset_graph()
+    assert wanted <= {k.to_user_string() for k in graph.materializable_asset_keys}
+    sales = graph.get(dg.AssetKey(SALES_OVERALL_BY_LEVEL.key))
+    assert {k.to_user_string() for k in sales.parent_keys} == {"gold/sales_data_for_forecast",
+                                                               "forecasting/forecasts_by_level"}
