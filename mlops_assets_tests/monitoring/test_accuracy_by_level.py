@@ -109,3 +109,20 @@ def test_issued_forecasts_are_scored_against_each_nodes_actuals_once_they_arrive
     assert summary.loc["product", "wape"] == pytest.approx(100 * (6 + 4 + 10 + 10 + 4 + 4) / 68)
     assert summary.loc["total", "smape"] == pytest.approx((200 * 4 / 84 + 200 * 6 / 54) / 2)
     assert summary.loc["product", "n"] == 6
+
+
+def test_the_history_and_the_scored_rows_meet_their_contracts_in_pandas_and_in_duckdb(con, tmp_path):
+    from mlops_assets import schemas
+    from mlops_assets.schemas_sql import validate_in_duckdb
+
+    issue(con, "2024-01-29 12:00:00")
+    replace(con, GOLD, gold(6))
+    scored = score_levels(con, history=HISTORY, gold=GOLD, settings=SETTINGS, parts=tmp_path, range_series=2)
+    con.execute(f"create table monitoring.scored as select * from '{scored.pattern}'")
+    for table, contract in ((HISTORY, schemas.forecast_history_by_level_schema()),
+                            ("monitoring.scored", schemas.forecast_accuracy_by_level_schema())):
+        contract.validate(con.execute(f"select * from {table}").df(), lazy=True)
+        assert validate_in_duckdb(con, table, contract)[0] == 0
+    late = con.execute("select * from monitoring.scored").df().assign(train_end=WEEKS[5])  # scored before its data
+    with pytest.raises(Exception, match="after its model's training data"):
+        schemas.forecast_accuracy_by_level_schema().validate(late, lazy=True)

@@ -163,3 +163,29 @@ def test_the_level_tables_are_wired_only_when_the_settings_declare_a_hierarchy(t
     sales = graph.get(dg.AssetKey(SALES_OVERALL_BY_LEVEL.key))
     assert {k.to_user_string() for k in sales.parent_keys} == {"gold/sales_data_for_forecast",
                                                                "forecasting/forecasts_by_level"}
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_the_contract_reaches_one_verdict_in_pandas_and_in_duckdb(tmp_path, broken):
+    import pandera.pandas as pa
+
+    from mlops_assets import schemas, warehouse
+    from mlops_assets.schemas_sql import validate_in_duckdb
+
+    with stored(gold_rows()) as con:
+        built = build_overall_by_level(con, GOLD, FORECASTS, SETTINGS, tmp_path / "parts", tmp_path / "plots", 10, 0)
+        table = con.execute(f"select * from '{built.pattern}'").df()
+    if broken:  # a forecast row that does not say which reconciliation made it
+        table.loc[table.index[table["origin"] == "Predict"][-1], "method"] = None
+    contract = schemas.sales_overall_by_level_schema()
+    try:
+        contract.validate(table, lazy=True)
+        in_pandas = set()
+    except pa.errors.SchemaErrors as err:
+        in_pandas = set(err.failure_cases["check"].astype(str))
+    with duckdb.connect() as con:
+        con.execute("create schema serving")
+        warehouse.replace_table(con, "serving.sales_overall_by_level", table)
+        count, examples = validate_in_duckdb(con, "serving.sales_overall_by_level", contract)
+    in_duckdb = set(examples["check"]) if count else set()
+    assert in_pandas == in_duckdb == ({"every Predict row names its reconciliation method"} if broken else set())
