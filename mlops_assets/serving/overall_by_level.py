@@ -18,7 +18,7 @@ import pandas as pd
 
 from mlops_assets.buckets import range_rows, series_ranges
 from mlops_assets.node_actuals import group_actuals, stored_hierarchy
-from mlops_assets.serving.overall import BOUNDS, PREDICT, TRAIN, _bound_columns
+from mlops_assets.serving.overall import BOUNDS, PREDICT, TRAIN, forecast_bounds
 from mlops_assets.serving.plots import SeriesPlotWriter, rank_by_volume
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import require_table, write_part
@@ -34,7 +34,7 @@ def level_overall_columns(bounds: list[str] = BOUNDS) -> list[str]:
 def build_level_overall(actuals: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
     """Stack nodes' actuals (level, unique_id, ds, y, imputed: origin Train) and their default forecasts
     (forecasts_by_level rows: origin Predict, with method, the node's own champion as model, and the bounds)."""
-    bounds = _bound_columns(forecasts)
+    bounds = forecast_bounds(forecasts)
     train = actuals.rename(columns={"y": "sales"}).assign(origin=TRAIN, method=None, model=None,
                                                          **{b: float("nan") for b in bounds})
     predict = forecasts.rename(columns={"y_hat": "sales", "base_model": "model"}).assign(origin=PREDICT,
