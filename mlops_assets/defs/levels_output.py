@@ -10,14 +10,15 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets.catalog import (
+    EVALUATION_BY_LEVEL,
     FORECAST_ACCURACY_BY_LEVEL,
     FORECAST_HISTORY_BY_LEVEL,
     FORECASTS_BY_LEVEL,
     GOLD,
     SALES_OVERALL_BY_LEVEL,
 )
-from mlops_assets.monitoring.accuracy import issue_already_stored, issue_sql, summary_sql
-from mlops_assets.monitoring.accuracy_by_level import ISSUE_VERSION, issue_source, score_levels
+from mlops_assets.monitoring.accuracy import issue_already_stored, issue_sql
+from mlops_assets.monitoring.accuracy_by_level import ISSUE_VERSION, issue_source, level_summary, score_levels
 from mlops_assets.reporting.render import png_markdown
 from mlops_assets.serving.overall_by_level import build_overall_by_level
 from mlops_assets.serving.plots import plot_top_series
@@ -96,7 +97,10 @@ def level_output_definitions() -> dg.Definitions:
                                            then_remove=scored.parts)
         else:
             warehouse.replace(table, scored.columns)
-        per_level = warehouse.query(summary_sql(table, "level", wape=True)) if scored.rows else pd.DataFrame()
+        per_level = pd.DataFrame()
+        if scored.rows:
+            with warehouse.connection() as con:
+                per_level = level_summary(con, table, EVALUATION_BY_LEVEL.name)
         context.log.info(f"{scored.rows} issued forecasts of the levels scored against actuals")
         return dg.MaterializeResult(metadata={
             **stored_table_metadata(warehouse, FORECAST_ACCURACY_BY_LEVEL, forecasts_scored=scored.rows),

@@ -16,11 +16,11 @@ import duckdb
 import pandas as pd
 
 from mlops_assets.buckets import range_rows, series_ranges
-from mlops_assets.monitoring.accuracy import score_forecasts
+from mlops_assets.monitoring.accuracy import score_forecasts, summary_sql
 from mlops_assets.monitoring.accuracy_by_range import ScoredParts
 from mlops_assets.node_actuals import group_actuals, stored_hierarchy
 from mlops_assets.settings import Settings
-from mlops_assets.warehouse import require_table, write_part
+from mlops_assets.warehouse import require_table, table_exists, write_part
 
 # What tells two issues of the levels apart besides their rows (accuracy.issue_already_stored's version).
 ISSUE_VERSION = "method"
@@ -78,3 +78,16 @@ def score_levels(con: duckdb.DuckDBPyConnection, *, history: str, gold: str, set
         keep(score_forecasts(issued, range_rows(con, gold, bounds, f"unique_id, ds, y{imputed}")), f"series-{j:05d}")
     return ScoredParts(parts, written, k + 1 + len(ranges), pd.DataFrame(),
                        columns if columns is not None else empty)
+
+
+def level_summary(con: duckdb.DuckDBPyConnection, accuracy: str, evaluation: str) -> pd.DataFrame:
+    """Per level, top first (fewest nodes): nodes, n, realized smape (mean, 0-200), wape (%), mae, bias, coverage,
+    and, when ``evaluation`` (forecasting.evaluation_by_level) is stored, the default method's backtest smape and
+    wape beside them."""
+    table = con.execute(f"select level, count(distinct unique_id)::bigint as nodes from {accuracy} group by 1").df()
+    table = table.merge(con.execute(summary_sql(accuracy, "level", wape=True)).df(), on="level")
+    if table_exists(con, evaluation):
+        promised = con.execute(f"select level, smape as backtest_smape, wape as backtest_wape from {evaluation} "
+                               "where is_default").df()
+        table = table.merge(promised, on="level", how="left")
+    return table.sort_values(["nodes", "level"]).reset_index(drop=True)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.monitoring.accuracy import issue_already_stored, issue_sql, summary_sql
-from mlops_assets.monitoring.accuracy_by_level import ISSUE_VERSION, issue_source, score_levels
+from mlops_assets.monitoring.accuracy_by_level import ISSUE_VERSION, issue_source, level_summary, score_levels
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import table_exists
 
@@ -109,6 +109,16 @@ def test_issued_forecasts_are_scored_against_each_nodes_actuals_once_they_arrive
     assert summary.loc["product", "wape"] == pytest.approx(100 * (6 + 4 + 10 + 10 + 4 + 4) / 68)
     assert summary.loc["total", "smape"] == pytest.approx((200 * 4 / 84 + 200 * 6 / 54) / 2)
     assert summary.loc["product", "n"] == 6
+
+    evaluation = pd.DataFrame({"level": ["total", "category", "product", "total"], "method": "BottomUp",
+                               "smape": [11.0, 12.0, 13.0, 99.0], "wape": [1.0, 2.0, 3.0, 99.0],
+                               "is_default": [True, True, True, False]})
+    replace(con, "forecasting.evaluation_by_level", evaluation)
+    per_level = level_summary(con, "monitoring.scored", "forecasting.evaluation_by_level")
+    assert per_level["level"].tolist() == ["total", "category", "product"]  # top first
+    assert per_level["nodes"].tolist() == [1, 2, 3]
+    assert per_level["backtest_smape"].tolist() == [11.0, 12.0, 13.0]
+    assert per_level["wape"].tolist() == pytest.approx(summary.loc[["total", "category", "product"], "wape"].tolist())
 
 
 def test_the_history_and_the_scored_rows_meet_their_contracts_in_pandas_and_in_duckdb(con, tmp_path):
