@@ -51,8 +51,8 @@ def build_level_overall(actuals: pd.DataFrame, forecasts: pd.DataFrame) -> pd.Da
 
 
 def plot_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """A node's rows as the series plots read them: the forecast's line names the reconciliation method."""
-    return rows.assign(model=rows["method"], model_version=None)
+    """A node's rows as the series plots read them: the title names the reconciliation method."""
+    return rows.assign(model="reconciled by " + rows["method"].fillna(""), model_version=None)
 
 
 @dataclass(frozen=True)
