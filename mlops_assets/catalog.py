@@ -367,6 +367,61 @@ EVALUATION_BY_LEVEL = Table(
     },
 )
 
+SALES_OVERALL_BY_LEVEL = Table(
+    "serving.sales_overall_by_level",
+    "serving.sales_overall for every level of the hierarchy (total, each group, each series): one row per "
+    "node, period and origin, the actuals (a group's summed from gold, its excluded series included) beside the "
+    "coherent forecast (forecasting.forecasts_by_level's default method) with its intervals. A PNG per group in "
+    "plots/levels/ of the data directory. Only with a hierarchy declared (docs/levels.md).",
+    lambda settings, _store: schemas.sales_overall_by_level_schema(settings.interval_levels),
+    "One row per node, period and origin; every forecast row names its reconciliation method.",
+    blocking=False,
+    order_by="unique_id, ds, origin",
+    columns={
+        "level": "The node's level, as in forecasting.forecasts_by_level (total, category, category/brand, "
+        "product...).",
+        "unique_id": "The node: total, category/<c>, category/<c>/brand/<b>, or the series' own id.",
+        "origin": "'Train' for actuals, 'Predict' for the coherent forecast.",
+        "sales": "Units: the node's actual (a group: the sum of all its series) or its forecast.",
+        "imputed": "True on a Train row where the node's value (or one of its series') was interpolated by "
+        "gold across a gap in a series file: not an actual.",
+        "method": "The reconciliation method of the forecast (Predict rows): the default of "
+        "forecasting.forecasts_by_level.",
+        "model": "The node's own champion (base_model of forecasting.forecasts_by_level).",
+    },
+)
+FORECAST_HISTORY_BY_LEVEL = Table(
+    "monitoring.forecast_history_by_level",
+    "Every coherent forecast of the levels ever issued (forecasting.forecasts_by_level's default method), "
+    "with when it was issued. Append-only: a rerun of the same forecasts adds nothing. Only with a hierarchy "
+    "declared.",
+    lambda settings, _store: schemas.forecast_history_by_level_schema(settings.interval_levels),
+    "One row per node, period, method and issue.",
+    blocking=False,
+    order_by="issued_at, unique_id, ds",
+    columns={
+        "level": "The node's level.",
+        "model": "The node's own champion (base_model).",
+        "method": "The reconciliation method that made the forecast (the default at issue).",
+        "train_end": "The last period of actuals the forecast was made from.",
+    },
+)
+FORECAST_ACCURACY_BY_LEVEL = Table(
+    "monitoring.forecast_accuracy_by_level",
+    "Every issued forecast of the levels that actuals now cover, scored like monitoring.forecast_accuracy "
+    "(SMAPE 0-200, M4; interval coverage) against the node's actual (a group's summed from gold); the asset's "
+    "metadata sums it up per level (SMAPE, WAPE). Only with a hierarchy declared.",
+    lambda settings, _store: schemas.forecast_accuracy_by_level_schema(settings.interval_levels),
+    "Scored forecasts have SMAPE in 0-200 and are for periods after their training data.",
+    blocking=False,
+    order_by="issued_at, unique_id, ds",
+    columns={
+        "level": "The node's level.",
+        "y": "The node's actual: a group's the sum of all its series (excluded ones too).",
+        "smape": schemas.SMAPE_DESCRIPTION,
+    },
+)
+
 # Assets that are not warehouse tables, by the same dotted name: a report, the registered model, documents.
 DRIFT_REPORT = "monitoring.drift_report"
 MODEL = "registry.sales_forecast_model"
@@ -388,7 +443,8 @@ TABLES = (
     DRIFT_SUMMARY, FORECAST_HISTORY, FORECAST_ACCURACY, SERVING_REQUESTS, SERVED_FORECASTS, SALES_OVERALL,
 )
 # Tables of a layer the settings turn on (settings.hierarchy); documented with the others.
-OPT_IN_TABLES = (FORECASTS_BY_LEVEL, EVALUATION_BY_LEVEL)
+OPT_IN_TABLES = (FORECASTS_BY_LEVEL, EVALUATION_BY_LEVEL, SALES_OVERALL_BY_LEVEL, FORECAST_HISTORY_BY_LEVEL,
+                 FORECAST_ACCURACY_BY_LEVEL)
 BY_NAME = {table.name: table for table in (*TABLES, *OPT_IN_TABLES)}
 
 

@@ -442,6 +442,47 @@ def forecast_accuracy_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchem
     )
 
 
+# The levels' tables (written only with settings.hierarchy): a node and its level instead of a model version.
+def _level_history_columns(levels: Iterable[int]) -> dict[str, Column]:
+    columns = _history_columns(levels)
+    del columns["model_version"]
+    return {"level": _STR, **columns, "method": _STR}
+
+
+def forecast_history_by_level_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
+    return DataFrameSchema(
+        _level_history_columns(levels),
+        unique=["unique_id", "ds", "method", "issued_at"],
+        strict=False,
+        name="monitoring.forecast_history_by_level",
+    )
+
+
+def forecast_accuracy_by_level_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
+    scored = forecast_accuracy_schema(levels)
+    return DataFrameSchema(
+        {**_level_history_columns(levels), **{c: scored.columns[c] for c in ("y", "abs_error", "smape")}},
+        checks=scored.checks,
+        unique=["unique_id", "ds", "method", "issued_at"],
+        strict=False,
+        name="monitoring.forecast_accuracy_by_level",
+    )
+
+
+def sales_overall_by_level_schema(levels: Iterable[int] = (80, 95)) -> DataFrameSchema:
+    overall = sales_overall_schema(levels)
+    columns = {c: overall.columns[c] for c in overall.columns if c != "model_version"}
+    return DataFrameSchema(
+        {"level": _STR, **columns, "method": Column(str, nullable=True)},
+        checks=[sql_form(Check(lambda df: (df["origin"] == "Train") | df["method"].notna(),
+                               error="every Predict row names its reconciliation method"),
+                         "origin = 'Train' or method is not null")],
+        unique=["unique_id", "ds", "origin"],
+        strict=False,
+        name="serving.sales_overall_by_level",
+    )
+
+
 DRIFT_SUMMARY = DataFrameSchema(
     {
         "reported_at": Column("datetime64[ns]", coerce=True),

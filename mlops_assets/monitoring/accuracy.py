@@ -197,41 +197,45 @@ def issue_sql(con: duckdb.DuckDBPyConnection, forecasts: str) -> str:
     )
 
 
-def issue_already_stored(con: duckdb.DuckDBPyConnection, history: str, forecasts: str) -> bool:
+def issue_already_stored(con: duckdb.DuckDBPyConnection, history: str, forecasts: str,
+                         version: str = "model_version") -> bool:
     """Whether ``history`` already holds an issue with the same rows as ``forecasts`` (append_history's test:
-    same model_version, train_end and unique_id/ds/model/y_hat set, y_hat to 6 decimals), asked of DuckDB."""
+    same ``version`` (model_version; a levels issue: its reconciliation method), train_end and
+    unique_id/ds/model/y_hat set, y_hat to 6 decimals), asked of DuckDB."""
     if not table_exists(con, history):
         return False
 
     def rows(table: str) -> str:
         train_end = "train_end" if "train_end" in _columns(con, table) else "null"
-        return (f"unique_id::varchar, ds::timestamp_ns, model::varchar, model_version::varchar, "
+        return (f"unique_id::varchar, ds::timestamp_ns, model::varchar, {version}::varchar, "
                 f"{train_end}::timestamp_ns, round(y_hat::double, {_Y_HAT_DECIMALS})"), train_end
 
     new, _ = rows(forecasts)
     old, train_end = rows(history)
     issues = con.execute(
-        f"select distinct issued_at, model_version, {train_end} from {history} "
-        f"where model_version::varchar in (select model_version::varchar from {forecasts}) order by all"
+        f"select distinct issued_at, {version}, {train_end} from {history} "
+        f"where {version}::varchar in (select {version}::varchar from {forecasts}) order by all"
     ).fetchall()
-    for issued_at, version, end in issues:
-        issue = (f"select {old} from {history} where issued_at = $1 and model_version = $2 "
+    for issued_at, issue_version, end in issues:
+        issue = (f"select {old} from {history} where issued_at = $1 and {version} = $2 "
                  f"and {train_end} is not distinct from $3")
         differing = con.execute(
             f"select count(*) from ((select {new} from {forecasts} except all {issue}) "
             f"union all ({issue} except all select {new} from {forecasts}))",
-            [issued_at, version, end],
+            [issued_at, issue_version, end],
         ).fetchone()[0]
         if differing == 0:
             return True
     return False
 
 
-def summary_sql(table: str, by: str, limit: int | None = None) -> str:
-    """accuracy_summary's table by ``by`` as DuckDB SQL over the stored scored forecasts (first ``limit`` rows)."""
+def summary_sql(table: str, by: str, limit: int | None = None, wape: bool = False) -> str:
+    """accuracy_summary's table by ``by`` as DuckDB SQL over the stored scored forecasts (first ``limit`` rows);
+    with ``wape``, also 100 * sum|error| / sum|actual| (percent; NULL when every actual is 0)."""
+    wape_sql = "100 * sum(abs_error) / nullif(sum(abs(y)), 0) as wape, " if wape else ""
     return (
-        f"select {by}, count(*)::bigint as n, avg(smape) as smape, avg(abs_error) as mae, avg(y_hat - y) as bias, "
-        "avg(in_80::double) as coverage_80, avg(in_95::double) as coverage_95 "
+        f"select {by}, count(*)::bigint as n, avg(smape) as smape, {wape_sql}avg(abs_error) as mae, "
+        "avg(y_hat - y) as bias, avg(in_80::double) as coverage_80, avg(in_95::double) as coverage_95 "
         f"from {table} group by {by} order by {by} nulls last" + (f" limit {int(limit)}" if limit else "")
     )
 

@@ -40,7 +40,7 @@ def _require(frame: pd.DataFrame, columns: list[str], table: str) -> None:
         raise ValueError(f"{table} lacks columns {missing}; it has {list(frame.columns)}")
 
 
-def _bound_columns(forecasts: pd.DataFrame) -> list[str]:
+def forecast_bounds(forecasts: pd.DataFrame) -> list[str]:
     """The contract's 80/95 bounds, plus any other levels the settings asked for, lowest level first."""
     found = {column for column in forecasts.columns if _BOUND.match(column)}
     levels = sorted({int(_BOUND.match(column).group(2)) for column in found | set(BOUNDS)})
@@ -73,7 +73,7 @@ def build_sales_overall(
     _require(forecasts, _FORECAST_REQUIRED, "forecasting.forecasts")
     attributes = default_attributes(gold.columns) if attributes is None else list(attributes)
     _require(gold, attributes, "gold.sales_data_for_forecast (attributes asked for)")
-    bounds = _bound_columns(forecasts)
+    bounds = forecast_bounds(forecasts)
 
     gold = gold.assign(unique_id=gold["unique_id"].astype(str), ds=pd.to_datetime(gold["ds"]))
     forecasts = forecasts.assign(
