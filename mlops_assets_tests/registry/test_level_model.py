@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
+from openapi_spec_validator import validate as validate_openapi
 
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.level_model import (
@@ -20,6 +21,8 @@ from mlops_assets.registry.level_model import (
     register_levels,
 )
 from mlops_assets.registry.model_registry import CHALLENGER, CHAMPION, alias_version, register_champions
+from mlops_assets.serving.docs import served_document
+from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.routing import RoutedModel
 from mlops_assets_tests.serving.test_serving import MODELS, SERIES, weekly_history
 
@@ -149,3 +152,17 @@ def test_the_champion_alias_moves_only_when_the_levels_add_up(registered):
     assert alias_version("sf_levels", CHALLENGER) == rejected.version
     again = register_levels(forecasts, name="sf_levels", coherent=True, why="test", tags={})
     assert again.reused and again.version == before
+
+
+def test_the_openapi_document_names_level_ids_and_the_answers_level(registered):
+    registration = registered["registration"]
+    document = served_document("sf", registered["series_version"], "http://127.0.0.1:5001", RequestLimits(),
+                               ("sf_levels", registration.version))
+    validate_openapi(document)
+    schemas = document["components"]["schemas"]
+    assert "level" in schemas["Prediction"]["required"]
+    assert "category/A" in schemas["Row"]["properties"]["unique_id"]["description"]
+    examples = document["paths"]["/invocations"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    assert examples["level ids"]["value"]["dataframe_records"][0]["unique_id"] == "category/A"
+    series_only = served_document("sf", registered["series_version"], "http://127.0.0.1:5001", RequestLimits())
+    assert "level" not in series_only["components"]["schemas"]["Prediction"]["properties"]
