@@ -3,6 +3,8 @@ models in a scratch store, a forecasts_by_level table made from the series' own 
 
 from __future__ import annotations
 
+import time
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -21,6 +23,7 @@ from mlops_assets.registry.level_model import (
     register_levels,
 )
 from mlops_assets.registry.model_registry import CHALLENGER, CHAMPION, alias_version, register_champions
+from mlops_assets.serving.app import ServingConfig, create_app
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.routing import RoutedModel
@@ -166,3 +169,34 @@ def test_the_openapi_document_names_level_ids_and_the_answers_level(registered):
     assert examples["level ids"]["value"]["dataframe_records"][0]["unique_id"] == "category/A"
     series_only = served_document("sf", registered["series_version"], "http://127.0.0.1:5001", RequestLimits())
     assert "level" not in series_only["components"]["schemas"]["Prediction"]["properties"]
+
+
+def test_the_app_follows_the_levels_champion_and_answers_series_only_without_one(registered, tmp_path):
+    config = ServingConfig(model_name="sf", server_url="http://127.0.0.1:5001", log_folder=tmp_path / "logs",
+                           poll_seconds=0.2, levels_model_name="sf_levels")
+    forecasts = registered["forecasts"]
+    with TestClient(create_app(config)) as client:
+        before = client.post("/invocations", json={"dataframe_records": [{"unique_id": "total", "h": 1}]})
+        assert before.headers["X-Levels-Model-Version"] == alias_version("sf_levels", CHAMPION)
+        doubled = LevelForecasts(forecasts.rows.assign(y_hat=forecasts.rows["y_hat"] * 2), forecasts.levels,
+                                 forecasts.bottom_level, forecasts.series_version)
+        moved = register_levels(doubled, name="sf_levels", coherent=True, why="test", tags={"copy": "doubled"})
+        try:
+            deadline = time.monotonic() + 30
+            while client.get("/version").json()["levels_model_version"] != moved.version:
+                assert time.monotonic() < deadline, "the app did not follow the levels' champion alias"
+                time.sleep(0.2)
+            after = client.post("/invocations", json={"dataframe_records": [{"unique_id": "total", "h": 1}]})
+            assert after.headers["X-Levels-Model-Version"] == moved.version
+            first, second = before.json()["predictions"][0], after.json()["predictions"][0]
+            assert second["y_hat"] == pytest.approx(2 * first["y_hat"])
+        finally:
+            MlflowClient().set_registered_model_alias("sf_levels", CHAMPION, before.headers["X-Levels-Model-Version"])
+    # The levels' model not followed (no hierarchy declared): the series' answer as before levels, no level column.
+    series_only = ServingConfig(model_name="sf", server_url="http://127.0.0.1:5001", log_folder=tmp_path / "logs2")
+    with TestClient(create_app(series_only)) as client:
+        answer = client.post("/invocations", json={"dataframe_records": [{"unique_id": "s1", "h": 2}]})
+        assert answer.status_code == 200 and "X-Levels-Model-Version" not in answer.headers
+        assert "level" not in answer.json()["predictions"][0]
+        assert client.post("/invocations", json={"dataframe_records": [{"unique_id": "total", "h": 1}]}
+                           ).status_code == 400
