@@ -33,13 +33,14 @@ def levels_model_definitions() -> dg.Definitions:
     def levels_model(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: Warehouse,
                      mlflow_tracking: MlflowTracking):
         settings = project.settings
-        mlflow_tracking.activate()
+        experiment = mlflow_tracking.activate()
         name = levels_model_name(settings.registered_model_name)
         try:
             registration, forecasts = register_level_forecasts(
                 warehouse.connection, settings, warehouse.read(FORECASTS_BY_LEVEL.name), gold=GOLD.name,
                 forecasts_table=FORECASTS.name, model_name=name,
-                tags={"dagster_run_id": context.run_id, "settings_fingerprint": settings.fingerprint()})
+                tags={"dagster_run_id": context.run_id, "settings_fingerprint": settings.fingerprint()},
+                run_tags=mlflow_tracking.run_tags(context))
         except ValueError as err:
             raise dg.Failure(description=str(err)) from err
         (context.log.info if registration.promoted else context.log.warning)(
@@ -52,6 +53,7 @@ def levels_model_definitions() -> dg.Definitions:
             "series_model_version": forecasts.series_version,
             "level_ids": len(forecasts.series),
             "model_uri": f"models:/{name}/{registration.version}",
+            "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_url(experiment, registration.run_id)),
         })
 
     return dg.Definitions(assets=[levels_model])

@@ -102,9 +102,10 @@ class LevelForecasts:
         picked["row"] = np.repeat(request.index.to_numpy(), sizes)
         picked = picked[picked["horizon_step"].to_numpy() <= np.repeat(request["h"].to_numpy(), sizes)]
         picked = picked.reset_index(drop=True)
-        level = request["level"].reindex(picked["row"]).to_numpy(dtype=float)
+        # The interval level each row asked for (NaN: all of them).
+        asked = request["level"].reindex(picked["row"]).to_numpy(dtype=float)
         for lv in self.levels:
-            other = ~np.isnan(level) & (level != float(lv))
+            other = ~np.isnan(asked) & (asked != float(lv))
             for column in bound_columns((lv,)):
                 picked[column] = picked[column].astype(float).where(~other)
         out = picked.assign(model=picked["method"], **{MODEL_VERSION_KEY: self.series_version})
@@ -166,6 +167,7 @@ class LevelsRegistration:
     promoted: bool
     reason: str
     reused: bool
+    run_id: str
 
 
 def rows_key(forecasts: LevelForecasts) -> str:
@@ -174,8 +176,8 @@ def rows_key(forecasts: LevelForecasts) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def register_levels(forecasts: LevelForecasts, *, name: str, coherent: bool, why: str,
-                    tags: dict[str, str]) -> LevelsRegistration:
+def register_levels(forecasts: LevelForecasts, *, name: str, coherent: bool, why: str, tags: dict[str, str],
+                    run_tags: dict[str, str] | None = None) -> LevelsRegistration:
     """Register the rows as a new version of ``name`` (alias challenger; the same rows reuse their version) and
     move ``champion`` to it only when ``coherent``; ``why`` says what the coherence test found."""
     client = MlflowClient()
@@ -188,9 +190,9 @@ def register_levels(forecasts: LevelForecasts, *, name: str, coherent: bool, why
     key = rows_key(forecasts)
     existing = find_registered(name, key)
     if existing is not None:
-        version, reused = str(existing.version), True
+        version, reused, run_id = str(existing.version), True, existing.run_id
     else:
-        with mlflow.start_run(run_name=f"{name} (series version {forecasts.series_version})",
+        with mlflow.start_run(run_name=f"{name} (series version {forecasts.series_version})", tags=run_tags,
                               nested=mlflow.active_run() is not None):
             info = log_levels_model(forecasts)
             registered = client.create_model_version(
@@ -198,7 +200,7 @@ def register_levels(forecasts: LevelForecasts, *, name: str, coherent: bool, why
                 tags={**tags, REGISTRATION_KEY_TAG: key, SERIES_VERSION_TAG: forecasts.series_version,
                       "nodes": str(len(forecasts.series)), "bottom_level": forecasts.bottom_level},
             )
-        version, reused = str(registered.version), False
+        version, reused, run_id = str(registered.version), False, info.run_id
     client.set_registered_model_alias(name, CHALLENGER, version)
     reason = (f"coherent ({why}): champion" if coherent
               else f"not coherent ({why}): champion unchanged")
@@ -206,4 +208,4 @@ def register_levels(forecasts: LevelForecasts, *, name: str, coherent: bool, why
     client.set_model_version_tag(name, version, "promotion_reason", reason)
     if coherent:
         client.set_registered_model_alias(name, CHAMPION, version)
-    return LevelsRegistration(name, version, coherent, reason, reused)
+    return LevelsRegistration(name, version, coherent, reason, reused, run_id)

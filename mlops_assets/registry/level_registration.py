@@ -33,7 +33,8 @@ def reconciled_series_version(connect: Connect, forecasts_table: str) -> str:
 
 def register_level_forecasts(connect: Connect, settings: Settings, forecasts_by_level: pd.DataFrame, *,
                              gold: str, forecasts_table: str, model_name: str,
-                             tags: dict[str, str]) -> tuple[LevelsRegistration, LevelForecasts]:
+                             tags: dict[str, str], run_tags: dict[str, str] | None = None,
+                             ) -> tuple[LevelsRegistration, LevelForecasts]:
     """Register the default rows as a version of ``model_name``; champion only if they add up."""
     bottom = bottom_level_name(settings)
     forecasts = LevelForecasts(default_rows(forecasts_by_level, bottom), tuple(settings.interval_levels), bottom,
@@ -47,5 +48,5 @@ def register_level_forecasts(connect: Connect, settings: Settings, forecasts_by_
            f"{COHERENCE_TOLERANCE:g}" if len(gaps) else "no reconciled method to test")
     method = str(forecasts.rows["method"].iloc[0])
     registration = register_levels(forecasts, name=model_name, coherent=coherent, why=why,
-                                   tags={**tags, "reconciliation": method})
+                                   tags={**tags, "reconciliation": method}, run_tags=run_tags)
     return registration, forecasts

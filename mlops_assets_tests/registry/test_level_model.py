@@ -15,6 +15,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
 from openapi_spec_validator import validate as validate_openapi
 
+from mlops_assets.catalog import FORECASTS, FORECASTS_BY_LEVEL, LEVELS_MODEL, key
+from mlops_assets.defs.levels_model import levels_model
 from mlops_assets.registry.champion_model import ChampionForecaster
 from mlops_assets.registry.level_model import (
     SERIES_VERSION_TAG,
@@ -27,6 +29,7 @@ from mlops_assets.serving.app import ServingConfig, create_app
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.routing import RoutedModel
+from mlops_assets.settings import SETTINGS_ENV
 from mlops_assets_tests.serving.test_serving import MODELS, SERIES, weekly_history
 
 HORIZON = 6
@@ -200,3 +203,15 @@ def test_the_app_follows_the_levels_champion_and_answers_series_only_without_one
         assert "level" not in answer.json()["predictions"][0]
         assert client.post("/invocations", json={"dataframe_records": [{"unique_id": "total", "h": 1}]}
                            ).status_code == 400
+
+
+def test_the_levels_model_asset_is_wired_only_with_a_hierarchy(tmp_path, monkeypatch):
+    monkeypatch.setenv(SETTINGS_ENV, "")
+    assert not levels_model().assets
+    declared = tmp_path / "settings.yaml"
+    declared.write_text("hierarchy: {}\n")
+    monkeypatch.setenv(SETTINGS_ENV, str(declared))
+    (asset,) = levels_model().assets
+    assert asset.key.to_user_string() == "/".join(key(LEVELS_MODEL))
+    deps = {k.to_user_string() for k in asset.asset_deps[asset.key]}
+    assert deps == {"/".join(FORECASTS_BY_LEVEL.key), "/".join(FORECASTS.key)}
