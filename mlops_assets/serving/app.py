@@ -183,7 +183,14 @@ def create_app(config: ServingConfig) -> FastAPI:
         return None if series is None else (series, levels or None)
 
     first_levels = aliases()[1]
-    state = {"served": load_version(config.model_name, first, config.levels_model_name, first_levels)}
+    try:
+        state = {"served": load_version(config.model_name, first, config.levels_model_name, first_levels)}
+    except Exception as error:  # noqa: BLE001 - the series are still served; the watch retries the levels
+        if first_levels is None:
+            raise
+        log.error(f"{config.levels_model_name} version {first_levels} failed to load ({error}): serving "
+                  f"{config.model_name} version {first} without level ids until it loads")
+        state = {"served": load_version(config.model_name, first)}
     metrics.served(first, reloaded=False)
     metrics.polled(first)
     documents: dict[tuple[str, str | None], dict] = {}

@@ -215,3 +215,21 @@ def test_the_levels_model_asset_is_wired_only_with_a_hierarchy(tmp_path, monkeyp
     assert asset.key.to_user_string() == "/".join(key(LEVELS_MODEL))
     deps = {k.to_user_string() for k in asset.asset_deps[asset.key]}
     assert deps == {"/".join(FORECASTS_BY_LEVEL.key), "/".join(FORECASTS.key)}
+
+
+def test_a_levels_version_that_cannot_load_leaves_the_series_served(registered, tmp_path):
+    client = MlflowClient()
+    good = alias_version("sf_levels", CHAMPION)
+    broken = client.create_model_version("sf_levels", (tmp_path / "gone").as_uri(), tags={"case": "files missing"})
+    client.set_registered_model_alias("sf_levels", CHAMPION, broken.version)
+    config = ServingConfig(model_name="sf", server_url="http://127.0.0.1:5001", log_folder=tmp_path / "logs",
+                           poll_seconds=60, levels_model_name="sf_levels")
+    try:
+        with TestClient(create_app(config)) as app:
+            assert app.post("/invocations", json={"dataframe_records": [{"unique_id": "s2", "h": 1}]}
+                            ).status_code == 200
+            assert app.post("/invocations", json={"dataframe_records": [{"unique_id": "total", "h": 1}]}
+                            ).status_code == 400
+            assert "levels_model_version" not in app.get("/version").json()
+    finally:
+        client.set_registered_model_alias("sf_levels", CHAMPION, good)
