@@ -40,6 +40,9 @@ class RoutedModel:
             parts.append(series.assign(**{LEVEL: self.levels.bottom_level}))
         if is_node.any():
             parts.append(self.levels.forecast(request[is_node], keep_row=True))
-        out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True).sort_values("row", kind="stable")
-        out = out[answer_columns(self.levels.levels)].reset_index(drop=True)
+        columns = answer_columns(self.levels.levels)
+        if len(parts) == 1:  # its bounds are already JSON-ready (null, not NaN)
+            return parts[0][columns].reset_index(drop=True)
+        out = pd.concat(parts, ignore_index=True).sort_values("row", kind="stable")[columns].reset_index(drop=True)
+        # pandas concatenates an all-null object column with a float one as float: the nulls are NaN again.
         return json_bounds(out, self.levels.levels)

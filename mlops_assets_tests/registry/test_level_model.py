@@ -3,6 +3,7 @@ models in a scratch store, a forecasts_by_level table made from the series' own 
 
 from __future__ import annotations
 
+import json
 import time
 
 import mlflow
@@ -145,6 +146,13 @@ def test_over_http_an_unknown_id_is_a_400_naming_its_row_and_a_level_id_a_200(re
     assert answered.status_code == 200
     rows = answered.json()["predictions"]
     assert [(r["unique_id"], r["level"]) for r in rows] == [("category/B", "category")] * 2 + [("s0", "product")]
+    # One interval level per row: the other level's bounds are null in both models' parts.
+    narrowed = client.post("/invocations", json={"dataframe_split": {
+        "columns": ["unique_id", "h", "level"], "data": [["category/B", 2, 80], ["s0", 1, 95]]}})
+    assert narrowed.status_code == 200, narrowed.text
+    rows = narrowed.json()["predictions"]
+    assert [r["lo_95"] is None and r["lo_80"] is not None for r in rows] == [True, True, False], json.dumps(rows)
+    assert rows[2]["lo_80"] is None and rows[2]["lo_95"] is not None
 
 
 def test_the_champion_alias_moves_only_when_the_levels_add_up(registered):
