@@ -91,9 +91,13 @@ def main() -> None:
             p50 = {}
             for app in order:
                 p50.setdefault(app, []).append(p50_ms(apps[app], request))
-            alone = float(np.mean(p50["series only"])) if "series only" in p50 else float("nan")
             routed = float(np.mean(p50["routed"]))
-            print(f"| {name} | {alone:.1f} | {routed:.1f} | {routed / alone:.2f} | {os.getloadavg()[0]:.2f} |")
+            if "series only" in p50:
+                alone = float(np.mean(p50["series only"]))
+                compared = f"{alone:.1f} | {routed:.1f} | {routed / alone:.2f}"
+            else:
+                compared = f"- | {routed:.1f} | -"
+            print(f"| {name} | {compared} | {os.getloadavg()[0]:.2f} |")
 
 
 if __name__ == "__main__":
