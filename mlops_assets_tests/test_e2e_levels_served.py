@@ -16,6 +16,7 @@ import pytest
 import requests
 import yaml
 
+from mlops_assets.catalog import FORECAST_ACCURACY, FORECAST_HISTORY, SERVED_FORECASTS, SERVING_REQUESTS
 from mlops_assets.definitions import ASSETS, CHECKS
 from mlops_assets.defs.levels import level_definitions
 from mlops_assets.defs.levels_model import levels_model_definitions
@@ -93,3 +94,11 @@ def test_the_endpoint_answers_level_ids_with_the_reconciled_default_and_says_eac
     assert unknown.status_code == 400 and "unknown unique_id 'category/nowhere' in row 1" in unknown.json()["message"]
     assert version["levels_model_version"] == registered["version"].value
     assert "level" in document["components"]["schemas"]["Prediction"]["properties"]
+
+    # The inference log, level ids and all, is read by monitoring as before.
+    logged = [dg.AssetKey(t.key) for t in (SERVING_REQUESTS, SERVED_FORECASTS, FORECAST_HISTORY, FORECAST_ACCURACY)]
+    monitored = dg.materialize([*ASSETS, *CHECKS], selection=logged, instance=dg.DagsterInstance.ephemeral(),
+                               resources=build_resources(str(data_dir), str(settings_file), landing_settle_seconds=0.0))
+    assert monitored.success
+    served = read_table(data_dir, "monitoring.served_forecasts")
+    assert {category, product, "total"} <= set(served["unique_id"])
