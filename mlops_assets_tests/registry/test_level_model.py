@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
 from openapi_spec_validator import validate as validate_openapi
 
+from mlops_assets import cli
 from mlops_assets.catalog import FORECASTS, FORECASTS_BY_LEVEL, LEVELS_MODEL, key
 from mlops_assets.defs.levels_model import levels_model
 from mlops_assets.registry.champion_model import ChampionForecaster
@@ -30,7 +31,7 @@ from mlops_assets.serving.app import ServingConfig, create_app
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.routing import RoutedModel
-from mlops_assets.settings import SETTINGS_ENV
+from mlops_assets.settings import DATA_DIR_ENV, SETTINGS_ENV
 from mlops_assets_tests.serving.test_serving import MODELS, SERIES, weekly_history
 
 HORIZON = 6
@@ -241,3 +242,17 @@ def test_a_levels_version_that_cannot_load_leaves_the_series_served(registered, 
             assert "levels_model_version" not in app.get("/version").json()
     finally:
         client.set_registered_model_alias("sf_levels", CHAMPION, good)
+
+
+def test_rollback_levels_moves_the_levels_champion_only(registered, tmp_path, monkeypatch):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(f"registered_model_name: sf\nmlflow_tracking_uri: {mlflow.get_tracking_uri()}\n")
+    monkeypatch.setenv(SETTINGS_ENV, str(settings))
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    current, series = alias_version("sf_levels", CHAMPION), alias_version("sf", CHAMPION)
+    older = min(int(v.version) for v in MlflowClient().search_model_versions("name='sf_levels'"))
+    try:
+        assert cli.main(["rollback", "--levels", "--version", str(older)]) == 0
+        assert (alias_version("sf_levels", CHAMPION), alias_version("sf", CHAMPION)) == (str(older), series)
+    finally:
+        MlflowClient().set_registered_model_alias("sf_levels", CHAMPION, current)
