@@ -4,7 +4,11 @@ models in a scratch store, a forecasts_by_level table made from the series' own 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -256,3 +260,18 @@ def test_rollback_levels_moves_the_levels_champion_only(registered, tmp_path, mo
         assert (alias_version("sf_levels", CHAMPION), alias_version("sf", CHAMPION)) == (str(older), series)
     finally:
         MlflowClient().set_registered_model_alias("sf_levels", CHAMPION, current)
+
+
+def test_with_the_sample_levels_the_document_is_written_after_the_levels_model():
+    """The code location as `make dev` loads it with settings/sample_levels.yaml (a fresh process: the defs
+    modules read the settings when they are imported)."""
+    code = ("import dagster as dg\n"
+            "from mlops_assets.definitions import defs\n"
+            "graph = defs.resolve_asset_graph()\n"
+            "print(sorted(k.to_user_string() for k in graph.get(dg.AssetKey(['registry', 'serving_openapi']))"
+            ".parent_keys))\n")
+    sample = Path(__file__).resolve().parents[2] / "settings" / "sample_levels.yaml"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, SETTINGS_ENV: str(sample)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == str(["registry/levels_model", "registry/sales_forecast_model"])
