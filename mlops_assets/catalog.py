@@ -426,6 +426,8 @@ FORECAST_ACCURACY_BY_LEVEL = Table(
 DRIFT_REPORT = "monitoring.drift_report"
 MODEL = "registry.sales_forecast_model"
 SERVING_OPENAPI = "registry.serving_openapi"
+# Only with a hierarchy declared: the levels' reconciled forecasts, registered beside the model.
+LEVELS_MODEL = "registry.levels_model"
 EVIDENTLY_WORKSPACE = "monitoring.evidently_workspace"
 # The drift check, which the retrain sensor follows.
 DRIFT_CHECK = "drift_within_threshold"

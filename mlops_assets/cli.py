@@ -5,7 +5,8 @@
     mlops-assets sql "select ..."            DuckDB SQL on the snapshots: schema.table names work as views
     mlops-assets plot --product "Etorki"     the actuals-and-forecast plot of one product
     mlops-assets ask "top 5 products"        a question in plain words (English or French): text, table, SQL, chart
-    mlops-assets rollback --version 3        point the alias champion at an earlier model version
+    mlops-assets rollback --version 3        point the alias champion at an earlier model version (--levels: the
+                                             levels' model)
     mlops-assets relocate                    after moving or copying the data directory: MLflow uses the new place
 
 Every command but materialize reads the Parquet snapshots in <data dir>/exports, never the DuckDB file, so
@@ -121,23 +122,24 @@ def plot_product(paths: DataPaths, product: str, out: Path | None) -> list[Path]
     return written
 
 
-def rollback(paths: DataPaths, version: str) -> str:
+def rollback(paths: DataPaths, version: str, levels: bool = False) -> str:
     import mlflow
 
     from mlops_assets.registry import model_registry
+    from mlops_assets.registry.level_model import levels_model_name
 
     settings = load_settings()
+    name = levels_model_name(settings.registered_model_name) if levels else settings.registered_model_name
     uri = settings.mlflow_tracking_uri or paths.mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     # A run's registration moves the same alias: the rollback waits for a run, as a second run would.
     with run_lock.held(paths.root, owner=f"mlops-assets rollback --version {version}",
                        wait_seconds=settings.locks.run_wait_seconds, on_wait=_say):
-        previous = model_registry.rollback(settings.registered_model_name, version)
-    return (
-        f"{settings.registered_model_name}@champion now points at version {version} (was {previous}); "
+        previous = model_registry.rollback(name, version)
+    then = "a running `make serve` answers level ids with it" if levels else \
         "the next materialization of forecasting/forecasts uses it"
-    )
+    return f"{name}@champion now points at version {version} (was {previous}); {then}"
 
 
 def relocate(paths: DataPaths) -> str:
@@ -166,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     question.add_argument("question", help="e.g. \"show sales and the forecast of Etorki on a line plot\"")
     back = commands.add_parser("rollback", help="point the alias champion at an earlier model version")
     back.add_argument("--version", required=True)
+    back.add_argument("--levels", action="store_true", help="the levels' model (<registered_model_name>_levels, "
+                      "with hierarchy:) instead of the series'")
     commands.add_parser("relocate", help="after moving or copying the data directory: MLflow uses the new place")
     args = parser.parse_args(argv)
     paths = DataPaths.from_env()
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "relocate":
             print(relocate(paths))
         else:
-            print(rollback(paths, args.version))
+            print(rollback(paths, args.version, args.levels))
     except (LookupError, ValueError, run_lock.DataDirectoryBusy) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -4,7 +4,17 @@ import dagster as dg
 import mlflow
 import pandas as pd
 
-from mlops_assets.catalog import BACKTEST, CHAMPIONS, EVALUATION, GOLD, MODEL, REGRESSORS, SERVING_OPENAPI, key
+from mlops_assets.catalog import (
+    BACKTEST,
+    CHAMPIONS,
+    EVALUATION,
+    GOLD,
+    LEVELS_MODEL,
+    MODEL,
+    REGRESSORS,
+    SERVING_OPENAPI,
+    key,
+)
 from mlops_assets.forecasting.eligible import (
     ELIGIBLE_SQL,
     eligible_summary,
@@ -13,11 +23,12 @@ from mlops_assets.forecasting.eligible import (
     sql_fingerprint,
 )
 from mlops_assets.registry import model_registry
+from mlops_assets.registry.level_model import levels_model_name
 from mlops_assets.registry.registration import Inputs, missing_history, refit_and_register
 from mlops_assets.serving.docs import served_document
 from mlops_assets.serving.limits import RequestLimits
 from mlops_assets.serving.openapi import write_openapi
-from mlops_assets.settings import Settings
+from mlops_assets.settings import Settings, load_settings
 from mlops_assets.wiring.conditions import downstream_condition, expensive_condition
 from mlops_assets.wiring.failures import engine_failures
 from mlops_assets.wiring.metadata import OWNERS, latest_metadata, metadata_value, previous_if_unchanged
@@ -102,7 +113,8 @@ def sales_forecast_model(
 @dg.asset(
     key=key(SERVING_OPENAPI),
     group_name="registry",
-    deps=[MODEL_KEY],
+    # With levels declared, the document also describes the level ids the levels' model answers.
+    deps=[MODEL_KEY, *([key(LEVELS_MODEL)] if load_settings().hierarchy is not None else [])],
     kinds={"mlflow", "openapi"},
     owners=OWNERS,
     automation_condition=downstream_condition(),
@@ -116,7 +128,11 @@ def serving_openapi(context: dg.AssetExecutionContext, project: ProjectResource,
     mlflow_tracking.activate()
     version = model_registry.alias_version(settings.registered_model_name, model_registry.CHAMPION)
     serving = settings.serving
-    document = served_document(settings.registered_model_name, version, serving.url, RequestLimits.of(serving))
+    levels_name = levels_model_name(settings.registered_model_name)
+    levels_version = (model_registry.alias_version(levels_name, model_registry.CHAMPION)
+                      if settings.hierarchy is not None else None)
+    document = served_document(settings.registered_model_name, version, serving.url, RequestLimits.of(serving),
+                               (levels_name, levels_version) if levels_version else None)
     path = write_openapi(document, project.paths.root / "serving" / "openapi.json")
     context.log.info(f"OpenAPI document of models:/{settings.registered_model_name}/{version} (served at "
                      f"{serving.url}) written to {path}")

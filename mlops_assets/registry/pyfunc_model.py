@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numbers
 import tempfile
+from dataclasses import dataclass
 from importlib.metadata import version as _installed_version
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,18 @@ def _integers(values: pd.Series, column: str, usage: str) -> pd.Series:
     return values.astype("int64")
 
 
-def validate_request(model_input: Any, forecaster: Forecaster) -> pd.DataFrame:
+@dataclass(frozen=True)
+class RequestScope:
+    """What a request may ask for: the ids answered (``series``' unique_id), the horizon and interval levels.
+    ``noun`` names the ids in messages."""
+
+    series: pd.DataFrame
+    horizon: int
+    levels: tuple[float, ...]
+    noun: str = "series"
+
+
+def validate_request(model_input: Any, forecaster: Forecaster | RequestScope) -> pd.DataFrame:
     """The request as a clean table (unique_id str, h int64, level float or NaN), or MlflowException."""
     usage = (
         f"each row needs unique_id (string) and h (integer from 1 to {forecaster.horizon}), "
@@ -115,7 +127,8 @@ def validate_request(model_input: Any, forecaster: Forecaster) -> pd.DataFrame:
     if unknown.any():
         names = ", ".join(repr(u) for u in ids[unknown].unique()[:10])
         raise invalid_request(
-            f"unknown unique_id {names} in {_rows(unknown)}; the model knows {len(known)} series, "
+            f"unknown unique_id {names} in {_rows(unknown)}; the model knows {len(known)} "
+            f"{getattr(forecaster, 'noun', 'series')}, "
             f"e.g. {', '.join(repr(u) for u in known[:3])}"
         )
 
@@ -169,8 +182,9 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
         request = validate_request(model_input, self.forecaster)
         return self.forecast(request)
 
-    def forecast(self, request: pd.DataFrame) -> pd.DataFrame:
-        """Forecasts for a validated request (RangeIndex), rows in request order then by date."""
+    def forecast(self, request: pd.DataFrame, keep_row: bool = False) -> pd.DataFrame:
+        """Forecasts for a validated request, rows in request order then by date; ``keep_row`` keeps the column
+        ``row``: the request row (its index label) each answer row belongs to."""
         levels = tuple(self.forecaster.levels)
         parts = []
         # One forecaster call per distinct (h, level): a 100-series request is one call.
@@ -191,15 +205,21 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
             part = result.iloc[np.repeat(starts, counts) + offsets]
             parts.append(part.assign(row=np.repeat(group.index.to_numpy(), counts)))
         out = parts[0] if len(parts) == 1 else pd.concat(parts).sort_values("row", kind="stable")
+        row = out["row"].to_numpy()
         out = out.reindex(columns=[c for c in output_columns(levels) if c != MODEL_VERSION_KEY])
         out["ds"] = pd.to_datetime(out["ds"]).dt.strftime("%Y-%m-%d")
         out["horizon_step"] = out["horizon_step"].astype("int64")
         out.insert(3, MODEL_VERSION_KEY, self.model_version)
-        for column in bound_columns(levels):
-            values = out[column].astype(float)
-            # JSON has no NaN: bounds of levels a row did not ask for are null, not NaN.
-            out[column] = values if values.notna().all() else values.astype(object).where(values.notna(), None)
-        return out.reset_index(drop=True)
+        out = json_bounds(out, levels).reset_index(drop=True)
+        return out.assign(row=row) if keep_row else out
+
+
+def json_bounds(out: pd.DataFrame, levels: tuple[float, ...]) -> pd.DataFrame:
+    """The answer with NaN bounds as null: JSON has no NaN, and bounds of levels a row did not ask for are null."""
+    for column in bound_columns(levels):
+        values = out[column].astype(float)
+        out[column] = values if values.notna().all() else values.astype(object).where(values.notna(), None)
+    return out
 
 
 def request_constraints(forecaster: Forecaster) -> dict[str, dict[str, Any]]:

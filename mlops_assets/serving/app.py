@@ -7,6 +7,8 @@ and answer formats are exactly those of ``mlflow models serve``. This outer app 
 - the champion alias followed (``alias_watch``): a new version is loaded beside the old one and swapped in
   with one assignment; a request keeps the version it started with, so none fails during a swap;
 - ``/version`` and an ``X-Model-Version`` header on every answer;
+- with a hierarchy declared, the levels' model followed too (its own champion alias): a request's level ids
+  are answered by it, its series by the series' model (``routing``), and every answer row says its level;
 - bounded requests (``limits``), refused with a 413 or 400 that names the limit before MLflow parses them;
 - Prometheus metrics at ``/metrics`` and one inference-log line per request (``inference_log``);
 - Swagger UI at ``/docs`` of the product's OpenAPI document (``/openapi.json``), offline.
@@ -39,6 +41,7 @@ from fastapi.staticfiles import StaticFiles
 from mlflow.pyfunc import scoring_server
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from mlops_assets.registry.level_model import levels_model_name
 from mlops_assets.registry.model_registry import CHAMPION, alias_version
 from mlops_assets.serving.alias_watch import AliasWatch
 from mlops_assets.serving.docs import STATIC_FOLDER, served_document, swagger_page
@@ -54,6 +57,7 @@ from mlops_assets.serving.limits import (
     too_large,
 )
 from mlops_assets.serving.metrics import ServingMetrics
+from mlops_assets.serving.routing import RoutedModel
 from mlops_assets.settings import DataPaths, ServingSettings, Settings, load_settings
 
 log = logging.getLogger("mlops_assets.serving")
@@ -74,6 +78,8 @@ class Served:
     # any series, so that the request limits count every row the answer can hold.
     extra_steps: int = 0
     loaded_at: float = field(default_factory=time.time)
+    # The levels' model version answering level ids beside this one (None: series only, no level column).
+    levels_version: str | None = None
 
 
 @dataclass
@@ -83,15 +89,21 @@ class ServingConfig:
     log_folder: Path
     limits: RequestLimits = field(default_factory=RequestLimits)
     poll_seconds: float = 10.0
+    # Set when the settings declare a hierarchy: the levels' registered model, followed beside the series'.
+    levels_model_name: str | None = None
 
 
-def load_version(model_name: str, version: str) -> Served:
+def load_version(model_name: str, version: str, levels_name: str | None = None,
+                 levels_version: str | None = None) -> Served:
     model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     forecaster = model.unwrap_python_model().forecaster
     series = forecaster.series
     extra = int(series["behind"].max()) if "behind" in series.columns and len(series) else 0
+    if levels_name is not None and levels_version is not None:
+        levels = mlflow.pyfunc.load_model(f"models:/{levels_name}/{levels_version}")
+        model = RoutedModel(model, levels)
     return Served(version=version, app=scoring_server.init(model), horizon=int(forecaster.horizon),
-                  extra_steps=extra)
+                  extra_steps=extra, levels_version=levels_version)
 
 
 async def _forward(app: Any, scope: dict, body: bytes) -> tuple[int, bytes, str]:
@@ -163,15 +175,30 @@ def create_app(config: ServingConfig) -> FastAPI:
             "registry/sales_forecast_model) first"
         )
     metrics = ServingMetrics(config.model_name, config.poll_seconds)
-    state = {"served": load_version(config.model_name, first)}
+
+    def aliases() -> tuple[str, str | None] | None:
+        """The champions to serve: the series' version and the levels' (None without levels)."""
+        series = alias_version(config.model_name, CHAMPION)
+        levels = config.levels_model_name and alias_version(config.levels_model_name, CHAMPION)
+        return None if series is None else (series, levels or None)
+
+    first_levels = aliases()[1]
+    try:
+        state = {"served": load_version(config.model_name, first, config.levels_model_name, first_levels)}
+    except Exception as error:  # noqa: BLE001 - the series are still served; the watch retries the levels
+        if first_levels is None:
+            raise
+        log.error(f"{config.levels_model_name} version {first_levels} failed to load ({error}): serving "
+                  f"{config.model_name} version {first} without level ids until it loads")
+        state = {"served": load_version(config.model_name, first)}
     metrics.served(first, reloaded=False)
     metrics.polled(first)
-    documents: dict[str, dict] = {}
+    documents: dict[tuple[str, str | None], dict] = {}
     inference_log = InferenceLog(config.log_folder)
 
-    def serve_version(version: str) -> None:
-        state["served"] = load_version(config.model_name, version)
-        metrics.served(version, reloaded=True)
+    def serve_version(versions: tuple[str, str | None]) -> None:
+        state["served"] = load_version(config.model_name, versions[0], config.levels_model_name, versions[1])
+        metrics.served(versions[0], reloaded=True)
 
     def watch_error(what: str, _error: Exception) -> None:
         if what == "load":
@@ -180,11 +207,11 @@ def create_app(config: ServingConfig) -> FastAPI:
             metrics.poll_errors.inc()
 
     watch = AliasWatch(
-        lambda: alias_version(config.model_name, CHAMPION),
+        aliases,
         serve_version,
-        lambda: state["served"].version,
+        lambda: (state["served"].version, state["served"].levels_version),
         poll_seconds=config.poll_seconds,
-        on_poll=metrics.polled,
+        on_poll=lambda versions: metrics.polled(versions[0]),
         on_error=watch_error,
     )
 
@@ -241,6 +268,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             {
                 "request_id": request_id,
                 "model_version": served.version,
+                **({"levels_model_version": served.levels_version} if served.levels_version else {}),
                 "series": summary.series,
                 "h": summary.h,
                 "status": status,
@@ -251,7 +279,7 @@ def create_app(config: ServingConfig) -> FastAPI:
             },
             answer if status == 200 else None,
         )
-        headers = {"X-Model-Version": served.version, "X-Request-Id": request_id}
+        headers = {"X-Model-Version": served.version, "X-Request-Id": request_id, **_levels_header(served)}
         return Response(answer, status_code=status, media_type=answer_type, headers=headers)
 
     async def passthrough(request: Request) -> Response:
@@ -273,6 +301,8 @@ def create_app(config: ServingConfig) -> FastAPI:
                 "champion_alias_version": _sample(metrics, "serving_champion_alias_version"),
                 "loaded_at": served.loaded_at,
                 "mlflow_version": mlflow.__version__,
+                **({"levels_model": config.levels_model_name, "levels_model_version": served.levels_version}
+                   if served.levels_version else {}),
             },
             headers={"X-Model-Version": served.version},
         )
@@ -284,15 +314,20 @@ def create_app(config: ServingConfig) -> FastAPI:
     @app.get("/openapi.json")
     async def openapi() -> JSONResponse:
         served: Served = state["served"]
-        if served.version not in documents:
-            documents[served.version] = await asyncio.to_thread(_document, config, served)
-        return JSONResponse(documents[served.version])
+        versions = (served.version, served.levels_version)
+        if versions not in documents:
+            documents[versions] = await asyncio.to_thread(_document, config, served)
+        return JSONResponse(documents[versions])
 
     @app.get("/docs")
     async def docs() -> HTMLResponse:
         return HTMLResponse(swagger_page(f"{config.model_name}: forecast API", "/openapi.json", "/docs/static"))
 
     return app
+
+
+def _levels_header(served: Served) -> dict[str, str]:
+    return {"X-Levels-Model-Version": served.levels_version} if served.levels_version else {}
 
 
 def _sample(metrics: ServingMetrics, name: str) -> str | None:
@@ -302,7 +337,8 @@ def _sample(metrics: ServingMetrics, name: str) -> str | None:
 
 def _document(config: ServingConfig, served: Served) -> dict:
     """registry/serving_openapi's document (same builder, same model version), at this server's address."""
-    return served_document(config.model_name, served.version, config.server_url, config.limits)
+    levels = (config.levels_model_name, served.levels_version) if served.levels_version else None
+    return served_document(config.model_name, served.version, config.server_url, config.limits, levels)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -345,6 +381,8 @@ def main(argv: list[str] | None = None) -> None:
         log_folder=paths.root / "serving" / "logs",
         limits=RequestLimits.of(options),
         poll_seconds=options.poll_seconds,
+        levels_model_name=levels_model_name(args.model_name or settings.registered_model_name)
+        if settings.hierarchy is not None else None,
     )
     uvicorn.run(create_app(config), host=options.host, port=options.port, log_level="warning", access_log=False)
 
