@@ -48,8 +48,10 @@ def in_memory(gold: pd.DataFrame, excluded: set[str] | list[str] = (), settings:
     tables = Tables()
     frames = {tables.gold: gold,
               tables.excluded: pd.DataFrame({"unique_id": sorted(excluded)}, dtype=object)}
-    chain = chain_tables(gold, excluded, settings or Settings()) if chain is None else chain
-    frames.update({tables.backtest: chain["backtest"], tables.champions: chain["champions"],
+    if chain is None and settings is not None:
+        chain = chain_tables(gold, excluded, settings)
+    if chain is not None:
+        frames.update({tables.backtest: chain["backtest"], tables.champions: chain["champions"],
                        tables.forecasts: chain["forecasts"]})
     con = duckdb.connect()
     for name, frame in frames.items():

@@ -55,6 +55,7 @@ class Upper:
     champions: pd.DataFrame  # unique_id, model
     decisions: dict[str, str] = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    models: list[str] = field(default_factory=list)  # the models backtested on them
 
 
 def bounds_of(settings: Settings) -> list[str]:
@@ -121,7 +122,8 @@ def forecast_upper(connect: Connect, gold: str, hierarchy: Hierarchy, forecast_s
     picked = backtest.merge(champions, on=["unique_id", "model"])
     picked = picked[["unique_id", "cutoff", "ds", "y", "y_hat", *(["closed"] if "closed" in picked else [])]]
     cpu = sum(r.cpu_seconds for r in run.reports)
-    return Upper(history, picked.reset_index(drop=True), forecasts, champions, decisions, cpu)
+    return Upper(history, picked.reset_index(drop=True), forecasts, champions, decisions, cpu,
+                 sorted(backtest["model"].unique()))
 
 
 def champion_forecasts(history: pd.DataFrame, backtest: pd.DataFrame, champions: pd.DataFrame,
