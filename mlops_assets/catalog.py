@@ -321,9 +321,9 @@ FORECASTS_BY_LEVEL = Table(
     "forecasting.forecasts_by_level",
     "The forecast of every level of the business (settings.hierarchy: total, category, brand and product by "
     "default) that adds up: each group equals the sum of its series for every reconciled method, with the "
-    "intervals of settings.interval_levels. Base rows are each node's own champion before reconciliation; "
-    "is_default marks the method in use. Beside forecasting.forecasts, which stays the series' forecast of the "
-    "registered model. Only with a hierarchy declared (docs/levels.md).",
+    "intervals of settings.interval_levels. Base rows are each node's own forecast before reconciliation (a "
+    "series' is its row of forecasting.forecasts, which stays the series' forecast of the registered model); "
+    "is_default marks the method in use. Only with a hierarchy declared (docs/levels.md).",
     _forecasts_by_level_contract,
     "One row per node, method and future period, the bounds nested around y_hat; non-negative when the sales "
     "have no negative actual (settings.intervals.clip).",
@@ -333,8 +333,8 @@ FORECASTS_BY_LEVEL = Table(
         "the series' own (product, product/customer, series).",
         "unique_id": "The node: total, category/<c>, category/<c>/brand/<b>, or the series' own id.",
         "ds": "Start of the forecast period.",
-        "method": "Base (each node's own champion, not reconciled) or the reconciliation method: BottomUp, "
-        "MinTrace(ols), MinTrace(wls_struct), MinTrace(mint_shrink).",
+        "method": "Base (each node's own forecast, not reconciled) or the reconciliation method: BottomUp, "
+        "MinTrace(ols), MinTrace(wls_struct), TopDown(forecast_proportions).",
         "y_hat": "Forecast; for every reconciled method each group equals the sum of its series.",
         "lo_80": "Lower bound of the 80% interval (hierarchicalforecast's normality method; not recalibrated).",
         "hi_80": "Upper bound of the 80% interval.",

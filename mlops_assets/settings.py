@@ -438,9 +438,10 @@ class HierarchySettings(_Strict):
     reconciliation: Literal[RECONCILIATION_METHODS] = Field(
         "auto",
         description="How the levels' forecasts are made to add up: BottomUp (sum the series' forecasts), "
-        "MinTrace(mint_shrink), MinTrace(ols), MinTrace(wls_struct) or TopDown(forecast_proportions) "
-        "(hierarchicalforecast), or 'auto': the "
-        "method with the lowest mean SMAPE over the levels on the backtest windows (never on a holdout).",
+        "MinTrace(ols), MinTrace(wls_struct) or TopDown(forecast_proportions) (hierarchicalforecast), or "
+        "'auto': the method with the lowest mean SMAPE over the levels on the backtest windows (never on a "
+        "holdout). MinTrace(mint_shrink) is accepted but not computed (no in-sample errors of the series): "
+        "BottomUp is used (docs/levels.md).",
     )
 
     @field_validator("id_pattern")
