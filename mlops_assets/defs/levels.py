@@ -1,7 +1,7 @@
 """Every level of the business forecast (total, category, brand, product, or declared columns), reconciled.
 
-Opt-in: the assets exist only when the settings declare ``hierarchy:``; without it the graph, and the cost of
-a run, are what they were (docs/levels.md).
+On for order lines unless ``hierarchy: null``, off for series files unless declared: without a hierarchy the
+assets do not exist and the graph, and the cost of a run, are what they were (docs/levels.md).
 """
 
 import dagster as dg
