@@ -1,15 +1,17 @@
 """Do forecasts that add up cost accuracy? Holdout accuracy per level: unreconciled, BottomUp, the default.
 
 For each dataset and origin (the last holdout, then each earlier one a horizon back), everything after the
-origin is cut, the levels layer runs on the rest (mlops_assets.levels.forecast_levels: the zoo on every node,
-the selection level by level, the reconciliation chosen on the backtest windows), and its forecasts are
+origin is cut, the chain's tables are made from the rest by the product's own functions (levels.frames.chain_tables:
+the default zoo's backtest, the selection, each series' champion refitted; no regressors), the levels layer runs
+on them (mlops_assets.levels.forecast_levels: the zoo and the global model on the groups only, the selection level
+by level, the reconciliation chosen on the backtest windows), and its forecasts are
 scored on the held-out periods, per level: sMAPE on the M4 scale 0-200 (mean over the level's forecast nodes)
 and WAPE in percent. Base = each node's own champion (not coherent); BottomUp = the sum of the series'
 champions (today's bottom forecasts summed); default = the method ``hierarchy.reconciliation: auto`` chose.
 
-Cost: CPU-seconds (this process and its StatsForecast workers) and wall seconds of the layer (bucket by
-bucket from DuckDB, as the asset runs it), beside the load average, and the chain's own backtest of its default
-zoo on the same series (about 80% of the chain without levels) for a ratio; and the aggregation by DuckDB (the
+Cost: CPU-seconds (this process and its workers) and wall seconds of the layer (bucket by bucket from DuckDB,
+as the asset runs it), beside the load average, and of the chain's forecasting of the series (chain_tables:
+backtest, selection, refit) for a ratio; and the aggregation by DuckDB (the
 product's) against pandas' groupby and ``hierarchicalforecast.utils.aggregate`` on the same rows.
 
     python benchmarks/hierarchy.py --datasets sample,m5     # 4 origins
@@ -34,12 +36,13 @@ import numpy as np
 import pandas as pd
 from accuracy import _timed
 
-from mlops_assets.forecasting.backtest import run_backtest
+from mlops_assets.levels.frames import chain_tables, in_memory
 from mlops_assets.levels.hierarchy import aggregate, level_spec, series_attributes
-from mlops_assets.levels.layer import GOLD, forecast_levels, in_memory
+from mlops_assets.levels.layer import Tables, forecast_levels
 from mlops_assets.levels.reconcile import BASE
 from mlops_assets.settings import Settings
 
+GOLD = Tables().gold
 DATA = Path(os.environ.get("SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 SAMPLE = Settings(hierarchy={})
 FAVORITA = Settings(source="series", frequency="D", horizon=14, season_length=7, hierarchy={})
@@ -180,11 +183,9 @@ def run(name: str, settings: Settings, origin: int) -> dict:
     load = _load()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result, cpu, wall = _timed(forecast_levels, in_memory(train, excluded), settings)
-        eligible = train[~train["unique_id"].isin(excluded) & train["unique_id"].isin(
-            result.champions["unique_id"])]
-        # The chain's backtest: its default zoo (LightGBM and Combination included) on the same series.
-        _, bottom_cpu, bottom_wall = _timed(run_backtest, eligible[["unique_id", "ds", "y"]], settings)
+        # The chain's forecasts of the series: its default zoo (LightGBM and Combination included).
+        chain, bottom_cpu, bottom_wall = _timed(chain_tables, train, excluded, settings)
+        result, cpu, wall = _timed(forecast_levels, in_memory(train, excluded, chain=chain), settings)
     scores = holdout_scores(result, train, test, settings)
     return {"dataset": name, "origin": origin, "scores": scores, "method": result.method,
             "summary": result.summary, "cpu": cpu, "wall": wall, "load": load, "bottom_cpu": bottom_cpu,
@@ -219,15 +220,20 @@ def chain_cost() -> None:
     from mlops_assets.wiring.resources import build_resources
 
     cpu = {}
-    for label, text in (("chain", "{}\n"), ("chain with levels", "hierarchy: {}\n")):
+    # The levels' own definitions, whatever the environment's settings wired at import.
+    levels = level_definitions()
+    keys = {k for a in levels.assets for k in a.keys}
+    graph = [a for a in ASSETS if not set(a.keys) & keys] + [
+        c for c in CHECKS if not {k.asset_key for k in c.check_keys} & keys]
+    for label, text in (("chain", "hierarchy: null\n"), ("chain with levels", "hierarchy: {}\n")):
         with tempfile.TemporaryDirectory() as tmp:
             data, settings_file = Path(tmp) / "data", Path(tmp) / "settings.yaml"
             generate_sample(data / "landing")
             settings_file.write_text(text)
-            levels = level_definitions() if "levels" in label else dg.Definitions()
+            wired = [*levels.assets, *levels.asset_checks] if "levels" in label else []
             load = _load()
             result, cpu[label], wall = _timed(
-                dg.materialize, [*ASSETS, *CHECKS, *(levels.assets or []), *(levels.asset_checks or [])],
+                dg.materialize, [*graph, *wired],
                 resources=build_resources(str(data), str(settings_file), landing_settle_seconds=0.0),
                 instance=dg.DagsterInstance.ephemeral())
             assert result.success, label
@@ -254,11 +260,13 @@ def main() -> None:
             r = run(name, settings[name], origin)
             results.append(r)
             print(f"\n## {name}, origin {origin} (0 = last holdout); levels {r['summary']['nodes']}; default "
-                  f"{r['method']} (relative to BottomUp on the backtest: {r['summary']['relative_to_bottom_up']})")
+                  f"{r['method']} (relative to BottomUp on the backtest: {r['summary']['relative_to_bottom_up']}); "
+                  f"selection {r['summary']['selection']}")
             print(table(r).round(3).to_markdown())
             agg = r["aggregation"]
             print(f"cost: levels layer {r['cpu']:.1f} CPU-s, {r['wall']:.1f} s wall (load {r['load']:.2f}), "
-                  f"{r['summary']['buckets']} bucket(s); the chain's backtest {r['bottom_cpu']:.1f} CPU-s, "
+                  f"{r['summary']['buckets']} bucket(s), {r['summary']['upper_nodes_forecast']} groups forecast; the "
+                  f"chain's forecasting of the series {r['bottom_cpu']:.1f} CPU-s, "
                   f"{r['bottom_wall']:.1f} s; ratio {r['cpu'] / max(r['bottom_cpu'], 1e-9):.2f}; aggregation "
                   f"DuckDB {agg['duckdb_s']:.3f} s, pandas {agg['pandas_s']:.3f} s (read from DuckDB first "
                   f"{agg['pandas_read_s']:.3f} s), hierarchicalforecast "

@@ -9,6 +9,9 @@ levels) and mlforecast's for the global model, on the same data and models, with
 
     nice -n 19 python benchmarks/scale.py --sizes 10000,30000 --engines local,dask
     nice -n 19 python benchmarks/scale.py --bucket 2000     # one task: CPU, peak memory, file sizes
+    nice -n 10 python benchmarks/scale.py --sizes 10000 --engines local --bare-max 0 --hierarchy
+        # with the levels (HIERARCHY below: ids S<a><b><nn>, 10 groups of 10 subgroups): the chain's CPU with
+        # and without the levels step, and the steps' peaks
 
 Targets (issue 14): chain CPU within 1.15x of the bare calls, dask within 1.15x of local, peak memory of the
 run process at the largest size within 1.3x of the smallest.
@@ -30,6 +33,11 @@ from pathlib import Path
 from backtest_speed import synthetic_weekly
 
 ROOT = Path(__file__).resolve().parents[1]
+# Levels of the synthetic ids S00000..S99999 (docs/levels.md): total, 10 groups ``a`` (the first two digits),
+# 100 subgroups ``a/b`` (the third): 111 groups above the series at 10,000 series.
+HIERARCHY = ("hierarchy:\n  levels: [[a], [a, b]]\n"
+             "  id_pattern: \"S(?P<a>[0-9]{2})(?P<b>[0-9])[0-9]{2}\"\n")
+LEVELS_ASSET = "forecasting/evaluation_by_level+forecasting/forecasts_by_level"
 
 
 def _cpu() -> float:
@@ -155,7 +163,9 @@ def one_bucket(n: int) -> dict:
 
 
 def _child(kind: str, data_dir: Path, settings_file: Path, index: int | None = None) -> dict:
+    # The graph's nodes follow the settings (a hierarchy adds the levels' step): the child reads the same file.
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "MLOPS_SETTINGS": str(settings_file),
            "DAGSTER_DISABLE_TELEMETRY": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     log = data_dir / "run.log"
     node = ["--node", str(index)] if index is not None else []
@@ -191,6 +201,15 @@ def _summary(results: dict, sizes: list[int], engines: list[str]) -> None:
             rows = results[(n, engine)]["rows"]
             wall, cpu = sum(r["wall"] for r in rows), sum(r["cpu"] for r in rows)
             backtest = next(r for r in rows if r["asset"] == "forecasting/backtest_forecasts")
+            levels = [r for r in rows if r["asset"] == LEVELS_ASSET]
+            if levels:
+                rest = [r for r in rows if r["asset"] != LEVELS_ASSET]
+                without = sum(r["cpu"] for r in rest)
+                print(f"{n:>7} {engine:>6} levels step {levels[0]['cpu']:.1f} CPU-s, {levels[0]['wall']:.1f} s wall "
+                      f"(load {levels[0]['load']:.1f}), peak {levels[0]['peak_mb']:.0f} MB (workers "
+                      f"{levels[0]['worker_peak_mb']:.0f} MB); the chain without it {without:.1f} CPU-s, largest "
+                      f"step {max(r['peak_mb'] for r in rest):.0f} MB; with / without: {cpu / without:.3f} "
+                      "(target <= 1.3)")
             local = sum(r["cpu"] for r in results[(n, "local")]["rows"]) if (n, "local") in results else cpu
             print(f"{n:>7} {engine:>6} {wall:>12.1f} {cpu:>11.1f} {backtest['cpu'] / bare['cv_cpu']:>22.3f} "
                   f"{cpu / bare['cpu']:>16.3f} {cpu / local:>12.3f} {max(r['peak_mb'] for r in rows):>8.0f}")
@@ -216,6 +235,7 @@ def main() -> None:
                         "to local is measured side by side at those sizes)")
     parser.add_argument("--models", help="comma-separated zoo instead of the default one (e.g. a cheap zoo, to "
                         "measure the chain's memory at sizes the default zoo's CPU cost keeps off a small machine)")
+    parser.add_argument("--hierarchy", action="store_true", help="declare HIERARCHY: the levels' step runs too")
     parser.add_argument("--bucket", type=int, help="only time one backtest task on a bucket of this many series")
     parser.add_argument("--child", choices=["chain", "node", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--node", type=int, help=argparse.SUPPRESS)
@@ -245,7 +265,8 @@ def main() -> None:
                 settings = data_dir / "settings.yaml"
                 settings.write_text(f"source: series\ncompute: {{engine: {kind if kind != 'bare' else 'local'}, "
                                     f"workers: {args.workers}}}\n"
-                                    + (f"models: [{args.models}]\n" if args.models else ""))
+                                    + (f"models: [{args.models}]\n" if args.models else "")
+                                    + (HIERARCHY if args.hierarchy else ""))
                 print(f"{n:,} series, {kind}: load {os.getloadavg()[0]:.1f}", flush=True)
                 results[(n, kind)] = _child("chain" if kind != "bare" else "bare", data_dir, settings)
                 print(json.dumps(results[(n, kind)]), flush=True)

@@ -316,14 +316,14 @@ def _evaluation_by_level_contract(_settings: Settings, _store: Store) -> pa.Data
     return SCHEMA
 
 
-# Written only when the settings declare a hierarchy (docs/levels.md); no asset otherwise.
+# Written only with a hierarchy (order lines by default, docs/levels.md); no asset otherwise.
 FORECASTS_BY_LEVEL = Table(
     "forecasting.forecasts_by_level",
     "The forecast of every level of the business (settings.hierarchy: total, category, brand and product by "
     "default) that adds up: each group equals the sum of its series for every reconciled method, with the "
-    "intervals of settings.interval_levels. Base rows are each node's own champion before reconciliation; "
-    "is_default marks the method in use. Beside forecasting.forecasts, which stays the series' forecast of the "
-    "registered model. Only with a hierarchy declared (docs/levels.md).",
+    "intervals of settings.interval_levels. Base rows are each node's own forecast before reconciliation (a "
+    "series' is its row of forecasting.forecasts, which stays the series' forecast of the registered model); "
+    "is_default marks the method in use. With a hierarchy (order lines by default; docs/levels.md).",
     _forecasts_by_level_contract,
     "One row per node, method and future period, the bounds nested around y_hat; non-negative when the sales "
     "have no negative actual (settings.intervals.clip).",
@@ -333,8 +333,8 @@ FORECASTS_BY_LEVEL = Table(
         "the series' own (product, product/customer, series).",
         "unique_id": "The node: total, category/<c>, category/<c>/brand/<b>, or the series' own id.",
         "ds": "Start of the forecast period.",
-        "method": "Base (each node's own champion, not reconciled) or the reconciliation method: BottomUp, "
-        "MinTrace(ols), MinTrace(wls_struct), MinTrace(mint_shrink).",
+        "method": "Base (each node's own forecast, not reconciled) or the reconciliation method: BottomUp, "
+        "MinTrace(ols), MinTrace(wls_struct), TopDown(forecast_proportions).",
         "y_hat": "Forecast; for every reconciled method each group equals the sum of its series.",
         "lo_80": "Lower bound of the 80% interval (hierarchicalforecast's normality method; not recalibrated).",
         "hi_80": "Upper bound of the 80% interval.",
@@ -350,7 +350,7 @@ EVALUATION_BY_LEVEL = Table(
     "forecasting.evaluation_by_level",
     "How accurate each level's forecast was on the backtest windows, per reconciliation method: SMAPE "
     "(0-200, M4), MAE, RMSE, WAPE (%), the mean over the level's forecast nodes. The default method ('auto') "
-    "is the one doing best here relative to BottomUp, averaged over the levels. Only with a hierarchy declared.",
+    "is the one doing best here relative to BottomUp, averaged over the levels. With a hierarchy only.",
     _evaluation_by_level_contract,
     "One row per level and method, metrics in range (SMAPE 0-200).",
     blocking=True,

@@ -438,9 +438,10 @@ class HierarchySettings(_Strict):
     reconciliation: Literal[RECONCILIATION_METHODS] = Field(
         "auto",
         description="How the levels' forecasts are made to add up: BottomUp (sum the series' forecasts), "
-        "MinTrace(mint_shrink), MinTrace(ols), MinTrace(wls_struct) or TopDown(forecast_proportions) "
-        "(hierarchicalforecast), or 'auto': the "
-        "method with the lowest mean SMAPE over the levels on the backtest windows (never on a holdout).",
+        "MinTrace(ols), MinTrace(wls_struct) or TopDown(forecast_proportions) (hierarchicalforecast), or "
+        "'auto': the method with the lowest mean SMAPE over the levels on the backtest windows (never on a "
+        "holdout). MinTrace(mint_shrink) is accepted but not computed (no in-sample errors of the series): "
+        "BottomUp is used (docs/levels.md).",
     )
 
     @field_validator("id_pattern")
@@ -517,7 +518,8 @@ class Settings(_Strict):
     hierarchy: HierarchySettings | None = Field(
         None,
         description="Levels above the series (total, category, brand...), each forecast and reconciled so that "
-        "they add up (docs/levels.md). Empty: off, the chain runs as without it; {} turns the default levels on.",
+        "they add up (docs/levels.md). Order lines: on by default (total / category / brand / product); null "
+        "turns them off. Series files: off unless declared ({} for the total alone, or levels and id_pattern).",
     )
     seed: int = 42
 
@@ -531,6 +533,14 @@ class Settings(_Strict):
     @classmethod
     def _known_models(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else validate_model_names(value)
+
+    @model_validator(mode="after")
+    def _order_lines_have_levels(self) -> Settings:
+        # Order lines carry their master data (category, brand), so their levels are known: on unless the
+        # settings say hierarchy: null. A series file's levels must be declared.
+        if "hierarchy" not in self.model_fields_set and self.source == "orders":
+            self.hierarchy = HierarchySettings()
+        return self
 
     @model_validator(mode="after")
     def _models_have_intervals(self) -> Settings:

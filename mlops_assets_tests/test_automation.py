@@ -24,7 +24,7 @@ CONTRACT_TABLES = {
     *(dg.AssetKey(["monitoring", n]) for n in ("drift_summary", "forecast_history", "forecast_accuracy",
                                                 "serving_requests", "served_forecasts")),
     *(dg.AssetKey(["forecasting", n]) for n in ("backtest_forecasts", "series_evaluation", "series_champions",
-                                                 "forecasts")),
+                                                 "forecasts", "forecasts_by_level", "evaluation_by_level")),
 }
 
 
@@ -156,10 +156,11 @@ def test_every_contract_check_below_raw_is_requested_with_its_asset():
     result = _tick(instance, cursor)
     # Raw is updated outside automation (the landing sensor's runs carry the raw checks): nothing is requested
     # for its checks on their own. The inference-log tables are not below raw: their checks wait for them.
-    # Beside the contracts, the warning that a champion could not be served runs with the forecasts.
+    # Beside the contracts, the warning that a champion could not be served runs with the forecasts, and the
+    # levels' coherence with theirs (the suite's order lines have levels by default).
     assert _requested_checks(result) == {
         f"{k.to_user_string()}:matches_contract" for k in CONTRACT_TABLES - RAW - LOG_FED
-    } | {"forecasting/forecasts:champions_served"}
+    } | {"forecasting/forecasts:champions_served", "forecasting/forecasts_by_level:coherent"}
     assert _requested_checks(_tick(instance, result.cursor)) == set()
 
 

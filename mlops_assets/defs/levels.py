@@ -1,7 +1,7 @@
 """Every level of the business forecast (total, category, brand, product, or declared columns), reconciled.
 
-Opt-in: the assets exist only when the settings declare ``hierarchy:``; without it the graph, and the cost of
-a run, are what they were (docs/levels.md).
+On for order lines unless ``hierarchy: null``, off for series files unless declared: without a hierarchy the
+assets do not exist and the graph, and the cost of a run, are what they were (docs/levels.md).
 """
 
 import dagster as dg
@@ -25,12 +25,14 @@ COHERENCE_TOLERANCE = 1e-6
 
 def level_definitions() -> dg.Definitions:
     """The levels' assets and checks, built on call so that only a declared hierarchy wires them."""
-    deps = [catalog.GOLD.key, catalog.SERIES_EXCLUDED.key]
+    # After the chain's forecasts: the series' base forecasts are its champions' (docs/levels.md).
+    deps = [catalog.GOLD.key, catalog.SERIES_EXCLUDED.key, catalog.BACKTEST.key, catalog.CHAMPIONS.key,
+            catalog.FORECASTS.key]
 
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(FORECASTS_BY_LEVEL.key, group_name="forecasting", deps=deps, owners=OWNERS,
-                         kinds={"statsforecast", "duckdb"}, automation_condition=expensive_condition(),
+                         kinds={"statsforecast", "lightgbm", "duckdb"}, automation_condition=expensive_condition(),
                          description=FORECASTS_BY_LEVEL.description),
             dg.AssetSpec(EVALUATION_BY_LEVEL.key, group_name="forecasting", deps=deps, owners=OWNERS,
                          kinds={"duckdb"}, automation_condition=expensive_condition(),
@@ -62,6 +64,7 @@ def level_definitions() -> dg.Definitions:
             nodes_per_level=dg.MetadataValue.json(summary["nodes"]),
             not_forecast_series=summary["not_forecast_series"],
             selection_per_level=dg.MetadataValue.json(summary["selection"]),
+            upper_nodes_forecast=summary["upper_nodes_forecast"],
             nonnegative=summary["nonnegative"],
             failed_methods=dg.MetadataValue.json(summary["failed_methods"]),
         ))

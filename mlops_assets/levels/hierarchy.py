@@ -174,7 +174,19 @@ def aggregate(con: duckdb.DuckDBPyConnection, gold: str, hierarchy: Hierarchy, f
     A group's rows run on the period grid from its first period to its last; a period without any of its
     series' rows is 0 (the series did not exist, or had ended).
     """
+    return _sums(con, gold, hierarchy, frequency, with_series=True)
+
+
+def group_sums(con: duckdb.DuckDBPyConnection, gold: str, hierarchy: Hierarchy, frequency: str) -> pd.DataFrame:
+    """unique_id, ds, y of the groups of ``hierarchy`` alone (not its series), as ``aggregate`` sums them: a
+    small table (groups x periods) however many series gold holds."""
+    return _sums(con, gold, hierarchy, frequency, with_series=False)
+
+
+def _sums(con: duckdb.DuckDBPyConnection, gold: str, hierarchy: Hierarchy, frequency: str,
+          with_series: bool) -> pd.DataFrame:
     con.register("_level_members", hierarchy.membership[["node", "unique_id"]])
+    series = "union all select unique_id, ds, y, true from bottom" if with_series else ""
     try:
         rows = con.execute(f"""
             with bottom as (
@@ -183,8 +195,7 @@ def aggregate(con: duckdb.DuckDBPyConnection, gold: str, hierarchy: Hierarchy, f
             select m.node as unique_id, b.ds, sum(b.y) as y, false as is_series
             from bottom b join _level_members m on m.unique_id = b.unique_id and m.node <> m.unique_id
             group by 1, 2
-            union all
-            select unique_id, ds, y, true from bottom""").df()
+            {series}""").df()
     finally:
         con.unregister("_level_members")
     sums = _fill_grid(rows[~rows["is_series"]], frequency)

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.levels.layer import forecast_levels, in_memory
-from mlops_assets.levels.reconcile import BASE, CANDIDATES
+from mlops_assets.levels.frames import in_memory
+from mlops_assets.levels.layer import forecast_levels
+from mlops_assets.levels.reconcile import BASE, PER_PERIOD
 from mlops_assets.settings import Settings
 from mlops_assets_tests.levels.test_hierarchy import _aggregate
 
@@ -29,7 +30,7 @@ def _gold() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def result():
-    return forecast_levels(in_memory(_gold(), {"P9"}), SETTINGS)
+    return forecast_levels(in_memory(_gold(), {"P9"}, SETTINGS), SETTINGS)
 
 
 def _children(nodes: pd.DataFrame, levels: list[str]) -> dict[str, list[str]]:
@@ -51,10 +52,10 @@ def _path(parent: str, attributes: tuple[str, str]) -> bool:
 
 def test_children_sum_to_their_parent_at_every_period_level_and_method(result):
     fc = result.forecasts
-    assert set(fc["method"]) == {BASE, *CANDIDATES}
+    assert set(fc["method"]) == {BASE, *PER_PERIOD}
     children = _children(result.hierarchy.nodes, result.hierarchy.levels)
     assert len(children) == 1 + 2 + 4
-    for method in CANDIDATES:
+    for method in PER_PERIOD:
         table = fc[fc["method"] == method].pivot(index="ds", columns="unique_id", values="y_hat")
         assert len(table) == SETTINGS.horizon and not table.isna().any().any()
         for parent, kids in children.items():
@@ -69,7 +70,7 @@ def test_bounds_are_ordered_and_one_method_is_the_default(result):
             & (fc["y_hat"] <= fc["hi_80"] + 1e-9) & (fc["hi_80"] <= fc["hi_95"] + 1e-9)).all()
     assert fc[["lo_80", "hi_80", "lo_95", "hi_95"]].notna().all().all()
     assert set(fc.loc[fc["is_default"], "method"]) == {result.method}
-    assert result.method in CANDIDATES
+    assert result.method in PER_PERIOD
     # Sales without a negative actual: every method's forecasts and bounds stay >= 0, still coherent.
     assert result.summary["nonnegative"]
     assert (fc[["y_hat", "lo_80", "lo_95"]] >= -1e-9).all().all()
@@ -93,7 +94,7 @@ def test_an_excluded_series_is_not_forecast_but_counts_in_its_parents(result):
 def test_evaluation_has_every_level_and_method_scored_on_the_backtest(result):
     ev = result.evaluation
     assert set(zip(ev["level"], ev["method"], strict=True)) == {
-        (level, method) for level in result.hierarchy.levels for method in (BASE, *CANDIDATES)}
+        (level, method) for level in result.hierarchy.levels for method in (BASE, *PER_PERIOD)}
     assert (ev["n_windows"] == SETTINGS.backtest.windows).all()
     bottom = ev[(ev["level"] == "product") & ev["method"].isin([BASE, "BottomUp"])].set_index("method")
     # BottomUp leaves the series' own forecasts as they are.
@@ -132,10 +133,10 @@ def test_declared_closed_days_are_zero_at_every_level_and_method():
     settings = Settings(source="series", frequency="D", horizon=7, season_length=7, backtest={"windows": 2},
                         models=["Naive", "SeasonalNaive"], closed={"weekdays": ["sun"]},
                         hierarchy={"levels": [["shop"]], "id_pattern": "(?P<shop>[a-z])_(?P<till>[0-9])"})
-    result = forecast_levels(in_memory(gold), settings)
+    result = forecast_levels(in_memory(gold, (), settings), settings)
     fc = result.forecasts
     sunday = fc["ds"].dt.weekday == 6
-    assert sunday.sum() == len(result.hierarchy.nodes) * (1 + len(CANDIDATES))
+    assert sunday.sum() == len(result.hierarchy.nodes) * (1 + len(PER_PERIOD))
     assert (fc.loc[sunday, ["y_hat", "lo_80", "hi_80", "lo_95", "hi_95"]] == 0).all().all()
     assert (fc.loc[~sunday & (fc["unique_id"] == "total"), "y_hat"] > 0).all()
 
@@ -155,10 +156,10 @@ def test_one_bucket_or_one_per_shop_adds_up_and_a_shop_of_excluded_series_is_zer
     settings = Settings(source="series", horizon=4, season_length=4, backtest={"windows": 2},
                         models=["Naive", "WindowAverage"],
                         hierarchy={"levels": levels, "id_pattern": "(?P<shop>[a-z])_(?P<till>[0-9])"})
-    result = forecast_levels(in_memory(_shops(True), {"b_1"}), settings)
+    result = forecast_levels(in_memory(_shops(True), {"b_1"}, settings), settings)
     assert result.summary["buckets"] == (1 if not levels else 2)
     fc = result.forecasts
-    for method in CANDIDATES:
+    for method in PER_PERIOD:
         table = fc[fc["method"] == method].pivot(index="ds", columns="unique_id", values="y_hat")
         np.testing.assert_allclose(table["total"], table[["a_1", "a_2", "b_1"]].sum(axis=1), atol=1e-6)
         if levels:
@@ -186,4 +187,5 @@ def test_top_down_from_the_buckets_is_hierarchicalforecasts_top_down_on_the_whol
 
 def test_no_series_forecast_is_a_clear_error():
     with pytest.raises(ValueError, match="no series of gold.sales_data_for_forecast is forecast"):
-        forecast_levels(in_memory(_shops(True), {"a_1", "a_2", "b_1"}), Settings(source="series", hierarchy={}))
+        settings = Settings(source="series", hierarchy={})
+        forecast_levels(in_memory(_shops(True), {"a_1", "a_2", "b_1"}, settings), settings)

@@ -119,3 +119,29 @@ def test_a_method_hierarchicalforecast_refuses_is_left_out_and_named_not_fatal()
     done = reconcile(base, insample, hierarchy, ["BottomUp", "MinTrace(mint_shrink)", "MinTrace(ols)"])
     assert list(done.failed) == ["MinTrace(mint_shrink)"] and "residuals" in done.failed["MinTrace(mint_shrink)"]
     assert set(done.forecasts["method"]) == {"Base", "BottomUp", "MinTrace(ols)"}
+
+
+@pytest.mark.parametrize("method", ["MinTrace(ols)", "MinTrace(wls_struct)"])
+def test_non_negative_min_trace_is_hierarchicalforecasts_quadratic_program_in_sparse_form(method):
+    from mlops_assets.levels import reconcile as rec
+
+    rng = np.random.default_rng(3)
+    n = 40
+    attributes = pd.DataFrame({"unique_id": [f"P{i:03d}" for i in range(n)],
+                               "category": [f"C{i % 3}" for i in range(n)], "brand": [f"B{i % 7}" for i in range(n)]})
+    hierarchy = build_hierarchy(attributes, Settings())
+    nodes = hierarchy.nodes["unique_id"].tolist()
+    s = hierarchy.summing_matrix().set_index("unique_id").to_numpy()
+    # Small series beside large ones, groups off their sums: the unconstrained solution goes below 0.
+    y = s @ rng.choice([0.0, 0.5, 20.0], size=(n, 4)) * rng.uniform(0.7, 1.3, (len(nodes), 4))
+    base = pd.DataFrame(y, index=nodes, columns=WEEKS).stack().rename("y_hat").rename_axis(["unique_id", "ds"])
+    base = base.reset_index()
+    ours = rec.reconcile(base, None, hierarchy, [method], nonnegative=True).forecasts
+    ours = ours[ours["method"] == method].set_index(["unique_id", "ds"])["y_hat"].sort_index()
+    unconstrained = rec.reconcile(base, None, hierarchy, [method]).forecasts
+    assert (unconstrained.loc[unconstrained["method"] == method, "y_hat"] < -1e-6).any()
+    wide, point = rec._in_one_call(base.rename(columns={"y_hat": rec.BASE}), None, hierarchy.tags(),
+                                   hierarchy.summing_matrix(), [method], None, True)[method]
+    theirs = wide.set_index(["unique_id", "ds"])[point].reindex(ours.index)
+    assert (ours >= 0).all()
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-4, atol=1e-3)

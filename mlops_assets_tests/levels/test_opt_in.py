@@ -1,4 +1,5 @@
-"""The levels are opt-in: without a declared hierarchy the graph has none of their assets or checks."""
+"""The levels are on by default for order lines, off with hierarchy: null and off for a series file unless
+declared: without a hierarchy the graph has none of their assets or checks."""
 
 from mlops_assets.catalog import EVALUATION_BY_LEVEL, FORECASTS_BY_LEVEL
 from mlops_assets.definitions import defs
@@ -10,14 +11,17 @@ def _keys(definitions) -> set[str]:
     return {k.to_user_string() for a in definitions.assets or [] for k in a.keys}
 
 
-def test_levels_are_wired_only_when_the_settings_declare_a_hierarchy(tmp_path, monkeypatch):
+def test_levels_are_wired_for_order_lines_and_declared_series_files_only(tmp_path, monkeypatch):
     wanted = {"/".join(FORECASTS_BY_LEVEL.key), "/".join(EVALUATION_BY_LEVEL.key)}
-    # The suite's defaults: no hierarchy.
-    assert not wanted & {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
-    monkeypatch.setenv(SETTINGS_ENV, "")
-    assert not levels().assets
+    # The suite's defaults (the sample's order lines): the levels are wired.
+    assert wanted <= {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
+    off = tmp_path / "off.yaml"
+    for text in ("hierarchy: null\n", "source: series\n"):
+        off.write_text(text)
+        monkeypatch.setenv(SETTINGS_ENV, str(off))
+        assert not levels().assets, text
     declared = tmp_path / "settings.yaml"
-    declared.write_text("hierarchy: {levels: [[category]]}\n")
+    declared.write_text("source: series\nhierarchy: {}\n")
     monkeypatch.setenv(SETTINGS_ENV, str(declared))
     wired = levels()
     assert _keys(wired) == wanted
@@ -29,8 +33,10 @@ def test_the_sample_levels_settings_declare_total_category_brand_product():
     from pathlib import Path
 
     from mlops_assets.levels.hierarchy import level_name, level_spec
-    from mlops_assets.settings import load_settings
+    from mlops_assets.settings import Settings, load_settings
 
     settings = load_settings(Path(__file__).resolve().parents[2] / "settings" / "sample_levels.yaml")
     assert settings.hierarchy is not None
     assert [level_name(columns) for columns in level_spec(settings)] == ["total", "category", "category/brand"]
+    assert level_spec(settings) == level_spec(Settings())  # the order lines' defaults, written out
+    assert Settings(hierarchy=None).hierarchy is None and Settings(source="series").hierarchy is None
