@@ -20,9 +20,10 @@ LOG_FED = {dg.AssetKey(["monitoring", "serving_requests"]), dg.AssetKey(["monito
 BELOW_GOLD = ALL_ASSETS - RAW - GOLD - LOG_FED
 # Tables with a Pandera contract: all but the drift report (an HTML file) and the OpenAPI document.
 CONTRACT_TABLES = {
-    *RAW, *GOLD, dg.AssetKey(["serving", "sales_overall"]),
+    *RAW, *GOLD, dg.AssetKey(["serving", "sales_overall"]), dg.AssetKey(["serving", "sales_overall_by_level"]),
     *(dg.AssetKey(["monitoring", n]) for n in ("drift_summary", "forecast_history", "forecast_accuracy",
-                                                "serving_requests", "served_forecasts")),
+                                                "serving_requests", "served_forecasts",
+                                                "forecast_history_by_level", "forecast_accuracy_by_level")),
     *(dg.AssetKey(["forecasting", n]) for n in ("backtest_forecasts", "series_evaluation", "series_champions",
                                                  "forecasts", "forecasts_by_level", "evaluation_by_level")),
 }

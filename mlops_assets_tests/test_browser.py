@@ -119,6 +119,8 @@ def test_materialize_all_from_the_asset_graph_in_chromium(small_sample, tmp_path
             page.set_default_timeout(60_000)
 
             # The catalog lists every asset as a link to /assets/<key>: the names in the rows are truncated.
+            # Tall enough that the catalog, a virtualized list, renders every asset row at once.
+            page.set_viewport_size({"width": 1600, "height": 2600})
             page.goto(f"{base}/assets")
             _dismiss_welcome(page)
             links = page.locator("a[href^='/assets/']")
@@ -131,6 +133,7 @@ def test_materialize_all_from_the_asset_graph_in_chromium(small_sample, tmp_path
             hrefs = {href.removeprefix("/assets/") for href in hrefs}
             assert expected <= hrefs, sorted(expected - hrefs)
             _shoot(page, shots, "1_asset_catalog")
+            page.set_viewport_size({"width": 1600, "height": 1400})
 
             page.goto(f"{base}/asset-groups")
             _dismiss_welcome(page)

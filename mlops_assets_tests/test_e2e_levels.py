@@ -9,10 +9,8 @@ import pytest
 import yaml
 
 from mlops_assets.catalog import EVALUATION_BY_LEVEL, FORECASTS, FORECASTS_BY_LEVEL
-from mlops_assets.definitions import ASSETS, CHECKS
-from mlops_assets.defs.levels import level_definitions
 from mlops_assets.wiring.resources import build_resources
-from mlops_assets_tests.conftest import read_table
+from mlops_assets_tests.conftest import read_table, with_levels
 
 pytestmark = pytest.mark.e2e
 
@@ -38,12 +36,7 @@ def test_store_and_total_levels_from_declared_id_parts_add_up(tmp_path):
     # The chain through its forecasts (the series' base forecasts), then the levels.
     chain = (dg.AssetSelection.keys(FORECASTS.key).upstream()
              | dg.AssetSelection.keys(FORECASTS_BY_LEVEL.key, EVALUATION_BY_LEVEL.key))
-    levels = level_definitions()
-    # The suite's own settings wire the levels already (order lines); whatever they say, these are wired once.
-    keys = {k for a in levels.assets for k in a.keys}
-    graph = [a for a in ASSETS if not set(a.keys) & keys] + [
-        c for c in CHECKS if not {k.asset_key for k in c.check_keys} & keys]
-    result = dg.materialize([*graph, *levels.assets, *levels.asset_checks],
+    result = dg.materialize(with_levels(),
                             resources=build_resources(str(tmp_path), str(settings_file), landing_settle_seconds=0.0),
                             instance=dg.DagsterInstance.ephemeral(), selection=chain)
     assert result.success

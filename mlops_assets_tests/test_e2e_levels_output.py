@@ -17,27 +17,25 @@ from mlops_assets.catalog import (
     EVALUATION_BY_LEVEL,
     FORECAST_ACCURACY_BY_LEVEL,
     FORECAST_HISTORY_BY_LEVEL,
+    FORECASTS,
     FORECASTS_BY_LEVEL,
     GOLD,
     SALES_OVERALL_BY_LEVEL,
 )
-from mlops_assets.definitions import ASSETS, CHECKS
-from mlops_assets.defs.levels import level_definitions
-from mlops_assets.defs.levels_output import level_output_definitions
 from mlops_assets.sample_data import write_new_week
 from mlops_assets.settings import DataPaths
 from mlops_assets.wiring.resources import build_resources
-from mlops_assets_tests.conftest import read_table
+from mlops_assets_tests.conftest import read_table, with_levels
 
 pytestmark = pytest.mark.e2e
 
 GOLD_CHAIN = dg.AssetSelection.groups("raw", "gold") - dg.AssetSelection.keys(["gold", "regressors"])
+# The levels read the series' backtest, champions and served forecasts: the chain through them.
+SERIES_CHAIN = dg.AssetSelection.keys(FORECASTS.key).upstream()
 
 
 def _materialize(data_dir, settings_file, selection) -> dg.ExecuteInJobResult:
-    levels, outputs = level_definitions(), level_output_definitions()
-    return dg.materialize([*ASSETS, *CHECKS, *levels.assets, *levels.asset_checks, *outputs.assets,
-                           *outputs.asset_checks],
+    return dg.materialize(with_levels(),
                           resources=build_resources(str(data_dir), str(settings_file), landing_settle_seconds=0.0),
                           instance=dg.DagsterInstance.ephemeral(), selection=selection)
 
@@ -55,7 +53,7 @@ def test_every_level_is_served_issued_and_scored_when_its_actuals_arrive(small_s
     settings_file.write_text(yaml.safe_dump(settings))
     outputs = dg.AssetSelection.keys(SALES_OVERALL_BY_LEVEL.key, FORECAST_HISTORY_BY_LEVEL.key,
                                      FORECAST_ACCURACY_BY_LEVEL.key)
-    first = _materialize(tmp_path, settings_file, GOLD_CHAIN | outputs | dg.AssetSelection.keys(
+    first = _materialize(tmp_path, settings_file, SERIES_CHAIN | outputs | dg.AssetSelection.keys(
         FORECASTS_BY_LEVEL.key, EVALUATION_BY_LEVEL.key))
     assert first.success
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in first.get_asset_check_evaluations()}

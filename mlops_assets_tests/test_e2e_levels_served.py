@@ -18,11 +18,9 @@ import yaml
 
 from mlops_assets.catalog import FORECAST_ACCURACY, FORECAST_HISTORY, SERVED_FORECASTS, SERVING_REQUESTS
 from mlops_assets.definitions import ASSETS, CHECKS
-from mlops_assets.defs.levels import level_definitions
-from mlops_assets.defs.levels_model import levels_model_definitions
 from mlops_assets.devtools.processes import free_port, server_answering
 from mlops_assets.wiring.resources import build_resources
-from mlops_assets_tests.conftest import read_table
+from mlops_assets_tests.conftest import read_table, with_levels
 from mlops_assets_tests.serving.test_app import assert_no_server_error_found
 
 pytestmark = pytest.mark.e2e
@@ -36,9 +34,8 @@ def test_the_endpoint_answers_level_ids_with_the_reconciled_default_and_says_eac
                 "plots": {"max_series": 0}, "hierarchy": {"levels": [["category"], ["category", "brand"]]}}
     settings_file = data_dir / "settings.yaml"
     settings_file.write_text(yaml.safe_dump(settings))
-    levels, served_levels = level_definitions(), levels_model_definitions()
     result = dg.materialize(
-        [*ASSETS, *CHECKS, *levels.assets, *levels.asset_checks, *served_levels.assets],
+        with_levels(),
         resources=build_resources(str(data_dir), str(settings_file), landing_settle_seconds=0.0),
         instance=dg.DagsterInstance.ephemeral(),
         selection=dg.AssetSelection.all() - dg.AssetSelection.groups("monitoring"),

@@ -112,7 +112,7 @@ def test_mlflow_reads_as_an_mlflow_user_expects(chain):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert "forecasting/series_evaluation" in experiment.tags["mlflow.note.content"]
     runs = client.search_runs([experiment.experiment_id])
-    assert {r.data.tags.get("kind", "evaluation") for r in runs} == {"evaluation", "drift_report"}
+    assert {r.data.tags.get("kind", "evaluation") for r in runs} == {"evaluation", "drift_report", "levels_model"}
     for run in runs:
         assert run.data.tags["mlflow.note.content"]
         assert run.data.tags["mlflow.source.name"] == f"mlops_assets {run.data.tags['dagster_asset']}"

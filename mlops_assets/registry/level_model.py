@@ -192,7 +192,11 @@ def register_levels(forecasts: LevelForecasts, *, name: str, coherent: bool, why
     if existing is not None:
         version, reused, run_id = str(existing.version), True, existing.run_id
     else:
-        with mlflow.start_run(run_name=f"{name} (series version {forecasts.series_version})", tags=run_tags,
+        with mlflow.start_run(run_name=f"{name} (series version {forecasts.series_version})",
+                              tags={**(run_tags or {}), "kind": "levels_model"},
+                              description=f"The reconciled default forecasts of {len(forecasts.series)} nodes "
+                              f"above the series (forecasting.forecasts_by_level), reconciling version "
+                              f"{forecasts.series_version} of the series' model.",
                               nested=mlflow.active_run() is not None):
             info = log_levels_model(forecasts)
             registered = client.create_model_version(

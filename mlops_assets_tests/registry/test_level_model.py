@@ -89,7 +89,9 @@ def test_the_champion_alias_moves_only_when_the_levels_add_up(registered):
 
 
 def test_the_levels_model_asset_is_wired_only_with_a_hierarchy(tmp_path, monkeypatch):
-    monkeypatch.setenv(SETTINGS_ENV, "")
+    off = tmp_path / "off.yaml"
+    off.write_text("hierarchy: null\n")
+    monkeypatch.setenv(SETTINGS_ENV, str(off))
     assert not levels_model().assets
     declared = tmp_path / "settings.yaml"
     declared.write_text("hierarchy: {}\n")

@@ -141,14 +141,15 @@ def test_forecasts_of_nodes_the_hierarchy_lacks_are_a_clear_error(tmp_path):
 
 def test_the_level_tables_are_wired_only_when_the_settings_declare_a_hierarchy(tmp_path, monkeypatch):
     from mlops_assets.catalog import FORECAST_ACCURACY_BY_LEVEL, FORECAST_HISTORY_BY_LEVEL, SALES_OVERALL_BY_LEVEL
-    from mlops_assets.definitions import defs
-    from mlops_assets.defs.levels import levels
     from mlops_assets.defs.levels_output import levels_output
     from mlops_assets.settings import SETTINGS_ENV
+    from mlops_assets.wiring.resources import build_resources
+    from mlops_assets_tests.conftest import with_levels
 
     wanted = {"/".join(t.key) for t in (SALES_OVERALL_BY_LEVEL, FORECAST_HISTORY_BY_LEVEL, FORECAST_ACCURACY_BY_LEVEL)}
-    assert not wanted & {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
-    monkeypatch.setenv(SETTINGS_ENV, "")
+    off = tmp_path / "off.yaml"
+    off.write_text("hierarchy: null\n")
+    monkeypatch.setenv(SETTINGS_ENV, str(off))
     assert not levels_output().assets
     declared = tmp_path / "settings.yaml"
     declared.write_text("hierarchy: {levels: [[category]]}\n")
@@ -158,7 +159,8 @@ def test_the_level_tables_are_wired_only_when_the_settings_declare_a_hierarchy(t
     checks = {(k.asset_key.to_user_string(), k.name) for c in wired.asset_checks for k in c.check_keys}
     assert checks == {(key, "matches_contract") for key in wanted}
     # With the levels' own assets, the graph resolves: every dependency is an asset of it.
-    graph = dg.Definitions.merge(defs, levels(), wired).resolve_asset_graph()
+    graph = dg.Definitions(assets=with_levels(),
+                           resources=build_resources(str(tmp_path), str(declared))).resolve_asset_graph()
     assert wanted <= {k.to_user_string() for k in graph.materializable_asset_keys}
     sales = graph.get(dg.AssetKey(SALES_OVERALL_BY_LEVEL.key))
     assert {k.to_user_string() for k in sales.parent_keys} == {"gold/sales_data_for_forecast",
