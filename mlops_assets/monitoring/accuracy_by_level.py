@@ -3,7 +3,7 @@
 The issued coherent forecast (forecasting.forecasts_by_level's default method) is kept in
 monitoring.forecast_history_by_level, one issue per new forecast (a rerun adds nothing: accuracy.py's test,
 with the reconciliation method in the place of the model version), and scored by accuracy.py's scorer against
-the nodes' actuals once gold holds them: a group's summed from gold (node_actuals.py, one bucket at a time), a
+the nodes' actuals once gold holds them: a group's summed from gold (levels/actuals.py, one bucket at a time), a
 series' its own, one range of series at a time.
 """
 
@@ -16,9 +16,9 @@ import duckdb
 import pandas as pd
 
 from mlops_assets.buckets import range_rows, series_ranges
+from mlops_assets.levels.actuals import group_actuals, stored_hierarchy
 from mlops_assets.monitoring.accuracy import score_forecasts, summary_sql
 from mlops_assets.monitoring.accuracy_by_range import ScoredParts
-from mlops_assets.node_actuals import group_actuals, stored_hierarchy
 from mlops_assets.settings import Settings
 from mlops_assets.warehouse import require_table, table_exists, write_part
 

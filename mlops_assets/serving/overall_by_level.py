@@ -1,7 +1,7 @@
 """serving.sales_overall_by_level: actuals and the coherent forecast of every node of a declared hierarchy, in
 sales_overall's long form with a ``level`` column, and a PNG per group (total, category, brand) beside the series'.
 
-A node's Train rows are its actuals (a group's summed from gold per period by node_actuals.py, a series' its own
+A node's Train rows are its actuals (a group's summed from gold per period by levels/actuals.py, a series' its own
 gold rows); its Predict rows are forecasting.forecasts_by_level's default method (``is_default``) with its
 intervals. The groups are built one bucket at a time and the series one range at a time, each written as a
 Parquet part (the caller replaces the table from the parts in one transaction), so no step holds the table whole.
@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from mlops_assets.buckets import range_rows, series_ranges
-from mlops_assets.node_actuals import group_actuals, stored_hierarchy
+from mlops_assets.levels.actuals import group_actuals, stored_hierarchy
 from mlops_assets.serving.overall import BOUNDS, PREDICT, TRAIN, forecast_bounds
 from mlops_assets.serving.plots import SeriesPlotWriter, rank_by_volume
 from mlops_assets.settings import Settings

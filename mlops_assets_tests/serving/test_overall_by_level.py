@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.node_actuals import group_actuals, stored_hierarchy
+from mlops_assets.levels.actuals import group_actuals, stored_hierarchy
 from mlops_assets.serving.overall_by_level import build_overall_by_level
 from mlops_assets.settings import Settings
 
