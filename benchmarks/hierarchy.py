@@ -216,13 +216,17 @@ def chain_cost() -> None:
 
     from mlops_assets.definitions import ASSETS, CHECKS
     from mlops_assets.defs.levels import level_definitions
+    from mlops_assets.defs.levels_model import levels_model_definitions
+    from mlops_assets.defs.levels_output import level_output_definitions
     from mlops_assets.sample_data import generate_sample
     from mlops_assets.wiring.resources import build_resources
 
     cpu = {}
-    # The levels' own definitions, whatever the environment's settings wired at import.
-    levels = level_definitions()
-    keys = {k for a in levels.assets for k in a.keys}
+    # Every levels' definition (the layer, its tables people read, its registered model), whatever the
+    # environment's settings wired at import.
+    extra = [level_definitions(), level_output_definitions(), levels_model_definitions()]
+    levels = [x for d in extra for x in (*(d.assets or ()), *(d.asset_checks or ()))]
+    keys = {k for d in extra for a in (d.assets or ()) for k in a.keys}
     graph = [a for a in ASSETS if not set(a.keys) & keys] + [
         c for c in CHECKS if not {k.asset_key for k in c.check_keys} & keys]
     for label, text in (("chain", "hierarchy: null\n"), ("chain with levels", "hierarchy: {}\n")):
@@ -230,7 +234,7 @@ def chain_cost() -> None:
             data, settings_file = Path(tmp) / "data", Path(tmp) / "settings.yaml"
             generate_sample(data / "landing")
             settings_file.write_text(text)
-            wired = [*levels.assets, *levels.asset_checks] if "levels" in label else []
+            wired = levels if "levels" in label else []
             load = _load()
             result, cpu[label], wall = _timed(
                 dg.materialize, [*graph, *wired],
