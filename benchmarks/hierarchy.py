@@ -214,21 +214,17 @@ def chain_cost() -> None:
     without a hierarchy and then with the sample's levels: CPU-seconds of this process and its workers."""
     import dagster as dg
 
-    from mlops_assets.definitions import ASSETS, CHECKS
-    from mlops_assets.defs.levels import level_definitions
-    from mlops_assets.defs.levels_model import levels_model_definitions
-    from mlops_assets.defs.levels_output import level_output_definitions
+    from mlops_assets.definitions import ASSETS, CHECKS, with_every_level
     from mlops_assets.sample_data import generate_sample
     from mlops_assets.wiring.resources import build_resources
 
     cpu = {}
     # Every levels' definition (the layer, its tables people read, its registered model), whatever the
-    # environment's settings wired at import.
-    extra = [level_definitions(), level_output_definitions(), levels_model_definitions()]
-    levels = [x for d in extra for x in (*(d.assets or ()), *(d.asset_checks or ()))]
-    keys = {k for d in extra for a in (d.assets or ()) for k in a.keys}
-    graph = [a for a in ASSETS if not set(a.keys) & keys] + [
-        c for c in CHECKS if not {k.asset_key for k in c.check_keys} & keys]
+    # environment's settings wired at import; the chain without them is the rest of the graph.
+    imported = {id(x) for x in (*ASSETS, *CHECKS)}
+    everything = with_every_level()
+    graph = [x for x in everything if id(x) in imported]
+    levels = [x for x in everything if id(x) not in imported]
     for label, text in (("chain", "hierarchy: null\n"), ("chain with levels", "hierarchy: {}\n")):
         with tempfile.TemporaryDirectory() as tmp:
             data, settings_file = Path(tmp) / "data", Path(tmp) / "settings.yaml"

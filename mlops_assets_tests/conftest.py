@@ -36,18 +36,10 @@ def materialize_all(data_dir: Path, settings_file: str = "", instance: dg.Dagste
 
 
 def with_levels() -> list:
-    """The graph's assets and checks with every levels' definition wired once, whatever the suite's settings
-    say (the levels are on by default for order lines, off for series files and with ``hierarchy: null``)."""
-    from mlops_assets.definitions import ASSETS, CHECKS
-    from mlops_assets.defs.levels import level_definitions
-    from mlops_assets.defs.levels_model import levels_model_definitions
-    from mlops_assets.defs.levels_output import level_output_definitions
+    """The graph with every levels' definition wired once (mlops_assets.definitions.with_every_level)."""
+    from mlops_assets.definitions import with_every_level
 
-    extra = [level_definitions(), level_output_definitions(), levels_model_definitions()]
-    keys = {k for d in extra for a in d.assets for k in a.keys}
-    return ([a for a in ASSETS if not set(a.keys) & keys]
-            + [c for c in CHECKS if not {k.asset_key for k in c.check_keys} & keys]
-            + [x for d in extra for x in (*(d.assets or ()), *(d.asset_checks or ()))])
+    return with_every_level()
 
 
 def read_table(data_dir: Path, table: str):
